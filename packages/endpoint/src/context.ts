@@ -1,0 +1,438 @@
+import { Code } from "./code.js";
+import {
+  createMetadata,
+  emptyMetadata,
+  type Metadata,
+  type MetadataInit,
+  mergeMetadata,
+} from "./metadata.js";
+import { ServiceError } from "./service-error.js";
+
+/**
+ * A typed key for a value carried by a {@link Context}. Make one with {@link createContextKey}.
+ */
+export interface ContextKey<T> {
+  /** The identity of the key. */
+  readonly id: symbol;
+  /** What `ctx.value(key)` returns when the context holds no value for the key. */
+  readonly defaultValue: T;
+  /** A name for debugging. */
+  readonly description: string;
+}
+
+/** Options of {@link createContextKey}. */
+export interface ContextKeyOptions {
+  /** A name for debugging (and the registry name when `shared`). */
+  description?: string;
+  /**
+   * Register the key's symbol globally (`Symbol.for("svckit:" + description)`) so two copies of a
+   * package that define the same key agree on it. Needs a namespaced `description`.
+   */
+  shared?: boolean;
+}
+
+/**
+ * Creates a typed context key. Each call makes a distinct key unless `shared` is set.
+ *
+ * @example
+ * ```ts
+ * const userKey = createContextKey<string | undefined>(undefined, { description: "user" });
+ * const ctx2 = ctx.with(userKey, "ada");
+ * ctx2.value(userKey); // "ada"
+ * ```
+ */
+export function createContextKey<T>(defaultValue: T, options?: ContextKeyOptions): ContextKey<T> {
+  const description = options?.description ?? "context key";
+  if (options?.shared === true && options.description === undefined) {
+    throw new TypeError("createContextKey: a shared key needs a description");
+  }
+  const id = options?.shared === true ? Symbol.for(`svckit:${description}`) : Symbol(description);
+  return Object.freeze({ id, defaultValue, description });
+}
+
+/**
+ * Where a context's cancellation may come from besides its parent, its deadline and an
+ * `AbortSignal`: a transport's request (client gone) is the usual one. It is consulted lazily:
+ * `isCancelled` when someone asks `ctx.aborted`, `subscribe` only once someone asks for
+ * `ctx.signal`. So a request nobody watches costs no listener and no AbortController.
+ *
+ * Keep one source object per transport (not per request); the per-request object is the `target`.
+ *
+ * @example
+ * ```ts
+ * const disconnect: CancelSource<ServerResponse> = {
+ *   isCancelled: (res) => res.destroyed && !res.writableFinished,
+ *   subscribe(res, cancel) {
+ *     const onClose = () => { if (!res.writableFinished) cancel(); };
+ *     res.once("close", onClose);
+ *     return () => res.off("close", onClose);
+ *   },
+ * };
+ * ```
+ */
+export interface CancelSource<T> {
+  /** Whether `target` is cancelled now. */
+  isCancelled(target: T): boolean;
+  /** Calls `cancel` once `target` is cancelled; returns a function that stops listening. */
+  subscribe(target: T, cancel: (reason?: unknown) => void): () => void;
+}
+
+/** What {@link createContext} builds a root context from. */
+export interface ContextInit<T = unknown> {
+  /** Incoming request metadata (headers / gRPC metadata). */
+  metadata?: MetadataInit;
+  /** Metadata to send on outgoing client calls. */
+  outgoingMetadata?: MetadataInit;
+  /** An absolute deadline (epoch ms or a Date). */
+  deadline?: number | Date;
+  /** A relative deadline in ms from now; the earlier of `deadline` and `timeout` wins. */
+  timeout?: number;
+  /** An external signal that cancels the context. */
+  signal?: AbortSignal;
+  /** A lazily consulted cancellation source; see {@link CancelSource}. */
+  cancelSource?: CancelSource<T>;
+  /** The object `cancelSource` watches (e.g. the HTTP response). */
+  cancelTarget?: T;
+}
+
+/**
+ * A child context that can be cancelled, returned by `withCancel`, `withTimeout` and `withDeadline`.
+ * Call `cancel` when the work is over or must stop (like Go's `cancel()`), or `release` to drop the
+ * timer and the listeners on the parent without aborting anything.
+ */
+export interface CancelableContext {
+  /** The child context. */
+  readonly context: Context;
+  /** Aborts the child's signal (reason: CANCELLED unless given) and releases its resources. */
+  cancel(reason?: unknown): void;
+  /** Drops the child's timer and parent listeners without aborting; safe to call more than once. */
+  release(): void;
+}
+
+/**
+ * The per-call context every endpoint receives: immutable, explicit, transport-neutral.
+ * It carries cancellation (an `AbortSignal`, created only when asked for), an optional deadline,
+ * incoming and outgoing metadata, and typed values. Derive new contexts with the `with*` methods.
+ *
+ * @example
+ * ```ts
+ * const endpoint: Endpoint<string, string> = async (ctx, name) => {
+ *   const res = await fetch(`http://127.0.0.1:9000/${name}`, { signal: ctx.signal });
+ *   return res.text();
+ * };
+ * ```
+ */
+export interface Context {
+  /** Aborted when the call is cancelled or its deadline passes; the reason is a {@link ServiceError}. */
+  readonly signal: AbortSignal;
+  /** Whether the call is cancelled or past its deadline (does not create the signal). */
+  readonly aborted: boolean;
+  /** Why the call was aborted (CANCELLED or DEADLINE_EXCEEDED, or a given reason), if it was. */
+  readonly abortReason: ServiceError | undefined;
+  /** The deadline in epoch milliseconds, if any. */
+  readonly deadline: number | undefined;
+  /** Incoming request metadata, keys lower-cased. */
+  readonly metadata: Metadata;
+  /** Metadata that client transports send with outgoing calls made with this context. */
+  readonly outgoingMetadata: Metadata;
+  /** Milliseconds until the deadline (0 once passed), or `undefined` without a deadline. */
+  timeRemaining(): number | undefined;
+  /** Throws the abort reason if the context is aborted. */
+  throwIfAborted(): void;
+  /** The value stored under `key`, or the key's default. */
+  value<T>(key: ContextKey<T>): T;
+  /** A new context with `value` stored under `key`. */
+  with<T>(key: ContextKey<T>, value: T): Context;
+  /** A new context whose incoming metadata has `init` merged on top (keys in `init` replace). */
+  withMetadata(init: MetadataInit): Context;
+  /** A new context whose outgoing metadata has `init` merged on top (keys in `init` replace). */
+  withOutgoingMetadata(init: MetadataInit): Context;
+  /** A child that is also cancelled by its own `cancel`. */
+  withCancel(): CancelableContext;
+  /** A child whose deadline is at most `ms` from now (never later than this context's). */
+  withTimeout(ms: number): CancelableContext;
+  /** A child whose deadline is at most `deadline` (never later than this context's). */
+  withDeadline(deadline: number | Date): CancelableContext;
+}
+
+const MAX_TIMER_MS = 0x7fffffff;
+
+function deadlineExceeded(): ServiceError {
+  return new ServiceError(Code.DEADLINE_EXCEEDED, "deadline exceeded");
+}
+
+function toReason(reason: unknown): ServiceError {
+  if (reason === undefined) return new ServiceError(Code.CANCELLED, "context cancelled");
+  if (reason instanceof ServiceError) return reason;
+  return ServiceError.from(reason, Code.CANCELLED);
+}
+
+/**
+ * The cancellation state shared by a context and the contexts derived from it with `with`.
+ * The AbortController, timers and listeners exist only once someone asks for the signal.
+ */
+class Scope {
+  reason: ServiceError | undefined = undefined;
+  #controller: AbortController | undefined = undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #unsubscribe: (() => void)[] | undefined = undefined;
+  #released = false;
+
+  constructor(
+    readonly parent: Scope | undefined,
+    readonly deadline: number | undefined,
+    readonly external: AbortSignal | undefined,
+    readonly source: CancelSource<unknown> | undefined,
+    readonly target: unknown,
+  ) {}
+
+  /** Returns the abort reason, noticing a passed deadline, a cancelled parent or source. */
+  check(): ServiceError | undefined {
+    if (this.reason !== undefined) return this.reason;
+    if (this.deadline !== undefined && Date.now() >= this.deadline) return this.fire(deadlineExceeded());
+    const fromParent = this.parent?.check();
+    if (fromParent !== undefined) return this.fire(fromParent);
+    if (this.external?.aborted === true) return this.fire(toReason(this.external.reason));
+    if (this.source?.isCancelled(this.target) === true) {
+      return this.fire(new ServiceError(Code.CANCELLED, "request cancelled"));
+    }
+    return undefined;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller !== undefined) return this.#controller.signal;
+    const controller = new AbortController();
+    this.#controller = controller;
+    const reason = this.check();
+    if (reason !== undefined) {
+      controller.abort(reason);
+      return controller.signal;
+    }
+    if (this.#released) return controller.signal;
+    const parent = this.parent;
+    if (parent !== undefined) {
+      this.#listen(parent.signal, () => this.fire(parent.reason ?? toReason(undefined)));
+    }
+    const external = this.external;
+    if (external !== undefined) this.#listen(external, () => this.fire(toReason(external.reason)));
+    if (this.source !== undefined) {
+      this.#onCleanup(
+        this.source.subscribe(this.target, (r) =>
+          this.fire(r === undefined ? new ServiceError(Code.CANCELLED, "request cancelled") : toReason(r)),
+        ),
+      );
+    }
+    this.#arm();
+    return controller.signal;
+  }
+
+  #listen(signal: AbortSignal, onAbort: () => void): void {
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.#onCleanup(() => signal.removeEventListener("abort", onAbort));
+  }
+
+  #onCleanup(fn: () => void): void {
+    if (this.#unsubscribe === undefined) this.#unsubscribe = [fn];
+    else this.#unsubscribe.push(fn);
+  }
+
+  #arm(): void {
+    if (this.deadline === undefined || this.reason !== undefined) return;
+    const delay = this.deadline - Date.now();
+    if (delay <= 0) {
+      this.fire(deadlineExceeded());
+      return;
+    }
+    const timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        if (this.check() === undefined) this.#arm();
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    );
+    (timer as { unref?: () => void }).unref?.();
+    this.#timer = timer;
+  }
+
+  fire(reason: ServiceError): ServiceError {
+    if (this.reason !== undefined) return this.reason;
+    this.reason = reason;
+    this.#cleanup();
+    this.#controller?.abort(reason);
+    return reason;
+  }
+
+  release(): void {
+    this.#released = true;
+    this.#cleanup();
+  }
+
+  #cleanup(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const unsubscribe = this.#unsubscribe;
+    if (unsubscribe !== undefined) {
+      this.#unsubscribe = undefined;
+      for (const fn of unsubscribe) fn();
+    }
+  }
+}
+
+interface ValueNode {
+  readonly id: symbol;
+  readonly value: unknown;
+  readonly next: ValueNode | undefined;
+}
+
+class ContextImpl implements Context {
+  constructor(
+    readonly scope: Scope,
+    readonly values: ValueNode | undefined,
+    readonly metadata: Metadata,
+    readonly outgoingMetadata: Metadata,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.scope.signal;
+  }
+
+  get aborted(): boolean {
+    return this.scope.check() !== undefined;
+  }
+
+  get abortReason(): ServiceError | undefined {
+    return this.scope.check();
+  }
+
+  get deadline(): number | undefined {
+    return this.scope.deadline;
+  }
+
+  timeRemaining(): number | undefined {
+    const d = this.scope.deadline;
+    return d === undefined ? undefined : Math.max(0, d - Date.now());
+  }
+
+  throwIfAborted(): void {
+    const reason = this.scope.check();
+    if (reason !== undefined) throw reason;
+  }
+
+  value<T>(key: ContextKey<T>): T {
+    const id = key.id;
+    for (let node = this.values; node !== undefined; node = node.next) {
+      if (node.id === id) return node.value as T;
+    }
+    return key.defaultValue;
+  }
+
+  with<T>(key: ContextKey<T>, value: T): Context {
+    return new ContextImpl(
+      this.scope,
+      { id: key.id, value, next: this.values },
+      this.metadata,
+      this.outgoingMetadata,
+    );
+  }
+
+  withMetadata(init: MetadataInit): Context {
+    return new ContextImpl(
+      this.scope,
+      this.values,
+      mergeMetadata(this.metadata, init),
+      this.outgoingMetadata,
+    );
+  }
+
+  withOutgoingMetadata(init: MetadataInit): Context {
+    return new ContextImpl(
+      this.scope,
+      this.values,
+      this.metadata,
+      mergeMetadata(this.outgoingMetadata, init),
+    );
+  }
+
+  withCancel(): CancelableContext {
+    return this.#child(this.scope.deadline);
+  }
+
+  withTimeout(ms: number): CancelableContext {
+    if (!(ms >= 0)) throw new RangeError(`withTimeout: ms must be a non-negative number, got ${ms}`);
+    return this.#child(Date.now() + ms);
+  }
+
+  withDeadline(deadline: number | Date): CancelableContext {
+    const at = typeof deadline === "number" ? deadline : deadline.getTime();
+    if (Number.isNaN(at)) throw new RangeError("withDeadline: invalid deadline");
+    return this.#child(at);
+  }
+
+  #child(deadline: number | undefined): CancelableContext {
+    const parentDeadline = this.scope.deadline;
+    const effective =
+      parentDeadline === undefined || (deadline !== undefined && deadline < parentDeadline)
+        ? deadline
+        : parentDeadline;
+    const scope = new Scope(this.scope, effective, undefined, undefined, undefined);
+    return {
+      context: new ContextImpl(scope, this.values, this.metadata, this.outgoingMetadata),
+      cancel: (reason?: unknown) => {
+        scope.fire(toReason(reason));
+      },
+      release: () => scope.release(),
+    };
+  }
+}
+
+function minDeadline(deadline: number | Date | undefined, timeout: number | undefined): number | undefined {
+  let at = deadline === undefined ? undefined : typeof deadline === "number" ? deadline : deadline.getTime();
+  if (at !== undefined && Number.isNaN(at)) throw new RangeError("createContext: invalid deadline");
+  if (timeout !== undefined) {
+    if (!(timeout >= 0))
+      throw new RangeError(`createContext: timeout must be a non-negative number, got ${timeout}`);
+    const fromTimeout = Date.now() + timeout;
+    at = at === undefined ? fromTimeout : Math.min(at, fromTimeout);
+  }
+  return at;
+}
+
+/**
+ * Creates a root context: what a transport does once per incoming request, and what code outside a
+ * request (a job, a CLI) uses to call endpoints.
+ *
+ * @example
+ * ```ts
+ * const ctx = createContext({ timeout: 2_000, outgoingMetadata: { "x-tenant": "acme" } });
+ * await client(ctx, { s: "abc" });
+ * ```
+ */
+export function createContext<T>(init?: ContextInit<T>): Context {
+  if (init === undefined) return background;
+  const scope = new Scope(
+    undefined,
+    minDeadline(init.deadline, init.timeout),
+    init.signal,
+    init.cancelSource as CancelSource<unknown> | undefined,
+    init.cancelTarget,
+  );
+  return new ContextImpl(
+    scope,
+    undefined,
+    init.metadata === undefined ? emptyMetadata : createMetadata(init.metadata),
+    init.outgoingMetadata === undefined ? emptyMetadata : createMetadata(init.outgoingMetadata),
+  );
+}
+
+/**
+ * The empty root context: never cancelled, no deadline, no metadata, no values.
+ * Derive from it; it is shared, so never wait on its signal expecting an abort.
+ */
+export const background: Context = new ContextImpl(
+  new Scope(undefined, undefined, undefined, undefined, undefined),
+  undefined,
+  emptyMetadata,
+  emptyMetadata,
+);

@@ -1,0 +1,36 @@
+/**
+ * The svckit core: the {@link Endpoint} and {@link Middleware} types and {@link chain}, the
+ * per-call {@link Context}, the one error type {@link ServiceError} with the canonical
+ * {@link Code}s and their HTTP mappings, request {@link Metadata}, and the {@link timeout}
+ * middleware. Zero runtime dependencies and no `node:` imports: it runs anywhere.
+ *
+ * @packageDocumentation
+ */
+
+export type { CodeName, MappedHttpStatus } from "./code.js";
+export {
+  Code,
+  codeFromString,
+  codeNames,
+  codeToHttpStatus,
+  codeToString,
+  httpStatusToCode,
+  httpStatusToCodeTable,
+  isCode,
+} from "./code.js";
+export type {
+  CancelableContext,
+  CancelSource,
+  Context,
+  ContextInit,
+  ContextKey,
+  ContextKeyOptions,
+} from "./context.js";
+export { background, createContext, createContextKey } from "./context.js";
+export type { Endpoint, Middleware } from "./endpoint.js";
+export { chain, nop } from "./endpoint.js";
+export type { Metadata, MetadataInit, MetadataValue } from "./metadata.js";
+export { createMetadata, emptyMetadata, mergeMetadata, metadataFromLowerCaseRecord } from "./metadata.js";
+export type { ErrorDetail, ServiceErrorOptions } from "./service-error.js";
+export { ServiceError } from "./service-error.js";
+export { timeout } from "./timeout.js";

@@ -1,0 +1,67 @@
+import { Code } from "./code.js";
+import type { Context } from "./context.js";
+import type { Endpoint, Middleware } from "./endpoint.js";
+import { ServiceError } from "./service-error.js";
+
+/**
+ * Limits each call to `ms` milliseconds. The wrapped endpoint sees a context whose deadline is at
+ * most `ms` away (an earlier deadline from the caller stays); when it passes, the context's signal
+ * aborts and the call fails with DEADLINE_EXCEEDED at once, even if the endpoint ignores the signal.
+ * A caller that cancels makes the call fail with CANCELLED.
+ *
+ * @param ms - the time limit per call, in milliseconds (≥ 0).
+ *
+ * @example
+ * ```ts
+ * const limited = timeout(500)(slowEndpoint);
+ * await limited(ctx, req); // ServiceError DEADLINE_EXCEEDED after 500 ms
+ * ```
+ */
+export function timeout<Req = unknown, Res = unknown>(ms: number): Middleware<Req, Res> {
+  if (!(ms >= 0) || !Number.isFinite(ms)) {
+    throw new RangeError(`timeout: ms must be a finite non-negative number, got ${ms}`);
+  }
+  return function timeoutMiddleware(next: Endpoint<Req, Res>): Endpoint<Req, Res> {
+    return function timeoutEndpoint(ctx: Context, request: Req): Promise<Res> {
+      const child = ctx.withTimeout(ms);
+      const signal = child.context.signal;
+      if (signal.aborted) {
+        child.release();
+        return Promise.reject(abortError(signal));
+      }
+      return new Promise<Res>((resolve, reject) => {
+        const onAbort = (): void => reject(abortError(signal));
+        signal.addEventListener("abort", onAbort, { once: true });
+        const settle = (): void => {
+          signal.removeEventListener("abort", onAbort);
+          child.release();
+        };
+        let result: Promise<Res>;
+        try {
+          result = next(child.context, request);
+        } catch (err) {
+          settle();
+          reject(err);
+          return;
+        }
+        result.then(
+          (value) => {
+            settle();
+            resolve(value);
+          },
+          (err: unknown) => {
+            settle();
+            reject(err);
+          },
+        );
+      });
+    };
+  };
+}
+
+function abortError(signal: AbortSignal): ServiceError {
+  const reason: unknown = signal.reason;
+  return reason instanceof ServiceError
+    ? reason
+    : new ServiceError(Code.DEADLINE_EXCEEDED, "deadline exceeded");
+}

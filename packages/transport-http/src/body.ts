@@ -1,0 +1,73 @@
+import type { IncomingMessage } from "node:http";
+import { Code } from "@svckit/endpoint";
+import { HttpError } from "./http-error.js";
+
+const EMPTY = Buffer.alloc(0);
+
+function tooLarge(limit: number): HttpError {
+  // "connection: close" makes Node close the socket after the answer instead of reading and
+  // discarding the rest of an oversized body to keep the connection alive.
+  return new HttpError(413, Code.RESOURCE_EXHAUSTED, `request body exceeds the limit of ${limit} bytes`, {
+    metadata: { connection: "close" },
+  });
+}
+
+/**
+ * Reads a request body into one Buffer, refusing more than `limit` bytes: a declared
+ * `content-length` over the limit fails before reading anything, and a body that grows past it stops
+ * being read at once (nothing more is buffered). Rejects with an {@link HttpError} 413, with
+ * 400 when the declared length and the bytes received disagree, or CANCELLED when the client leaves.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = req.headers["content-length"];
+  if (declared !== undefined) {
+    const length = Number(declared);
+    if (length > limit) return Promise.reject(tooLarge(limit));
+    if (length === 0) return Promise.resolve(EMPTY);
+  } else if (req.headers["transfer-encoding"] === undefined) {
+    // No content-length and no transfer-encoding: HTTP/1.1 says there is no body.
+    return Promise.resolve(EMPTY);
+  }
+  if (req.readableEnded) return Promise.resolve(EMPTY);
+  return new Promise<Buffer>((resolve, reject) => {
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
+    let size = 0;
+    const done = (): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        done();
+        req.pause();
+        reject(tooLarge(limit));
+        return;
+      }
+      if (first === undefined) first = chunk;
+      else if (chunks === undefined) chunks = [first, chunk];
+      else chunks.push(chunk);
+    };
+    // After "end" the request emits nothing that matters ("close" is checked against
+    // req.complete), so the success path leaves the listeners in place: cheaper than removing them.
+    const onEnd = (): void => {
+      resolve(chunks !== undefined ? Buffer.concat(chunks, size) : (first ?? EMPTY));
+    };
+    const onError = (err: Error): void => {
+      done();
+      reject(new HttpError(400, Code.INVALID_ARGUMENT, "request body could not be read", { cause: err }));
+    };
+    const onClose = (): void => {
+      if (req.complete) return;
+      done();
+      reject(new HttpError(499, Code.CANCELLED, "client closed the request before the body was complete"));
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+}

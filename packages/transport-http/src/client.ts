@@ -1,0 +1,199 @@
+import {
+  Code,
+  type Context,
+  codeFromString,
+  type Endpoint,
+  type ErrorDetail,
+  httpStatusToCode,
+  ServiceError,
+} from "@svckit/endpoint";
+
+/** What a request encoder returns: an optional path and query relative to the client's URL, headers and body. */
+export interface HttpClientRequest {
+  /** A path appended to the client's base URL (e.g. `/users/42`). */
+  path?: string;
+  /** Query parameters added to the URL. */
+  query?: Record<string, string> | URLSearchParams;
+  /** Request headers. */
+  headers?: Record<string, string>;
+  /** The request body. */
+  body?: string | Uint8Array;
+}
+
+/** Turns the endpoint's request into an HTTP request. */
+export type EncodeRequestFunc<Req> = (ctx: Context, request: Req) => HttpClientRequest | Promise<HttpClientRequest>;
+
+/** Turns a successful (2xx) HTTP response into the endpoint's response. */
+export type DecodeResponseFunc<Res> = (ctx: Context, response: Response) => Res | Promise<Res>;
+
+/** Runs before the request is sent; may set headers and derive a context (go-kit's `ClientBefore`). */
+export type ClientRequestFunc = (ctx: Context, headers: Headers) => Context | undefined;
+
+/** Runs when a response arrived, before decoding; may derive a context (go-kit's `ClientAfter`). */
+export type ClientResponseFunc = (ctx: Context, response: Response) => Context | undefined;
+
+/** What a client finalizer learns about a finished call. */
+export interface ClientFinalizerInfo {
+  /** The URL called. */
+  readonly url: string;
+  /** The HTTP status, or 0 when no response arrived. */
+  readonly status: number;
+  /** The error the call ended with, if any. */
+  readonly error: ServiceError | undefined;
+}
+
+/** Always runs once a client call is over (go-kit's `ClientFinalizer`). Must not throw. */
+export type ClientFinalizerFunc = (ctx: Context, info: ClientFinalizerInfo) => void;
+
+/** Options of {@link createHttpClient}. */
+export interface HttpClientOptions {
+  /** Functions run in order before the request is sent. */
+  before?: readonly ClientRequestFunc[];
+  /** Functions run in order once a response arrived. */
+  after?: readonly ClientResponseFunc[];
+  /** Run once per call when it is over. */
+  finalizer?: ClientFinalizerFunc | readonly ClientFinalizerFunc[];
+  /** Headers sent with every request. */
+  headers?: Record<string, string>;
+  /** The header that carries the remaining deadline in ms (default `x-request-timeout`; `false` to not send it). */
+  timeoutHeader?: string | false;
+  /** The fetch implementation (default: the global `fetch`). */
+  fetch?: typeof fetch;
+}
+
+const ERROR_SNIPPET = 200;
+
+/** Reads an error response: svckit's `{code, message, details}` body, else a code from the status. */
+async function decodeError(response: Response): Promise<ServiceError> {
+  let text = "";
+  try {
+    text = await response.text();
+  } catch {
+    // The body is unreadable; the status alone says what happened.
+  }
+  const fallback = httpStatusToCode(response.status);
+  try {
+    const body: unknown = JSON.parse(text);
+    if (typeof body === "object" && body !== null) {
+      const { code, message, details } = body as { code?: unknown; message?: unknown; details?: unknown };
+      const parsed = typeof code === "string" ? codeFromString(code) : undefined;
+      if (parsed !== undefined && parsed !== Code.OK && typeof message === "string") {
+        return new ServiceError(parsed, message, {
+          details: Array.isArray(details) ? (details as ErrorDetail[]) : undefined,
+          metadata: response.headers,
+        });
+      }
+      if (typeof (body as { error?: unknown }).error === "string") {
+        return new ServiceError(fallback === Code.OK ? Code.UNKNOWN : fallback, (body as { error: string }).error, {
+          metadata: response.headers,
+        });
+      }
+    }
+  } catch {
+    // Not JSON: fall through to the status.
+  }
+  const snippet = text.length > ERROR_SNIPPET ? `${text.slice(0, ERROR_SNIPPET)}…` : text;
+  return new ServiceError(
+    fallback === Code.OK ? Code.UNKNOWN : fallback,
+    `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ""}${snippet ? `: ${snippet}` : ""}`,
+    { metadata: response.headers },
+  );
+}
+
+function transportError(err: unknown, ctx: Context): ServiceError {
+  const aborted = ctx.abortReason;
+  if (aborted !== undefined) return aborted;
+  if (err instanceof ServiceError) return err;
+  const name = (err as { name?: unknown } | null)?.name;
+  if (name === "AbortError" || name === "TimeoutError") return ServiceError.from(err);
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+  const detail = typeof cause?.code === "string" ? cause.code : typeof cause?.message === "string" ? cause.message : "";
+  return new ServiceError(Code.UNAVAILABLE, `request failed${detail ? `: ${detail}` : ""}`, { cause: err });
+}
+
+/**
+ * Makes an endpoint that calls a remote HTTP endpoint, go-kit style: `encode` turns the request into
+ * an HTTP request, the response is decoded by `decode` when 2xx and turned back into a
+ * {@link ServiceError} with the server's code otherwise. The context's outgoing metadata become
+ * headers, its abort signal cancels the request and its deadline is sent in the timeout header.
+ * Connection failures are UNAVAILABLE.
+ *
+ * @example
+ * ```ts
+ * const sum = createHttpClient<SumRequest, SumResponse>(
+ *   "http://127.0.0.1:8080/sum", "POST", encodeJsonRequest, jsonResponseDecoder());
+ * const { v } = await sum(createContext({ timeout: 1_000 }), { a: 1, b: 2 });
+ * ```
+ */
+export function createHttpClient<Req, Res>(
+  url: string | URL,
+  method: string,
+  encode: EncodeRequestFunc<Req>,
+  decode: DecodeResponseFunc<Res>,
+  options: HttpClientOptions = {},
+): Endpoint<Req, Res> {
+  const base = new URL(url);
+  const before = options.before ?? [];
+  const after = options.after ?? [];
+  const finalizers =
+    options.finalizer === undefined
+      ? []
+      : Array.isArray(options.finalizer)
+        ? options.finalizer
+        : [options.finalizer as ClientFinalizerFunc];
+  const defaultHeaders = options.headers;
+  const timeoutHeader = options.timeoutHeader === false ? undefined : (options.timeoutHeader ?? "x-request-timeout");
+  const doFetch = options.fetch ?? globalThis.fetch;
+  const upperMethod = method.toUpperCase();
+
+  return async function httpClient(ctx: Context, request: Req): Promise<Res> {
+    let status = 0;
+    let error: ServiceError | undefined;
+    let target = base.href;
+    try {
+      ctx.throwIfAborted();
+      const encoded = await encode(ctx, request);
+      let targetUrl = base;
+      if (encoded.path !== undefined || encoded.query !== undefined) {
+        targetUrl = new URL(base);
+        if (encoded.path !== undefined) {
+          targetUrl.pathname = `${base.pathname.replace(/\/$/, "")}/${encoded.path.replace(/^\//, "")}`;
+        }
+        if (encoded.query !== undefined) {
+          const query = encoded.query instanceof URLSearchParams ? encoded.query : new URLSearchParams(encoded.query);
+          for (const [k, v] of query) targetUrl.searchParams.append(k, v);
+        }
+      }
+      target = targetUrl.href;
+      const headers = new Headers(defaultHeaders);
+      for (const [k, v] of ctx.outgoingMetadata) headers.append(k, v);
+      if (encoded.headers !== undefined) for (const k in encoded.headers) headers.set(k, encoded.headers[k] as string);
+      const remaining = ctx.timeRemaining();
+      if (timeoutHeader !== undefined && remaining !== undefined) headers.set(timeoutHeader, String(Math.ceil(remaining)));
+      for (const fn of before) ctx = fn(ctx, headers) ?? ctx;
+      let response: Response;
+      try {
+        response = await doFetch(target, {
+          method: upperMethod,
+          headers,
+          body: encoded.body,
+          signal: ctx.signal,
+        });
+      } catch (err) {
+        throw transportError(err, ctx);
+      }
+      status = response.status;
+      for (const fn of after) ctx = fn(ctx, response) ?? ctx;
+      if (status < 200 || status >= 300) throw await decodeError(response);
+      return await decode(ctx, response);
+    } catch (err) {
+      error = ServiceError.from(err);
+      throw error;
+    } finally {
+      if (finalizers.length > 0) {
+        const info: ClientFinalizerInfo = { url: target, status, error };
+        for (const fn of finalizers) fn(ctx, info);
+      }
+    }
+  };
+}

@@ -1,0 +1,111 @@
+import { encodeJson, parseJson, type StandardSchemaV1, validate } from "@svckit/codec-json";
+import { Code, type Context, ServiceError } from "@svckit/endpoint";
+import type { DecodeResponseFunc, EncodeRequestFunc, HttpClientRequest } from "./client.js";
+import { HttpError } from "./http-error.js";
+import { type DecodeRequestFunc, type EncodeResponseFunc, type HttpRequest, JSON_CONTENT_TYPE } from "./server.js";
+
+/** Options of {@link jsonRequestDecoder}. */
+export interface JsonRequestDecoderOptions<T> {
+  /** A Standard Schema (zod, valibot, arktype, ...) the parsed body must satisfy; its output is the request. */
+  schema?: StandardSchemaV1<unknown, T>;
+  /**
+   * Which `content-type`s are accepted: `"json"` (default) takes `application/json`, any
+   * `application/*+json` and a request without a content type; `"any"` skips the check (for clients
+   * such as `curl -d` that send `application/x-www-form-urlencoded` with a JSON body).
+   */
+  contentTypes?: "json" | "any";
+}
+
+function isJsonContentType(header: string | undefined): boolean {
+  if (header === undefined || header === "") return true;
+  const semi = header.indexOf(";");
+  const type = (semi < 0 ? header : header.slice(0, semi)).trim().toLowerCase();
+  return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"));
+}
+
+/**
+ * A request decoder for JSON bodies: checks the content type (415 otherwise), parses the body
+ * (400 with the position on malformed JSON, 400 on an empty body) and validates it with the schema
+ * when one is given (400 naming the failing field).
+ *
+ * @example
+ * ```ts
+ * const decode = jsonRequestDecoder({ schema: z.object({ s: z.string() }) });
+ * const handler = createHttpHandler(uppercase, decode, encodeJsonResponse);
+ * ```
+ */
+export function jsonRequestDecoder<T = unknown>(options: JsonRequestDecoderOptions<T> = {}): DecodeRequestFunc<T> {
+  const schema = options.schema;
+  const checkType = options.contentTypes !== "any";
+  return function decodeJsonRequest(_ctx: Context, request: HttpRequest): T | Promise<T> {
+    if (checkType) {
+      const type = request.headers["content-type"];
+      if (!isJsonContentType(type)) {
+        throw new HttpError(
+          415,
+          Code.INVALID_ARGUMENT,
+          `unsupported content type "${String(type).slice(0, 100)}": expected application/json`,
+        );
+      }
+    }
+    const value = request.parsedBody !== undefined ? request.parsedBody : parseJson(request.body);
+    return schema === undefined ? (value as T) : validate(schema, value);
+  };
+}
+
+/**
+ * A response encoder writing the endpoint's response as JSON with status 200 and
+ * `content-type: application/json; charset=utf-8`.
+ *
+ * @example
+ * ```ts
+ * createHttpHandler(endpoint, jsonRequestDecoder(), encodeJsonResponse);
+ * ```
+ */
+export const encodeJsonResponse: EncodeResponseFunc<unknown> = function encodeJsonResponse(_ctx, response) {
+  return { contentType: JSON_CONTENT_TYPE, body: encodeJson(response) };
+};
+
+/**
+ * A client request encoder sending the request as a JSON body.
+ *
+ * @example
+ * ```ts
+ * const client = createHttpClient("http://127.0.0.1:8080/sum", "POST", encodeJsonRequest, jsonResponseDecoder());
+ * ```
+ */
+export const encodeJsonRequest: EncodeRequestFunc<unknown> = function encodeJsonRequest(
+  _ctx,
+  request,
+): HttpClientRequest {
+  return { headers: { "content-type": JSON_CONTENT_TYPE }, body: encodeJson(request) };
+};
+
+/** Options of {@link jsonResponseDecoder}. */
+export interface JsonResponseDecoderOptions<T> {
+  /** A Standard Schema the response must satisfy. */
+  schema?: StandardSchemaV1<unknown, T>;
+}
+
+/**
+ * A client response decoder for JSON bodies (used for 2xx answers; errors are decoded by the client).
+ * A body that is not JSON, or fails the schema, is an INTERNAL error: the server broke its contract.
+ *
+ * @example
+ * ```ts
+ * const decode = jsonResponseDecoder<{ v: number }>();
+ * ```
+ */
+export function jsonResponseDecoder<T = unknown>(options: JsonResponseDecoderOptions<T> = {}): DecodeResponseFunc<T> {
+  const schema = options.schema;
+  return async function decodeJsonResponse(_ctx: Context, response: Response): Promise<T> {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    try {
+      const value = parseJson(bytes);
+      return schema === undefined ? (value as T) : await validate(schema, value);
+    } catch (err) {
+      const reason = err instanceof ServiceError ? err.message : "unreadable body";
+      throw new ServiceError(Code.INTERNAL, `invalid response from server: ${reason}`, { cause: err });
+    }
+  };
+}

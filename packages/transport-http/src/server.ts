@@ -1,0 +1,334 @@
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import {
+  background,
+  type CancelSource,
+  Code,
+  type Context,
+  codeToHttpStatus,
+  createContext,
+  type Endpoint,
+  metadataFromLowerCaseRecord,
+  ServiceError,
+} from "@svckit/endpoint";
+import { readBody } from "./body.js";
+import { HttpError } from "./http-error.js";
+
+/** The request as decoders and `before` functions see it: a thin, lazy view of `IncomingMessage`. */
+export interface HttpRequest {
+  /** The underlying Node request. */
+  readonly raw: IncomingMessage;
+  /** The request method, upper-case. */
+  readonly method: string;
+  /** The request target as sent: path and query. */
+  readonly url: string;
+  /** The path part of `url`, without the query. */
+  readonly path: string;
+  /** The parsed query string. */
+  readonly query: URLSearchParams;
+  /** Route parameters set by the svckit router or by express (`req.params`). */
+  readonly params: Readonly<Record<string, string>>;
+  /** The request headers, keys lower-case. */
+  readonly headers: IncomingHttpHeaders;
+  /** The request body, read in full up to the body limit (empty when there is none). */
+  readonly body: Uint8Array;
+  /**
+   * A body some framework parsed before svckit saw the request (e.g. `express.json()` ran first);
+   * `undefined` otherwise. svckit's JSON decoder uses it instead of `body` when present.
+   */
+  readonly parsedBody: unknown;
+}
+
+/** Turns an HTTP request into the endpoint's request. Throw a ServiceError (INVALID_ARGUMENT) on bad input. */
+export type DecodeRequestFunc<Req> = (ctx: Context, request: HttpRequest) => Req | Promise<Req>;
+
+/** What an encoder returns: the response status, content type, extra headers and body. */
+export interface HttpResponseInit {
+  /** The status; 200 by default, 204 when there is no body. */
+  status?: number;
+  /** The `content-type` header. */
+  contentType?: string;
+  /** More response headers. */
+  headers?: OutgoingHttpHeaders;
+  /** The body. */
+  body?: string | Uint8Array;
+}
+
+/** Turns the endpoint's response into an HTTP response. */
+export type EncodeResponseFunc<Res> = (ctx: Context, response: Res) => HttpResponseInit | Promise<HttpResponseInit>;
+
+/** Runs before decoding, may derive a new context from the request (go-kit's `ServerBefore`). */
+export type ServerRequestFunc = (ctx: Context, request: HttpRequest) => Context | undefined;
+
+/** Runs after the endpoint succeeded, before the response is written; may set headers (go-kit's `ServerAfter`). */
+export type ServerResponseFunc = (ctx: Context, response: ServerResponse) => Context | undefined;
+
+/** Writes an error response. The default writes the status for the error and a JSON body. */
+export type ErrorEncoder = (ctx: Context, error: ServiceError, response: ServerResponse) => void;
+
+/** Is told of every error a handler answers (for logging); must not throw. */
+export type ErrorHandler = (ctx: Context, error: ServiceError) => void;
+
+/** What a finalizer learns about a finished call. */
+export interface ServerFinalizerInfo {
+  /** The request (its body may be empty if reading it failed). */
+  readonly request: HttpRequest;
+  /** The status sent, or 499 when the client went away before an answer. */
+  readonly status: number;
+  /** The bytes of body written. */
+  readonly bytesWritten: number;
+  /** The error the call ended with, if any. */
+  readonly error: ServiceError | undefined;
+}
+
+/** Always runs once a call is over, whatever happened (go-kit's `ServerFinalizer`). Must not throw. */
+export type ServerFinalizerFunc = (ctx: Context, info: ServerFinalizerInfo) => void;
+
+/** Options of {@link createHttpHandler}. */
+export interface HttpServerOptions {
+  /** Functions run in order before decoding; each may return a derived context. */
+  before?: readonly ServerRequestFunc[];
+  /** Functions run in order after the endpoint, before the response is written. */
+  after?: readonly ServerResponseFunc[];
+  /** Writes error responses; default {@link defaultErrorEncoder}. */
+  errorEncoder?: ErrorEncoder;
+  /** Told of every error; default: nothing. */
+  errorHandler?: ErrorHandler;
+  /** Run once per call after the response is written. */
+  finalizer?: ServerFinalizerFunc | readonly ServerFinalizerFunc[];
+  /** The largest request body accepted, in bytes (default 1 MiB); larger → 413. */
+  bodyLimit?: number;
+  /**
+   * The header carrying the caller's remaining time budget in integer milliseconds, which becomes
+   * the context's deadline (default `x-request-timeout`; `false` ignores deadlines from callers).
+   */
+  timeoutHeader?: string | false;
+  /** The longest deadline a caller may ask for, in ms; longer ones are cut to it. */
+  maxTimeout?: number;
+}
+
+/** A `(req, res)` listener for `node:http`, also usable as an express route handler. */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void;
+
+/** The default content type of svckit JSON bodies. */
+export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+
+const DEFAULT_BODY_LIMIT = 1 << 20;
+const EMPTY_BODY: Buffer = Buffer.alloc(0);
+const EMPTY_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
+const TIMEOUT_PATTERN = /^\d{1,10}$/;
+
+class Request implements HttpRequest {
+  #query: URLSearchParams | undefined;
+
+  constructor(
+    readonly raw: IncomingMessage,
+    readonly body: Uint8Array,
+    readonly parsedBody: unknown,
+  ) {}
+
+  get method(): string {
+    return this.raw.method ?? "GET";
+  }
+
+  get url(): string {
+    return this.raw.url ?? "/";
+  }
+
+  get headers(): IncomingHttpHeaders {
+    return this.raw.headers;
+  }
+
+  get path(): string {
+    const url = this.url;
+    const q = url.indexOf("?");
+    return q < 0 ? url : url.slice(0, q);
+  }
+
+  get query(): URLSearchParams {
+    if (this.#query === undefined) {
+      const url = this.url;
+      const q = url.indexOf("?");
+      this.#query = new URLSearchParams(q < 0 ? "" : url.slice(q + 1));
+    }
+    return this.#query;
+  }
+
+  get params(): Readonly<Record<string, string>> {
+    const params = (this.raw as { params?: unknown }).params;
+    return typeof params === "object" && params !== null ? (params as Record<string, string>) : EMPTY_PARAMS;
+  }
+}
+
+/** Cancels a request's context when its client disconnects before the response is finished. */
+const disconnect: CancelSource<ServerResponse> = {
+  isCancelled: (res) => res.destroyed && !res.writableFinished,
+  subscribe(res, cancel) {
+    const onClose = (): void => {
+      if (!res.writableFinished) cancel(new ServiceError(Code.CANCELLED, "client disconnected"));
+    };
+    res.once("close", onClose);
+    return () => res.off("close", onClose);
+  },
+};
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+/**
+ * Writes an error as `status` (an {@link HttpError}'s own, else the code's from `codeToHttpStatus`)
+ * with a JSON body `{"code":"NOT_FOUND","message":"...","details":[...]}`; the error's metadata
+ * become response headers (e.g. `allow`, `retry-after`).
+ */
+export function defaultErrorEncoder(_ctx: Context, error: ServiceError, res: ServerResponse): void {
+  const status = error instanceof HttpError ? error.status : codeToHttpStatus[error.code];
+  let body: string;
+  try {
+    body = JSON.stringify(error.toJSON());
+  } catch {
+    body = JSON.stringify({ code: error.codeName, message: error.message });
+  }
+  const headers: (string | number)[] = ["content-type", JSON_CONTENT_TYPE, "content-length", Buffer.byteLength(body)];
+  for (const [key, value] of error.metadata) headers.push(key, value);
+  res.writeHead(status, headers as string[]);
+  res.end(body);
+}
+
+/** Writes an encoded response; returns the number of body bytes. */
+function writeResponse(res: ServerResponse, out: HttpResponseInit): number {
+  const body = out.body;
+  const length = body === undefined ? 0 : typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
+  const status = out.status ?? (body === undefined ? 204 : 200);
+  const headers: (string | number)[] = out.contentType === undefined ? [] : ["content-type", out.contentType];
+  if (status !== 204 && status !== 304) headers.push("content-length", length);
+  const extra = out.headers;
+  if (extra !== undefined) {
+    for (const key in extra) {
+      const value = extra[key];
+      if (value === undefined) continue;
+      if (Array.isArray(value)) for (const one of value) headers.push(key, one);
+      else headers.push(key, value as string | number);
+    }
+  }
+  res.writeHead(status, headers as string[]);
+  res.end(body);
+  return length;
+}
+
+/**
+ * Serves one endpoint over HTTP, go-kit style: `decode` turns the request into the endpoint's
+ * request, the endpoint runs, `encode` turns its response into the HTTP response. The result is a
+ * `(req, res)` listener for `node:http` (alone or behind {@link createRouter}) and an express route
+ * handler.
+ *
+ * The context carries the request headers as metadata, the caller's deadline from the timeout header,
+ * and is cancelled when the client disconnects. Every failure is answered: a ServiceError with its
+ * status, anything else thrown with 500 and a generic message; the stack never reaches the client.
+ *
+ * @example
+ * ```ts
+ * const handler = createHttpHandler(sum, jsonRequestDecoder(), encodeJsonResponse);
+ * http.createServer(handler).listen(8080); // or: app.post("/sum", handler)
+ * ```
+ */
+export function createHttpHandler<Req, Res>(
+  endpoint: Endpoint<Req, Res>,
+  decode: DecodeRequestFunc<Req>,
+  encode: EncodeResponseFunc<Res>,
+  options: HttpServerOptions = {},
+): HttpHandler {
+  const before = options.before ?? [];
+  const after = options.after ?? [];
+  const errorEncoder = options.errorEncoder ?? defaultErrorEncoder;
+  const errorHandler = options.errorHandler;
+  const finalizers = options.finalizer === undefined ? [] : Array.isArray(options.finalizer) ? options.finalizer : [options.finalizer as ServerFinalizerFunc];
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  if (!(bodyLimit >= 0)) throw new RangeError(`createHttpHandler: bodyLimit must be ≥ 0, got ${bodyLimit}`);
+  const timeoutHeader = options.timeoutHeader === false ? undefined : (options.timeoutHeader ?? "x-request-timeout").toLowerCase();
+  const maxTimeout = options.maxTimeout;
+
+  /** The caller's time budget in ms, `undefined` without one, or the error for a malformed header. */
+  function requestTimeout(req: IncomingMessage): number | HttpError | undefined {
+    if (timeoutHeader === undefined) return undefined;
+    const raw = req.headers[timeoutHeader];
+    if (raw === undefined) return undefined;
+    if (typeof raw !== "string" || !TIMEOUT_PATTERN.test(raw)) {
+      return new HttpError(400, Code.INVALID_ARGUMENT, `invalid ${timeoutHeader} header: expected a whole number of milliseconds`);
+    }
+    const ms = Number(raw);
+    return maxTimeout !== undefined && ms > maxTimeout ? maxTimeout : ms;
+  }
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const timeout = requestTimeout(req);
+    let ctx: Context = createContext({
+      metadata: metadataFromLowerCaseRecord(req.headers),
+      timeout: typeof timeout === "number" ? timeout : undefined,
+      cancelSource: disconnect,
+      cancelTarget: res,
+    });
+    let request: HttpRequest | undefined;
+    let status = 0;
+    let bytes = 0;
+    let error: ServiceError | undefined;
+    try {
+      if (timeout instanceof HttpError) throw timeout;
+      let body: Uint8Array = EMPTY_BODY;
+      let parsedBody: unknown;
+      if (req.readableEnded) {
+        // A framework consumed the body before us (e.g. express.json()); use what it left.
+        const prior = (req as { body?: unknown }).body;
+        if (prior instanceof Uint8Array) body = prior;
+        else if (typeof prior === "string") body = Buffer.from(prior);
+        else parsedBody = prior;
+      } else {
+        body = await readBody(req, bodyLimit);
+      }
+      request = new Request(req, body, parsedBody);
+      for (const fn of before) ctx = fn(ctx, request) ?? ctx;
+      let decoded = decode(ctx, request);
+      if (isPromise(decoded)) decoded = await decoded;
+      const response = await endpoint(ctx, decoded);
+      let out = encode(ctx, response);
+      if (isPromise(out)) out = await out;
+      for (const fn of after) ctx = fn(ctx, res) ?? ctx;
+      if (res.destroyed) throw new ServiceError(Code.CANCELLED, "client disconnected");
+      bytes = writeResponse(res, out);
+      status = res.statusCode;
+    } catch (err) {
+      error = ServiceError.from(err);
+      errorHandler?.(ctx, error);
+      if (res.destroyed || res.headersSent) {
+        status = res.headersSent ? res.statusCode : 499;
+        if (!res.writableEnded) res.destroy();
+      } else {
+        try {
+          errorEncoder(ctx, error, res);
+        } catch (encoderFailure) {
+          if (!res.headersSent) {
+            defaultErrorEncoder(ctx, ServiceError.from(encoderFailure), res);
+          } else if (!res.writableEnded) {
+            res.destroy();
+          }
+        }
+        status = res.statusCode;
+      }
+    }
+    if (finalizers.length > 0) {
+      const info: ServerFinalizerInfo = {
+        request: request ?? new Request(req, EMPTY_BODY, undefined),
+        status,
+        bytesWritten: bytes,
+        error,
+      };
+      for (const fn of finalizers) fn(ctx, info);
+    }
+  }
+
+  return function httpHandler(req: IncomingMessage, res: ServerResponse): void {
+    serve(req, res).catch((failure: unknown) => {
+      // Only a throwing errorHandler or finalizer gets here: never crash the process for it.
+      if (!res.headersSent && !res.destroyed) defaultErrorEncoder(background, ServiceError.from(failure), res);
+    });
+  };
+}

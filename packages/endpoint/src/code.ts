@@ -80,6 +80,8 @@ export function codeToString(code: number): CodeName {
  * ```
  */
 export function codeFromString(name: string): Code | undefined {
+  // ASCII only: `toUpperCase` maps e.g. "ı" to "I" and "ſ" to "S", which must not parse as a name.
+  if (!/^[A-Za-z_]+$/.test(name)) return undefined;
   const upper = name.toUpperCase();
   return Object.hasOwn(Code, upper) ? Code[upper as CodeName] : undefined;
 }

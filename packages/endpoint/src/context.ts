@@ -149,9 +149,9 @@ export interface Context {
   withOutgoingMetadata(init: MetadataInit): Context;
   /** A child that is also cancelled by its own `cancel`. */
   withCancel(): CancelableContext;
-  /** A child whose deadline is at most `ms` from now (never later than this context's). */
+  /** A child whose deadline is at most `ms` from now (never later than this context's; `Infinity` adds none). */
   withTimeout(ms: number): CancelableContext;
-  /** A child whose deadline is at most `deadline` (never later than this context's). */
+  /** A child whose deadline is at most `deadline` (never later than this context's; `Infinity` adds none). */
   withDeadline(deadline: number | Date): CancelableContext;
 }
 
@@ -169,13 +169,26 @@ function toReason(reason: unknown): ServiceError {
 
 /**
  * The cancellation state shared by a context and the contexts derived from it with `with`.
- * The AbortController, timers and listeners exist only once someone asks for the signal.
+ * The AbortController, timers and listeners exist only once someone asks for the signal (of this
+ * scope or of a child). A child whose signal is watched registers itself with its parent, and the
+ * parent aborts its registered children directly: no `abort` listener is added to the parent's
+ * signal per child (so many concurrent children neither leak listeners nor trip Node's
+ * MaxListenersExceededWarning), and a parent whose last watching child is released drops its own
+ * timer and listeners again unless its own signal was asked for.
  */
 class Scope {
   reason: ServiceError | undefined = undefined;
+  /** Whether anything can ever cancel this scope: a bare root (like `background`) cannot. */
+  readonly cancellable: boolean;
   #controller: AbortController | undefined = undefined;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
-  #unsubscribe: (() => void)[] | undefined = undefined;
+  #cleanups: (() => void)[] | undefined = undefined;
+  /** Watching children; each keeps this scope active and is aborted when this scope is. */
+  #children: Set<Scope> | undefined = undefined;
+  /** Whether someone asked for this scope's own signal. */
+  #signalled = false;
+  /** Whether the timer, the parent registration and the listeners are set up. */
+  #active = false;
   #released = false;
 
   constructor(
@@ -184,7 +197,10 @@ class Scope {
     readonly external: AbortSignal | undefined,
     readonly source: CancelSource<unknown> | undefined,
     readonly target: unknown,
-  ) {}
+  ) {
+    this.cancellable =
+      parent !== undefined || deadline !== undefined || external !== undefined || source !== undefined;
+  }
 
   /** Returns the abort reason, noticing a passed deadline, a cancelled parent or source. */
   check(): ServiceError | undefined {
@@ -203,41 +219,64 @@ class Scope {
     if (this.#controller !== undefined) return this.#controller.signal;
     const controller = new AbortController();
     this.#controller = controller;
+    this.#signalled = true;
     const reason = this.check();
-    if (reason !== undefined) {
-      controller.abort(reason);
-      return controller.signal;
-    }
-    if (this.#released) return controller.signal;
+    if (reason !== undefined) controller.abort(reason);
+    else this.#activate();
+    return controller.signal;
+  }
+
+  /** Sets up what makes the signal abort on time: parent registration, listeners, the timer. */
+  #activate(): void {
+    if (this.#active || this.#released || this.reason !== undefined || !this.cancellable) return;
+    this.#active = true;
     const parent = this.parent;
-    if (parent !== undefined) {
-      this.#listen(parent.signal, () => this.fire(parent.reason ?? toReason(undefined)));
+    if (parent?.cancellable) {
+      parent.#attach(this);
+      this.#onCleanup(() => parent.#detach(this));
+      if (!this.#active) return; // the parent aborted while activating and aborted this scope too
     }
     const external = this.external;
-    if (external !== undefined) this.#listen(external, () => this.fire(toReason(external.reason)));
-    if (this.source !== undefined) {
+    if (external !== undefined) {
+      const onAbort = (): void => {
+        this.fire(toReason(external.reason));
+      };
+      external.addEventListener("abort", onAbort, { once: true });
+      this.#onCleanup(() => external.removeEventListener("abort", onAbort));
+    }
+    const source = this.source;
+    if (source !== undefined && this.#active) {
       this.#onCleanup(
-        this.source.subscribe(this.target, (r) =>
+        source.subscribe(this.target, (r) =>
           this.fire(r === undefined ? new ServiceError(Code.CANCELLED, "request cancelled") : toReason(r)),
         ),
       );
     }
     this.#arm();
-    return controller.signal;
   }
 
-  #listen(signal: AbortSignal, onAbort: () => void): void {
-    signal.addEventListener("abort", onAbort, { once: true });
-    this.#onCleanup(() => signal.removeEventListener("abort", onAbort));
+  #attach(child: Scope): void {
+    if (this.#children === undefined) this.#children = new Set();
+    this.#children.add(child);
+    this.#activate();
   }
 
+  #detach(child: Scope): void {
+    const children = this.#children;
+    if (children === undefined) return;
+    children.delete(child);
+    if (children.size === 0 && !this.#signalled) this.#deactivate();
+  }
+
+  /** Registers what undoes a step of {@link Scope.#activate}; runs it at once if already inactive. */
   #onCleanup(fn: () => void): void {
-    if (this.#unsubscribe === undefined) this.#unsubscribe = [fn];
-    else this.#unsubscribe.push(fn);
+    if (!this.#active) fn();
+    else if (this.#cleanups === undefined) this.#cleanups = [fn];
+    else this.#cleanups.push(fn);
   }
 
   #arm(): void {
-    if (this.deadline === undefined || this.reason !== undefined) return;
+    if (this.deadline === undefined || !this.#active) return;
     const delay = this.deadline - Date.now();
     if (delay <= 0) {
       this.fire(deadlineExceeded());
@@ -257,25 +296,31 @@ class Scope {
   fire(reason: ServiceError): ServiceError {
     if (this.reason !== undefined) return this.reason;
     this.reason = reason;
-    this.#cleanup();
+    this.#deactivate();
     this.#controller?.abort(reason);
+    const children = this.#children;
+    if (children !== undefined) {
+      this.#children = undefined;
+      for (const child of children) child.fire(reason);
+    }
     return reason;
   }
 
   release(): void {
     this.#released = true;
-    this.#cleanup();
+    this.#deactivate();
   }
 
-  #cleanup(): void {
+  #deactivate(): void {
+    this.#active = false;
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    const unsubscribe = this.#unsubscribe;
-    if (unsubscribe !== undefined) {
-      this.#unsubscribe = undefined;
-      for (const fn of unsubscribe) fn();
+    const cleanups = this.#cleanups;
+    if (cleanups !== undefined) {
+      this.#cleanups = undefined;
+      for (const fn of cleanups) fn();
     }
   }
 }
@@ -371,19 +416,31 @@ class ContextImpl implements Context {
   }
 
   #child(deadline: number | undefined): CancelableContext {
+    // An infinite deadline is no deadline: never expose `Infinity` to transports as a budget.
+    if (deadline === Number.POSITIVE_INFINITY) deadline = undefined;
     const parentDeadline = this.scope.deadline;
     const effective =
       parentDeadline === undefined || (deadline !== undefined && deadline < parentDeadline)
         ? deadline
         : parentDeadline;
     const scope = new Scope(this.scope, effective, undefined, undefined, undefined);
-    return {
-      context: new ContextImpl(scope, this.values, this.metadata, this.outgoingMetadata),
-      cancel: (reason?: unknown) => {
-        scope.fire(toReason(reason));
-      },
-      release: () => scope.release(),
-    };
+    return new Handle(new ContextImpl(scope, this.values, this.metadata, this.outgoingMetadata), scope);
+  }
+}
+
+/** A {@link CancelableContext} as a class: methods on the prototype, no closures per call. */
+class Handle implements CancelableContext {
+  constructor(
+    readonly context: Context,
+    readonly scope: Scope,
+  ) {}
+
+  cancel(reason?: unknown): void {
+    this.scope.fire(toReason(reason));
+  }
+
+  release(): void {
+    this.scope.release();
   }
 }
 
@@ -396,7 +453,7 @@ function minDeadline(deadline: number | Date | undefined, timeout: number | unde
     const fromTimeout = Date.now() + timeout;
     at = at === undefined ? fromTimeout : Math.min(at, fromTimeout);
   }
-  return at;
+  return at === Number.POSITIVE_INFINITY ? undefined : at;
 }
 
 /**
@@ -411,6 +468,10 @@ function minDeadline(deadline: number | Date | undefined, timeout: number | unde
  */
 export function createContext<T>(init?: ContextInit<T>): Context {
   if (init === undefined) return background;
+  return rootContext(init);
+}
+
+function rootContext<T>(init: ContextInit<T>): ContextImpl {
   const scope = new Scope(
     undefined,
     minDeadline(init.deadline, init.timeout),
@@ -424,6 +485,26 @@ export function createContext<T>(init?: ContextInit<T>): Context {
     init.metadata === undefined ? emptyMetadata : createMetadata(init.metadata),
     init.outgoingMetadata === undefined ? emptyMetadata : createMetadata(init.outgoingMetadata),
   );
+}
+
+/**
+ * Creates a root context with a handle to end it: what a transport uses per incoming call.
+ * `release()` when the call is over drops the deadline timer and the listeners on `signal` and
+ * `cancelSource` that watching the context set up (nothing is aborted); `cancel()` aborts it.
+ *
+ * @example
+ * ```ts
+ * const call = createCancelableContext({ timeout: 5_000, metadata: req.headers });
+ * try {
+ *   return await endpoint(call.context, request);
+ * } finally {
+ *   call.release();
+ * }
+ * ```
+ */
+export function createCancelableContext<T>(init: ContextInit<T> = {}): CancelableContext {
+  const context = rootContext(init);
+  return new Handle(context, context.scope);
 }
 
 /**

@@ -26,7 +26,7 @@ export type {
   ContextKey,
   ContextKeyOptions,
 } from "./context.js";
-export { background, createContext, createContextKey } from "./context.js";
+export { background, createCancelableContext, createContext, createContextKey } from "./context.js";
 export type { Endpoint, Middleware } from "./endpoint.js";
 export { chain, nop } from "./endpoint.js";
 export type { Metadata, MetadataInit, MetadataValue } from "./metadata.js";

@@ -102,7 +102,11 @@ class RecordMetadata implements Metadata {
     const entries = this.#entries;
     for (const key of this.keys()) {
       const v = entries[key] as MetadataValue;
-      out[key] = typeof v === "string" ? v : [...v];
+      const copy = typeof v === "string" ? v : [...v];
+      // `out.__proto__ = x` would set the prototype instead of adding a key.
+      if (key === "__proto__")
+        Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true });
+      else out[key] = copy;
     }
     return out;
   }
@@ -126,8 +130,10 @@ function add(out: Record<string, MetadataValue>, key: string, value: string): vo
 }
 
 function collect(out: Record<string, MetadataValue>, init: MetadataInit, override: boolean): void {
+  // With `override`, the first time a key of `init` is met it drops that key's earlier values; the
+  // key's later values in `init` (a repeated key, or "X-A" and "x-a" in one record) are all kept.
+  const seen = override ? new Set<string>() : undefined;
   if (isMetadata(init) || isIterable(init)) {
-    const seen = override ? new Set<string>() : undefined;
     for (const [rawKey, value] of init) {
       const key = rawKey.toLowerCase();
       if (seen && !seen.has(key)) {
@@ -142,7 +148,10 @@ function collect(out: Record<string, MetadataValue>, init: MetadataInit, overrid
     const v = init[rawKey];
     if (v === undefined) continue;
     const key = rawKey.toLowerCase();
-    if (override) delete out[key];
+    if (seen && !seen.has(key)) {
+      seen.add(key);
+      delete out[key];
+    }
     if (typeof v === "string") add(out, key, v);
     else for (const one of v) add(out, key, String(one));
   }

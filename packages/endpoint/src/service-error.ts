@@ -97,7 +97,14 @@ export class ServiceError extends Error {
    * ```
    */
   static from(reason: unknown, fallback: Code = Code.INTERNAL): ServiceError {
-    if (reason instanceof ServiceError) return reason;
+    if (reason instanceof ServiceError) {
+      // A real instance passes through. One recognised only by name and code (another copy of this
+      // package, or an unrelated class that happens to be called ServiceError) may lack `details`,
+      // `metadata`, `codeName` or `toJSON`, so it is rebuilt with its code and message and kept as cause.
+      return Object.prototype.isPrototypeOf.call(ServiceError.prototype, reason)
+        ? reason
+        : fromLookalike(reason);
+    }
     if (reason instanceof Error || isDomException(reason)) {
       const name = (reason as { name?: unknown }).name;
       if (name === "AbortError") return new ServiceError(Code.CANCELLED, undefined, { cause: reason });
@@ -137,4 +144,29 @@ Object.defineProperty(ServiceError.prototype, "name", {
 
 function isDomException(value: unknown): boolean {
   return typeof DOMException !== "undefined" && value instanceof DOMException;
+}
+
+function fromLookalike(reason: ServiceError): ServiceError {
+  const { details, metadata } = reason as { details?: unknown; metadata?: unknown };
+  const message = typeof reason.message === "string" ? reason.message : undefined;
+  const options: ServiceErrorOptions = {
+    cause: reason,
+    details: Array.isArray(details) ? [...(details as ErrorDetail[])] : undefined,
+  };
+  if (isPairIterable(metadata)) {
+    try {
+      return new ServiceError(reason.code, message, { ...options, metadata });
+    } catch {
+      // Metadata that does not iterate as [key, value] pairs is dropped: `from` must not throw.
+    }
+  }
+  return new ServiceError(reason.code, message, options);
+}
+
+function isPairIterable(value: unknown): value is Iterable<readonly [string, string]> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as Partial<Iterable<unknown>>)[Symbol.iterator] === "function"
+  );
 }

@@ -36,24 +36,23 @@ export function timeout<Req = unknown, Res = unknown>(ms: number): Middleware<Re
           signal.removeEventListener("abort", onAbort);
           child.release();
         };
-        let result: Promise<Res>;
         try {
-          result = next(child.context, request);
+          // `.then` inside the try too: a plain-JS `next` that returns a non-promise must not leave
+          // the timer and the listener behind.
+          next(child.context, request).then(
+            (value) => {
+              settle();
+              resolve(value);
+            },
+            (err: unknown) => {
+              settle();
+              reject(err);
+            },
+          );
         } catch (err) {
           settle();
           reject(err);
-          return;
         }
-        result.then(
-          (value) => {
-            settle();
-            resolve(value);
-          },
-          (err: unknown) => {
-            settle();
-            reject(err);
-          },
-        );
       });
     };
   };

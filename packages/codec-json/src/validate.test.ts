@@ -1,0 +1,220 @@
+import { type StandardSchemaV1, validate } from "@svckit/codec-json";
+import { Code, ServiceError } from "@svckit/endpoint";
+import * as v from "valibot";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import { z } from "zod";
+
+interface FieldViolation {
+  field: string;
+  description: string;
+}
+
+function thrown(fn: () => unknown): ServiceError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ServiceError) return error;
+    throw error;
+  }
+  throw new Error("expected a ServiceError, nothing was thrown");
+}
+
+function violations(err: ServiceError): FieldViolation[] {
+  expect(err.details).toHaveLength(1);
+  const detail = err.details[0];
+  expect(detail?.type).toBe("google.rpc.BadRequest");
+  const value = detail?.value as { fieldViolations: FieldViolation[] } | undefined;
+  return value?.fieldViolations ?? [];
+}
+
+/** A hand-written Standard Schema that fails with the given issues and counts its runs. */
+function failing(issues: StandardSchemaV1.Issue[]): StandardSchemaV1<unknown, never> & { runs: number } {
+  const schema = {
+    runs: 0,
+    "~standard": {
+      version: 1 as const,
+      vendor: "test",
+      validate: () => {
+        schema.runs++;
+        return { issues };
+      },
+    },
+  };
+  return schema;
+}
+
+describe("validate with zod 4", () => {
+  const Req = z.object({
+    s: z.string().transform((s) => s.toUpperCase()),
+    a: z.object({ b: z.array(z.number()) }),
+  });
+
+  it("returns the schema's output synchronously, transforms applied and unknown keys stripped", () => {
+    const out = validate(Req, { s: "hi", a: { b: [1, 2] }, extra: true });
+    expect(out).not.toBeInstanceOf(Promise);
+    expect(out).toEqual({ s: "HI", a: { b: [1, 2] } });
+    expectTypeOf(out).toEqualTypeOf<
+      { s: string; a: { b: number[] } } | Promise<{ s: string; a: { b: number[] } }>
+    >();
+  });
+
+  it("fails with INVALID_ARGUMENT, the first issue in the message and every issue in details", () => {
+    const err = thrown(() => validate(Req, { s: 1, a: { b: [1, "x", 3, null] } }));
+    expect(err.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err.message).toBe("invalid request: s: Invalid input: expected string, received number");
+    expect(violations(err)).toEqual([
+      { field: "s", description: "Invalid input: expected string, received number" },
+      { field: "a.b[1]", description: "Invalid input: expected number, received string" },
+      { field: "a.b[3]", description: "Invalid input: expected number, received null" },
+    ]);
+    expect(err.toJSON()).toEqual({ code: "INVALID_ARGUMENT", message: err.message, details: err.details });
+  });
+
+  it("says (root) for an issue about the value as a whole", () => {
+    const err = thrown(() => validate(Req, "text"));
+    expect(err.message).toBe("invalid request: (root): Invalid input: expected object, received string");
+    expect(violations(err)).toEqual([
+      { field: "", description: "Invalid input: expected object, received string" },
+    ]);
+  });
+
+  it("formats keys that are not identifiers with brackets and quotes", () => {
+    const schema = z.object({
+      "odd key": z.object({ "0": z.number(), $ok_1: z.array(z.object({ x: z.string() })) }),
+    });
+    const err = thrown(() => validate(schema, { "odd key": { "0": "no", $ok_1: [{ x: "a" }, { x: 2 }] } }));
+    expect(violations(err).map((f) => f.field)).toEqual(['["odd key"]["0"]', '["odd key"].$ok_1[1].x']);
+    expect(err.message).toBe(
+      'invalid request: ["odd key"]["0"]: Invalid input: expected number, received string',
+    );
+  });
+
+  it("returns a Promise for an async schema, resolving to the output or rejecting with INVALID_ARGUMENT", async () => {
+    const Name = z.object({ name: z.string().refine(async (s) => s !== "taken", "name is taken") });
+    const ok = validate(Name, { name: "free" });
+    expect(ok).toBeInstanceOf(Promise);
+    await expect(ok).resolves.toEqual({ name: "free" });
+
+    const bad = validate(Name, { name: "taken" });
+    expect(bad).toBeInstanceOf(Promise);
+    const err = await Promise.resolve(bad).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(err).toBeInstanceOf(ServiceError);
+    expect((err as ServiceError).code).toBe(Code.INVALID_ARGUMENT);
+    expect((err as ServiceError).message).toBe("invalid request: name: name is taken");
+  });
+});
+
+describe("validate with valibot 1", () => {
+  const Req = v.object({
+    s: v.pipe(
+      v.string(),
+      v.transform((s) => s.length),
+    ),
+    a: v.object({ b: v.array(v.number()) }),
+  });
+
+  it("returns the schema's output synchronously", () => {
+    const out = validate(Req, { s: "four", a: { b: [] } });
+    expect(out).not.toBeInstanceOf(Promise);
+    expect(out).toEqual({ s: 4, a: { b: [] } });
+    expectTypeOf(out).toEqualTypeOf<
+      { s: number; a: { b: number[] } } | Promise<{ s: number; a: { b: number[] } }>
+    >();
+  });
+
+  it("reads valibot's path segment objects", () => {
+    const err = thrown(() => validate(Req, { s: 1, a: { b: [0, "x"] } }));
+    expect(err.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err.message).toBe("invalid request: s: Invalid type: Expected string but received 1");
+    expect(violations(err)).toEqual([
+      { field: "s", description: "Invalid type: Expected string but received 1" },
+      { field: "a.b[1]", description: 'Invalid type: Expected number but received "x"' },
+    ]);
+  });
+
+  it("says (root) when valibot gives no path", () => {
+    const err = thrown(() => validate(Req, null));
+    expect(err.message).toBe("invalid request: (root): Invalid type: Expected Object but received null");
+    expect(violations(err)).toEqual([
+      { field: "", description: "Invalid type: Expected Object but received null" },
+    ]);
+  });
+
+  it("returns a Promise for an async valibot schema", async () => {
+    const Async = v.objectAsync({
+      n: v.pipeAsync(
+        v.number(),
+        v.checkAsync(async (n) => n > 0, "must be positive"),
+      ),
+    });
+    const bad = validate(Async, { n: -1 });
+    expect(bad).toBeInstanceOf(Promise);
+    await expect(bad).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      message: "invalid request: n: must be positive",
+    });
+    await expect(validate(Async, { n: 1 })).resolves.toEqual({ n: 1 });
+  });
+
+  it("shortens very long issue messages so an error never carries much of the request", () => {
+    const err = thrown(() => validate(v.number(), "x".repeat(10_000)));
+    expect(err.message.length).toBeLessThanOrEqual(250);
+    expect(err.message.endsWith("…")).toBe(true);
+    expect(violations(err)[0]?.description).toHaveLength(200);
+  });
+});
+
+describe("validate with any Standard Schema", () => {
+  it("formats symbol keys, path segment objects and long keys", () => {
+    const schema = failing([
+      { message: "m1", path: [Symbol("tag"), { key: "x" }, { key: 2 }] },
+      { message: "m2", path: [] },
+      { message: "m3", path: ["k".repeat(300)] },
+    ]);
+    const err = thrown(() => validate(schema, {}));
+    expect(err.message).toBe("invalid request: [Symbol(tag)].x[2]: m1");
+    const fields = violations(err).map((f) => f.field);
+    expect(fields.slice(0, 2)).toEqual(["[Symbol(tag)].x[2]", ""]);
+    expect(fields[2]).toBe(`["${"k".repeat(199)}…"]`);
+  });
+
+  it("runs the schema exactly once per call", () => {
+    const schema = failing([{ message: "nope" }]);
+    thrown(() => validate(schema, 1));
+    expect(schema.runs).toBe(1);
+  });
+
+  it("treats a falsy issues value as success", () => {
+    const schema: StandardSchemaV1<unknown, number> = {
+      "~standard": { version: 1, vendor: "test", validate: () => ({ value: 7, issues: undefined }) },
+    };
+    expect(validate(schema, "anything")).toBe(7);
+  });
+
+  it("does not catch an exception thrown by the schema itself", async () => {
+    const throwing: StandardSchemaV1<unknown, string> = {
+      "~standard": {
+        version: 1,
+        vendor: "test",
+        validate: () => {
+          throw new RangeError("bug in schema");
+        },
+      },
+    };
+    expect(() => validate(throwing, "x")).toThrow(RangeError);
+    // zod retries a throwing schema asynchronously, so its bug arrives as a rejection.
+    const refined = z.string().refine(() => {
+      throw new RangeError("bug in refinement");
+    });
+    await expect(validate(refined, "x")).rejects.toThrow(RangeError);
+  });
+
+  it("infers output types with StandardSchemaV1.InferOutput and InferInput", () => {
+    const schema = z.object({ n: z.string().transform(Number) });
+    expectTypeOf<StandardSchemaV1.InferOutput<typeof schema>>().toEqualTypeOf<{ n: number }>();
+    expectTypeOf<StandardSchemaV1.InferInput<typeof schema>>().toEqualTypeOf<{ n: string }>();
+  });
+});

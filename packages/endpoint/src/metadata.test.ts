@@ -1,4 +1,5 @@
 import {
+  createContext,
   createMetadata,
   emptyMetadata,
   type Metadata,
@@ -293,5 +294,29 @@ describe("mergeMetadata", () => {
   it("keeps base order; a replaced key moves to the end", () => {
     const merged = mergeMetadata(base, { b: "9", e: "5" });
     expect([...merged.keys()]).toEqual(["a", "c", "b", "e"]);
+  });
+});
+
+describe("a transport's own Metadata implementation", () => {
+  it("is used as it is by createMetadata, without a copy", () => {
+    const view: Metadata = {
+      get: (key) => (key.toLowerCase() === "x-a" ? "1" : undefined),
+      getAll: (key) => (key.toLowerCase() === "x-a" ? ["1"] : []),
+      has: (key) => key.toLowerCase() === "x-a",
+      keys: () => ["x-a"][Symbol.iterator](),
+      size: 1,
+      toRecord: () => ({ "x-a": "1" }),
+      [Symbol.iterator]: () => [["x-a", "1"] as [string, string]][Symbol.iterator](),
+    };
+    expect(createMetadata(view)).toBe(view);
+    expect(createContext({ metadata: view }).metadata).toBe(view);
+    expect(mergeMetadata(view, { b: "2" }).toRecord()).toEqual({ "x-a": "1", b: "2" });
+  });
+
+  it("a web Headers is copied as pairs", () => {
+    const headers = new Headers({ "X-A": "1" });
+    const md = createMetadata(headers);
+    expect(md).not.toBe(headers);
+    expect(md.get("x-a")).toBe("1");
   });
 });

@@ -115,8 +115,19 @@ class RecordMetadata implements Metadata {
 /** Metadata with no entries. */
 export const emptyMetadata: Metadata = new RecordMetadata(Object.freeze({}));
 
+/**
+ * Structural, so a transport's own {@link Metadata} view (e.g. over gRPC metadata) is used as it is,
+ * without a copy. A web `Headers` has no `getAll`/`toRecord` and is copied as pairs.
+ */
 function isMetadata(init: MetadataInit): init is Metadata {
-  return init instanceof RecordMetadata;
+  if (init instanceof RecordMetadata) return true;
+  const m = init as Partial<Record<keyof Metadata, unknown>>;
+  return (
+    typeof m.get === "function" &&
+    typeof m.getAll === "function" &&
+    typeof m.has === "function" &&
+    typeof m.toRecord === "function"
+  );
 }
 
 function isIterable(init: MetadataInit): init is Iterable<readonly [string, string]> {

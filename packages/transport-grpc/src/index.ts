@@ -1,0 +1,41 @@
+/**
+ * The svckit gRPC transport on `@grpc/grpc-js`. {@link createGrpcHandler} makes a method server from an
+ * endpoint, a decoder and an encoder (go-kit's `grpc.NewServer`), {@link bindService} registers a
+ * service's handlers on a grpc-js `Server` with the method descriptors' own codecs (no
+ * @grpc/proto-loader), and {@link createGrpcClient} turns a remote method into an `Endpoint`.
+ * Metadata, deadlines, cancellation and `ServiceError` codes (with `grpc-status-details-bin`) travel
+ * both ways.
+ *
+ * @packageDocumentation
+ */
+
+export type {
+  DecodeGrpcResponseFunc,
+  EncodeGrpcRequestFunc,
+  GrpcClientFinalizerFunc,
+  GrpcClientFinalizerInfo,
+  GrpcClientOptions,
+  GrpcClientRequestFunc,
+  GrpcClientResponseFunc,
+} from "./client.js";
+export { createGrpcClient } from "./client.js";
+export { GrpcMetadataView, toGrpcMetadata } from "./metadata.js";
+export type { GrpcMessageCodec, GrpcMethod, GrpcService } from "./method.js";
+export type {
+  DecodeGrpcRequestFunc,
+  EncodeGrpcResponseFunc,
+  GrpcHandler,
+  GrpcServerFinalizerFunc,
+  GrpcServerFinalizerInfo,
+  GrpcServerOptions,
+  GrpcServerRequestFunc,
+  GrpcServerResponseFunc,
+} from "./server.js";
+export { bindService, createGrpcHandler } from "./server.js";
+export {
+  decodeStatusDetails,
+  encodeStatusDetails,
+  fromGrpcStatus,
+  STATUS_DETAILS_KEY,
+  toGrpcStatus,
+} from "./status.js";

@@ -1,0 +1,361 @@
+import type {
+  Metadata as GrpcMetadata,
+  Server,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServiceDefinition,
+  sendUnaryData,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { Metadata as GrpcMetadataClass } from "@grpc/grpc-js";
+import {
+  type CancelSource,
+  Code,
+  type Context,
+  createCancelableContext,
+  type Endpoint,
+  ServiceError,
+} from "@svckit/endpoint";
+import { GrpcMetadataView } from "./metadata.js";
+import type { GrpcMethod, GrpcService } from "./method.js";
+import { toGrpcStatus } from "./status.js";
+
+/** Turns a decoded request message into the endpoint's request. */
+export type DecodeGrpcRequestFunc<Msg, Req> = (ctx: Context, message: Msg) => Req | Promise<Req>;
+
+/** Turns the endpoint's response into a response message. */
+export type EncodeGrpcResponseFunc<Res, Msg> = (ctx: Context, response: Res) => Msg | Promise<Msg>;
+
+/** Runs before decoding with the incoming metadata; may derive a context (go-kit's `ServerBefore`). */
+export type GrpcServerRequestFunc = (ctx: Context, metadata: GrpcMetadata) => Context | undefined;
+
+/**
+ * Runs after the endpoint succeeded; may add response headers and trailers (go-kit's `ServerAfter`).
+ * Headers are sent only if some function added one.
+ */
+export type GrpcServerResponseFunc = (
+  ctx: Context,
+  header: GrpcMetadata,
+  trailer: GrpcMetadata,
+) => Context | undefined;
+
+/** What a server finalizer learns about a finished call. */
+export interface GrpcServerFinalizerInfo {
+  /** The method path, e.g. `/pb.Add/Sum`. */
+  readonly method: string;
+  /** The status code sent (OK on success). */
+  readonly code: Code;
+  /** The error the call ended with, if any. */
+  readonly error: ServiceError | undefined;
+}
+
+/** Always runs once a call is over (go-kit's `ServerFinalizer`). Must not throw. */
+export type GrpcServerFinalizerFunc = (ctx: Context, info: GrpcServerFinalizerInfo) => void;
+
+/** Options of {@link createGrpcHandler} (also accepted by {@link bindService} as defaults for every method). */
+export interface GrpcServerOptions {
+  /** Functions run in order before decoding. */
+  before?: readonly GrpcServerRequestFunc[];
+  /** Functions run in order after the endpoint. */
+  after?: readonly GrpcServerResponseFunc[];
+  /** Told of every error; default: nothing. */
+  errorHandler?: (ctx: Context, error: ServiceError) => void;
+  /** Run once per call when it is over. */
+  finalizer?: GrpcServerFinalizerFunc | readonly GrpcServerFinalizerFunc[];
+}
+
+/**
+ * One method's server: an endpoint with its decoder and encoder (go-kit's `grpc.NewServer`).
+ * Bind handlers to a grpc-js `Server` with {@link bindService}.
+ */
+export interface GrpcHandler<Msg = never, Out = never> {
+  /** The endpoint served; it returns an `AsyncIterable` of responses for server-streaming methods. */
+  readonly endpoint: Endpoint<never, unknown>;
+  /** Request message → endpoint request. */
+  readonly decode: DecodeGrpcRequestFunc<Msg, unknown>;
+  /** Endpoint response (one stream item for streaming methods) → response message. */
+  readonly encode: EncodeGrpcResponseFunc<never, Out>;
+  /** The handler's own options. */
+  readonly options: GrpcServerOptions;
+}
+
+/**
+ * Makes a gRPC method server from an endpoint, a decoder and an encoder. For a server-streaming
+ * method the endpoint returns an `AsyncIterable` and `encode` is applied to each item.
+ *
+ * @example
+ * ```ts
+ * const sum = createGrpcHandler(
+ *   sumEndpoint,
+ *   (_ctx, msg: { a: bigint; b: bigint }) => ({ a: Number(msg.a), b: Number(msg.b) }),
+ *   (_ctx, res: { v: number }) => ({ v: BigInt(res.v), err: "" }),
+ * );
+ * bindService(server, root.service("pb.Add"), { Sum: sum });
+ * ```
+ */
+export function createGrpcHandler<Req, Res, Msg, Out>(
+  endpoint: Endpoint<Req, Res> | Endpoint<Req, AsyncIterable<Res>>,
+  decode: DecodeGrpcRequestFunc<Msg, Req>,
+  encode: EncodeGrpcResponseFunc<Res, Out>,
+  options: GrpcServerOptions = {},
+): GrpcHandler<Msg, Out> {
+  return {
+    endpoint: endpoint as Endpoint<never, unknown>,
+    decode: decode as DecodeGrpcRequestFunc<Msg, unknown>,
+    encode: encode as EncodeGrpcResponseFunc<never, Out>,
+    options,
+  };
+}
+
+type AnyCall = ServerUnaryCall<Buffer, Buffer> | ServerWritableStream<Buffer, Buffer>;
+
+/** Cancels a call's context when the client cancels or the connection drops. */
+const callCancelled: CancelSource<AnyCall> = {
+  isCancelled: (call) => call.cancelled,
+  subscribe(call, cancel) {
+    const onCancel = (): void => cancel(new ServiceError(Code.CANCELLED, "call cancelled by the client"));
+    call.once("cancelled", onCancel);
+    return () => call.off("cancelled", onCancel);
+  },
+};
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+function finiteDeadline(deadline: Date | number): number | undefined {
+  const at = typeof deadline === "number" ? deadline : deadline.getTime();
+  return Number.isFinite(at) ? at : undefined;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+const passThrough = (value: Buffer): Buffer => value;
+
+function list<T>(value: T | readonly T[] | undefined): readonly T[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value as T];
+}
+
+/** Resolved per method at bind time, so a call does no option lookups. */
+interface Plan {
+  readonly method: GrpcMethod<unknown, unknown>;
+  readonly endpoint: Endpoint<unknown, unknown>;
+  readonly decode: DecodeGrpcRequestFunc<unknown, unknown>;
+  readonly encode: EncodeGrpcResponseFunc<unknown, unknown>;
+  readonly before: readonly GrpcServerRequestFunc[];
+  readonly after: readonly GrpcServerResponseFunc[];
+  readonly errorHandler: ((ctx: Context, error: ServiceError) => void) | undefined;
+  readonly finalizers: readonly GrpcServerFinalizerFunc[];
+}
+
+function decodeMessage(plan: Plan, bytes: Buffer): unknown {
+  try {
+    return plan.method.requestType.decode(bytes);
+  } catch (err) {
+    if (err instanceof ServiceError && err.code === Code.INVALID_ARGUMENT) throw err;
+    throw new ServiceError(Code.INVALID_ARGUMENT, `invalid request message for ${plan.method.path}`, {
+      cause: err,
+    });
+  }
+}
+
+function encodeMessage(plan: Plan, message: unknown): Buffer {
+  try {
+    return asBuffer(plan.method.responseType.encode(message));
+  } catch (err) {
+    // The server built a response that does not fit its own schema: a server fault.
+    throw new ServiceError(Code.INTERNAL, "response message could not be encoded", { cause: err });
+  }
+}
+
+function startCall(call: AnyCall): ReturnType<typeof createCancelableContext> {
+  return createCancelableContext({
+    metadata: new GrpcMetadataView(call.metadata),
+    deadline: finiteDeadline(call.getDeadline()),
+    cancelSource: callCancelled,
+    cancelTarget: call,
+  });
+}
+
+/** Runs `before`, decodes the request; returns the context to use and the endpoint's request. */
+async function prepare(plan: Plan, ctx: Context, call: AnyCall): Promise<[Context, unknown]> {
+  for (const fn of plan.before) ctx = fn(ctx, call.metadata) ?? ctx;
+  let request = plan.decode(ctx, decodeMessage(plan, call.request));
+  if (isPromise(request)) request = await request;
+  return [ctx, request];
+}
+
+function responseMetadata(plan: Plan, ctx: Context, call: AnyCall): [Context, GrpcMetadata | undefined] {
+  if (plan.after.length === 0) return [ctx, undefined];
+  const header = new GrpcMetadataClass();
+  const trailer = new GrpcMetadataClass();
+  for (const fn of plan.after) ctx = fn(ctx, header, trailer) ?? ctx;
+  if (Object.keys(header.getMap()).length > 0) call.sendMetadata(header);
+  return [ctx, trailer];
+}
+
+function fail(plan: Plan, ctx: Context, err: unknown): ServiceError {
+  const error = ServiceError.from(err);
+  plan.errorHandler?.(ctx, error);
+  return error;
+}
+
+function finish(plan: Plan, ctx: Context, error: ServiceError | undefined): void {
+  if (plan.finalizers.length === 0) return;
+  const info: GrpcServerFinalizerInfo = { method: plan.method.path, code: error?.code ?? Code.OK, error };
+  for (const fn of plan.finalizers) fn(ctx, info);
+}
+
+function unaryHandler(plan: Plan) {
+  async function serve(
+    call: ServerUnaryCall<Buffer, Buffer>,
+    callback: sendUnaryData<Buffer>,
+  ): Promise<void> {
+    const handle = startCall(call);
+    let ctx = handle.context;
+    let error: ServiceError | undefined;
+    try {
+      let request: unknown;
+      [ctx, request] = await prepare(plan, ctx, call);
+      const response = await plan.endpoint(ctx, request);
+      let message = plan.encode(ctx, response);
+      if (isPromise(message)) message = await message;
+      const bytes = encodeMessage(plan, message);
+      let trailer: GrpcMetadata | undefined;
+      [ctx, trailer] = responseMetadata(plan, ctx, call);
+      callback(null, bytes, trailer);
+    } catch (err) {
+      error = fail(plan, ctx, err);
+      callback(toGrpcStatus(error));
+    }
+    handle.release();
+    finish(plan, ctx, error);
+  }
+  return function unary(call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void {
+    serve(call, callback).catch((failure: unknown) => {
+      // Only a throwing errorHandler or finalizer gets here; the call was already answered.
+      void failure;
+    });
+  };
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof (value as { [Symbol.asyncIterator]?: unknown } | null)?.[Symbol.asyncIterator] === "function";
+}
+
+function waitDrain(call: ServerWritableStream<Buffer, Buffer>, ctx: Context): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const signal = ctx.signal;
+    const done = (): void => {
+      call.off("drain", onDrain);
+      signal.removeEventListener("abort", onAbort);
+    };
+    const onDrain = (): void => {
+      done();
+      resolve();
+    };
+    const onAbort = (): void => {
+      done();
+      reject(signal.reason);
+    };
+    if (signal.aborted) return reject(signal.reason);
+    call.on("drain", onDrain);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function serverStreamHandler(plan: Plan) {
+  async function serve(call: ServerWritableStream<Buffer, Buffer>): Promise<void> {
+    const handle = startCall(call);
+    let ctx = handle.context;
+    let error: ServiceError | undefined;
+    try {
+      let request: unknown;
+      [ctx, request] = await prepare(plan, ctx, call);
+      const stream = await plan.endpoint(ctx, request);
+      if (!isAsyncIterable(stream)) {
+        throw new ServiceError(Code.INTERNAL, "a server-streaming endpoint must return an AsyncIterable");
+      }
+      for await (const item of stream) {
+        ctx.throwIfAborted();
+        let message = plan.encode(ctx, item);
+        if (isPromise(message)) message = await message;
+        if (!call.write(encodeMessage(plan, message))) await waitDrain(call, ctx);
+      }
+      let trailer: GrpcMetadata | undefined;
+      [ctx, trailer] = responseMetadata(plan, ctx, call);
+      call.end(trailer);
+    } catch (err) {
+      error = fail(plan, ctx, err);
+      if (!call.cancelled) call.emit("error", toGrpcStatus(error));
+    }
+    handle.release();
+    finish(plan, ctx, error);
+  }
+  return function serverStream(call: ServerWritableStream<Buffer, Buffer>): void {
+    serve(call).catch((failure: unknown) => {
+      void failure;
+    });
+  };
+}
+
+/**
+ * Registers handlers for the methods of `service` on a grpc-js `Server`, without @grpc/proto-loader:
+ * messages are decoded and encoded by the method descriptors' own codecs (so a malformed request is
+ * INVALID_ARGUMENT, not grpc-js's INTERNAL). Methods without a handler answer UNIMPLEMENTED, as do
+ * unknown methods. `options` are defaults that each handler's own options extend (hooks run the
+ * service-wide ones first).
+ *
+ * @example
+ * ```ts
+ * const server = new Server();
+ * bindService(server, root.service("pb.Add"), { Sum: sumHandler, Concat: concatHandler });
+ * server.bindAsync("127.0.0.1:8082", ServerCredentials.createInsecure(), () => {});
+ * ```
+ */
+export function bindService(
+  server: Server,
+  service: GrpcService,
+  handlers: Readonly<Record<string, GrpcHandler<never, never>>>,
+  options: GrpcServerOptions = {},
+): void {
+  const definition: Record<string, ServiceDefinition[string]> = {};
+  const implementation: UntypedServiceImplementation = {};
+  for (const name of Object.keys(handlers)) {
+    const method = service.methods[name] as GrpcMethod<unknown, unknown> | undefined;
+    if (method === undefined) {
+      throw new Error(
+        `bindService: ${service.name} has no method ${name} (it has: ${Object.keys(service.methods).join(", ")})`,
+      );
+    }
+    const handler = handlers[name] as GrpcHandler<never, never>;
+    const own = handler.options;
+    const plan: Plan = {
+      method,
+      endpoint: handler.endpoint as Endpoint<unknown, unknown>,
+      decode: handler.decode as DecodeGrpcRequestFunc<unknown, unknown>,
+      encode: handler.encode as unknown as EncodeGrpcResponseFunc<unknown, unknown>,
+      before: [...(options.before ?? []), ...(own.before ?? [])],
+      after: [...(options.after ?? []), ...(own.after ?? [])],
+      errorHandler: own.errorHandler ?? options.errorHandler,
+      finalizers: [...list(options.finalizer), ...list(own.finalizer)],
+    };
+    if (method.requestStream) {
+      throw new Error(`bindService: ${method.path} is client- or bidi-streaming, which is not supported yet`);
+    }
+    definition[name] = {
+      path: method.path,
+      requestStream: false,
+      responseStream: method.responseStream,
+      requestSerialize: passThrough,
+      requestDeserialize: passThrough,
+      responseSerialize: passThrough,
+      responseDeserialize: passThrough,
+      originalName: name,
+    };
+    implementation[name] = method.responseStream ? serverStreamHandler(plan) : unaryHandler(plan);
+  }
+  server.addService(definition, implementation);
+}

@@ -834,3 +834,14 @@ describe("createCancelableContext", () => {
     expect(unsubscribed).toBe(1);
   });
 });
+
+describe("CancelableContext handles destructure", () => {
+  it("cancel and release work when taken off the handle", () => {
+    const { context, cancel } = background.withCancel();
+    cancel();
+    expect(context.abortReason?.code).toBe(Code.CANCELLED);
+    const { context: root, release } = createCancelableContext({ timeout: 1_000 });
+    release();
+    expect(root.aborted).toBe(false);
+  });
+});

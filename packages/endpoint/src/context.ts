@@ -428,19 +428,22 @@ class ContextImpl implements Context {
   }
 }
 
-/** A {@link CancelableContext} as a class: methods on the prototype, no closures per call. */
+/**
+ * A {@link CancelableContext}. `cancel` and `release` are own arrow properties, so
+ * `const { context, cancel } = ctx.withCancel()` works as in Go.
+ */
 class Handle implements CancelableContext {
+  readonly cancel: (reason?: unknown) => void;
+  readonly release: () => void;
+
   constructor(
     readonly context: Context,
-    readonly scope: Scope,
-  ) {}
-
-  cancel(reason?: unknown): void {
-    this.scope.fire(toReason(reason));
-  }
-
-  release(): void {
-    this.scope.release();
+    scope: Scope,
+  ) {
+    this.cancel = (reason?: unknown): void => {
+      scope.fire(toReason(reason));
+    };
+    this.release = (): void => scope.release();
   }
 }
 

@@ -27,6 +27,18 @@ export type Endpoint<Req = unknown, Res = unknown> = (ctx: Context, request: Req
 export type Middleware<Req = unknown, Res = unknown> = (next: Endpoint<Req, Res>) => Endpoint<Req, Res>;
 
 /**
+ * A middleware that works on endpoints of any request and response type (most cross-cutting ones:
+ * timeouts, retries, logging). It fits wherever a {@link Middleware} of specific types is expected, so
+ * `chain(timeout(1_000))(typedEndpoint)` keeps the endpoint's types.
+ *
+ * @example
+ * ```ts
+ * const noop: GenericMiddleware = (next) => next;
+ * ```
+ */
+export type GenericMiddleware = <Req, Res>(next: Endpoint<Req, Res>) => Endpoint<Req, Res>;
+
+/**
  * Composes middlewares into one. The first is the outermost: `chain(a, b, c)(e)` runs
  * a → b → c → e and unwinds e → c → b → a, as go-kit's `endpoint.Chain`. Compose once at setup, not
  * per request: the result allocates nothing per call.

@@ -27,7 +27,7 @@ export type {
   ContextKeyOptions,
 } from "./context.js";
 export { background, createCancelableContext, createContext, createContextKey } from "./context.js";
-export type { Endpoint, Middleware } from "./endpoint.js";
+export type { Endpoint, GenericMiddleware, Middleware } from "./endpoint.js";
 export { chain, nop } from "./endpoint.js";
 export type { Metadata, MetadataInit, MetadataValue } from "./metadata.js";
 export { createMetadata, emptyMetadata, mergeMetadata, metadataFromLowerCaseRecord } from "./metadata.js";

@@ -287,3 +287,12 @@ describe("timeout with real timers", () => {
     expect(Date.now() - started).toBeLessThan(400);
   });
 });
+
+describe("timeout keeps an endpoint's types", () => {
+  it("composes with chain and typed endpoints without type arguments", async () => {
+    const sum: Endpoint<{ a: number; b: number }, { v: number }> = async (_ctx, { a, b }) => ({ v: a + b });
+    const limited: Endpoint<{ a: number; b: number }, { v: number }> = chain(timeout(100))(sum);
+    expect(await limited(background, { a: 1, b: 2 })).toEqual({ v: 3 });
+    expect(await timeout(100)(sum)(background, { a: 2, b: 2 })).toEqual({ v: 4 });
+  });
+});

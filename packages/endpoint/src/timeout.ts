@@ -1,6 +1,6 @@
 import { Code } from "./code.js";
 import type { Context } from "./context.js";
-import type { Endpoint, Middleware } from "./endpoint.js";
+import type { Endpoint, GenericMiddleware, Middleware } from "./endpoint.js";
 import { ServiceError } from "./service-error.js";
 
 /**
@@ -17,7 +17,10 @@ import { ServiceError } from "./service-error.js";
  * await limited(ctx, req); // ServiceError DEADLINE_EXCEEDED after 500 ms
  * ```
  */
-export function timeout<Req = unknown, Res = unknown>(ms: number): Middleware<Req, Res> {
+export function timeout(ms: number): GenericMiddleware;
+/** The same, fixed to one request and response type. */
+export function timeout<Req, Res>(ms: number): Middleware<Req, Res>;
+export function timeout<Req, Res>(ms: number): Middleware<Req, Res> {
   if (!(ms >= 0) || !Number.isFinite(ms)) {
     throw new RangeError(`timeout: ms must be a finite non-negative number, got ${ms}`);
   }

@@ -12,7 +12,11 @@ import { join } from "node:path";
 const errors = [];
 const fail = (where, msg) => errors.push(`${where}: ${msg}`);
 const readJson = (p) => JSON.parse(readFileSync(p, "utf8"));
-const unbounded = (range) => range === "*" || range === "latest" || range === "" || (/^>=?[^<]*$/.test(range) && !range.startsWith("workspace:"));
+const unbounded = (range) =>
+  range === "*" ||
+  range === "latest" ||
+  range === "" ||
+  (/^>=?[^<]*$/.test(range) && !range.startsWith("workspace:"));
 
 const dirs = [];
 for (const group of ["packages", "examples"]) {
@@ -28,7 +32,8 @@ for (const dir of dirs) {
   const where = pkg.name ?? dir;
   const published = dir.startsWith("packages/");
   for (const [dep, range] of Object.entries(pkg.dependencies ?? {})) {
-    if (published && dep.startsWith("@svckit/")) fail(where, `${dep} must be a peer dependency, not a dependency`);
+    if (published && dep.startsWith("@svckit/"))
+      fail(where, `${dep} must be a peer dependency, not a dependency`);
     if (unbounded(range)) fail(where, `dependency ${dep} has an unbounded range "${range}"`);
   }
   for (const [dep, range] of Object.entries(pkg.peerDependencies ?? {})) {
@@ -52,13 +57,17 @@ for (const dir of dirs) {
       .filter((d) => d.startsWith("@svckit/")),
   );
   const tsconfig = readJson(join(dir, "tsconfig.json"));
-  const refs = new Set((tsconfig.references ?? []).map((r) => r.path.replace(/^\.\.\/(\.\.\/)?(packages\/)?/, "")));
+  const refs = new Set(
+    (tsconfig.references ?? []).map((r) => r.path.replace(/^\.\.\/(\.\.\/)?(packages\/)?/, "")),
+  );
   for (const dep of svckitDeps) {
     const name = dep.slice("@svckit/".length);
-    if (!refs.has(name)) fail(where, `tsconfig.json must reference ../${published ? "" : "../packages/"}${name}`);
+    if (!refs.has(name))
+      fail(where, `tsconfig.json must reference ../${published ? "" : "../packages/"}${name}`);
   }
   for (const ref of refs) {
-    if (!svckitDeps.has(`@svckit/${ref}`)) fail(where, `tsconfig.json references ${ref}, which package.json does not name`);
+    if (!svckitDeps.has(`@svckit/${ref}`))
+      fail(where, `tsconfig.json references ${ref}, which package.json does not name`);
   }
   if (!rootRefs.has(dir)) fail("tsconfig.json", `must reference ${dir}`);
 }

@@ -4,11 +4,25 @@ import { HttpError } from "./http-error.js";
 
 const EMPTY = Buffer.alloc(0);
 
-function tooLarge(limit: number): HttpError {
-  // "connection: close" makes Node close the socket after the answer instead of reading and
-  // discarding the rest of an oversized body to keep the connection alive.
+/** Up to this many bytes past the limit of a declared body are read and thrown away after a 413. */
+const DISCARD_LIMIT = 1 << 20;
+
+/**
+ * The 413 error. When the rest of a declared body is small enough, Node reads and discards it after
+ * the answer (nothing is buffered) so the client, still writing, gets the 413 rather than a reset
+ * socket, and the connection stays usable. A larger or undeclared remainder gets
+ * `connection: close`, so Node closes the socket instead of reading on.
+ */
+function tooLarge(limit: number, remaining: number | undefined): HttpError {
+  const close = remaining === undefined || remaining > DISCARD_LIMIT;
   return new HttpError(413, Code.RESOURCE_EXHAUSTED, `request body exceeds the limit of ${limit} bytes`, {
-    metadata: { connection: "close" },
+    metadata: close ? { connection: "close" } : undefined,
+  });
+}
+
+function clientGone(cause: unknown): HttpError {
+  return new HttpError(499, Code.CANCELLED, "client closed the request before the body was complete", {
+    cause,
   });
 }
 
@@ -22,7 +36,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers["content-length"];
   if (declared !== undefined) {
     const length = Number(declared);
-    if (length > limit) return Promise.reject(tooLarge(limit));
+    if (length > limit) return Promise.reject(tooLarge(limit, length));
     if (length === 0) return Promise.resolve(EMPTY);
   } else if (req.headers["transfer-encoding"] === undefined) {
     // No content-length and no transfer-encoding: HTTP/1.1 says there is no body.
@@ -44,7 +58,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       if (size > limit) {
         done();
         req.pause();
-        reject(tooLarge(limit));
+        reject(tooLarge(limit, undefined));
         return;
       }
       if (first === undefined) first = chunk;
@@ -58,12 +72,17 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     };
     const onError = (err: Error): void => {
       done();
-      reject(new HttpError(400, Code.INVALID_ARGUMENT, "request body could not be read", { cause: err }));
+      // A client that hangs up mid-body makes Node emit "aborted" (ECONNRESET) here before "close".
+      reject(
+        (err as { code?: unknown }).code === "ECONNRESET"
+          ? clientGone(err)
+          : new HttpError(400, Code.INVALID_ARGUMENT, "request body could not be read", { cause: err }),
+      );
     };
     const onClose = (): void => {
       if (req.complete) return;
       done();
-      reject(new HttpError(499, Code.CANCELLED, "client closed the request before the body was complete"));
+      reject(clientGone(undefined));
     };
     req.on("data", onData);
     req.on("end", onEnd);

@@ -1,4 +1,5 @@
 import {
+  type CancelableContext,
   Code,
   type Context,
   codeFromString,
@@ -21,7 +22,10 @@ export interface HttpClientRequest {
 }
 
 /** Turns the endpoint's request into an HTTP request. */
-export type EncodeRequestFunc<Req> = (ctx: Context, request: Req) => HttpClientRequest | Promise<HttpClientRequest>;
+export type EncodeRequestFunc<Req> = (
+  ctx: Context,
+  request: Req,
+) => HttpClientRequest | Promise<HttpClientRequest>;
 
 /** Turns a successful (2xx) HTTP response into the endpoint's response. */
 export type DecodeResponseFunc<Res> = (ctx: Context, response: Response) => Res | Promise<Res>;
@@ -64,12 +68,14 @@ export interface HttpClientOptions {
 const ERROR_SNIPPET = 200;
 
 /** Reads an error response: svckit's `{code, message, details}` body, else a code from the status. */
-async function decodeError(response: Response): Promise<ServiceError> {
+async function decodeError(ctx: Context, response: Response): Promise<ServiceError> {
   let text = "";
   try {
     text = await response.text();
   } catch {
-    // The body is unreadable; the status alone says what happened.
+    // Cut off by the caller's deadline or cancel: that is the error. Otherwise the status says it.
+    const aborted = ctx.abortReason;
+    if (aborted !== undefined) return aborted;
   }
   const fallback = httpStatusToCode(response.status);
   try {
@@ -84,9 +90,13 @@ async function decodeError(response: Response): Promise<ServiceError> {
         });
       }
       if (typeof (body as { error?: unknown }).error === "string") {
-        return new ServiceError(fallback === Code.OK ? Code.UNKNOWN : fallback, (body as { error: string }).error, {
-          metadata: response.headers,
-        });
+        return new ServiceError(
+          fallback === Code.OK ? Code.UNKNOWN : fallback,
+          (body as { error: string }).error,
+          {
+            metadata: response.headers,
+          },
+        );
       }
     }
   } catch {
@@ -107,7 +117,8 @@ function transportError(err: unknown, ctx: Context): ServiceError {
   const name = (err as { name?: unknown } | null)?.name;
   if (name === "AbortError" || name === "TimeoutError") return ServiceError.from(err);
   const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
-  const detail = typeof cause?.code === "string" ? cause.code : typeof cause?.message === "string" ? cause.message : "";
+  const detail =
+    typeof cause?.code === "string" ? cause.code : typeof cause?.message === "string" ? cause.message : "";
   return new ServiceError(Code.UNAVAILABLE, `request failed${detail ? `: ${detail}` : ""}`, { cause: err });
 }
 
@@ -142,7 +153,8 @@ export function createHttpClient<Req, Res>(
         ? options.finalizer
         : [options.finalizer as ClientFinalizerFunc];
   const defaultHeaders = options.headers;
-  const timeoutHeader = options.timeoutHeader === false ? undefined : (options.timeoutHeader ?? "x-request-timeout");
+  const timeoutHeader =
+    options.timeoutHeader === false ? undefined : (options.timeoutHeader ?? "x-request-timeout");
   const doFetch = options.fetch ?? globalThis.fetch;
   const upperMethod = method.toUpperCase();
 
@@ -150,6 +162,7 @@ export function createHttpClient<Req, Res>(
     let status = 0;
     let error: ServiceError | undefined;
     let target = base.href;
+    let call: CancelableContext | undefined;
     try {
       ctx.throwIfAborted();
       const encoded = await encode(ctx, request);
@@ -160,36 +173,45 @@ export function createHttpClient<Req, Res>(
           targetUrl.pathname = `${base.pathname.replace(/\/$/, "")}/${encoded.path.replace(/^\//, "")}`;
         }
         if (encoded.query !== undefined) {
-          const query = encoded.query instanceof URLSearchParams ? encoded.query : new URLSearchParams(encoded.query);
+          const query =
+            encoded.query instanceof URLSearchParams ? encoded.query : new URLSearchParams(encoded.query);
           for (const [k, v] of query) targetUrl.searchParams.append(k, v);
         }
       }
       target = targetUrl.href;
       const headers = new Headers(defaultHeaders);
       for (const [k, v] of ctx.outgoingMetadata) headers.append(k, v);
-      if (encoded.headers !== undefined) for (const k in encoded.headers) headers.set(k, encoded.headers[k] as string);
+      if (encoded.headers !== undefined)
+        for (const k in encoded.headers) headers.set(k, encoded.headers[k] as string);
       const remaining = ctx.timeRemaining();
-      if (timeoutHeader !== undefined && remaining !== undefined) headers.set(timeoutHeader, String(Math.ceil(remaining)));
+      if (timeoutHeader !== undefined && remaining !== undefined)
+        headers.set(timeoutHeader, String(Math.ceil(remaining)));
       for (const fn of before) ctx = fn(ctx, headers) ?? ctx;
+      // fetch adds an abort listener to the signal it is given and drops it only when the request is
+      // garbage-collected. Giving it a per-call child's signal keeps those listeners off the caller's
+      // signal, where a long-lived context (e.g. `background`) would collect one per call; `release`
+      // afterwards drops the child's timer and parent link without aborting anything.
+      call = ctx.withCancel();
       let response: Response;
       try {
         response = await doFetch(target, {
           method: upperMethod,
           headers,
           body: encoded.body,
-          signal: ctx.signal,
+          signal: call.context.signal,
         });
       } catch (err) {
-        throw transportError(err, ctx);
+        throw transportError(err, call.context);
       }
       status = response.status;
       for (const fn of after) ctx = fn(ctx, response) ?? ctx;
-      if (status < 200 || status >= 300) throw await decodeError(response);
+      if (status < 200 || status >= 300) throw await decodeError(ctx, response);
       return await decode(ctx, response);
     } catch (err) {
       error = ServiceError.from(err);
       throw error;
     } finally {
+      call?.release();
       if (finalizers.length > 0) {
         const info: ClientFinalizerInfo = { url: target, status, error };
         for (const fn of finalizers) fn(ctx, info);

@@ -8,7 +8,6 @@
  * @packageDocumentation
  */
 
-export { createHttpClient } from "./client.js";
 export type {
   ClientFinalizerFunc,
   ClientFinalizerInfo,
@@ -19,12 +18,12 @@ export type {
   HttpClientOptions,
   HttpClientRequest,
 } from "./client.js";
+export { createHttpClient } from "./client.js";
 export { HttpError } from "./http-error.js";
-export { encodeJsonRequest, encodeJsonResponse, jsonRequestDecoder, jsonResponseDecoder } from "./json.js";
 export type { JsonRequestDecoderOptions, JsonResponseDecoderOptions } from "./json.js";
-export { createRouter } from "./router.js";
+export { encodeJsonRequest, encodeJsonResponse, jsonRequestDecoder, jsonResponseDecoder } from "./json.js";
 export type { Router, RouterOptions } from "./router.js";
-export { createHttpHandler, defaultErrorEncoder, JSON_CONTENT_TYPE } from "./server.js";
+export { createRouter } from "./router.js";
 export type {
   DecodeRequestFunc,
   EncodeResponseFunc,
@@ -39,3 +38,4 @@ export type {
   ServerRequestFunc,
   ServerResponseFunc,
 } from "./server.js";
+export { createHttpHandler, defaultErrorEncoder, JSON_CONTENT_TYPE } from "./server.js";

@@ -2,7 +2,12 @@ import { encodeJson, parseJson, type StandardSchemaV1, validate } from "@svckit/
 import { Code, type Context, ServiceError } from "@svckit/endpoint";
 import type { DecodeResponseFunc, EncodeRequestFunc, HttpClientRequest } from "./client.js";
 import { HttpError } from "./http-error.js";
-import { type DecodeRequestFunc, type EncodeResponseFunc, type HttpRequest, JSON_CONTENT_TYPE } from "./server.js";
+import {
+  type DecodeRequestFunc,
+  type EncodeResponseFunc,
+  type HttpRequest,
+  JSON_CONTENT_TYPE,
+} from "./server.js";
 
 /** Options of {@link jsonRequestDecoder}. */
 export interface JsonRequestDecoderOptions<T> {
@@ -34,7 +39,9 @@ function isJsonContentType(header: string | undefined): boolean {
  * const handler = createHttpHandler(uppercase, decode, encodeJsonResponse);
  * ```
  */
-export function jsonRequestDecoder<T = unknown>(options: JsonRequestDecoderOptions<T> = {}): DecodeRequestFunc<T> {
+export function jsonRequestDecoder<T = unknown>(
+  options: JsonRequestDecoderOptions<T> = {},
+): DecodeRequestFunc<T> {
   const schema = options.schema;
   const checkType = options.contentTypes !== "any";
   return function decodeJsonRequest(_ctx: Context, request: HttpRequest): T | Promise<T> {
@@ -96,7 +103,9 @@ export interface JsonResponseDecoderOptions<T> {
  * const decode = jsonResponseDecoder<{ v: number }>();
  * ```
  */
-export function jsonResponseDecoder<T = unknown>(options: JsonResponseDecoderOptions<T> = {}): DecodeResponseFunc<T> {
+export function jsonResponseDecoder<T = unknown>(
+  options: JsonResponseDecoderOptions<T> = {},
+): DecodeResponseFunc<T> {
   const schema = options.schema;
   return async function decodeJsonResponse(_ctx: Context, response: Response): Promise<T> {
     const bytes = new Uint8Array(await response.arrayBuffer());

@@ -83,7 +83,10 @@ export function createRouter(options: RouterOptions = {}): Router {
     const parts = path.split("/").slice(1);
     if (!parts.some((p) => p.startsWith(":"))) {
       let methods = exact.get(path);
-      if (methods === undefined) exact.set(path, (methods = new Map()));
+      if (methods === undefined) {
+        methods = new Map();
+        exact.set(path, methods);
+      }
       return methods;
     }
     const existing = withParams.find((r) => r.pattern === path);
@@ -91,7 +94,8 @@ export function createRouter(options: RouterOptions = {}): Router {
     const names = parts.map((p) => {
       if (!p.startsWith(":")) return undefined;
       const name = p.slice(1);
-      if (!/^[A-Za-z_$][\w$]*$/.test(name)) throw new TypeError(`router: bad parameter name "${p}" in "${path}"`);
+      if (!/^[A-Za-z_$][\w$]*$/.test(name))
+        throw new TypeError(`router: bad parameter name "${p}" in "${path}"`);
       return name;
     });
     const route: ParamRoute = {
@@ -104,7 +108,9 @@ export function createRouter(options: RouterOptions = {}): Router {
     return route.methods;
   }
 
-  function matchParams(path: string): { route: ParamRoute; params: Record<string, string> } | HttpError | undefined {
+  function matchParams(
+    path: string,
+  ): { route: ParamRoute; params: Record<string, string> } | HttpError | undefined {
     if (withParams.length === 0) return undefined;
     const parts = path.split("/").slice(1);
     for (const route of withParams) {
@@ -147,23 +153,28 @@ export function createRouter(options: RouterOptions = {}): Router {
     let methods = exact.get(path);
     if (methods === undefined) {
       const match = matchParams(path);
-      if (match instanceof HttpError) return fail(res, match);
+      if (match instanceof HttpError) {
+        fail(res, match);
+        return;
+      }
       if (match !== undefined) {
         methods = match.route.methods;
         (req as { params?: Record<string, string> }).params = match.params;
       }
     }
     if (methods === undefined) {
-      return fail(res, new HttpError(404, Code.NOT_FOUND, `no route for ${method} ${path.slice(0, 200)}`));
+      fail(res, new HttpError(404, Code.NOT_FOUND, `no route for ${method} ${path.slice(0, 200)}`));
+      return;
     }
     const handler = pick(methods, method);
     if (handler === undefined) {
-      return fail(
+      fail(
         res,
         new HttpError(405, Code.UNIMPLEMENTED, `method ${method} is not allowed on ${path.slice(0, 200)}`, {
           metadata: { allow: allowHeader(methods) },
         }),
       );
+      return;
     }
     handler(req, res);
   }

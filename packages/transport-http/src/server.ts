@@ -5,7 +5,7 @@ import {
   Code,
   type Context,
   codeToHttpStatus,
-  createContext,
+  createCancelableContext,
   type Endpoint,
   metadataFromLowerCaseRecord,
   ServiceError,
@@ -54,7 +54,10 @@ export interface HttpResponseInit {
 }
 
 /** Turns the endpoint's response into an HTTP response. */
-export type EncodeResponseFunc<Res> = (ctx: Context, response: Res) => HttpResponseInit | Promise<HttpResponseInit>;
+export type EncodeResponseFunc<Res> = (
+  ctx: Context,
+  response: Res,
+) => HttpResponseInit | Promise<HttpResponseInit>;
 
 /** Runs before decoding, may derive a new context from the request (go-kit's `ServerBefore`). */
 export type ServerRequestFunc = (ctx: Context, request: HttpRequest) => Context | undefined;
@@ -188,8 +191,18 @@ export function defaultErrorEncoder(_ctx: Context, error: ServiceError, res: Ser
   } catch {
     body = JSON.stringify({ code: error.codeName, message: error.message });
   }
-  const headers: (string | number)[] = ["content-type", JSON_CONTENT_TYPE, "content-length", Buffer.byteLength(body)];
-  for (const [key, value] of error.metadata) headers.push(key, value);
+  const headers: (string | number)[] = [
+    "content-type",
+    JSON_CONTENT_TYPE,
+    "content-length",
+    Buffer.byteLength(body),
+  ];
+  for (const [key, value] of error.metadata) {
+    // This body's own framing wins: metadata copied from another HTTP response (an error a client
+    // call returned, passed on) must not repeat its content-length, content-type or transfer-encoding.
+    if (key === "content-length" || key === "content-type" || key === "transfer-encoding") continue;
+    headers.push(key, value);
+  }
   res.writeHead(status, headers as string[]);
   res.end(body);
 }
@@ -197,7 +210,8 @@ export function defaultErrorEncoder(_ctx: Context, error: ServiceError, res: Ser
 /** Writes an encoded response; returns the number of body bytes. */
 function writeResponse(res: ServerResponse, out: HttpResponseInit): number {
   const body = out.body;
-  const length = body === undefined ? 0 : typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
+  const length =
+    body === undefined ? 0 : typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
   const status = out.status ?? (body === undefined ? 204 : 200);
   const headers: (string | number)[] = out.contentType === undefined ? [] : ["content-type", out.contentType];
   if (status !== 204 && status !== 304) headers.push("content-length", length);
@@ -241,10 +255,18 @@ export function createHttpHandler<Req, Res>(
   const after = options.after ?? [];
   const errorEncoder = options.errorEncoder ?? defaultErrorEncoder;
   const errorHandler = options.errorHandler;
-  const finalizers = options.finalizer === undefined ? [] : Array.isArray(options.finalizer) ? options.finalizer : [options.finalizer as ServerFinalizerFunc];
+  const finalizers =
+    options.finalizer === undefined
+      ? []
+      : Array.isArray(options.finalizer)
+        ? options.finalizer
+        : [options.finalizer as ServerFinalizerFunc];
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   if (!(bodyLimit >= 0)) throw new RangeError(`createHttpHandler: bodyLimit must be ≥ 0, got ${bodyLimit}`);
-  const timeoutHeader = options.timeoutHeader === false ? undefined : (options.timeoutHeader ?? "x-request-timeout").toLowerCase();
+  const timeoutHeader =
+    options.timeoutHeader === false
+      ? undefined
+      : (options.timeoutHeader ?? "x-request-timeout").toLowerCase();
   const maxTimeout = options.maxTimeout;
 
   /** The caller's time budget in ms, `undefined` without one, or the error for a malformed header. */
@@ -253,7 +275,11 @@ export function createHttpHandler<Req, Res>(
     const raw = req.headers[timeoutHeader];
     if (raw === undefined) return undefined;
     if (typeof raw !== "string" || !TIMEOUT_PATTERN.test(raw)) {
-      return new HttpError(400, Code.INVALID_ARGUMENT, `invalid ${timeoutHeader} header: expected a whole number of milliseconds`);
+      return new HttpError(
+        400,
+        Code.INVALID_ARGUMENT,
+        `invalid ${timeoutHeader} header: expected a whole number of milliseconds`,
+      );
     }
     const ms = Number(raw);
     return maxTimeout !== undefined && ms > maxTimeout ? maxTimeout : ms;
@@ -261,12 +287,13 @@ export function createHttpHandler<Req, Res>(
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const timeout = requestTimeout(req);
-    let ctx: Context = createContext({
+    const call = createCancelableContext({
       metadata: metadataFromLowerCaseRecord(req.headers),
       timeout: typeof timeout === "number" ? timeout : undefined,
       cancelSource: disconnect,
       cancelTarget: res,
     });
+    let ctx: Context = call.context;
     let request: HttpRequest | undefined;
     let status = 0;
     let bytes = 0;
@@ -297,7 +324,11 @@ export function createHttpHandler<Req, Res>(
       status = res.statusCode;
     } catch (err) {
       error = ServiceError.from(err);
-      errorHandler?.(ctx, error);
+      try {
+        errorHandler?.(ctx, error);
+      } catch {
+        // A throwing errorHandler must not cost the client its answer or skip the finalizers.
+      }
       if (res.destroyed || res.headersSent) {
         status = res.headersSent ? res.statusCode : 499;
         if (!res.writableEnded) res.destroy();
@@ -314,6 +345,8 @@ export function createHttpHandler<Req, Res>(
         status = res.statusCode;
       }
     }
+    // The call is over: drop the deadline timer and the disconnect listener, if watching set them up.
+    call.release();
     if (finalizers.length > 0) {
       const info: ServerFinalizerInfo = {
         request: request ?? new Request(req, EMPTY_BODY, undefined),
@@ -328,7 +361,8 @@ export function createHttpHandler<Req, Res>(
   return function httpHandler(req: IncomingMessage, res: ServerResponse): void {
     serve(req, res).catch((failure: unknown) => {
       // Only a throwing errorHandler or finalizer gets here: never crash the process for it.
-      if (!res.headersSent && !res.destroyed) defaultErrorEncoder(background, ServiceError.from(failure), res);
+      if (!res.headersSent && !res.destroyed)
+        defaultErrorEncoder(background, ServiceError.from(failure), res);
     });
   };
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createServer } from "node:http";
+import { createServer, type ServerResponse } from "node:http";
 import { parseArgs } from "node:util";
 import { makeEndpoints } from "./endpoints.js";
 import { createStringService } from "./service.js";
@@ -10,8 +10,10 @@ const usage = "usage: stringsvc [--http-addr host:port]   (default 127.0.0.1:808
 function parseAddr(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(":");
   const host = i <= 0 ? "127.0.0.1" : addr.slice(0, i).replace(/^\[(.*)\]$/, "$1");
-  const port = Number(addr.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid address "${addr}"`);
+  // Digits only: Number() alone would take "", " ", "0x50" and "1e3" as ports 0, 0, 80 and 1000.
+  const digits = addr.slice(i + 1);
+  const port = /^\d{1,5}$/.test(digits) ? Number(digits) : Number.NaN;
+  if (!(port >= 0 && port <= 65535)) throw new Error(`invalid address "${addr}"`);
   return { host, port };
 }
 
@@ -42,18 +44,36 @@ try {
 }
 
 const router = createStringsvcRouter(makeEndpoints(createStringService()));
-const server = createServer({ keepAliveTimeout: 5_000 }, router.handle);
+// Responses not yet written. On shutdown they are told to close their connection, or a keep-alive
+// client would go on sending requests on it and hold the process up to the hard stop below.
+const inFlight = new Set<ServerResponse>();
+let stopping = false;
+function settled(this: ServerResponse): void {
+  inFlight.delete(this);
+}
+const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => {
+  if (stopping) {
+    res.setHeader("connection", "close");
+  } else {
+    inFlight.add(res);
+    res.once("close", settled);
+  }
+  router.handle(req, res);
+});
 server.on("error", (err) => {
   console.error(`stringsvc: ${err.message}`);
   process.exit(1);
 });
 server.listen(addr.port, addr.host, () => {
   const bound = server.address();
-  const where = typeof bound === "object" && bound !== null ? `${bound.address}:${bound.port}` : String(bound);
+  // In the form --http-addr takes: "[::1]:8080" rather than the ambiguous "::1:8080".
+  const where =
+    typeof bound === "object" && bound !== null
+      ? `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`
+      : String(bound);
   console.log(JSON.stringify({ level: "info", msg: "listening", transport: "HTTP", addr: where }));
 });
 
-let stopping = false;
 function stop(signal: NodeJS.Signals): void {
   if (stopping) {
     console.error(`stringsvc: ${signal} again, exiting now`);
@@ -61,6 +81,7 @@ function stop(signal: NodeJS.Signals): void {
   }
   stopping = true;
   console.log(JSON.stringify({ level: "info", msg: "shutting down", signal }));
+  for (const res of inFlight) if (!res.headersSent) res.setHeader("connection", "close");
   server.close(() => process.exit(0));
   server.closeIdleConnections();
   setTimeout(() => {

@@ -23,17 +23,26 @@ export function createStringsvcRouter(endpoints: StringEndpoints, options?: Http
     .post("/count", createHttpHandler(endpoints.count, decode, encodeJsonResponse, options));
 }
 
-/** Client endpoints for a stringsvc at `baseUrl` (e.g. `http://127.0.0.1:8080`). */
+/**
+ * Client endpoints for a stringsvc at `baseUrl` (e.g. `http://127.0.0.1:8080`, or
+ * `http://gateway/stringsvc` for one mounted under a path: it calls `<baseUrl>/uppercase`).
+ */
 export function createStringsvcClient(baseUrl: string): StringEndpoints {
+  // Keeps a path in baseUrl, which `new URL("/uppercase", baseUrl)` would replace.
+  const at = (method: string): URL => {
+    const url = new URL(baseUrl);
+    url.pathname = `${url.pathname.replace(/\/+$/, "")}/${method}`;
+    return url;
+  };
   return {
     uppercase: createHttpClient<StringRequest, UppercaseResponse>(
-      new URL("/uppercase", baseUrl),
+      at("uppercase"),
       "POST",
       encodeJsonRequest,
       jsonResponseDecoder<UppercaseResponse>(),
     ),
     count: createHttpClient<StringRequest, CountResponse>(
-      new URL("/count", baseUrl),
+      at("count"),
       "POST",
       encodeJsonRequest,
       jsonResponseDecoder<CountResponse>(),

@@ -120,6 +120,7 @@ export class ServiceError extends Error {
    * Subclasses keep the ordinary prototype check.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== "object" || value === null) return false;
     if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
     if (this !== ServiceError) return false;
     return (

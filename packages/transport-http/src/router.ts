@@ -153,7 +153,7 @@ export function createRouter(options: RouterOptions = {}): Router {
     let methods = exact.get(path);
     if (methods === undefined) {
       const match = matchParams(path);
-      if (match instanceof HttpError) {
+      if (match instanceof Error) {
         fail(res, match);
         return;
       }

@@ -286,83 +286,100 @@ export function createHttpHandler<Req, Res>(
   }
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const timeout = requestTimeout(req);
-    const call = createCancelableContext({
-      metadata: metadataFromLowerCaseRecord(req.headers),
-      timeout: typeof timeout === "number" ? timeout : undefined,
-      cancelSource: disconnect,
-      cancelTarget: res,
-    });
-    let ctx: Context = call.context;
-    let request: HttpRequest | undefined;
-    let status = 0;
-    let bytes = 0;
-    let error: ServiceError | undefined;
+    // Nothing escapes: the handler never leaves a rejected promise behind.
     try {
-      if (timeout instanceof HttpError) throw timeout;
-      let body: Uint8Array = EMPTY_BODY;
-      let parsedBody: unknown;
-      if (req.readableEnded) {
-        // A framework consumed the body before us (e.g. express.json()); use what it left.
-        const prior = (req as { body?: unknown }).body;
-        if (prior instanceof Uint8Array) body = prior;
-        else if (typeof prior === "string") body = Buffer.from(prior);
-        else parsedBody = prior;
-      } else {
-        body = await readBody(req, bodyLimit);
-      }
-      request = new Request(req, body, parsedBody);
-      for (const fn of before) ctx = fn(ctx, request) ?? ctx;
-      let decoded = decode(ctx, request);
-      if (isPromise(decoded)) decoded = await decoded;
-      const response = await endpoint(ctx, decoded);
-      let out = encode(ctx, response);
-      if (isPromise(out)) out = await out;
-      for (const fn of after) ctx = fn(ctx, res) ?? ctx;
-      if (res.destroyed) throw new ServiceError(Code.CANCELLED, "client disconnected");
-      bytes = writeResponse(res, out);
-      status = res.statusCode;
-    } catch (err) {
-      error = ServiceError.from(err);
+      const timeout = requestTimeout(req);
+      const call = createCancelableContext({
+        metadata: metadataFromLowerCaseRecord(req.headers),
+        timeout: typeof timeout === "number" ? timeout : undefined,
+        cancelSource: disconnect,
+        cancelTarget: res,
+      });
+      let ctx: Context = call.context;
+      let request: HttpRequest | undefined;
+      let status = 0;
+      let bytes = 0;
+      let error: ServiceError | undefined;
       try {
-        errorHandler?.(ctx, error);
-      } catch {
-        // A throwing errorHandler must not cost the client its answer or skip the finalizers.
-      }
-      if (res.destroyed || res.headersSent) {
-        status = res.headersSent ? res.statusCode : 499;
-        if (!res.writableEnded) res.destroy();
-      } else {
+        if (typeof timeout === "object") throw timeout;
+        let body: Uint8Array = EMPTY_BODY;
+        let parsedBody: unknown;
+        if (req.readableEnded) {
+          // A framework consumed the body before us (e.g. express.json()); use what it left.
+          const prior = (req as { body?: unknown }).body;
+          if (prior instanceof Uint8Array) body = prior;
+          else if (typeof prior === "string") body = Buffer.from(prior);
+          else parsedBody = prior;
+        } else {
+          body = await readBody(req, bodyLimit);
+        }
+        request = new Request(req, body, parsedBody);
+        for (const fn of before) ctx = fn(ctx, request) ?? ctx;
+        let decoded = decode(ctx, request);
+        if (isPromise(decoded)) decoded = await decoded;
+        const response = await endpoint(ctx, decoded);
+        let out = encode(ctx, response);
+        if (isPromise(out)) out = await out;
+        for (const fn of after) ctx = fn(ctx, res) ?? ctx;
+        if (res.destroyed) throw new ServiceError(Code.CANCELLED, "client disconnected");
+        bytes = writeResponse(res, out);
+        status = res.statusCode;
+      } catch (err) {
+        error = ServiceError.from(err);
         try {
-          errorEncoder(ctx, error, res);
-        } catch (encoderFailure) {
-          if (!res.headersSent) {
-            defaultErrorEncoder(ctx, ServiceError.from(encoderFailure), res);
-          } else if (!res.writableEnded) {
-            res.destroy();
+          errorHandler?.(ctx, error);
+        } catch {
+          // A throwing errorHandler must not cost the client its answer or skip the finalizers.
+        }
+        if (res.destroyed || res.headersSent) {
+          status = res.headersSent ? res.statusCode : 499;
+          if (!res.writableEnded) res.destroy();
+        } else {
+          try {
+            errorEncoder(ctx, error, res);
+          } catch (encoderFailure) {
+            if (!res.headersSent) {
+              defaultErrorEncoder(ctx, ServiceError.from(encoderFailure), res);
+            } else if (!res.writableEnded) {
+              res.destroy();
+            }
+          }
+          status = res.statusCode;
+        }
+      }
+      // The call is over: drop the deadline timer and the disconnect listener, if watching set them up.
+      call.release();
+      if (finalizers.length > 0) {
+        const info: ServerFinalizerInfo = {
+          request: request ?? new Request(req, EMPTY_BODY, undefined),
+          status,
+          bytesWritten: bytes,
+          error,
+        };
+        for (const fn of finalizers) {
+          try {
+            fn(ctx, info);
+          } catch {
+            // A throwing finalizer must not skip the others or crash the process.
           }
         }
-        status = res.statusCode;
       }
-    }
-    // The call is over: drop the deadline timer and the disconnect listener, if watching set them up.
-    call.release();
-    if (finalizers.length > 0) {
-      const info: ServerFinalizerInfo = {
-        request: request ?? new Request(req, EMPTY_BODY, undefined),
-        status,
-        bytesWritten: bytes,
-        error,
-      };
-      for (const fn of finalizers) fn(ctx, info);
+    } catch (failure) {
+      lastResort(res, failure);
     }
   }
 
   return function httpHandler(req: IncomingMessage, res: ServerResponse): void {
-    serve(req, res).catch((failure: unknown) => {
-      // Only a throwing errorHandler or finalizer gets here: never crash the process for it.
-      if (!res.headersSent && !res.destroyed)
-        defaultErrorEncoder(background, ServiceError.from(failure), res);
-    });
+    void serve(req, res);
   };
+}
+
+/** Answers when even error handling failed (e.g. an error encoder wrote an invalid header); never throws. */
+function lastResort(res: ServerResponse, failure: unknown): void {
+  try {
+    if (!res.headersSent && !res.destroyed) defaultErrorEncoder(background, ServiceError.from(failure), res);
+    else if (!res.writableEnded) res.destroy();
+  } catch {
+    res.destroy();
+  }
 }

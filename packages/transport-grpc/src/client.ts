@@ -122,7 +122,11 @@ export function createGrpcClient<Req, Res, Msg, Out>(
       let header = new GrpcMetadata();
       let reply: Buffer | undefined;
       let failure: ServiceError | undefined;
-      const signal = ctx.signal;
+      // Listening on a per-call child's signal keeps the abort listeners off the caller's signal, where a
+      // long-lived context (e.g. `background`) would collect one per concurrent call; `release` afterwards
+      // drops the child's timer and parent link without aborting anything.
+      const child = ctx.withCancel();
+      const signal = child.context.signal;
       const onAbort = (): void => grpcCall.cancel();
       const grpcCall = client.makeUnaryRequest(
         path,
@@ -141,6 +145,7 @@ export function createGrpcClient<Req, Res, Msg, Out>(
       });
       grpcCall.on("status", (status: StatusObject) => {
         signal.removeEventListener("abort", onAbort);
+        child.release();
         if (failure !== undefined) reject(failure);
         else if (reply === undefined) reject(fromGrpcStatus(status));
         else resolve({ reply, header, trailer: status.metadata });

@@ -33,5 +33,5 @@ export interface GrpcService {
   /** The fully qualified service name, e.g. `"pb.Add"`. */
   readonly name: string;
   /** The methods, keyed by method name. */
-  readonly methods: Readonly<Record<string, GrpcMethod<never, never>>>;
+  readonly methods: Readonly<Record<string, GrpcMethod<unknown, unknown>>>;
 }

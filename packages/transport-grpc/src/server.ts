@@ -31,7 +31,8 @@ export type GrpcServerRequestFunc = (ctx: Context, metadata: GrpcMetadata) => Co
 
 /**
  * Runs after the endpoint succeeded; may add response headers and trailers (go-kit's `ServerAfter`).
- * Headers are sent only if some function added one.
+ * Headers are sent only if some function added one. For a server-streaming method it runs once the
+ * endpoint has returned its stream, before the first item is sent (headers must precede messages).
  */
 export type GrpcServerResponseFunc = (
   ctx: Context,
@@ -68,7 +69,7 @@ export interface GrpcServerOptions {
  * One method's server: an endpoint with its decoder and encoder (go-kit's `grpc.NewServer`).
  * Bind handlers to a grpc-js `Server` with {@link bindService}.
  */
-export interface GrpcHandler<Msg = never, Out = never> {
+export interface GrpcHandler<Msg = never, Out = unknown> {
   /** The endpoint served; it returns an `AsyncIterable` of responses for server-streaming methods. */
   readonly endpoint: Endpoint<never, unknown>;
   /** Request message → endpoint request. */
@@ -109,11 +110,25 @@ export function createGrpcHandler<Req, Res, Msg, Out>(
 
 type AnyCall = ServerUnaryCall<Buffer, Buffer> | ServerWritableStream<Buffer, Buffer>;
 
-/** Cancels a call's context when the client cancels or the connection drops. */
+/**
+ * How close to its deadline a cancelled call counts as having run out of time: grpc-js reports its own
+ * deadline timer, and a client that gave up at its deadline (whose RST_STREAM can arrive a moment before
+ * the server's deadline, which is computed from the rounded `grpc-timeout`), as a plain cancellation.
+ */
+const DEADLINE_SLACK_MS = 10;
+
+function cancelReason(call: AnyCall): ServiceError {
+  const deadline = finiteDeadline(call.getDeadline());
+  return deadline !== undefined && Date.now() >= deadline - DEADLINE_SLACK_MS
+    ? new ServiceError(Code.DEADLINE_EXCEEDED, "deadline exceeded")
+    : new ServiceError(Code.CANCELLED, "call cancelled by the client");
+}
+
+/** Cancels a call's context when the client cancels, the deadline passes or the connection drops. */
 const callCancelled: CancelSource<AnyCall> = {
   isCancelled: (call) => call.cancelled,
   subscribe(call, cancel) {
-    const onCancel = (): void => cancel(new ServiceError(Code.CANCELLED, "call cancelled by the client"));
+    const onCancel = (): void => cancel(cancelReason(call));
     call.once("cancelled", onCancel);
     return () => call.off("cancelled", onCancel);
   },
@@ -198,7 +213,11 @@ function responseMetadata(plan: Plan, ctx: Context, call: AnyCall): [Context, Gr
 
 function fail(plan: Plan, ctx: Context, err: unknown): ServiceError {
   const error = ServiceError.from(err);
-  plan.errorHandler?.(ctx, error);
+  try {
+    plan.errorHandler?.(ctx, error);
+  } catch {
+    // A throwing errorHandler must not keep the call from being answered and finalized.
+  }
   return error;
 }
 
@@ -235,7 +254,7 @@ function unaryHandler(plan: Plan) {
   }
   return function unary(call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void {
     serve(call, callback).catch((failure: unknown) => {
-      // Only a throwing errorHandler or finalizer gets here; the call was already answered.
+      // Only a throwing finalizer gets here; the call was already answered.
       void failure;
     });
   };
@@ -278,14 +297,16 @@ function serverStreamHandler(plan: Plan) {
       if (!isAsyncIterable(stream)) {
         throw new ServiceError(Code.INTERNAL, "a server-streaming endpoint must return an AsyncIterable");
       }
+      // Response headers go out with the first message, so `after` runs once the endpoint has returned
+      // its stream, before the first item; the trailer it fills is sent when the stream ends well.
+      let trailer: GrpcMetadata | undefined;
+      [ctx, trailer] = responseMetadata(plan, ctx, call);
       for await (const item of stream) {
         ctx.throwIfAborted();
         let message = plan.encode(ctx, item);
         if (isPromise(message)) message = await message;
         if (!call.write(encodeMessage(plan, message))) await waitDrain(call, ctx);
       }
-      let trailer: GrpcMetadata | undefined;
-      [ctx, trailer] = responseMetadata(plan, ctx, call);
       call.end(trailer);
     } catch (err) {
       error = fail(plan, ctx, err);
@@ -318,7 +339,7 @@ function serverStreamHandler(plan: Plan) {
 export function bindService(
   server: Server,
   service: GrpcService,
-  handlers: Readonly<Record<string, GrpcHandler<never, never>>>,
+  handlers: Readonly<Record<string, GrpcHandler<never, unknown>>>,
   options: GrpcServerOptions = {},
 ): void {
   const definition: Record<string, ServiceDefinition[string]> = {};
@@ -330,7 +351,7 @@ export function bindService(
         `bindService: ${service.name} has no method ${name} (it has: ${Object.keys(service.methods).join(", ")})`,
       );
     }
-    const handler = handlers[name] as GrpcHandler<never, never>;
+    const handler = handlers[name] as GrpcHandler<never, unknown>;
     const own = handler.options;
     const plan: Plan = {
       method,

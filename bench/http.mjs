@@ -1,0 +1,586 @@
+#!/usr/bin/env node
+// HTTP load benchmark: POST /sum {"a":1,"b":2} → 200 {"v":3} against four servers, each a child
+// process pinned to CPU 0 while wrk (1 thread, 50 connections) runs pinned to CPU 1. Prints req/s,
+// p99 latency and the ratio of each svckit variant to its raw baseline, measured in the same run.
+//
+//   node bench/http.mjs [--duration 10] [--warmup 3] [--connections 50] [--rounds 1]
+//                       [--node /path/to/node] [--only raw-http,svckit-http] [--json out.json]
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import http from "node:http";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import {
+  cliArgs,
+  cpuSnapshot,
+  distStamp,
+  gitHead,
+  isMain,
+  loud,
+  machineInfo,
+  markdownTable,
+  median,
+  nodeVersion,
+  otherCpu,
+} from "./lib.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SERVER_CPU = "0";
+const WRK_CPU = "1";
+const READY_TIMEOUT_MS = 15_000;
+/** Above this much CPU (in cores) used by other processes during a measurement, say so. */
+const BUSY_CORES = 0.1;
+const STOP_TIMEOUT_MS = 3_000;
+
+/** The server variants, in run order; each svckit variant runs right after its baseline. */
+export const VARIANTS = [
+  { name: "raw-http", server: "servers/raw-http.mjs" },
+  { name: "svckit-http", server: "servers/svckit-http.mjs", baseline: "raw-http", target: 0.95 },
+  { name: "raw-express", server: "servers/raw-express.mjs" },
+  { name: "svckit-express", server: "servers/svckit-express.mjs", baseline: "raw-express", target: 0.97 },
+];
+
+/** Options understood by this bench (node:util parseArgs format); run.mjs accepts them too. */
+export const HTTP_OPTIONS = {
+  duration: { type: "string", default: "10" },
+  warmup: { type: "string", default: "3" },
+  connections: { type: "string", default: "50" },
+  rounds: { type: "string", default: "1" },
+  "wait-quiet": { type: "string", default: "0" },
+  "retry-busy": { type: "string", default: "0" },
+  node: { type: "string" },
+  only: { type: "string" },
+  json: { type: "string" },
+  help: { type: "boolean", short: "h" },
+};
+
+export const HTTP_USAGE = `options:
+  --duration N      seconds of measured load per variant (default 10)
+  --warmup N        seconds of warm-up load per variant, not measured (default 3)
+  --connections N   wrk connections (default 50; wrk always uses 1 thread)
+  --rounds N        repeat the whole set N times, report medians (default 1)
+  --wait-quiet N    before each variant, wait up to N s until other processes use < ${BUSY_CORES} cores (default 0)
+  --retry-busy N    measure a variant again (up to N times) when other processes used > ${BUSY_CORES} cores
+                    during its measurement; the least disturbed measurement counts (default 0)
+  --node PATH       Node binary that runs the servers (default: the one running this script)
+  --only a,b        run only these variants: ${VARIANTS.map((v) => v.name).join(", ")}
+  --json FILE       also write the results as JSON to FILE`;
+
+function positiveInt(name, raw) {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got "${raw}"`);
+  return n;
+}
+
+/** Turns parsed option values into validated settings. */
+export function httpSettings(values) {
+  const names = VARIANTS.map((v) => v.name);
+  const only =
+    values.only === undefined
+      ? names
+      : values.only
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean);
+  for (const name of only) {
+    if (!names.includes(name))
+      throw new Error(`--only: unknown variant "${name}" (known: ${names.join(", ")})`);
+  }
+  return {
+    duration: positiveInt("duration", values.duration),
+    warmup: values.warmup === "0" ? 0 : positiveInt("warmup", values.warmup),
+    connections: positiveInt("connections", values.connections),
+    rounds: positiveInt("rounds", values.rounds),
+    waitQuiet: values["wait-quiet"] === "0" ? 0 : positiveInt("wait-quiet", values["wait-quiet"]),
+    retryBusy: values["retry-busy"] === "0" ? 0 : positiveInt("retry-busy", values["retry-busy"]),
+    node: values.node ?? process.execPath,
+    variants: VARIANTS.filter((v) => only.includes(v.name)),
+    json: values.json,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// server processes
+
+function startServer(nodeBin, variant) {
+  const child = spawn("taskset", ["-c", SERVER_CPU, nodeBin, join(here, variant.server)], {
+    cwd: here,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr = (stderr + d).slice(-4_000);
+  });
+  const exited = new Promise((resolve) => {
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+    child.once("error", (error) => resolve({ code: null, signal: null, error }));
+  });
+  const port = new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(
+      () => reject(new Error(`server reported no port within ${READY_TIMEOUT_MS / 1000} s`)),
+      READY_TIMEOUT_MS,
+    );
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = /listening (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    exited.then(({ code, signal, error }) => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          error ? `cannot start server: ${error.message}` : `server exited (code ${code}, signal ${signal})`,
+        ),
+      );
+    });
+  });
+  port.catch(() => {});
+  return {
+    child,
+    port,
+    exited,
+    stderr: () => stderr,
+    alive: () => child.exitCode === null && child.signalCode === null,
+  };
+}
+
+/** Stops the server we spawned, by its PID: SIGTERM, then SIGKILL if it lingers. */
+async function stopServer(server) {
+  if (!server.alive()) return;
+  server.child.kill("SIGTERM");
+  const timeout = new Promise((resolve) => setTimeout(() => resolve("timeout"), STOP_TIMEOUT_MS).unref());
+  if ((await Promise.race([server.exited, timeout])) === "timeout") {
+    server.child.kill("SIGKILL");
+    await server.exited;
+  }
+}
+
+/** One POST /sum {"a":1,"b":2} on a fresh connection. */
+function probe(port) {
+  return new Promise((resolve, reject) => {
+    const body = '{"a":1,"b":2}';
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        method: "POST",
+        path: "/sum",
+        agent: false,
+        timeout: 2_000,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode,
+            contentType: res.headers["content-type"] ?? "",
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("probe timed out")));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function checkAnswer({ status, contentType, body }) {
+  if (status !== 200) return `status ${status}, body ${JSON.stringify(body.slice(0, 200))}`;
+  if (!/^application\/json\b/i.test(contentType)) return `content-type "${contentType}"`;
+  let parsed;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return `body is not JSON: ${JSON.stringify(body.slice(0, 200))}`;
+  }
+  if (parsed === null || typeof parsed !== "object" || parsed.v !== 3 || Object.keys(parsed).length !== 1) {
+    return `body ${JSON.stringify(body.slice(0, 200))}, expected {"v":3}`;
+  }
+  return undefined;
+}
+
+/** Waits until the server answers POST /sum correctly; throws if it answers wrongly or never. */
+async function waitReady(server) {
+  const port = await server.port;
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    let answer;
+    try {
+      answer = await probe(port);
+    } catch (error) {
+      if (!server.alive()) throw new Error("server exited while starting");
+      if (Date.now() > deadline) throw new Error(`server never answered: ${error.message}`);
+      await new Promise((r) => setTimeout(r, 100));
+      continue;
+    }
+    const wrong = checkAnswer(answer);
+    if (wrong !== undefined) throw new Error(`wrong answer to POST /sum: ${wrong}`);
+    return port;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wrk
+
+function runWrk(args, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn("taskset", ["-c", WRK_CPU, "wrk", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout, stderr: `${stderr}${error.message}`, timedOut });
+    });
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, timedOut });
+    });
+  });
+}
+
+const UNIT_MS = { us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+
+/** Extracts req/s, latency percentiles, request count and error counts from wrk's report. */
+export function parseWrk(text) {
+  const num = (re) => {
+    const m = re.exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  const latency = {};
+  for (const m of text.matchAll(/^\s*(\d+)%\s+([\d.]+)(us|ms|s|m|h)\s*$/gm)) {
+    latency[`p${m[1]}`] = Number(m[2]) * UNIT_MS[m[3]];
+  }
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const socketErrors = sock
+    ? { connect: +sock[1], read: +sock[2], write: +sock[3], timeout: +sock[4] }
+    : { connect: 0, read: 0, write: 0, timeout: 0 };
+  return {
+    reqPerSec: num(/^Requests\/sec:\s+([\d.]+)/m),
+    requests: num(/^\s*(\d+) requests in /m),
+    latencyMs: latency,
+    non2xx: num(/Non-2xx or 3xx responses:\s+(\d+)/) ?? 0,
+    socketErrors,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// one variant, one round
+
+const isBusy = (row) => row.cpu !== undefined && row.cpu.otherCores + row.cpu.stealCores > BUSY_CORES;
+
+/** Waits (up to `seconds`) until other processes use less than BUSY_CORES over 2 s; returns the last sample. */
+export async function waitQuiet(seconds, log = console.log) {
+  const deadline = Date.now() + seconds * 1000;
+  let said = false;
+  for (;;) {
+    const before = cpuSnapshot();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const cpu = otherCpu(before, cpuSnapshot());
+    if (cpu.otherCores + cpu.stealCores < BUSY_CORES) return cpu;
+    if (Date.now() >= deadline) {
+      log(`  still not quiet after ${seconds}s (other processes: ${cpu.otherCores} cores); measuring anyway`);
+      return cpu;
+    }
+    if (!said) {
+      const who = cpu.top.map((p) => `${p.name}[${p.pid}] ${p.cores}`).join(", ");
+      log(
+        `  waiting up to ${seconds}s for a quiet machine (other processes: ${cpu.otherCores} cores: ${who})`,
+      );
+      said = true;
+    }
+  }
+}
+
+async function runVariant(variant, settings, lua, log) {
+  const row = { variant: variant.name, valid: false, problems: [] };
+  if (settings.waitQuiet > 0) row.quietBefore = await waitQuiet(settings.waitQuiet, log);
+  const server = startServer(settings.node, variant);
+  try {
+    let port;
+    try {
+      port = await waitReady(server);
+    } catch (error) {
+      row.problems.push(error.message);
+      const tail = server.stderr().trim();
+      if (tail) row.problems.push(`server stderr: ${tail.split("\n").slice(0, 12).join("\n")}`);
+      return row;
+    }
+    row.pid = server.child.pid;
+    const url = `http://127.0.0.1:${port}/sum`;
+    const base = ["-t1", `-c${settings.connections}`, "-s", lua];
+    if (settings.warmup > 0) {
+      const warm = await runWrk([...base, `-d${settings.warmup}s`, url], (settings.warmup + 30) * 1000);
+      if (warm.code !== 0) row.problems.push(`warm-up wrk exited with ${warm.code}: ${warm.stderr.trim()}`);
+    }
+    const before = cpuSnapshot();
+    const run = await runWrk(
+      [...base, `-d${settings.duration}s`, "--latency", url],
+      (settings.duration + 30) * 1000,
+    );
+    row.cpu = otherCpu(before, cpuSnapshot(), [server.child.pid]);
+    row.wrkOutput = run.stdout;
+    Object.assign(row, parseWrk(run.stdout));
+    if (run.timedOut) row.problems.push("wrk did not finish in time and was killed");
+    if (run.code !== 0) row.problems.push(`wrk exited with ${run.code}: ${run.stderr.trim()}`);
+    if (!(row.reqPerSec > 0) || !(row.requests > 0)) row.problems.push("wrk reported no requests");
+    if (row.latencyMs.p99 === undefined) row.problems.push("wrk reported no p99 latency");
+    if (row.non2xx > 0) row.problems.push(`wrk saw ${row.non2xx} non-2xx/3xx responses`);
+    const se = row.socketErrors;
+    if (se.connect + se.read + se.write + se.timeout > 0) {
+      row.problems.push(
+        `wrk saw socket errors: connect ${se.connect}, read ${se.read}, write ${se.write}, timeout ${se.timeout}`,
+      );
+    }
+    if (!server.alive()) row.problems.push("server exited during the run");
+    else {
+      try {
+        const wrong = checkAnswer(await probe(port));
+        if (wrong !== undefined) row.problems.push(`wrong answer after the run: ${wrong}`);
+      } catch (error) {
+        row.problems.push(`no answer after the run: ${error.message}`);
+      }
+    }
+    row.valid = row.problems.length === 0;
+    return row;
+  } finally {
+    await stopServer(server);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the whole benchmark
+
+const fmtRps = (x) => (x === undefined ? "—" : Math.round(x).toLocaleString("en-US"));
+const fmtMs = (x) => (x === undefined ? "—" : x < 10 ? `${x.toFixed(2)} ms` : `${x.toFixed(1)} ms`);
+
+/** Runs every selected variant `settings.rounds` times and returns per-round rows and a summary. */
+export async function runHttp(settings, log = console.log) {
+  const lua = join(here, "sum.lua");
+  const startedAt = new Date().toISOString();
+  const distBefore = distStamp();
+  const serverNode = nodeVersion(settings.node);
+  const machine = machineInfo();
+  if (machine.nproc < 2)
+    loud(`this machine has ${machine.nproc} CPU; the bench pins servers to CPU 0 and wrk to CPU 1`);
+  log(
+    `http bench: servers on ${settings.node} (${serverNode}) pinned to CPU ${SERVER_CPU}; wrk pinned to CPU ${WRK_CPU}`,
+  );
+  log(
+    `  wrk -t1 -c${settings.connections}: ${settings.warmup}s warm-up + ${settings.duration}s measured per variant, ` +
+      `${settings.rounds} round(s), POST /sum {"a":1,"b":2}`,
+  );
+  const rounds = [];
+  for (let r = 0; r < settings.rounds; r++) {
+    // Alternate the order each round so neither side of a pair always runs first.
+    const order = r % 2 === 0 ? settings.variants : [...settings.variants].reverse();
+    const rows = [];
+    for (const variant of order) {
+      let row = await runVariant(variant, settings, lua, log);
+      let attempts = 1;
+      const discarded = [];
+      let latest = row;
+      while (attempts <= settings.retryBusy && row.valid && isBusy(row)) {
+        const seen = latest.valid
+          ? `${fmtRps(latest.reqPerSec)} req/s while other processes used ${latest.cpu.otherCores} cores`
+          : "invalid";
+        log(`  ${variant.name} attempt ${attempts}: ${seen}; measuring again`);
+        const again = await runVariant(variant, settings, lua, log);
+        latest = again;
+        attempts++;
+        if (
+          again.valid &&
+          again.cpu.otherCores + again.cpu.stealCores < row.cpu.otherCores + row.cpu.stealCores
+        ) {
+          discarded.push(row);
+          row = again;
+        } else discarded.push(again);
+      }
+      row.attempts = attempts;
+      if (discarded.length > 0) {
+        // For the record (JSON only): what the measurements that do not count saw.
+        row.discarded = discarded.map((d) => ({
+          valid: d.valid,
+          reqPerSec: d.reqPerSec,
+          p99Ms: d.latencyMs?.p99,
+          cpu: d.cpu,
+          problems: d.problems,
+        }));
+      }
+      row.round = r + 1;
+      rows.push(row);
+      const tag = `[round ${r + 1}/${settings.rounds}] ${variant.name.padEnd(15)}`;
+      const busy =
+        row.cpu === undefined
+          ? ""
+          : `   other processes: ${row.cpu.otherCores} cores, steal ${row.cpu.stealCores}`;
+      if (row.valid)
+        log(`${tag} ${fmtRps(row.reqPerSec).padStart(8)} req/s   p99 ${fmtMs(row.latencyMs.p99)}${busy}`);
+      else {
+        log(`${tag} INVALID ${row.reqPerSec === undefined ? "" : `(${fmtRps(row.reqPerSec)} req/s)`}`);
+        loud(`${variant.name} (round ${r + 1}) is INVALID:\n${row.problems.join("\n")}`);
+      }
+    }
+    rounds.push(rows);
+  }
+
+  const distAfter = distStamp();
+  const distChanged = distAfter.mtimeMs !== distBefore.mtimeMs;
+  if (distChanged) {
+    loud(
+      `the dist of endpoint, codec-json or transport-http changed during the run (newest: ${distAfter.path} at ${new Date(distAfter.mtimeMs).toISOString()}):\n` +
+        "someone rebuilt the packages; variants may have measured different code. Re-run.",
+    );
+  }
+
+  const rowOf = (rows, name) => rows.find((x) => x.variant === name && x.valid);
+  const summary = settings.variants.map((variant) => {
+    const mine = rounds.map((rows) => rowOf(rows, variant.name));
+    const valid = mine.filter(Boolean);
+    const s = {
+      variant: variant.name,
+      validRounds: valid.length,
+      rounds: settings.rounds,
+      reqPerSec: median(valid.map((x) => x.reqPerSec)),
+      p99Ms: median(valid.map((x) => x.latencyMs.p99)),
+      perRound: mine.map((x) => x?.reqPerSec ?? null),
+    };
+    if (variant.baseline !== undefined) {
+      s.baseline = variant.baseline;
+      s.target = variant.target;
+      // The ratio of each round's pair (run back to back), then the median of those ratios.
+      const ratios = rounds
+        .map((rows) => {
+          const a = rowOf(rows, variant.name);
+          const b = rowOf(rows, variant.baseline);
+          return a && b ? a.reqPerSec / b.reqPerSec : undefined;
+        })
+        .filter((x) => x !== undefined);
+      s.ratio = median(ratios);
+      s.ratioPerRound = ratios;
+      s.result =
+        s.ratio === undefined
+          ? settings.variants.some((v) => v.name === variant.baseline)
+            ? "INVALID"
+            : "n/a"
+          : s.ratio >= variant.target
+            ? "PASS"
+            : "MISS";
+    } else {
+      s.result = valid.length > 0 ? "" : "INVALID";
+    }
+    return s;
+  });
+  return {
+    bench: "http",
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    command: `node ${process.argv.slice(1).join(" ")}`,
+    git: gitHead(),
+    dist: { newestBefore: new Date(distBefore.mtimeMs).toISOString(), changedDuringRun: distChanged },
+    machine,
+    node: { server: serverNode, serverPath: settings.node, harness: process.version },
+    settings: { ...settings, variants: settings.variants.map((v) => v.name) },
+    summary,
+    rounds,
+  };
+}
+
+/** The results table (Markdown) plus the lines around it. */
+export function formatHttp(result) {
+  const multi = result.settings.rounds > 1;
+  const header = ["variant", "req/s", "p99", "ratio to raw", "target", "result"];
+  if (multi) header.push("req/s per round");
+  const rows = result.summary.map((s) => {
+    const row = [
+      s.variant,
+      fmtRps(s.reqPerSec),
+      fmtMs(s.p99Ms),
+      s.baseline === undefined
+        ? "(baseline)"
+        : s.ratio === undefined
+          ? "—"
+          : `${s.ratio.toFixed(3)}× ${s.baseline}`,
+      s.target === undefined ? "" : `≥ ${s.target.toFixed(2)}×`,
+      s.result,
+    ];
+    if (multi) row.push(s.perRound.map((x) => (x === null ? "invalid" : fmtRps(x))).join(", "));
+    return row;
+  });
+  const m = result.machine;
+  const lines = [
+    `node ${result.node.server} (${result.node.serverPath}); machine: ${m.nproc} CPUs, ${m.cpuModel}; load average before: ${m.loadavg.join(" ")}`,
+    `wrk -t1 -c${result.settings.connections} -d${result.settings.duration}s --latency (after ${result.settings.warmup}s warm-up), ` +
+      `${result.settings.rounds} round(s)${multi ? ": req/s and p99 are medians, the ratio is the median of the per-round ratios" : ""}`,
+    "",
+    markdownTable(header, rows, ["left", "right", "right", "left", "left", "left"]),
+  ];
+  if (result.dist.changedDuringRun) {
+    lines.push(
+      "",
+      "WARNING: the svckit packages were rebuilt during this run; variants may have measured different code.",
+    );
+  }
+  const invalid = result.rounds.flat().filter((r) => !r.valid);
+  if (invalid.length > 0) {
+    lines.push("", `WARNING: ${invalid.length} invalid measurement(s), left out of the table:`);
+    for (const r of invalid)
+      lines.push(`  - ${r.variant} round ${r.round}: ${r.problems.join("; ").split("\n")[0]}`);
+  }
+  const busy = result.rounds.flat().filter(isBusy);
+  if (busy.length > 0) {
+    lines.push(
+      "",
+      `NOTE: the machine was not quiet; other processes (or steal) used more than ${BUSY_CORES} cores during:`,
+    );
+    for (const r of busy) {
+      const who = r.cpu.top.map((p) => `${p.name}[${p.pid}] ${p.cores}`).join(", ");
+      lines.push(
+        `  - ${r.variant} round ${r.round}: ${r.cpu.otherCores} cores other, ${r.cpu.stealCores} steal${who ? ` (${who})` : ""}`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+async function main() {
+  const { values } = parseArgs({ args: cliArgs(), options: HTTP_OPTIONS, strict: true });
+  if (values.help) {
+    console.log(`usage: node bench/http.mjs [options]\n${HTTP_USAGE}`);
+    return;
+  }
+  const settings = httpSettings(values);
+  const result = await runHttp(settings);
+  console.log(`\n${formatHttp(result)}`);
+  if (settings.json !== undefined) {
+    writeFileSync(settings.json, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`\nwrote ${settings.json}`);
+  }
+  if (result.rounds.flat().some((r) => !r.valid)) process.exitCode = 1;
+}
+
+if (isMain(import.meta.url)) {
+  main().catch((error) => {
+    console.error(`http bench: ${error.message}`);
+    process.exit(2);
+  });
+}

@@ -1,0 +1,188 @@
+// Helpers shared by the benchmark scripts: argument clean-up, machine facts, medians, tables.
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import os from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * The script's arguments without a standalone "--" (pnpm passes `pnpm bench -- --node x` on as
+ * `... run.mjs -- --node x`, and node:util's parseArgs would treat everything after it as positionals).
+ */
+export function cliArgs(argv = process.argv.slice(2)) {
+  return argv.filter((a) => a !== "--");
+}
+
+/** Whether the module at `metaUrl` is the script node was started with. */
+export function isMain(metaUrl) {
+  return process.argv[1] !== undefined && fileURLToPath(metaUrl) === resolve(process.argv[1]);
+}
+
+/** Core count and CPU model of this machine. */
+export function machineInfo() {
+  let cpuModel = os.cpus()[0]?.model ?? "unknown";
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
+    if (m) cpuModel = m[1].trim();
+  } catch {}
+  let nproc = os.availableParallelism?.() ?? os.cpus().length;
+  try {
+    nproc = Number(execFileSync("nproc", { encoding: "utf8" }).trim());
+  } catch {}
+  return {
+    nproc,
+    cpuModel,
+    kernel: `${os.type()} ${os.release()}`,
+    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+/** `node -v` of the given binary. */
+export function nodeVersion(nodeBin) {
+  return execFileSync(nodeBin, ["-v"], { encoding: "utf8", timeout: 10_000 }).trim();
+}
+
+/** The median of the finite numbers in `xs`, or undefined if there are none. */
+export function median(xs) {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/** Renders rows (arrays of strings) as a Markdown table, padded for the terminal. */
+export function markdownTable(header, rows, align = []) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const cell = (s, i) => (align[i] === "right" ? String(s).padStart(widths[i]) : String(s).padEnd(widths[i]));
+  const line = (r) => `| ${r.map(cell).join(" | ")} |`;
+  const rule = `| ${widths.map((w, i) => (align[i] === "right" ? `${"-".repeat(w - 1)}:` : "-".repeat(w))).join(" | ")} |`;
+  return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+/** Prints a message that is hard to miss. */
+export function loud(message) {
+  const bar = "!".repeat(78);
+  console.error(`\n${bar}\n!! ${message.split("\n").join("\n!! ")}\n${bar}\n`);
+}
+
+let clkTck;
+function ticksPerSecond() {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+/** pid+starttime → CPU ticks used by the process and by its reaped children (proc(5) fields 14-17). */
+function processTimes() {
+  const times = new Map();
+  let pids = [];
+  try {
+    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+  } catch {
+    return times;
+  }
+  for (const pid of pids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      // index = field number - 3 once pid and comm are cut off
+      times.set(`${pid}:${f[19]}`, {
+        pid: Number(pid),
+        name: text.slice(text.indexOf("(") + 1, text.lastIndexOf(")")),
+        total: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]),
+      });
+    } catch {}
+  }
+  return times;
+}
+
+/** A snapshot of every process's CPU time and the hypervisor's steal time, for {@link otherCpu}. */
+export function cpuSnapshot() {
+  let steal = 0;
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/).slice(1).map(Number);
+    steal = f[7] ?? 0;
+  } catch {}
+  return { at: process.hrtime.bigint(), steal, processes: processTimes() };
+}
+
+/**
+ * How much CPU processes other than ours used between two snapshots, in cores (0.25 = a quarter of
+ * one core), and the hypervisor's steal time. "Ours" is this process with its reaped children (wrk)
+ * and the `ours` pids (the server). A process that ran and exited in between counts through its
+ * parent's reaped-children time; one that existed before and exited counts only its share after the
+ * first snapshot. Linux only; zeros elsewhere.
+ */
+export function otherCpu(before, after, ours = []) {
+  const seconds = Number(after.at - before.at) / 1e9;
+  if (!(seconds > 0)) return { otherCores: 0, stealCores: 0 };
+  const skip = new Set([process.pid, ...ours]);
+  const used = new Map();
+  const add = (p, ticks) => {
+    if (ticks !== 0) used.set(p.pid, { name: p.name, ticks: (used.get(p.pid)?.ticks ?? 0) + ticks });
+  };
+  for (const [key, p] of after.processes) {
+    if (!skip.has(p.pid)) add(p, p.total - (before.processes.get(key)?.total ?? 0));
+  }
+  for (const [key, p] of before.processes) {
+    if (!skip.has(p.pid) && !after.processes.has(key)) add(p, -p.total);
+  }
+  const hz = ticksPerSecond();
+  const cores = (ticks) => Math.round((ticks / hz / seconds) * 100) / 100;
+  let ticks = 0;
+  for (const u of used.values()) ticks += u.ticks;
+  return {
+    otherCores: Math.max(0, cores(ticks)),
+    stealCores: cores(after.steal - before.steal),
+    top: [...used.entries()]
+      .sort((a, b) => b[1].ticks - a[1].ticks)
+      .slice(0, 5)
+      .filter(([, u]) => u.ticks > 0)
+      .map(([pid, u]) => ({ pid, name: u.name, cores: cores(u.ticks) })),
+  };
+}
+
+/**
+ * The newest modification time (ms) and path among the `dist/` JavaScript files of the packages the
+ * benchmarks load, to notice a rebuild in the middle of a run (the measured code would differ).
+ */
+export function distStamp(packages = ["endpoint", "codec-json", "transport-http"]) {
+  let newest = { mtimeMs: 0, path: "" };
+  const walk = (dir) => {
+    let entries = [];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith(".js")) {
+        const m = statSync(p).mtimeMs;
+        if (m > newest.mtimeMs) newest = { mtimeMs: m, path: p };
+      }
+    }
+  };
+  const root = fileURLToPath(new URL("../packages/", import.meta.url));
+  for (const pkg of packages) walk(join(root, pkg, "dist"));
+  return newest;
+}
+
+/** The short commit of the repository's HEAD, or undefined (read-only: git rev-parse). */
+export function gitHead() {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+      encoding: "utf8",
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+  } catch {
+    return undefined;
+  }
+}

@@ -26,67 +26,73 @@ function clientGone(cause: unknown): HttpError {
   });
 }
 
+/** Receives a request body, or the error that ended reading it; called exactly once. */
+export type BodyCallback = (error: HttpError | undefined, body: Buffer) => void;
+
 /**
  * Reads a request body into one Buffer, refusing more than `limit` bytes: a declared
  * `content-length` over the limit fails before reading anything, and a body that grows past it stops
- * being read at once (nothing more is buffered). Rejects with an {@link HttpError} 413, with
- * 400 when the declared length and the bytes received disagree, or CANCELLED when the client leaves.
+ * being read at once (nothing more is buffered). Fails with an {@link HttpError} 413, with 400 when
+ * the body cannot be read, or 499 CANCELLED when the client leaves. A callback rather than a promise:
+ * this runs once per request and the handler continues synchronously from it.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, callback: BodyCallback): void {
   const declared = req.headers["content-length"];
   if (declared !== undefined) {
     const length = Number(declared);
-    if (length > limit) return Promise.reject(tooLarge(limit, length));
-    if (length === 0) return Promise.resolve(EMPTY);
+    if (length > limit) return callback(tooLarge(limit, length), EMPTY);
+    if (length === 0) return callback(undefined, EMPTY);
   } else if (req.headers["transfer-encoding"] === undefined) {
     // No content-length and no transfer-encoding: HTTP/1.1 says there is no body.
-    return Promise.resolve(EMPTY);
+    return callback(undefined, EMPTY);
   }
-  if (req.readableEnded) return Promise.resolve(EMPTY);
-  return new Promise<Buffer>((resolve, reject) => {
-    let first: Buffer | undefined;
-    let chunks: Buffer[] | undefined;
-    let size = 0;
-    const done = (): void => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("close", onClose);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        done();
-        req.pause();
-        reject(tooLarge(limit, undefined));
-        return;
-      }
-      if (first === undefined) first = chunk;
-      else if (chunks === undefined) chunks = [first, chunk];
-      else chunks.push(chunk);
-    };
-    // After "end" the request emits nothing that matters ("close" is checked against
-    // req.complete), so the success path leaves the listeners in place: cheaper than removing them.
-    const onEnd = (): void => {
-      resolve(chunks !== undefined ? Buffer.concat(chunks, size) : (first ?? EMPTY));
-    };
-    const onError = (err: Error): void => {
-      done();
-      // A client that hangs up mid-body makes Node emit "aborted" (ECONNRESET) here before "close".
-      reject(
-        (err as { code?: unknown }).code === "ECONNRESET"
-          ? clientGone(err)
-          : new HttpError(400, Code.INVALID_ARGUMENT, "request body could not be read", { cause: err }),
-      );
-    };
-    const onClose = (): void => {
-      if (req.complete) return;
-      done();
-      reject(clientGone(undefined));
-    };
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("error", onError);
-    req.on("close", onClose);
-  });
+  if (req.readableEnded) return callback(undefined, EMPTY);
+  let first: Buffer | undefined;
+  let chunks: Buffer[] | undefined;
+  let size = 0;
+  let settled = false;
+  const fail = (error: HttpError): void => {
+    if (settled) return;
+    settled = true;
+    req.off("data", onData);
+    req.off("end", onEnd);
+    req.off("error", onError);
+    req.off("close", onClose);
+    callback(error, EMPTY);
+  };
+  const onData = (chunk: Buffer): void => {
+    size += chunk.length;
+    if (size > limit) {
+      req.pause();
+      fail(tooLarge(limit, undefined));
+      return;
+    }
+    if (first === undefined) first = chunk;
+    else if (chunks === undefined) chunks = [first, chunk];
+    else chunks.push(chunk);
+  };
+  // After "end" the request emits nothing that matters ("close" is checked against req.complete,
+  // a late "error" finds `settled`), so the success path leaves the listeners in place: cheaper
+  // than removing them.
+  const onEnd = (): void => {
+    if (settled) return;
+    settled = true;
+    callback(undefined, chunks !== undefined ? Buffer.concat(chunks, size) : (first ?? EMPTY));
+  };
+  const onError = (err: Error): void => {
+    // A client that hangs up mid-body makes Node emit "aborted" (ECONNRESET) here before "close".
+    fail(
+      (err as { code?: unknown }).code === "ECONNRESET"
+        ? clientGone(err)
+        : new HttpError(400, Code.INVALID_ARGUMENT, "request body could not be read", { cause: err }),
+    );
+  };
+  const onClose = (): void => {
+    if (req.complete) return;
+    fail(clientGone(undefined));
+  };
+  req.on("data", onData);
+  req.on("end", onEnd);
+  req.on("error", onError);
+  req.on("close", onClose);
 }

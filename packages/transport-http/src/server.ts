@@ -285,13 +285,23 @@ export function createHttpHandler<Req, Res>(
     return maxTimeout !== undefined && ms > maxTimeout ? maxTimeout : ms;
   }
 
-  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * Everything after the body is in: decode, endpoint, encode, write, hooks. `failure` is an error
+   * found before (bad timeout header, body too large); `deadline` was fixed when the request arrived.
+   */
+  async function serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Uint8Array,
+    parsedBody: unknown,
+    deadline: number | undefined,
+    failure: HttpError | undefined,
+  ): Promise<void> {
     // Nothing escapes: the handler never leaves a rejected promise behind.
     try {
-      const timeout = requestTimeout(req);
       const call = createCancelableContext({
         metadata: metadataFromLowerCaseRecord(req.headers),
-        timeout: typeof timeout === "number" ? timeout : undefined,
+        deadline,
         cancelSource: disconnect,
         cancelTarget: res,
       });
@@ -301,18 +311,7 @@ export function createHttpHandler<Req, Res>(
       let bytes = 0;
       let error: ServiceError | undefined;
       try {
-        if (typeof timeout === "object") throw timeout;
-        let body: Uint8Array = EMPTY_BODY;
-        let parsedBody: unknown;
-        if (req.readableEnded) {
-          // A framework consumed the body before us (e.g. express.json()); use what it left.
-          const prior = (req as { body?: unknown }).body;
-          if (prior instanceof Uint8Array) body = prior;
-          else if (typeof prior === "string") body = Buffer.from(prior);
-          else parsedBody = prior;
-        } else {
-          body = await readBody(req, bodyLimit);
-        }
+        if (failure !== undefined) throw failure;
         request = new Request(req, body, parsedBody);
         for (const fn of before) ctx = fn(ctx, request) ?? ctx;
         let decoded = decode(ctx, request);
@@ -370,7 +369,21 @@ export function createHttpHandler<Req, Res>(
   }
 
   return function httpHandler(req: IncomingMessage, res: ServerResponse): void {
-    void serve(req, res);
+    const timeout = requestTimeout(req);
+    const deadline = typeof timeout === "number" ? Date.now() + timeout : undefined;
+    const failure = typeof timeout === "object" ? timeout : undefined;
+    if (req.readableEnded || failure !== undefined) {
+      // A framework consumed the body before us (e.g. express.json()); use what it left.
+      const prior = failure === undefined ? (req as { body?: unknown }).body : undefined;
+      if (prior instanceof Uint8Array) void serve(req, res, prior, undefined, deadline, failure);
+      else if (typeof prior === "string")
+        void serve(req, res, Buffer.from(prior), undefined, deadline, failure);
+      else void serve(req, res, EMPTY_BODY, prior, deadline, failure);
+      return;
+    }
+    readBody(req, bodyLimit, (error, body) => {
+      void serve(req, res, body, undefined, deadline, error);
+    });
   };
 }
 

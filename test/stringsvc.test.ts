@@ -25,6 +25,7 @@ import {
 } from "../examples/stringsvc/src/endpoints.js";
 import { createStringService } from "../examples/stringsvc/src/service.js";
 import { createStringsvcClient, createStringsvcRouter } from "../examples/stringsvc/src/transport.js";
+import { createStringsvcGrpcClient } from "../examples/stringsvc/src/transport-grpc.js";
 import {
   closeServers,
   freePort,
@@ -33,6 +34,7 @@ import {
   send,
   startProcess,
   stopProcesses,
+  type TestProcess,
   type TestServer,
 } from "./support.js";
 
@@ -475,7 +477,7 @@ describe("the built stringsvc demo", () => {
     const sources = (await readdir(src))
       .filter((f) => f.endsWith(".ts"))
       .map((f) => statSync(`${src}/${f}`).mtimeMs);
-    const libs = ["endpoint", "codec-json", "transport-http"].map(
+    const libs = ["endpoint", "codec-json", "codec-protobuf", "transport-http", "transport-grpc"].map(
       (p) => `${root}packages/${p}/dist/index.js`,
     );
     const stale =
@@ -485,11 +487,26 @@ describe("the built stringsvc demo", () => {
   }, 30_000);
   afterEach(stopProcesses);
 
-  it('starts on --http-addr, logs "listening", answers /uppercase and exits 0 on SIGTERM', async () => {
+  /** The JSON log lines the demo printed so far with this `msg`. */
+  function logLines(demo: TestProcess, msg: string): Record<string, unknown>[] {
+    return demo
+      .stdout()
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === msg);
+  }
+
+  it('with --grpc-addr off: HTTP only, as before: one "listening" line, answers /uppercase, exits 0 on SIGTERM', async () => {
     const port = await freePort();
-    const demo = startProcess(process.execPath, [main, "--http-addr", `127.0.0.1:${port}`], root);
+    const demo = startProcess(
+      process.execPath,
+      [main, "--http-addr", `127.0.0.1:${port}`, "--grpc-addr", "off"],
+      root,
+    );
     const listening = await demo.line((l) => l.includes('"listening"'), 10_000);
-    expect(JSON.parse(listening)).toMatchObject({
+    expect(JSON.parse(listening)).toEqual({
+      level: "info",
       msg: "listening",
       transport: "HTTP",
       addr: `127.0.0.1:${port}`,
@@ -508,12 +525,126 @@ describe("the built stringsvc demo", () => {
     process.kill(demo.pid, "SIGTERM");
     expect(await demo.exited(5_000)).toEqual({ code: 0, signal: null });
     expect(demo.stdout()).toContain('"msg":"shutting down","signal":"SIGTERM"');
+    expect(logLines(demo, "listening")).toHaveLength(1);
     expect(demo.stderr()).toBe("");
+  });
+
+  it("with both addresses: logs two listening lines, answers on HTTP and gRPC through one chain, exits 0 on SIGTERM", async () => {
+    const httpPort = await freePort();
+    let grpcPort = await freePort();
+    while (grpcPort === httpPort) grpcPort = await freePort();
+    const demo = startProcess(
+      process.execPath,
+      [main, "--http-addr", `127.0.0.1:${httpPort}`, "--grpc-addr", `127.0.0.1:${grpcPort}`],
+      root,
+    );
+    await demo.line((l) => l.includes('"listening"') && l.includes('"HTTP"'), 10_000);
+    await demo.line((l) => l.includes('"listening"') && l.includes('"gRPC"'), 10_000);
+    expect(logLines(demo, "listening")).toEqual(
+      expect.arrayContaining([
+        { level: "info", msg: "listening", transport: "HTTP", addr: `127.0.0.1:${httpPort}` },
+        { level: "info", msg: "listening", transport: "gRPC", addr: `127.0.0.1:${grpcPort}` },
+      ]),
+    );
+    expect(logLines(demo, "listening")).toHaveLength(2);
+
+    const ctx = createContext({ timeout: 5_000 });
+    const http = createStringsvcClient(`http://127.0.0.1:${httpPort}`);
+    const grpc = createStringsvcGrpcClient(`127.0.0.1:${grpcPort}`);
+    try {
+      expect(await http.uppercase(ctx, { s: "hello" })).toEqual({ v: "HELLO" });
+      expect(await grpc.uppercase(ctx, { s: "hello" })).toEqual({ v: "HELLO" });
+      expect(await grpc.count(ctx, { s: "héllo 👋" })).toEqual({ v: 7 });
+      const empty = await grpc.uppercase(ctx, { s: "" }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(empty).toBeInstanceOf(ServiceError);
+      expect(empty).toMatchObject({ code: Code.INVALID_ARGUMENT, message: "empty string" });
+      // Requests are limited to 1 MiB on gRPC too (the HTTP body limit answers 413).
+      const large = await grpc.count(ctx, { s: "x".repeat(1 << 20) }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(large).toMatchObject({ code: Code.RESOURCE_EXHAUSTED });
+      expect(await grpc.count(ctx, { s: "still serving" })).toEqual({ v: 13 });
+
+      // SIGTERM with the gRPC client's connection still open.
+      process.kill(demo.pid, "SIGTERM");
+      // Lines arrive in order: once "shutting down" is in, so are the call lines before it.
+      await demo.line((l) => l.includes('"shutting down"'), 5_000);
+      // The shared logging middleware wrote one line per call that reached the endpoints.
+      const calls = logLines(demo, "call").map(
+        ({ method, transport, code }) => `${transport} ${method} ${code}`,
+      );
+      expect(calls).toEqual([
+        "HTTP uppercase OK",
+        "gRPC uppercase OK",
+        "gRPC count OK",
+        "gRPC uppercase INVALID_ARGUMENT",
+        "gRPC count OK",
+      ]);
+
+      expect(await demo.exited(5_000)).toEqual({ code: 0, signal: null });
+    } finally {
+      grpc.close();
+    }
+    expect(demo.stdout()).toContain('"msg":"shutting down","signal":"SIGTERM"');
+    expect(demo.stderr()).toBe("");
+  });
+
+  it("with --http-addr off: gRPC only, one listening line, exits 0 on SIGTERM", async () => {
+    const grpcPort = await freePort();
+    const demo = startProcess(
+      process.execPath,
+      [main, "--http-addr", "off", "--grpc-addr", `127.0.0.1:${grpcPort}`],
+      root,
+    );
+    await demo.line((l) => l.includes('"listening"'), 10_000);
+    const grpc = createStringsvcGrpcClient(`127.0.0.1:${grpcPort}`);
+    try {
+      expect(await grpc.count(createContext({ timeout: 5_000 }), { s: "hello" })).toEqual({ v: 5 });
+    } finally {
+      grpc.close();
+    }
+    expect(logLines(demo, "listening")).toEqual([
+      { level: "info", msg: "listening", transport: "gRPC", addr: `127.0.0.1:${grpcPort}` },
+    ]);
+    process.kill(demo.pid, "SIGTERM");
+    expect(await demo.exited(5_000)).toEqual({ code: 0, signal: null });
+    expect(demo.stderr()).toBe("");
+  });
+
+  it('--http-addr "" and --grpc-addr off together exit 2: nothing to serve', async () => {
+    const demo = startProcess(process.execPath, [main, "--http-addr", "", "--grpc-addr", "off"], root);
+    expect(await demo.exited(10_000)).toEqual({ code: 2, signal: null });
+    expect(demo.stderr()).toContain("--http-addr and --grpc-addr are both off");
+    expect(demo.stdout()).toBe("");
+  });
+
+  it("a --grpc-addr already in use exits 1 with a message", async () => {
+    const taken = await listen((_req, res) => res.end());
+    try {
+      const demo = startProcess(
+        process.execPath,
+        [main, "--http-addr", "off", "--grpc-addr", `127.0.0.1:${taken.port}`],
+        root,
+      );
+      expect(await demo.exited(10_000)).toEqual({ code: 1, signal: null });
+      expect(demo.stderr()).toMatch(/stringsvc: gRPC: .*EADDRINUSE/);
+      expect(demo.stdout()).toBe("");
+    } finally {
+      await taken.close();
+    }
   });
 
   it("a request in flight when SIGTERM arrives is answered with connection: close, then the demo exits 0", async () => {
     const port = await freePort();
-    const demo = startProcess(process.execPath, [main, "--http-addr", `127.0.0.1:${port}`], root);
+    const demo = startProcess(
+      process.execPath,
+      [main, "--http-addr", `127.0.0.1:${port}`, "--grpc-addr", "off"],
+      root,
+    );
     await demo.line((l) => l.includes('"listening"'), 10_000);
     const agent = new http.Agent({ keepAlive: true });
     try {
@@ -561,16 +692,20 @@ describe("the built stringsvc demo", () => {
     }
   });
 
-  it.each([["nonsense"], ["127.0.0.1:99999"], ["127.0.0.1:0x50"], ["127.0.0.1:"], ["127.0.0.1:8080x"]])(
-    "--http-addr %j exits 2 with a usage message",
-    async (addr) => {
-      const demo = startProcess(process.execPath, [main, "--http-addr", addr], root);
-      expect(await demo.exited(10_000)).toEqual({ code: 2, signal: null });
-      expect(demo.stderr()).toContain(`invalid address "${addr}"`);
-      expect(demo.stderr()).toContain("usage: stringsvc [--http-addr host:port]");
-      expect(demo.stdout()).toBe("");
-    },
-  );
+  it.each(
+    ["--http-addr", "--grpc-addr"].flatMap((flag) =>
+      ["nonsense", "127.0.0.1:99999", "127.0.0.1:0x50", "127.0.0.1:", "127.0.0.1:8080x"].map((addr) => [
+        flag,
+        addr,
+      ]),
+    ),
+  )("%s %j exits 2 with a usage message", async (flag, addr) => {
+    const demo = startProcess(process.execPath, [main, flag, addr], root);
+    expect(await demo.exited(10_000)).toEqual({ code: 2, signal: null });
+    expect(demo.stderr()).toContain(`invalid address "${addr}"`);
+    expect(demo.stderr()).toContain("usage: stringsvc [--http-addr host:port]");
+    expect(demo.stdout()).toBe("");
+  });
 
   it("an unknown flag exits 2 with a usage message", async () => {
     const demo = startProcess(process.execPath, [main, "--port", "8080"], root);

@@ -11,16 +11,24 @@ import {
 } from "@svckit/transport-http";
 import { z } from "zod";
 import type { CountResponse, StringEndpoints, StringRequest, UppercaseResponse } from "./endpoints.js";
+import { markTransport } from "./middleware.js";
 
 /** `{"s": "..."}`; a missing `s` is an empty string, as Go's zero value. */
 const stringRequest = z.object({ s: z.string().default("") });
 
-/** Routes `POST /uppercase` and `POST /count` to the endpoints. */
-export function createStringsvcRouter(endpoints: StringEndpoints, options?: HttpServerOptions): Router {
+/**
+ * Routes `POST /uppercase` and `POST /count` to the endpoints. `options` go to both handlers (a `before`
+ * hook marking calls as `"HTTP"` for `transportKey` runs first).
+ */
+export function createStringsvcRouter(endpoints: StringEndpoints, options: HttpServerOptions = {}): Router {
   const decode = jsonRequestDecoder<StringRequest>({ schema: stringRequest });
+  const handlerOptions: HttpServerOptions = {
+    ...options,
+    before: [markTransport("HTTP"), ...(options.before ?? [])],
+  };
   return createRouter()
-    .post("/uppercase", createHttpHandler(endpoints.uppercase, decode, encodeJsonResponse, options))
-    .post("/count", createHttpHandler(endpoints.count, decode, encodeJsonResponse, options));
+    .post("/uppercase", createHttpHandler(endpoints.uppercase, decode, encodeJsonResponse, handlerOptions))
+    .post("/count", createHttpHandler(endpoints.count, decode, encodeJsonResponse, handlerOptions));
 }
 
 /**

@@ -40,13 +40,23 @@ export function readBody(req: IncomingMessage, limit: number, callback: BodyCall
   const declared = req.headers["content-length"];
   if (declared !== undefined) {
     const length = Number(declared);
-    if (length > limit) return callback(tooLarge(limit, length), EMPTY);
-    if (length === 0) return callback(undefined, EMPTY);
+    if (length > limit) {
+      callback(tooLarge(limit, length), EMPTY);
+      return;
+    }
+    if (length === 0) {
+      callback(undefined, EMPTY);
+      return;
+    }
   } else if (req.headers["transfer-encoding"] === undefined) {
     // No content-length and no transfer-encoding: HTTP/1.1 says there is no body.
-    return callback(undefined, EMPTY);
+    callback(undefined, EMPTY);
+    return;
   }
-  if (req.readableEnded) return callback(undefined, EMPTY);
+  if (req.readableEnded) {
+    callback(undefined, EMPTY);
+    return;
+  }
   let first: Buffer | undefined;
   let chunks: Buffer[] | undefined;
   let size = 0;

@@ -573,7 +573,11 @@ function prepareCode(
           `if(typeof ${v}!=='boolean')throw X.fe(${path},'expected bool (a boolean), got '+X.d(${v}));`,
         ];
       case "string":
-        return [`if(typeof ${v}!=='string')throw X.fe(${path},'expected string, got '+X.d(${v}));`];
+        // A lone surrogate would be written as bytes that are not UTF-8, which decoders reject.
+        return [
+          `if(typeof ${v}!=='string')throw X.fe(${path},'expected string, got '+X.d(${v}));`,
+          `if(!${v}.isWellFormed())throw X.fe(${path},'string is not valid Unicode (a lone surrogate)');`,
+        ];
       case "bytes":
         return [
           `if(!(${v} instanceof Uint8Array))throw X.fe(${path},'expected bytes (a Uint8Array), got '+X.d(${v}));`,

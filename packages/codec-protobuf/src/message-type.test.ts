@@ -631,3 +631,24 @@ describe("proto2", () => {
     );
   });
 });
+
+describe("strings that are not valid Unicode", () => {
+  const Concat = root.messageType<{ a: string; b: string }>("pb.ConcatRequest");
+
+  it("a lone surrogate is refused on encode with INVALID_ARGUMENT naming the field", () => {
+    let caught: unknown;
+    try {
+      Concat.encode({ a: "\ud800", b: "" });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ServiceError);
+    expect((caught as ServiceError).code).toBe(Code.INVALID_ARGUMENT);
+    expect((caught as ServiceError).message).toContain("a: string is not valid Unicode");
+  });
+
+  it("well-formed non-ASCII strings still round-trip", () => {
+    const msg = { a: "héllo 😀", b: "日本" };
+    expect(Concat.decode(Concat.encode(msg))).toEqual(msg);
+  });
+});

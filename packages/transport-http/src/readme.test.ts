@@ -5,39 +5,15 @@ import { fileURLToPath } from "node:url";
 import { Code, type CodeName, codeToHttpStatus } from "@svckit/endpoint";
 import type { HttpClientOptions, HttpServerOptions } from "@svckit/transport-http";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { firstBlock as readmeBlock, table as readmeTable } from "../../../test/readme-tools.js";
 import { freePort } from "./test-helpers.js";
 
 const readmePath = fileURLToPath(new URL("../README.md", import.meta.url));
 const readme = await readFile(readmePath, "utf8");
 
-/** The body of the first fenced block with the given language. */
-function firstBlock(lang: string): string {
-  const match = new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``).exec(readme);
-  if (match?.[1] === undefined) throw new Error(`README has no \`\`\`${lang} block`);
-  return match[1];
-}
-
-/**
- * The rows of the first markdown table after `heading` whose header row starts with `| <firstHeader> |`,
- * as arrays of cells with backticks removed.
- */
-function table(firstHeader: string, heading = "# "): string[][] {
-  const lines = readme.slice(readme.indexOf(heading)).split("\n");
-  const header = new RegExp(`^\\|\\s*${firstHeader}\\s*\\|`);
-  const start = lines.findIndex((line) => header.test(line));
-  if (start < 0) throw new Error(`README has no table "| ${firstHeader} |" after "${heading}"`);
-  const rows: string[][] = [];
-  for (const line of lines.slice(start + 2)) {
-    if (!line.startsWith("|")) break;
-    rows.push(
-      line
-        .slice(1, -1)
-        .split(/(?<!\\)\|/)
-        .map((cell) => cell.trim().replaceAll("`", "")),
-    );
-  }
-  return rows;
-}
+const firstBlock = (lang: string): string => readmeBlock(readme, lang);
+const table = (firstHeader: string, heading?: string): string[][] =>
+  readmeTable(readme, firstHeader, heading);
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -26,11 +26,12 @@ import {
 } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SERVER_CPU = "0";
-const WRK_CPU = "1";
-const READY_TIMEOUT_MS = 15_000;
+export const SERVER_CPU = "0";
+/** The CPU every load generator (wrk, h2load) is pinned to. */
+export const WRK_CPU = "1";
+export const READY_TIMEOUT_MS = 15_000;
 /** Above this much CPU (in cores) used by other processes during a measurement, say so. */
-const BUSY_CORES = 0.1;
+export const BUSY_CORES = 0.1;
 const STOP_TIMEOUT_MS = 3_000;
 
 /** The server variants, in run order; each svckit variant runs right after its baseline. */
@@ -67,7 +68,7 @@ export const HTTP_USAGE = `options:
   --only a,b        run only these variants: ${VARIANTS.map((v) => v.name).join(", ")}
   --json FILE       also write the results as JSON to FILE`;
 
-function positiveInt(name, raw) {
+export function positiveInt(name, raw) {
   const n = Number(raw);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got "${raw}"`);
   return n;
@@ -103,7 +104,8 @@ export function httpSettings(values) {
 // ---------------------------------------------------------------------------------------------
 // server processes
 
-function startServer(nodeBin, variant) {
+/** Starts `variant.server` (relative to bench/) pinned to CPU 0; it must print "listening <port>". */
+export function startServer(nodeBin, variant) {
   const child = spawn("taskset", ["-c", SERVER_CPU, nodeBin, join(here, variant.server)], {
     cwd: here,
     stdio: ["ignore", "pipe", "pipe"],
@@ -150,7 +152,7 @@ function startServer(nodeBin, variant) {
 }
 
 /** Stops the server we spawned, by its PID: SIGTERM, then SIGKILL if it lingers. */
-async function stopServer(server) {
+export async function stopServer(server) {
   if (!server.alive()) return;
   server.child.kill("SIGTERM");
   const timeout = new Promise((resolve) => setTimeout(() => resolve("timeout"), STOP_TIMEOUT_MS).unref());
@@ -231,9 +233,10 @@ async function waitReady(server) {
 // ---------------------------------------------------------------------------------------------
 // wrk
 
-function runWrk(args, timeoutMs) {
+/** Runs a load generator (`wrk`, `h2load`) pinned to WRK_CPU, killed after `timeoutMs`. */
+export function runLoadTool(tool, args, timeoutMs) {
   return new Promise((resolve) => {
-    const child = spawn("taskset", ["-c", WRK_CPU, "wrk", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("taskset", ["-c", WRK_CPU, tool, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     let timedOut = false;
@@ -257,6 +260,8 @@ function runWrk(args, timeoutMs) {
     });
   });
 }
+
+const runWrk = (args, timeoutMs) => runLoadTool("wrk", args, timeoutMs);
 
 const UNIT_MS = { us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
 
@@ -286,7 +291,7 @@ export function parseWrk(text) {
 // ---------------------------------------------------------------------------------------------
 // one variant, one round
 
-const isBusy = (row) => row.cpu !== undefined && row.cpu.otherCores + row.cpu.stealCores > BUSY_CORES;
+export const isBusy = (row) => row.cpu !== undefined && row.cpu.otherCores + row.cpu.stealCores > BUSY_CORES;
 
 /** Waits (up to `seconds`) until other processes use less than BUSY_CORES over 2 s; returns the last sample. */
 export async function waitQuiet(seconds, log = console.log) {
@@ -370,8 +375,49 @@ async function runVariant(variant, settings, lua, log) {
 // ---------------------------------------------------------------------------------------------
 // the whole benchmark
 
-const fmtRps = (x) => (x === undefined ? "—" : Math.round(x).toLocaleString("en-US"));
-const fmtMs = (x) => (x === undefined ? "—" : x < 10 ? `${x.toFixed(2)} ms` : `${x.toFixed(1)} ms`);
+export const fmtRps = (x) => (x === undefined ? "—" : Math.round(x).toLocaleString("en-US"));
+export const fmtMs = (x) => (x === undefined ? "—" : x < 10 ? `${x.toFixed(2)} ms` : `${x.toFixed(1)} ms`);
+
+/**
+ * Measures once with `measure()` (which returns a row with `valid`, `reqPerSec`, `latencyMs` and
+ * `cpu`), and again up to `retryBusy` times while the kept measurement was disturbed by other
+ * processes (see isBusy); keeps the least disturbed valid one. The others are listed, for the
+ * record, as `row.discarded`; `row.attempts` counts them all.
+ */
+export async function measureRetryingBusy(measure, label, retryBusy, log = console.log) {
+  let row = await measure();
+  let attempts = 1;
+  const discarded = [];
+  let latest = row;
+  while (attempts <= retryBusy && row.valid && isBusy(row)) {
+    const seen = latest.valid
+      ? `${fmtRps(latest.reqPerSec)} req/s while other processes used ${latest.cpu.otherCores} cores`
+      : "invalid";
+    log(`  ${label} attempt ${attempts}: ${seen}; measuring again`);
+    const again = await measure();
+    latest = again;
+    attempts++;
+    if (
+      again.valid &&
+      again.cpu.otherCores + again.cpu.stealCores < row.cpu.otherCores + row.cpu.stealCores
+    ) {
+      discarded.push(row);
+      row = again;
+    } else discarded.push(again);
+  }
+  row.attempts = attempts;
+  if (discarded.length > 0) {
+    // For the record (JSON only): what the measurements that do not count saw.
+    row.discarded = discarded.map((d) => ({
+      valid: d.valid,
+      reqPerSec: d.reqPerSec,
+      p99Ms: d.latencyMs?.p99,
+      cpu: d.cpu,
+      problems: d.problems,
+    }));
+  }
+  return row;
+}
 
 /** Runs every selected variant `settings.rounds` times and returns per-round rows and a summary. */
 export async function runHttp(settings, log = console.log) {
@@ -395,37 +441,12 @@ export async function runHttp(settings, log = console.log) {
     const order = r % 2 === 0 ? settings.variants : [...settings.variants].reverse();
     const rows = [];
     for (const variant of order) {
-      let row = await runVariant(variant, settings, lua, log);
-      let attempts = 1;
-      const discarded = [];
-      let latest = row;
-      while (attempts <= settings.retryBusy && row.valid && isBusy(row)) {
-        const seen = latest.valid
-          ? `${fmtRps(latest.reqPerSec)} req/s while other processes used ${latest.cpu.otherCores} cores`
-          : "invalid";
-        log(`  ${variant.name} attempt ${attempts}: ${seen}; measuring again`);
-        const again = await runVariant(variant, settings, lua, log);
-        latest = again;
-        attempts++;
-        if (
-          again.valid &&
-          again.cpu.otherCores + again.cpu.stealCores < row.cpu.otherCores + row.cpu.stealCores
-        ) {
-          discarded.push(row);
-          row = again;
-        } else discarded.push(again);
-      }
-      row.attempts = attempts;
-      if (discarded.length > 0) {
-        // For the record (JSON only): what the measurements that do not count saw.
-        row.discarded = discarded.map((d) => ({
-          valid: d.valid,
-          reqPerSec: d.reqPerSec,
-          p99Ms: d.latencyMs?.p99,
-          cpu: d.cpu,
-          problems: d.problems,
-        }));
-      }
+      const row = await measureRetryingBusy(
+        () => runVariant(variant, settings, lua, log),
+        variant.name,
+        settings.retryBusy,
+        log,
+      );
       row.round = r + 1;
       rows.push(row);
       const tag = `[round ${r + 1}/${settings.rounds}] ${variant.name.padEnd(15)}`;

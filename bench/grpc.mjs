@@ -12,7 +12,6 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
 import {
@@ -31,17 +30,16 @@ import {
   waitQuiet,
 } from "./http.mjs";
 import {
-  cliArgs,
   cpuSnapshot,
   distStamp,
   gitHead,
-  isMain,
   loud,
   machineInfo,
   markdownTable,
   median,
   nodeVersion,
   otherCpu,
+  runBenchCli,
 } from "./lib.mjs";
 import { ADDSVC_PROTO } from "./servers/grpc-common.mjs";
 
@@ -680,25 +678,12 @@ export function formatGrpc(result) {
   return lines.join("\n");
 }
 
-async function main() {
-  const { values } = parseArgs({ args: cliArgs(), options: GRPC_OPTIONS, strict: true });
-  if (values.help) {
-    console.log(`usage: node bench/grpc.mjs [options]\n${GRPC_USAGE}`);
-    return;
-  }
-  const settings = grpcSettings(values);
-  const result = await runGrpc(settings);
-  console.log(`\n${formatGrpc(result)}`);
-  if (settings.json !== undefined) {
-    writeFileSync(settings.json, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`\nwrote ${settings.json}`);
-  }
-  if (result.rounds.flat().some((r) => !r.valid)) process.exitCode = 1;
-}
-
-if (isMain(import.meta.url)) {
-  main().catch((error) => {
-    console.error(`grpc bench: ${error.message}`);
-    process.exit(2);
-  });
-}
+runBenchCli(import.meta.url, {
+  name: "grpc",
+  file: "grpc.mjs",
+  options: GRPC_OPTIONS,
+  usage: GRPC_USAGE,
+  settings: grpcSettings,
+  run: runGrpc,
+  format: formatGrpc,
+});

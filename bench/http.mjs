@@ -6,23 +6,20 @@
 //   node bench/http.mjs [--duration 10] [--warmup 3] [--connections 50] [--rounds 1]
 //                       [--node /path/to/node] [--only raw-http,svckit-http] [--json out.json]
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import http from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import {
-  cliArgs,
   cpuSnapshot,
   distStamp,
   gitHead,
-  isMain,
   loud,
   machineInfo,
   markdownTable,
   median,
   nodeVersion,
   otherCpu,
+  runBenchCli,
 } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -583,25 +580,12 @@ export function formatHttp(result) {
   return lines.join("\n");
 }
 
-async function main() {
-  const { values } = parseArgs({ args: cliArgs(), options: HTTP_OPTIONS, strict: true });
-  if (values.help) {
-    console.log(`usage: node bench/http.mjs [options]\n${HTTP_USAGE}`);
-    return;
-  }
-  const settings = httpSettings(values);
-  const result = await runHttp(settings);
-  console.log(`\n${formatHttp(result)}`);
-  if (settings.json !== undefined) {
-    writeFileSync(settings.json, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`\nwrote ${settings.json}`);
-  }
-  if (result.rounds.flat().some((r) => !r.valid)) process.exitCode = 1;
-}
-
-if (isMain(import.meta.url)) {
-  main().catch((error) => {
-    console.error(`http bench: ${error.message}`);
-    process.exit(2);
-  });
-}
+runBenchCli(import.meta.url, {
+  name: "http",
+  file: "http.mjs",
+  options: HTTP_OPTIONS,
+  usage: HTTP_USAGE,
+  settings: httpSettings,
+  run: runHttp,
+  format: formatHttp,
+});

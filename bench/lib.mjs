@@ -1,9 +1,10 @@
 // Helpers shared by the benchmark scripts: argument clean-up, machine facts, medians, tables.
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 /**
  * The script's arguments without a standalone "--" (pnpm passes `pnpm bench -- --node x` on as
@@ -185,4 +186,31 @@ export function gitHead() {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The command-line entry every load bench shares: parse the options, print usage on --help, run,
+ * print the report, write --json, exit 1 when a row is invalid and 2 when the bench itself failed.
+ */
+export function runBenchCli(metaUrl, { name, file, options, usage, settings, run, format }) {
+  if (!isMain(metaUrl)) return;
+  const main = async () => {
+    const { values } = parseArgs({ args: cliArgs(), options, strict: true });
+    if (values.help) {
+      console.log(`usage: node bench/${file} [options]\n${usage}`);
+      return;
+    }
+    const chosen = settings(values);
+    const result = await run(chosen);
+    console.log(`\n${format(result)}`);
+    if (chosen.json !== undefined) {
+      writeFileSync(chosen.json, `${JSON.stringify(result, null, 2)}\n`);
+      console.log(`\nwrote ${chosen.json}`);
+    }
+    if (result.rounds.flat().some((r) => !r.valid)) process.exitCode = 1;
+  };
+  main().catch((error) => {
+    console.error(`${name} bench: ${error.message}`);
+    process.exit(2);
+  });
 }

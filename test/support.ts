@@ -2,57 +2,14 @@
 // requests, and child processes that are always stopped by PID.
 import { type ChildProcess, spawn } from "node:child_process";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 
-/** A `node:http` server listening on 127.0.0.1 on a port the system picked. */
-export interface TestServer {
-  readonly port: number;
-  /** `http://127.0.0.1:<port>` */
-  readonly origin: string;
-  /** Closes every connection, idle or busy, and the server. */
-  close(): Promise<void>;
-}
-
-const servers = new Set<TestServer>();
-
-/** Starts `http.createServer(listener)` on 127.0.0.1:0; {@link closeServers} stops it. */
-export async function listen(listener: http.RequestListener): Promise<TestServer> {
-  const server = http.createServer(listener);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const testServer: TestServer = {
-    port,
-    origin: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        servers.delete(testServer);
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-  servers.add(testServer);
-  return testServer;
-}
-
-/** Closes every server {@link listen} started that is still open. */
-export async function closeServers(): Promise<void> {
-  await Promise.all([...servers].map((s) => s.close()));
-}
-
-/** A port that was free a moment ago: listen on port 0, note the port, close. */
-export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+// Real servers on 127.0.0.1:0, closed after each test: the same helpers transport-http's tests use.
+export {
+  closeServers,
+  freePort,
+  listen,
+  type TestServer,
+} from "../packages/transport-http/src/test-helpers.js";
 
 /** A response read in full. */
 export interface RawResponse {

@@ -1,0 +1,7 @@
+/**
+ * svckit application lifecycle: start servers, register, signals, drain and graceful stop.
+ *
+ * @packageDocumentation
+ */
+
+export {};

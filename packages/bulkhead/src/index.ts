@@ -1,0 +1,7 @@
+/**
+ * svckit bulkhead middleware: bounded concurrency with a bounded queue.
+ *
+ * @packageDocumentation
+ */
+
+export {};

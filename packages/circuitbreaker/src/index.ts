@@ -1,0 +1,7 @@
+/**
+ * svckit circuit breaker middleware on opossum.
+ *
+ * @packageDocumentation
+ */
+
+export {};

@@ -1,0 +1,7 @@
+/**
+ * svckit fallback middleware: turn chosen errors into a degraded answer.
+ *
+ * @packageDocumentation
+ */
+
+export {};

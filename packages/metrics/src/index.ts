@@ -1,0 +1,7 @@
+/**
+ * svckit Prometheus metrics middleware and /metrics handler (prom-client).
+ *
+ * @packageDocumentation
+ */
+
+export {};

@@ -1,0 +1,7 @@
+/**
+ * svckit service discovery core: instancers, registrars, endpointer with a factory and cache.
+ *
+ * @packageDocumentation
+ */
+
+export {};

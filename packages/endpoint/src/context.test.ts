@@ -3,6 +3,7 @@ import {
   type CancelSource,
   Code,
   type Context,
+  callInfoKey,
   createCancelableContext,
   createContext,
   createContextKey,
@@ -843,5 +844,30 @@ describe("CancelableContext handles destructure", () => {
     const { context: root, release } = createCancelableContext({ timeout: 1_000 });
     release();
     expect(root.aborted).toBe(false);
+  });
+});
+
+describe("call info", () => {
+  it("is undefined unless the transport gives it", () => {
+    expect(background.value(callInfoKey)).toBeUndefined();
+    expect(createContext({ timeout: 10 }).value(callInfoKey)).toBeUndefined();
+  });
+
+  it("is read back from the init and survives derived contexts", () => {
+    const info = { transport: "http", method: "POST", route: "/sum" } as const;
+    const call = createCancelableContext({ callInfo: info });
+    const key = createContextKey(0);
+    const child = call.context.with(key, 1).withMetadata({ a: "b" }).withTimeout(1000);
+    expect(call.context.value(callInfoKey)).toBe(info);
+    expect(child.context.value(callInfoKey)).toBe(info);
+    expect(child.context.value(key)).toBe(1);
+    child.release();
+    call.release();
+  });
+
+  it("is one shared key across package copies", () => {
+    const copy = createContextKey<unknown>(undefined, { description: "callInfo", shared: true });
+    const ctx = createContext({ callInfo: { transport: "grpc", method: "/pb.Add/Sum" } });
+    expect(ctx.value(copy)).toEqual({ transport: "grpc", method: "/pb.Add/Sum" });
   });
 });

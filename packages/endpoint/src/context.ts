@@ -93,7 +93,38 @@ export interface ContextInit<T = unknown> {
   cancelSource?: CancelSource<T>;
   /** The object `cancelSource` watches (e.g. the HTTP response). */
   cancelTarget?: T;
+  /** What the transport knows about the call; read back with `ctx.value(callInfoKey)`. */
+  callInfo?: CallInfo;
 }
+
+/**
+ * What a transport knows about the call it serves, put in the context under {@link callInfoKey}
+ * by svckit's server transports (and by user transports that want middleware to see it). Every
+ * field is bounded: route templates, never raw URLs or ids, so logs and metrics can use them as
+ * labels.
+ */
+export interface CallInfo {
+  /** The transport: `"http"`, `"grpc"`, `"jsonrpc"` or a user transport's own name. */
+  readonly transport: string;
+  /** The procedure: the HTTP method (`"POST"`), the full gRPC method (`"/pkg.Service/Method"`) or the JSON-RPC method. */
+  readonly method: string;
+  /** The route template that matched (`"/users/:id"`), when the transport knows one. */
+  readonly route?: string | undefined;
+}
+
+/**
+ * The context key under which server transports put the {@link CallInfo} of the call being served.
+ * Shared across copies of this package (`Symbol.for("svckit:callInfo")`).
+ *
+ * @example
+ * ```ts
+ * const info = ctx.value(callInfoKey); // { transport: "http", method: "POST", route: "/sum" }
+ * ```
+ */
+export const callInfoKey: ContextKey<CallInfo | undefined> = createContextKey<CallInfo | undefined>(
+  undefined,
+  { description: "callInfo", shared: true },
+);
 
 /**
  * A child context that can be cancelled, returned by `withCancel`, `withTimeout` and `withDeadline`.
@@ -484,7 +515,7 @@ function rootContext<T>(init: ContextInit<T>): ContextImpl {
   );
   return new ContextImpl(
     scope,
-    undefined,
+    init.callInfo === undefined ? undefined : { id: callInfoKey.id, value: init.callInfo, next: undefined },
     init.metadata === undefined ? emptyMetadata : createMetadata(init.metadata),
     init.outgoingMetadata === undefined ? emptyMetadata : createMetadata(init.outgoingMetadata),
   );

@@ -19,6 +19,7 @@ export {
   isCode,
 } from "./code.js";
 export type {
+  CallInfo,
   CancelableContext,
   CancelSource,
   Context,
@@ -26,7 +27,13 @@ export type {
   ContextKey,
   ContextKeyOptions,
 } from "./context.js";
-export { background, createCancelableContext, createContext, createContextKey } from "./context.js";
+export {
+  background,
+  callInfoKey,
+  createCancelableContext,
+  createContext,
+  createContextKey,
+} from "./context.js";
 export type { Endpoint, GenericMiddleware, Middleware } from "./endpoint.js";
 export { chain, nop } from "./endpoint.js";
 export type { Metadata, MetadataInit, MetadataValue } from "./metadata.js";

@@ -1,5 +1,13 @@
 import { Metadata, Server, status } from "@grpc/grpc-js";
-import { Code, codeNames, createContextKey, type Endpoint, ServiceError } from "@svckit/endpoint";
+import {
+  type CallInfo,
+  Code,
+  callInfoKey,
+  codeNames,
+  createContextKey,
+  type Endpoint,
+  ServiceError,
+} from "@svckit/endpoint";
 import {
   bindService,
   createGrpcHandler,
@@ -94,6 +102,21 @@ describe("createGrpcHandler + bindService: success", () => {
     expect(res.value).toEqual({ v: 3n, err: "" });
     const concat = await unary(client, "/pb.Add/Concat", ConcatRequest, ConcatReply, { a: "ab", b: "cd" });
     expect(concat.value).toEqual({ v: "abcd", err: "" });
+  });
+
+  it("puts the call's transport and full method in the context under callInfoKey", async () => {
+    const seen: (CallInfo | undefined)[] = [];
+    const client = await serveSum(async (ctx, { a, b }) => {
+      seen.push(ctx.value(callInfoKey));
+      return a + b;
+    });
+    await callSum(client, { a: 1n, b: 2n });
+    await callSum(client, { a: 3n, b: 4n });
+    expect(seen).toEqual([
+      { transport: "grpc", method: "/pb.Add/Sum" },
+      { transport: "grpc", method: "/pb.Add/Sum" },
+    ]);
+    expect(Object.isFrozen(seen[0])).toBe(true);
   });
 
   it("keeps int64 values above 2^53 exact both ways", async () => {

@@ -9,6 +9,7 @@ import type {
 } from "@grpc/grpc-js";
 import { Metadata as GrpcMetadataClass } from "@grpc/grpc-js";
 import {
+  type CallInfo,
   type CancelSource,
   Code,
   type Context,
@@ -163,6 +164,8 @@ interface Plan {
   readonly after: readonly GrpcServerResponseFunc[];
   readonly errorHandler: ((ctx: Context, error: ServiceError) => void) | undefined;
   readonly finalizers: readonly GrpcServerFinalizerFunc[];
+  /** Put in every call's context under `callInfoKey`. */
+  readonly callInfo: CallInfo;
 }
 
 function decodeMessage(plan: Plan, bytes: Buffer): unknown {
@@ -185,8 +188,9 @@ function encodeMessage(plan: Plan, message: unknown): Buffer {
   }
 }
 
-function startCall(call: AnyCall): ReturnType<typeof createCancelableContext> {
+function startCall(plan: Plan, call: AnyCall): ReturnType<typeof createCancelableContext> {
   return createCancelableContext({
+    callInfo: plan.callInfo,
     metadata: new GrpcMetadataView(call.metadata),
     deadline: finiteDeadline(call.getDeadline()),
     cancelSource: callCancelled,
@@ -232,7 +236,7 @@ function unaryHandler(plan: Plan) {
     call: ServerUnaryCall<Buffer, Buffer>,
     callback: sendUnaryData<Buffer>,
   ): Promise<void> {
-    const handle = startCall(call);
+    const handle = startCall(plan, call);
     let ctx = handle.context;
     let error: ServiceError | undefined;
     try {
@@ -287,7 +291,7 @@ function waitDrain(call: ServerWritableStream<Buffer, Buffer>, ctx: Context): Pr
 
 function serverStreamHandler(plan: Plan) {
   async function serve(call: ServerWritableStream<Buffer, Buffer>): Promise<void> {
-    const handle = startCall(call);
+    const handle = startCall(plan, call);
     let ctx = handle.context;
     let error: ServiceError | undefined;
     try {
@@ -362,6 +366,7 @@ export function bindService(
       after: [...(options.after ?? []), ...(own.after ?? [])],
       errorHandler: own.errorHandler ?? options.errorHandler,
       finalizers: [...list(options.finalizer), ...list(own.finalizer)],
+      callInfo: Object.freeze({ transport: "grpc", method: method.path }),
     };
     if (method.requestStream) {
       throw new Error(`bindService: ${method.path} is client- or bidi-streaming, which is not supported yet`);

@@ -1,4 +1,4 @@
-import { Code, type Endpoint, ServiceError } from "@svckit/endpoint";
+import { type CallInfo, Code, callInfoKey, type Endpoint, ServiceError } from "@svckit/endpoint";
 import {
   createHttpHandler,
   createRouter,
@@ -187,5 +187,27 @@ describe("createHttpHandler in express 5", () => {
       code: "UNIMPLEMENTED",
       message: "method GET is not allowed on /users/8",
     });
+  });
+});
+
+describe("createHttpHandler in express 5: call info", () => {
+  it("reads express's route template into the context", async () => {
+    let seen: CallInfo | undefined;
+    const a = express();
+    a.delete(
+      "/orders/:id",
+      createHttpHandler(
+        async (ctx) => {
+          seen = ctx.value(callInfoKey);
+          return {};
+        },
+        () => undefined,
+        encodeJsonResponse,
+      ),
+    );
+    const { port } = await listen(a);
+    const res = await send(port, { path: "/orders/9", method: "DELETE" });
+    expect(res.status).toBe(200);
+    expect(seen).toEqual({ transport: "http", method: "DELETE", route: "/orders/:id" });
   });
 });

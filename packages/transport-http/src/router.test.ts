@@ -1,4 +1,4 @@
-import type { Endpoint } from "@svckit/endpoint";
+import { type CallInfo, callInfoKey, type Endpoint } from "@svckit/endpoint";
 import {
   createHttpHandler,
   createRouter,
@@ -240,5 +240,45 @@ describe("createRouter", () => {
     const res = await send(port, { method: "PUT", path: "/thing" });
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ route: "thing", params: {} });
+  });
+});
+
+describe("router: call info", () => {
+  it("puts the method and the matched route template (not the URL) in the context", async () => {
+    const seen: (CallInfo | undefined)[] = [];
+    const record = createHttpHandler(
+      async (ctx) => {
+        seen.push(ctx.value(callInfoKey));
+        return {};
+      },
+      () => undefined,
+      encodeJsonResponse,
+    );
+    const router = createRouter().get("/users/:id", record).post("/users/:id", record).get("/health", record);
+    const { port } = await listen(router.handle);
+    await send(port, { path: "/users/42", method: "GET" });
+    await send(port, { path: "/users/43", method: "POST", headers: json, body: "{}" });
+    await send(port, { path: "/health?x=1", method: "GET" });
+    expect(seen).toEqual([
+      { transport: "http", method: "GET", route: "/users/:id" },
+      { transport: "http", method: "POST", route: "/users/:id" },
+      { transport: "http", method: "GET", route: "/health" },
+    ]);
+  });
+
+  it("has no route when the handler serves node:http directly", async () => {
+    let seen: CallInfo | undefined;
+    const { port } = await listen(
+      createHttpHandler(
+        async (ctx) => {
+          seen = ctx.value(callInfoKey);
+          return {};
+        },
+        () => undefined,
+        encodeJsonResponse,
+      ),
+    );
+    await send(port, { path: "/anything/7", method: "PUT" });
+    expect(seen).toEqual({ transport: "http", method: "PUT", route: undefined });
   });
 });

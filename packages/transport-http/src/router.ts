@@ -29,12 +29,23 @@ export interface Router {
 
 type Methods = Map<string, HttpHandler>;
 
+/** What the router puts on `req.route`, as express does: the matched route template. */
+interface RouteTag {
+  readonly path: string;
+}
+
+interface ExactRoute {
+  readonly tag: RouteTag;
+  readonly methods: Methods;
+}
+
 interface ParamRoute {
   readonly pattern: string;
   /** A literal segment, or `undefined` with the parameter name at the same index of `names`. */
   readonly segments: readonly (string | undefined)[];
   readonly names: readonly (string | undefined)[];
   readonly methods: Methods;
+  readonly tag: RouteTag;
 }
 
 const METHOD_PATTERN = /^[A-Z]+$/;
@@ -51,7 +62,8 @@ function pick(methods: Methods, method: string): HttpHandler | undefined {
 
 /**
  * Creates a router that dispatches on method and path, with `:name` path parameters (put on
- * `req.params`, where {@link HttpRequest.params} reads them, as in express). Matching is exact:
+ * `req.params`, where {@link HttpRequest.params} reads them, and the matched template on
+ * `req.route.path`, as in express, where the handler reads it into the context's `CallInfo`). Matching is exact:
  * no trailing-slash or case folding, the query string is ignored. An unknown path answers 404, a
  * known path with another method 405 with an `Allow` header, a malformed percent-escape 400; all with
  * the same JSON error body as handlers.
@@ -66,7 +78,7 @@ function pick(methods: Methods, method: string): HttpHandler | undefined {
  */
 export function createRouter(options: RouterOptions = {}): Router {
   const errorEncoder = options.errorEncoder ?? defaultErrorEncoder;
-  const exact = new Map<string, Methods>();
+  const exact = new Map<string, ExactRoute>();
   const withParams: ParamRoute[] = [];
 
   function fail(res: ServerResponse, error: HttpError): void {
@@ -82,12 +94,12 @@ export function createRouter(options: RouterOptions = {}): Router {
     if (!path.startsWith("/")) throw new TypeError(`router: path must start with "/", got "${path}"`);
     const parts = path.split("/").slice(1);
     if (!parts.some((p) => p.startsWith(":"))) {
-      let methods = exact.get(path);
-      if (methods === undefined) {
-        methods = new Map();
-        exact.set(path, methods);
+      let route = exact.get(path);
+      if (route === undefined) {
+        route = { tag: Object.freeze({ path }), methods: new Map() };
+        exact.set(path, route);
       }
-      return methods;
+      return route.methods;
     }
     const existing = withParams.find((r) => r.pattern === path);
     if (existing !== undefined) return existing.methods;
@@ -103,6 +115,7 @@ export function createRouter(options: RouterOptions = {}): Router {
       segments: parts.map((p) => (p.startsWith(":") ? undefined : p)),
       names,
       methods: new Map(),
+      tag: Object.freeze({ path }),
     };
     withParams.push(route);
     return route.methods;
@@ -150,8 +163,12 @@ export function createRouter(options: RouterOptions = {}): Router {
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     const method = req.method ?? "GET";
-    let methods = exact.get(path);
-    if (methods === undefined) {
+    const found = exact.get(path);
+    let methods: Methods | undefined;
+    if (found !== undefined) {
+      methods = found.methods;
+      (req as { route?: RouteTag }).route = found.tag;
+    } else {
       const match = matchParams(path);
       if (match instanceof Error) {
         fail(res, match);
@@ -160,6 +177,7 @@ export function createRouter(options: RouterOptions = {}): Router {
       if (match !== undefined) {
         methods = match.route.methods;
         (req as { params?: Record<string, string> }).params = match.params;
+        (req as { route?: RouteTag }).route = match.route.tag;
       }
     }
     if (methods === undefined) {

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import {
   background,
+  type CallInfo,
   type CancelSource,
   Code,
   type Context,
@@ -269,6 +270,18 @@ export function createHttpHandler<Req, Res>(
       : (options.timeoutHeader ?? "x-request-timeout").toLowerCase();
   const maxTimeout = options.maxTimeout;
 
+  // Most handlers serve one method on one route: keep the last CallInfo and reuse it while it fits.
+  let lastCallInfo: CallInfo = { transport: "http", method: "", route: undefined };
+  function callInfoFor(req: IncomingMessage): CallInfo {
+    const method = req.method ?? "GET";
+    const tag = (req as { route?: { path?: unknown } }).route;
+    const route = tag !== undefined && typeof tag.path === "string" ? tag.path : undefined;
+    if (lastCallInfo.method !== method || lastCallInfo.route !== route) {
+      lastCallInfo = Object.freeze({ transport: "http", method, route });
+    }
+    return lastCallInfo;
+  }
+
   /** The caller's time budget in ms, `undefined` without one, or the error for a malformed header. */
   function requestTimeout(req: IncomingMessage): number | HttpError | undefined {
     if (timeoutHeader === undefined) return undefined;
@@ -300,6 +313,7 @@ export function createHttpHandler<Req, Res>(
     // Nothing escapes: the handler never leaves a rejected promise behind.
     try {
       const call = createCancelableContext({
+        callInfo: callInfoFor(req),
         metadata: metadataFromLowerCaseRecord(req.headers),
         deadline,
         cancelSource: disconnect,

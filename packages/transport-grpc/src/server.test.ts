@@ -365,6 +365,50 @@ describe("errors", () => {
     ]);
   });
 
+  it("answers every mix of plain and promised decode/endpoint/encode results, and their failures", async () => {
+    type Step = "value" | "promise" | "throw" | "reject";
+    const run = <T>(step: Step, value: T, code: Code): T | Promise<T> => {
+      const error = new ServiceError(code, `${codeNames[code]} at ${step}`);
+      if (step === "throw") throw error;
+      if (step === "reject") return Promise.reject(error);
+      return step === "promise" ? Promise.resolve(value) : value;
+    };
+    const steps: Step[] = ["value", "promise", "throw", "reject"];
+    for (const d of steps) {
+      for (const e of steps) {
+        for (const c of steps) {
+          const finalized: Code[] = [];
+          const handler = createGrpcHandler(
+            // A plain-JS endpoint may return a value or throw synchronously.
+            ((_ctx: unknown, msg: SumRequest) => run(e, msg.a + msg.b, Code.ABORTED)) as unknown as Endpoint<
+              SumRequest,
+              bigint
+            >,
+            (_ctx, msg: SumRequest) => run(d, msg, Code.OUT_OF_RANGE),
+            (_ctx, v: bigint) => run(c, { v, err: "" } as SumReply, Code.DATA_LOSS),
+            { finalizer: (_ctx, info) => finalized.push(info.code) },
+          );
+          const { address } = await startServer((server) => bindService(server, add, { Sum: handler }));
+          const res = await callSum(grpcClient(address), { a: 2n, b: 3n });
+          const expected =
+            d === "throw" || d === "reject"
+              ? [status.OUT_OF_RANGE, `OUT_OF_RANGE at ${d}`]
+              : e === "throw" || e === "reject"
+                ? [status.ABORTED, `ABORTED at ${e}`]
+                : c === "throw" || c === "reject"
+                  ? [status.DATA_LOSS, `DATA_LOSS at ${c}`]
+                  : [status.OK, "OK"];
+          expect([res.status.code, res.status.details], `decode ${d}, endpoint ${e}, encode ${c}`).toEqual(
+            expected,
+          );
+          if (expected[0] === status.OK) expect(res.value).toEqual({ v: 5n, err: "" });
+          expect(finalized).toEqual([expected[0]]);
+          closeAll();
+        }
+      }
+    }
+  });
+
   it("answers INTERNAL when the response does not fit the response message", async () => {
     const handler = createGrpcHandler(
       sumEndpoint,

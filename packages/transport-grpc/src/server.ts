@@ -231,37 +231,129 @@ function finish(plan: Plan, ctx: Context, error: ServiceError | undefined): void
   for (const fn of plan.finalizers) fn(ctx, info);
 }
 
+/**
+ * The unary handler. It stays synchronous as long as `before`, `decode`, `endpoint` and `encode` do:
+ * a call costs the endpoint's promise and one `then`, no async frames and no tuples, so the per-call
+ * work is what the endpoint itself does (see bench/RESULTS.md, gRPC).
+ */
 function unaryHandler(plan: Plan) {
-  async function serve(
-    call: ServerUnaryCall<Buffer, Buffer>,
-    callback: sendUnaryData<Buffer>,
-  ): Promise<void> {
+  return function unary(call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void {
     const handle = startCall(plan, call);
     let ctx = handle.context;
-    let error: ServiceError | undefined;
+    let request: unknown;
     try {
-      let request: unknown;
-      [ctx, request] = await prepare(plan, ctx, call);
-      const response = await plan.endpoint(ctx, request);
-      let message = plan.encode(ctx, response);
-      if (isPromise(message)) message = await message;
-      const bytes = encodeMessage(plan, message);
-      let trailer: GrpcMetadata | undefined;
-      [ctx, trailer] = responseMetadata(plan, ctx, call);
-      callback(null, bytes, trailer);
+      for (const fn of plan.before) ctx = fn(ctx, call.metadata) ?? ctx;
+      request = plan.decode(ctx, decodeMessage(plan, call.request));
     } catch (err) {
-      error = fail(plan, ctx, err);
-      callback(toGrpcStatus(error));
+      unaryFailed(plan, handle, ctx, callback, err);
+      return;
     }
-    handle.release();
-    finish(plan, ctx, error);
-  }
-  return function unary(call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void {
-    serve(call, callback).catch((failure: unknown) => {
-      // Only a throwing finalizer gets here; the call was already answered.
-      void failure;
-    });
+    if (isPromise(request)) {
+      const at = ctx;
+      request.then(
+        (value) => unaryInvoke(plan, handle, at, call, callback, value),
+        (err: unknown) => unaryFailed(plan, handle, at, callback, err),
+      );
+    } else {
+      unaryInvoke(plan, handle, ctx, call, callback, request);
+    }
   };
+}
+
+type CallHandle = ReturnType<typeof createCancelableContext>;
+
+function unaryInvoke(
+  plan: Plan,
+  handle: CallHandle,
+  ctx: Context,
+  call: ServerUnaryCall<Buffer, Buffer>,
+  callback: sendUnaryData<Buffer>,
+  request: unknown,
+): void {
+  let pending: unknown;
+  try {
+    pending = plan.endpoint(ctx, request);
+  } catch (err) {
+    // A plain-JS endpoint that throws instead of rejecting.
+    unaryFailed(plan, handle, ctx, callback, err);
+    return;
+  }
+  if (isPromise(pending)) {
+    pending.then(
+      (response) => unaryRespond(plan, handle, ctx, call, callback, response),
+      (err: unknown) => unaryFailed(plan, handle, ctx, callback, err),
+    );
+  } else {
+    unaryRespond(plan, handle, ctx, call, callback, pending);
+  }
+}
+
+function unaryRespond(
+  plan: Plan,
+  handle: CallHandle,
+  ctx: Context,
+  call: ServerUnaryCall<Buffer, Buffer>,
+  callback: sendUnaryData<Buffer>,
+  response: unknown,
+): void {
+  let message: unknown;
+  try {
+    message = plan.encode(ctx, response);
+  } catch (err) {
+    unaryFailed(plan, handle, ctx, callback, err);
+    return;
+  }
+  if (isPromise(message)) {
+    message.then(
+      (value) => unarySend(plan, handle, ctx, call, callback, value),
+      (err: unknown) => unaryFailed(plan, handle, ctx, callback, err),
+    );
+  } else {
+    unarySend(plan, handle, ctx, call, callback, message);
+  }
+}
+
+function unarySend(
+  plan: Plan,
+  handle: CallHandle,
+  ctx: Context,
+  call: ServerUnaryCall<Buffer, Buffer>,
+  callback: sendUnaryData<Buffer>,
+  message: unknown,
+): void {
+  let bytes: Buffer;
+  let trailer: GrpcMetadata | undefined;
+  try {
+    bytes = encodeMessage(plan, message);
+    if (plan.after.length > 0) [ctx, trailer] = responseMetadata(plan, ctx, call);
+  } catch (err) {
+    unaryFailed(plan, handle, ctx, callback, err);
+    return;
+  }
+  callback(null, bytes, trailer);
+  handle.release();
+  unaryFinish(plan, ctx, undefined);
+}
+
+function unaryFailed(
+  plan: Plan,
+  handle: CallHandle,
+  ctx: Context,
+  callback: sendUnaryData<Buffer>,
+  err: unknown,
+): void {
+  const error = fail(plan, ctx, err);
+  callback(toGrpcStatus(error));
+  handle.release();
+  unaryFinish(plan, ctx, error);
+}
+
+function unaryFinish(plan: Plan, ctx: Context, error: ServiceError | undefined): void {
+  try {
+    finish(plan, ctx, error);
+  } catch {
+    // Only a throwing finalizer gets here; the call was already answered.
+  }
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {

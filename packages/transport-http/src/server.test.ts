@@ -944,3 +944,61 @@ describe("HttpRequest", () => {
     expect(seen?.raw).toBeInstanceOf(http.IncomingMessage);
   });
 });
+
+describe("createHttpHandler: plain and promised steps", () => {
+  it("answers every mix of plain and promised decode/endpoint/encode results, and their failures", async () => {
+    type Step = "value" | "promise" | "throw" | "reject";
+    const run = <T>(step: Step, value: T, code: Code): T | Promise<T> => {
+      const error = new ServiceError(code, `${codeNames[code]} at ${step}`);
+      if (step === "throw") throw error;
+      if (step === "reject") return Promise.reject(error);
+      return step === "promise" ? Promise.resolve(value) : value;
+    };
+    const steps: Step[] = ["value", "promise", "throw", "reject"];
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      for (const d of steps) {
+        for (const e of steps) {
+          for (const c of steps) {
+            const finalized: number[] = [];
+            const handler = createHttpHandler(
+              // A plain-JS endpoint may return a value or throw synchronously.
+              ((_ctx: Context, n: number) => run(e, n + 1, Code.ABORTED)) as unknown as Endpoint<
+                number,
+                number
+              >,
+              () => run(d, 41, Code.OUT_OF_RANGE),
+              (_ctx, v: number) =>
+                run(c, { body: String(v), contentType: "text/plain" }, Code.FAILED_PRECONDITION),
+              { finalizer: (_ctx, info) => finalized.push(info.status) },
+            );
+            const { port } = await listen(handler);
+            const res = await send(port, { agent });
+            const failedAt: [Code, Step] | undefined =
+              d === "throw" || d === "reject"
+                ? [Code.OUT_OF_RANGE, d]
+                : e === "throw" || e === "reject"
+                  ? [Code.ABORTED, e]
+                  : c === "throw" || c === "reject"
+                    ? [Code.FAILED_PRECONDITION, c]
+                    : undefined;
+            const label = `decode ${d}, endpoint ${e}, encode ${c}`;
+            if (failedAt === undefined) {
+              expect([res.status, res.body.toString()], label).toEqual([200, "42"]);
+            } else {
+              expect(res.status, label).toBe(codeToHttpStatus[failedAt[0]]);
+              expect(res.json(), label).toEqual({
+                code: codeNames[failedAt[0]],
+                message: `${codeNames[failedAt[0]]} at ${failedAt[1]}`,
+              });
+            }
+            expect(finalized, label).toEqual([res.status]);
+            await closeServers();
+          }
+        }
+      }
+    } finally {
+      agent.destroy();
+    }
+  });
+});

@@ -301,80 +301,195 @@ export function createHttpHandler<Req, Res>(
   /**
    * Everything after the body is in: decode, endpoint, encode, write, hooks. `failure` is an error
    * found before (bad timeout header, body too large); `deadline` was fixed when the request arrived.
+   * It stays synchronous while `before`, `decode`, `endpoint`, `encode` and `after` return plain
+   * values: a call costs the endpoint's promise and one `then`, no async frames. Nothing escapes: the
+   * handler never throws and never leaves a rejected promise behind.
    */
-  async function serve(
+  function serve(
     req: IncomingMessage,
     res: ServerResponse,
     body: Uint8Array,
     parsedBody: unknown,
     deadline: number | undefined,
     failure: HttpError | undefined,
-  ): Promise<void> {
-    // Nothing escapes: the handler never leaves a rejected promise behind.
+  ): void {
+    let call: CallHandle;
     try {
-      const call = createCancelableContext({
+      call = createCancelableContext({
         callInfo: callInfoFor(req),
         metadata: metadataFromLowerCaseRecord(req.headers),
         deadline,
         cancelSource: disconnect,
         cancelTarget: res,
       });
-      let ctx: Context = call.context;
-      let request: HttpRequest | undefined;
-      let status = 0;
-      let bytes = 0;
-      let error: ServiceError | undefined;
+    } catch (err) {
+      lastResort(res, err);
+      return;
+    }
+    const ctx: Context = call.context;
+    if (failure !== undefined) {
+      failed(call, ctx, req, res, undefined, failure);
+      return;
+    }
+    let request: Request | undefined;
+    let decoded: Req | Promise<Req>;
+    let at = ctx;
+    try {
+      request = new Request(req, body, parsedBody);
+      for (const fn of before) at = fn(at, request) ?? at;
+      decoded = decode(at, request);
+    } catch (err) {
+      failed(call, at, req, res, request, err);
+      return;
+    }
+    if (isPromise(decoded)) {
+      const c = at;
+      const r = request;
+      decoded.then(
+        (value) => invoke(call, c, req, res, r, value),
+        (err: unknown) => failed(call, c, req, res, r, err),
+      );
+    } else {
+      invoke(call, at, req, res, request, decoded);
+    }
+  }
+
+  function invoke(
+    call: CallHandle,
+    ctx: Context,
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: Request,
+    decoded: Req,
+  ): void {
+    let pending: Promise<Res> | Res;
+    try {
+      pending = endpoint(ctx, decoded);
+    } catch (err) {
+      // A plain-JS endpoint that throws instead of rejecting.
+      failed(call, ctx, req, res, request, err);
+      return;
+    }
+    if (isPromise(pending)) {
+      pending.then(
+        (response) => respond(call, ctx, req, res, request, response),
+        (err: unknown) => failed(call, ctx, req, res, request, err),
+      );
+    } else {
+      respond(call, ctx, req, res, request, pending);
+    }
+  }
+
+  function respond(
+    call: CallHandle,
+    ctx: Context,
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: Request,
+    response: Res,
+  ): void {
+    let out: HttpResponseInit | Promise<HttpResponseInit>;
+    try {
+      out = encode(ctx, response);
+    } catch (err) {
+      failed(call, ctx, req, res, request, err);
+      return;
+    }
+    if (isPromise(out)) {
+      out.then(
+        (value) => write(call, ctx, req, res, request, value),
+        (err: unknown) => failed(call, ctx, req, res, request, err),
+      );
+    } else {
+      write(call, ctx, req, res, request, out);
+    }
+  }
+
+  function write(
+    call: CallHandle,
+    ctx: Context,
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: Request,
+    out: HttpResponseInit,
+  ): void {
+    let bytes: number;
+    try {
+      for (const fn of after) ctx = fn(ctx, res) ?? ctx;
+      if (res.destroyed) throw new ServiceError(Code.CANCELLED, "client disconnected");
+      bytes = writeResponse(res, out);
+    } catch (err) {
+      failed(call, ctx, req, res, request, err);
+      return;
+    }
+    end(call, ctx, req, res, request, res.statusCode, bytes, undefined);
+  }
+
+  function failed(
+    call: CallHandle,
+    ctx: Context,
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: Request | undefined,
+    err: unknown,
+  ): void {
+    let status: number;
+    let error: ServiceError;
+    try {
+      error = ServiceError.from(err);
       try {
-        if (failure !== undefined) throw failure;
-        request = new Request(req, body, parsedBody);
-        for (const fn of before) ctx = fn(ctx, request) ?? ctx;
-        let decoded = decode(ctx, request);
-        if (isPromise(decoded)) decoded = await decoded;
-        const response = await endpoint(ctx, decoded);
-        let out = encode(ctx, response);
-        if (isPromise(out)) out = await out;
-        for (const fn of after) ctx = fn(ctx, res) ?? ctx;
-        if (res.destroyed) throw new ServiceError(Code.CANCELLED, "client disconnected");
-        bytes = writeResponse(res, out);
-        status = res.statusCode;
-      } catch (err) {
-        error = ServiceError.from(err);
-        try {
-          errorHandler?.(ctx, error);
-        } catch {
-          // A throwing errorHandler must not cost the client its answer or skip the finalizers.
-        }
-        if (res.destroyed || res.headersSent) {
-          status = res.headersSent ? res.statusCode : 499;
-          if (!res.writableEnded) res.destroy();
-        } else {
-          try {
-            errorEncoder(ctx, error, res);
-          } catch (encoderFailure) {
-            if (!res.headersSent) {
-              defaultErrorEncoder(ctx, ServiceError.from(encoderFailure), res);
-            } else if (!res.writableEnded) {
-              res.destroy();
-            }
-          }
-          status = res.statusCode;
-        }
+        errorHandler?.(ctx, error);
+      } catch {
+        // A throwing errorHandler must not cost the client its answer or skip the finalizers.
       }
-      // The call is over: drop the deadline timer and the disconnect listener, if watching set them up.
-      call.release();
-      if (finalizers.length > 0) {
-        const info: ServerFinalizerInfo = {
-          request: request ?? new Request(req, EMPTY_BODY, undefined),
-          status,
-          bytesWritten: bytes,
-          error,
-        };
-        for (const fn of finalizers) {
-          try {
-            fn(ctx, info);
-          } catch {
-            // A throwing finalizer must not skip the others or crash the process.
+      if (res.destroyed || res.headersSent) {
+        status = res.headersSent ? res.statusCode : 499;
+        if (!res.writableEnded) res.destroy();
+      } else {
+        try {
+          errorEncoder(ctx, error, res);
+        } catch (encoderFailure) {
+          if (!res.headersSent) {
+            defaultErrorEncoder(ctx, ServiceError.from(encoderFailure), res);
+          } else if (!res.writableEnded) {
+            res.destroy();
           }
+        }
+        status = res.statusCode;
+      }
+    } catch (failure) {
+      call.release();
+      lastResort(res, failure);
+      return;
+    }
+    end(call, ctx, req, res, request, status, 0, error);
+  }
+
+  function end(
+    call: CallHandle,
+    ctx: Context,
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: Request | undefined,
+    status: number,
+    bytesWritten: number,
+    error: ServiceError | undefined,
+  ): void {
+    // The call is over: drop the deadline timer and the disconnect listener, if watching set them up.
+    call.release();
+    if (finalizers.length === 0) return;
+    try {
+      const info: ServerFinalizerInfo = {
+        request: request ?? new Request(req, EMPTY_BODY, undefined),
+        status,
+        bytesWritten,
+        error,
+      };
+      for (const fn of finalizers) {
+        try {
+          fn(ctx, info);
+        } catch {
+          // A throwing finalizer must not skip the others or crash the process.
         }
       }
     } catch (failure) {
@@ -389,17 +504,18 @@ export function createHttpHandler<Req, Res>(
     if (req.readableEnded || failure !== undefined) {
       // A framework consumed the body before us (e.g. express.json()); use what it left.
       const prior = failure === undefined ? (req as { body?: unknown }).body : undefined;
-      if (prior instanceof Uint8Array) void serve(req, res, prior, undefined, deadline, failure);
-      else if (typeof prior === "string")
-        void serve(req, res, Buffer.from(prior), undefined, deadline, failure);
-      else void serve(req, res, EMPTY_BODY, prior, deadline, failure);
+      if (prior instanceof Uint8Array) serve(req, res, prior, undefined, deadline, failure);
+      else if (typeof prior === "string") serve(req, res, Buffer.from(prior), undefined, deadline, failure);
+      else serve(req, res, EMPTY_BODY, prior, deadline, failure);
       return;
     }
     readBody(req, bodyLimit, (error, body) => {
-      void serve(req, res, body, undefined, deadline, error);
+      serve(req, res, body, undefined, deadline, error);
     });
   };
 }
+
+type CallHandle = ReturnType<typeof createCancelableContext>;
 
 /** Answers when even error handling failed (e.g. an error encoder wrote an invalid header); never throws. */
 function lastResort(res: ServerResponse, failure: unknown): void {

@@ -1,0 +1,258 @@
+import {
+  Code,
+  type Context,
+  type ContextKey,
+  createContextKey,
+  type Endpoint,
+  ServiceError,
+} from "@svckit/endpoint";
+import type { EndpointEntry, Instance } from "@svckit/sd";
+import {
+  type Balancer,
+  type CallOutcome,
+  type Clock,
+  checkFunction,
+  type EndpointSource,
+  type Rng,
+} from "./balancer.js";
+import { leastRequests } from "./least-requests.js";
+import { createOutlierDetector, type OutlierDetectionOptions } from "./outlier-detector.js";
+import { p2c } from "./p2c.js";
+import { random } from "./random.js";
+import { roundRobin } from "./round-robin.js";
+import { weighted } from "./weighted.js";
+
+/**
+ * The context key under which a set of instance addresses travels that calls made with the context
+ * should avoid: {@link balancerEndpoint} adds the address of every instance that fails a call with a
+ * server failure, and picks outside the set while another instance is available. A retry layer puts a
+ * fresh set on the context once per logical call ({@link withFailedInstances}), so each attempt goes to
+ * an instance that has not failed yet, even when attempts run on derived contexts (per-attempt
+ * timeouts). Shared across package copies: `Symbol.for("svckit:lb.failedInstances")`, so a retry
+ * package can define the same key without depending on this one.
+ *
+ * @example
+ * ```ts
+ * const ctx2 = ctx.with(failedInstancesKey, new Set<string>());
+ * ```
+ */
+export const failedInstancesKey: ContextKey<Set<string> | undefined> = createContextKey<
+  Set<string> | undefined
+>(undefined, { description: "lb.failedInstances", shared: true });
+
+/**
+ * Returns `ctx` with a fresh, empty {@link failedInstancesKey} set: calls made with it (or with contexts
+ * derived from it) avoid the instances that already failed one of them. Call it once per logical call,
+ * before the retries.
+ *
+ * @example
+ * ```ts
+ * const attempts = withFailedInstances(ctx);
+ * for (let i = 0; i < 3; i++) {
+ *   try { return await balanced(attempts, request); } catch (error) { if (i === 2) throw error; }
+ * }
+ * ```
+ */
+export function withFailedInstances(ctx: Context): Context {
+  return ctx.with(failedInstancesKey, new Set<string>());
+}
+
+/** The codes that count as server failures by default. */
+export const defaultFailureCodes: readonly Code[] = Object.freeze([
+  Code.UNAVAILABLE,
+  Code.INTERNAL,
+  Code.UNKNOWN,
+  Code.DEADLINE_EXCEEDED,
+]);
+
+/** Where {@link balancerEndpoint} reports outcomes for passive health checking. */
+export interface OutcomeRecorder<Req = unknown, Res = unknown> {
+  /** Reports how a call on `entry` ended. */
+  record(entry: EndpointEntry<Req, Res>, outcome: CallOutcome): void;
+  /** The instances left out now (named in the UNAVAILABLE message when nothing else is left). */
+  ejected?(): readonly Instance[];
+}
+
+/** Options of {@link balancerEndpoint}. */
+export interface BalancerEndpointOptions<Req = unknown, Res = unknown> {
+  /** The service's name, for the UNAVAILABLE message. */
+  service?: string;
+  /** Where to report each call's outcome: the outlier detector the balancer picks from. */
+  outlierDetector?: OutcomeRecorder<Req, Res>;
+  /** The codes that count as server failures; default UNAVAILABLE, INTERNAL, UNKNOWN, DEADLINE_EXCEEDED. */
+  failureCodes?: readonly Code[];
+}
+
+/** The balancers {@link createBalancedEndpoint} knows by name. */
+export type BalancerName = "roundRobin" | "random" | "weighted" | "leastRequests" | "p2c";
+
+/** Options of {@link createBalancedEndpoint}. */
+export interface BalancedEndpointOptions<Req = unknown, Res = unknown> {
+  /**
+   * The balancer: a name, or a function making one over the source it is given (the outlier detector
+   * when that is on). Default `"p2c"`: it adapts to slow and loaded instances at O(1) per call.
+   */
+  balancer?: BalancerName | ((source: EndpointSource<Req, Res>) => Balancer<Req, Res>);
+  /** The service's name, for the UNAVAILABLE message. */
+  service?: string;
+  /** Passive health checking ({@link createOutlierDetector}'s options); on by default, `false` turns it off. */
+  outlierDetection?: OutlierDetectionOptions | false;
+  /** The codes that count as server failures; default UNAVAILABLE, INTERNAL, UNKNOWN, DEADLINE_EXCEEDED. */
+  failureCodes?: readonly Code[];
+  /** Random numbers in [0, 1) for the named `random`, `leastRequests` and `p2c` balancers; default `Math.random`. */
+  rng?: Rng;
+  /** Monotonic clock in ms for `p2c` and outlier detection; default `performance.now`. */
+  now?: Clock;
+}
+
+const balancerNames: readonly BalancerName[] = ["roundRobin", "random", "weighted", "leastRequests", "p2c"];
+
+function outcomeOf(error: unknown, failureCodes: ReadonlySet<Code>): CallOutcome {
+  const code = error instanceof ServiceError ? error.code : ServiceError.from(error).code;
+  if (code === Code.CANCELLED) return "cancelled";
+  return failureCodes.has(code) ? "failure" : "success";
+}
+
+/**
+ * Turns a {@link Balancer} into an endpoint that picks an entry per call and calls it, like go-kit's
+ * `lb.Retry` without the retries. It tells a load-aware balancer when calls start and end, reports
+ * outcomes to `outlierDetector`, and remembers failed instances so the next call avoids them:
+ * in the {@link failedInstancesKey} set when the context has one, else for the same context object
+ * until a call with it succeeds. Errors from the picked endpoint pass through unchanged.
+ *
+ * Fails with `UNAVAILABLE` (`no endpoints available`, `... for service "users"` when `service` is set)
+ * when there is nothing to pick; its `cause` is the source's error if it reported one.
+ *
+ * @example
+ * ```ts
+ * const healthy = createOutlierDetector(endpointer);
+ * const call = balancerEndpoint(p2c(healthy), { service: "users", outlierDetector: healthy });
+ * const user = await call(ctx, { id: 42 });
+ * ```
+ */
+export function balancerEndpoint<Req, Res>(
+  balancer: Balancer<Req, Res>,
+  options?: BalancerEndpointOptions<Req, Res>,
+): Endpoint<Req, Res> {
+  if (typeof balancer?.pick !== "function") {
+    throw new TypeError("balancerEndpoint: balancer must have a pick() method");
+  }
+  const failureCodes = new Set(options?.failureCodes ?? defaultFailureCodes);
+  const detector = options?.outlierDetector;
+  const service = options?.service;
+  const prefix =
+    service === undefined ? "no endpoints available" : `no endpoints available for service "${service}"`;
+  // Failed instances per context, for callers that retry with the same context object.
+  const failedByContext = new WeakMap<Context, ReadonlySet<string>>();
+
+  function unavailable(): ServiceError {
+    const ejected = detector?.ejected?.().length ?? 0;
+    const cause = balancer.source?.error;
+    if (ejected > 0) {
+      return new ServiceError(
+        Code.UNAVAILABLE,
+        `${prefix}: all ${ejected} instance${ejected === 1 ? " is" : "s are"} ejected after consecutive failures`,
+        cause === undefined ? undefined : { cause },
+      );
+    }
+    // The discovery error stays in `cause` (for logs): its text may name internal hosts.
+    return cause === undefined
+      ? new ServiceError(Code.UNAVAILABLE, prefix)
+      : new ServiceError(Code.UNAVAILABLE, `${prefix}: service discovery reported an error`, { cause });
+  }
+
+  return async function balanced(ctx: Context, request: Req): Promise<Res> {
+    const tracked = ctx.value(failedInstancesKey);
+    const failedBefore = tracked === undefined ? failedByContext.get(ctx) : undefined;
+    const entry = balancer.pick(tracked ?? failedBefore);
+    if (entry === undefined) throw unavailable();
+    const record = balancer.start?.(entry);
+    let response: Res;
+    try {
+      response = await entry.endpoint(ctx, request);
+    } catch (error) {
+      const outcome = outcomeOf(error, failureCodes);
+      record?.end(outcome);
+      detector?.record(entry, outcome);
+      if (outcome === "failure") {
+        if (tracked !== undefined) tracked.add(entry.instance.address);
+        else failedByContext.set(ctx, new Set([entry.instance.address]));
+      }
+      throw error;
+    }
+    record?.end("success");
+    detector?.record(entry, "success");
+    if (failedBefore !== undefined) failedByContext.delete(ctx);
+    return response;
+  };
+}
+
+/**
+ * Makes one endpoint over every instance of a service: an outlier detector (unless
+ * `outlierDetection: false`) over `source`, the chosen balancer over that, and
+ * {@link balancerEndpoint} over the balancer. Compose retries (`@svckit/retry`) outside it; each
+ * attempt can reach another instance.
+ *
+ * @example
+ * ```ts
+ * const endpointer = createEndpointer(instancer, (instance) => ({ endpoint: clientFor(instance.address) }));
+ * const call = createBalancedEndpoint(endpointer, { balancer: "p2c", service: "users" });
+ * const user = await call(ctx, { id: 42 });
+ * ```
+ */
+export function createBalancedEndpoint<Req, Res>(
+  source: EndpointSource<Req, Res>,
+  options?: BalancedEndpointOptions<Req, Res>,
+): Endpoint<Req, Res> {
+  if (typeof source?.endpoints !== "function") {
+    throw new TypeError("createBalancedEndpoint: source must have an endpoints() method");
+  }
+  const rng = options?.rng;
+  const now = options?.now;
+  if (rng !== undefined) checkFunction(rng, "createBalancedEndpoint: rng");
+  if (now !== undefined) checkFunction(now, "createBalancedEndpoint: now");
+  const detection = options?.outlierDetection;
+  const detector =
+    detection === false
+      ? undefined
+      : createOutlierDetector(
+          source,
+          now === undefined || detection?.now !== undefined ? detection : { ...detection, now },
+        );
+  const from: EndpointSource<Req, Res> = detector ?? source;
+  const choice = options?.balancer ?? "p2c";
+  let balancer: Balancer<Req, Res>;
+  if (typeof choice === "function") {
+    balancer = choice(from);
+  } else {
+    switch (choice) {
+      case "roundRobin":
+        balancer = roundRobin(from);
+        break;
+      case "random":
+        balancer = random(from, rng === undefined ? undefined : { rng });
+        break;
+      case "weighted":
+        balancer = weighted(from);
+        break;
+      case "leastRequests":
+        balancer = leastRequests(from, rng === undefined ? undefined : { rng });
+        break;
+      case "p2c":
+        balancer = p2c(from, {
+          ...(rng === undefined ? {} : { rng }),
+          ...(now === undefined ? {} : { now }),
+        });
+        break;
+      default:
+        throw new TypeError(
+          `createBalancedEndpoint: unknown balancer ${JSON.stringify(choice)}; expected one of ${balancerNames.join(", ")} or a function`,
+        );
+    }
+  }
+  const endpointOptions: BalancerEndpointOptions<Req, Res> = {};
+  if (options?.service !== undefined) endpointOptions.service = options.service;
+  if (options?.failureCodes !== undefined) endpointOptions.failureCodes = options.failureCodes;
+  if (detector !== undefined) endpointOptions.outlierDetector = detector;
+  return balancerEndpoint(balancer, endpointOptions);
+}

@@ -1,0 +1,189 @@
+import type { EndpointEntry } from "@svckit/sd";
+import {
+  type Balancer,
+  type CallOutcome,
+  type CallRecord,
+  type Clock,
+  checkFunction,
+  checkPositive,
+  defaultClock,
+  type EndpointSource,
+  effectiveAvoid,
+  nopRecord,
+  type Rng,
+  randomIndex,
+  StateTable,
+} from "./balancer.js";
+
+/** Options of {@link p2c}. */
+export interface P2cOptions {
+  /**
+   * How fast latency knowledge fades, in ms (default 10 000): the weight of an old observation falls
+   * to 1/e after this long, and an idle instance's estimate decays toward 0 at the same rate so it is
+   * tried again.
+   */
+  decayTime?: number;
+  /**
+   * The latency (ms) assumed for an instance that has no observation yet. Default: the mean estimate
+   * of the instances that have one (0 when none has), so a new instance starts as an average one.
+   */
+  initialLatency?: number;
+  /**
+   * The least latency (ms) a failed call counts as (default 1 000), so an instance that fails fast does
+   * not look fast and attract more calls.
+   */
+  failurePenalty?: number;
+  /** Monotonic clock in ms; default `performance.now`. */
+  now?: Clock;
+  /** Random numbers in [0, 1); default `Math.random`. */
+  rng?: Rng;
+}
+
+class Node {
+  outstanding = 0;
+  /** Peak-EWMA latency estimate (ms) as of `updatedAt`; meaningful once `measured`. */
+  estimate = 0;
+  updatedAt = 0;
+  measured = false;
+}
+
+class P2cCall implements CallRecord {
+  constructor(
+    readonly node: Node,
+    readonly startedAt: number,
+    readonly balancer: P2c<unknown, unknown>,
+  ) {}
+
+  end(outcome: CallOutcome): void {
+    this.balancer.observe(this.node, this.startedAt, outcome);
+  }
+}
+
+class P2c<Req, Res> implements Balancer<Req, Res> {
+  readonly source: EndpointSource<Req, Res>;
+  readonly #table = new StateTable<Req, Res, Node>(() => new Node());
+  readonly #decayTime: number;
+  readonly #initialLatency: number | undefined;
+  readonly #failurePenalty: number;
+  readonly #now: Clock;
+  readonly #rng: Rng;
+
+  constructor(source: EndpointSource<Req, Res>, options: P2cOptions | undefined) {
+    this.source = source;
+    this.#decayTime = options?.decayTime ?? 10_000;
+    checkPositive(this.#decayTime, "p2c: decayTime");
+    this.#initialLatency = options?.initialLatency;
+    if (
+      this.#initialLatency !== undefined &&
+      !(this.#initialLatency >= 0 && Number.isFinite(this.#initialLatency))
+    ) {
+      throw new RangeError(
+        `p2c: initialLatency must be a finite number >= 0, got ${String(this.#initialLatency)}`,
+      );
+    }
+    this.#failurePenalty = options?.failurePenalty ?? 1_000;
+    if (!(this.#failurePenalty >= 0 && Number.isFinite(this.#failurePenalty))) {
+      throw new RangeError(
+        `p2c: failurePenalty must be a finite number >= 0, got ${String(this.#failurePenalty)}`,
+      );
+    }
+    this.#now = options?.now ?? defaultClock;
+    checkFunction(this.#now, "p2c: now");
+    this.#rng = options?.rng ?? Math.random;
+    checkFunction(this.#rng, "p2c: rng");
+  }
+
+  pick(avoid?: ReadonlySet<string>): EndpointEntry<Req, Res> | undefined {
+    const entries = this.source.endpoints();
+    const n = entries.length;
+    this.#table.sync(entries);
+    if (n <= 1) return entries[0];
+    const nodes = this.#table.states;
+    const skip = effectiveAvoid(entries, avoid);
+    let a: number;
+    let b: number;
+    if (skip === undefined) {
+      a = randomIndex(this.#rng, n);
+      b = randomIndex(this.#rng, n - 1);
+      if (b >= a) b++;
+    } else {
+      const allowed: number[] = [];
+      for (let i = 0; i < n; i++) {
+        if (!skip.has((entries[i] as EndpointEntry<Req, Res>).instance.address)) allowed.push(i);
+      }
+      if (allowed.length === 1) return entries[allowed[0] as number];
+      const x = randomIndex(this.#rng, allowed.length);
+      let y = randomIndex(this.#rng, allowed.length - 1);
+      if (y >= x) y++;
+      a = allowed[x] as number;
+      b = allowed[y] as number;
+    }
+    const now = this.#now();
+    const na = nodes[a] as Node;
+    const nb = nodes[b] as Node;
+    const ca = this.#cost(na, now, nodes);
+    const cb = this.#cost(nb, now, nodes);
+    return entries[cb < ca || (cb === ca && nb.outstanding < na.outstanding) ? b : a];
+  }
+
+  start(entry: EndpointEntry<Req, Res>): CallRecord {
+    this.#table.sync(this.source.endpoints());
+    const node = this.#table.get(entry.instance.address);
+    if (node === undefined) return nopRecord;
+    node.outstanding++;
+    return new P2cCall(node, this.#now(), this as P2c<unknown, unknown>);
+  }
+
+  /** Records the end of a call on `node` that started at `startedAt`. */
+  observe(node: Node, startedAt: number, outcome: CallOutcome): void {
+    node.outstanding--;
+    if (outcome === "cancelled") return;
+    const now = this.#now();
+    let latency = Math.max(0, now - startedAt);
+    if (outcome === "failure" && latency < this.#failurePenalty) latency = this.#failurePenalty;
+    if (!node.measured || latency >= node.estimate) {
+      // Peak: a slower observation counts in full at once.
+      node.estimate = latency;
+      node.measured = true;
+    } else {
+      const w = Math.exp(-Math.max(0, now - node.updatedAt) / this.#decayTime);
+      node.estimate = node.estimate * w + latency * (1 - w);
+    }
+    node.updatedAt = now;
+  }
+
+  /** Latency estimate × (calls in flight + 1). */
+  #cost(node: Node, now: number, nodes: readonly Node[]): number {
+    return this.#latency(node, now, nodes) * (node.outstanding + 1);
+  }
+
+  #latency(node: Node, now: number, nodes: readonly Node[]): number {
+    if (node.measured) return node.estimate * Math.exp(-Math.max(0, now - node.updatedAt) / this.#decayTime);
+    if (this.#initialLatency !== undefined) return this.#initialLatency;
+    let sum = 0;
+    let count = 0;
+    for (const other of nodes) {
+      if (!other.measured) continue;
+      sum += other.estimate * Math.exp(-Math.max(0, now - other.updatedAt) / this.#decayTime);
+      count++;
+    }
+    return count === 0 ? 0 : sum / count;
+  }
+}
+
+/**
+ * A "power of two choices" balancer with peak-EWMA latency (as in Finagle, Linkerd and Kratos): per
+ * call it draws two different entries at random and takes the one with the lower cost, where
+ * cost = latency estimate × (calls in flight + 1). The estimate jumps up at once on a slower
+ * observation and eases down on faster ones; a failed call counts as at least `failurePenalty`. An idle
+ * instance's estimate decays toward 0, so it is tried again after a while. O(1) per pick, so it suits
+ * large sets; it needs {@link balancerEndpoint} (or your own `start`/`end` calls) to learn.
+ *
+ * @example
+ * ```ts
+ * const call = balancerEndpoint(p2c(endpointer, { decayTime: 5_000 }), { service: "users" });
+ * ```
+ */
+export function p2c<Req, Res>(source: EndpointSource<Req, Res>, options?: P2cOptions): Balancer<Req, Res> {
+  return new P2c(source, options);
+}

@@ -1,0 +1,548 @@
+import { background } from "@svckit/endpoint";
+import {
+  createEndpointer,
+  createInstanceCache,
+  createStaticInstancer,
+  type EndpointerErrorInfo,
+  type Factory,
+  type Instance,
+  type Instancer,
+  type InstancerState,
+} from "@svckit/sd";
+import fc from "fast-check";
+import { afterEach, describe, expect, it, vi } from "vitest";
+
+/** A factory whose endpoints answer with their address, recording creations and closes. */
+function trackingFactory() {
+  const created: string[] = [];
+  const closed: string[] = [];
+  const factory: Factory<string, string> = (instance) => {
+    created.push(instance.address);
+    return {
+      endpoint: async (_ctx, req) => `${instance.address}:${req}`,
+      close: () => {
+        closed.push(instance.address);
+      },
+    };
+  };
+  return { factory, created, closed };
+}
+
+const addressesOf = (entries: readonly { readonly instance: Instance }[]): string[] =>
+  entries.map((e) => e.instance.address);
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("createEndpointer", () => {
+  it("makes one endpoint per instance, in the instancer's order", async () => {
+    const { factory, created } = trackingFactory();
+    const endpointer = createEndpointer(createStaticInstancer(["a:1", "b:2"]), factory);
+    expect(addressesOf(endpointer.endpoints())).toEqual(["a:1", "b:2"]);
+    expect(created).toEqual(["a:1", "b:2"]);
+    const [first] = endpointer.endpoints();
+    expect(await first?.endpoint(background, "x")).toBe("a:1:x");
+    expect(endpointer.error).toBeUndefined();
+  });
+
+  it("creates endpoints for new instances and closes those of removed ones, keeping the others", () => {
+    const cache = createInstanceCache(["a:1", "b:2"]);
+    const { factory, created, closed } = trackingFactory();
+    const endpointer = createEndpointer(cache, factory);
+    const [a] = endpointer.endpoints();
+    cache.update(["a:1", "c:3"]);
+    expect(addressesOf(endpointer.endpoints())).toEqual(["a:1", "c:3"]);
+    expect(created).toEqual(["a:1", "b:2", "c:3"]);
+    expect(closed).toEqual(["b:2"]);
+    expect(endpointer.endpoints()[0]).toBe(a);
+  });
+
+  it("returns the same frozen array until the set changes", () => {
+    const cache = createInstanceCache(["a:1"]);
+    const endpointer = createEndpointer(cache, trackingFactory().factory);
+    const entries = endpointer.endpoints();
+    expect(Object.isFrozen(entries)).toBe(true);
+    expect(endpointer.endpoints()).toBe(entries);
+    cache.update(["b:2", "a:1"]);
+    expect(endpointer.endpoints()).not.toBe(entries);
+  });
+
+  it("keeps the endpoint but refreshes the entry when only weight or metadata change", () => {
+    const cache = createInstanceCache([{ address: "a:1", weight: 1 }]);
+    const { factory, created, closed } = trackingFactory();
+    const endpointer = createEndpointer(cache, factory);
+    const before = endpointer.endpoints()[0];
+    cache.update([{ address: "a:1", weight: 5 }]);
+    const after = endpointer.endpoints()[0];
+    expect(after).not.toBe(before);
+    expect(after?.endpoint).toBe(before?.endpoint);
+    expect(after?.instance.weight).toBe(5);
+    expect(created).toEqual(["a:1"]);
+    expect(closed).toEqual([]);
+  });
+
+  it("tells subscribers the entries at once and after each change", () => {
+    const cache = createInstanceCache(["a:1"]);
+    const endpointer = createEndpointer(cache, trackingFactory().factory);
+    const seen: string[][] = [];
+    const stop = endpointer.subscribe((entries) => seen.push(addressesOf(entries)));
+    cache.update(["a:1", "b:2"]);
+    cache.update(["b:2", "a:1"]); // same set: the cache does not even notify
+    stop();
+    cache.update([]);
+    expect(seen).toEqual([["a:1"], ["a:1", "b:2"]]);
+  });
+
+  it("does not notify when a state change leaves the entries as they were", () => {
+    const cache = createInstanceCache(["a:1"]);
+    const endpointer = createEndpointer(cache, trackingFactory().factory);
+    const listener = vi.fn();
+    endpointer.subscribe(listener);
+    cache.fail(new Error("down"));
+    cache.update(["a:1"]);
+    expect(listener).toHaveBeenCalledTimes(1);
+  });
+
+  describe("a factory that throws", () => {
+    it("skips only that instance and reports the error", () => {
+      const onError = vi.fn<(error: unknown, info: EndpointerErrorInfo) => void>();
+      const boom = new Error("bad address");
+      const factory: Factory<string, string> = (instance) => {
+        if (instance.address === "bad") throw boom;
+        return { endpoint: async () => instance.address };
+      };
+      const endpointer = createEndpointer(createStaticInstancer(["a:1", "bad", "c:3"]), factory, { onError });
+      expect(addressesOf(endpointer.endpoints())).toEqual(["a:1", "c:3"]);
+      expect(onError).toHaveBeenCalledExactlyOnceWith(boom, {
+        during: "create",
+        instance: { address: "bad" },
+      });
+      expect(endpointer.error).toBe(boom);
+    });
+
+    it("is tried again on the next change, and its error cleared once it works", () => {
+      const cache = createInstanceCache(["a:1"]);
+      let fail = true;
+      const factory: Factory = (instance) => {
+        if (fail) throw new Error(`cannot reach ${instance.address}`);
+        return { endpoint: async () => instance.address };
+      };
+      const endpointer = createEndpointer(cache, factory);
+      expect(endpointer.endpoints()).toEqual([]);
+      expect(endpointer.error?.message).toBe("cannot reach a:1");
+      fail = false;
+      cache.update(["a:1", "b:2"]);
+      expect(addressesOf(endpointer.endpoints())).toEqual(["a:1", "b:2"]);
+      expect(endpointer.error).toBeUndefined();
+    });
+
+    it("forgets the error of an instance that went away", () => {
+      const cache = createInstanceCache(["bad"]);
+      const endpointer = createEndpointer(cache, (instance) => {
+        if (instance.address === "bad") throw new Error("no");
+        return { endpoint: async () => 1 };
+      });
+      expect(endpointer.error?.message).toBe("no");
+      cache.update(["good"]);
+      expect(endpointer.error).toBeUndefined();
+    });
+
+    it("wraps a thrown non-Error for the error property", () => {
+      const endpointer = createEndpointer(createStaticInstancer(["a:1"]), () => {
+        throw "nope";
+      });
+      expect(endpointer.error).toBeInstanceOf(Error);
+      expect(endpointer.error?.message).toBe("nope");
+    });
+
+    it("treats a result without an endpoint function as an error and closes what it returned", () => {
+      const close = vi.fn();
+      const onError = vi.fn();
+      const endpointer = createEndpointer(
+        createStaticInstancer(["a:1"]),
+        // biome-ignore lint/suspicious/noExplicitAny: a factory that breaks its contract
+        (() => ({ endpoint: "not a function", close })) as any,
+        { onError },
+      );
+      expect(endpointer.endpoints()).toEqual([]);
+      expect(close).toHaveBeenCalledTimes(1);
+      expect(endpointer.error).toEqual(
+        new TypeError("factory returned no endpoint function for instance a:1"),
+      );
+      expect(onError).toHaveBeenCalledWith(endpointer.error, {
+        during: "create",
+        instance: { address: "a:1" },
+      });
+    });
+
+    it("is not broken by an onError that throws", () => {
+      const endpointer = createEndpointer(
+        createStaticInstancer(["bad", "b:2"]),
+        (instance) => {
+          if (instance.address === "bad") throw new Error("no");
+          return { endpoint: async () => 1 };
+        },
+        {
+          onError: () => {
+            throw new Error("handler bug");
+          },
+        },
+      );
+      expect(addressesOf(endpointer.endpoints())).toEqual(["b:2"]);
+    });
+  });
+
+  describe("when the instancer reports an error", () => {
+    it("keeps the last good endpoints by default, for as long as the error lasts", () => {
+      vi.useFakeTimers();
+      const cache = createInstanceCache(["a:1", "b:2"]);
+      const { factory, closed } = trackingFactory();
+      const endpointer = createEndpointer(cache, factory);
+      const entries = endpointer.endpoints();
+      cache.fail(new Error("etcd: unavailable"));
+      vi.advanceTimersByTime(3_600_000);
+      expect(endpointer.endpoints()).toBe(entries);
+      expect(endpointer.error?.message).toBe("etcd: unavailable");
+      expect(closed).toEqual([]);
+      cache.update(["a:1", "b:2"]);
+      expect(endpointer.error).toBeUndefined();
+    });
+
+    it("does not apply an empty set that comes with an error (a flapping instancer)", () => {
+      const listeners = new Set<(s: InstancerState) => void>();
+      let state: InstancerState = { instances: [{ address: "a:1" }] };
+      const flappy: Instancer = {
+        current: () => state,
+        subscribe(listener) {
+          listeners.add(listener);
+          listener(state);
+          return () => listeners.delete(listener);
+        },
+        close: () => listeners.clear(),
+      };
+      const set = (next: InstancerState) => {
+        state = next;
+        for (const l of listeners) l(state);
+      };
+      const { factory, closed } = trackingFactory();
+      const endpointer = createEndpointer(flappy, factory);
+      set({ instances: [], error: new Error("lookup failed") });
+      expect(addressesOf(endpointer.endpoints())).toEqual(["a:1"]);
+      expect(closed).toEqual([]);
+      set({ instances: [{ address: "b:2" }], error: new Error("partial") });
+      expect(addressesOf(endpointer.endpoints())).toEqual(["b:2"]);
+      set({ instances: [] });
+      expect(endpointer.endpoints()).toEqual([]);
+      expect(closed).toEqual(["a:1", "b:2"]);
+    });
+
+    it("uses the last good set an instancer in error reports when subscribing", () => {
+      const cache = createInstanceCache(["a:1"]);
+      cache.fail(new Error("down"));
+      const endpointer = createEndpointer(cache, trackingFactory().factory);
+      expect(addressesOf(endpointer.endpoints())).toEqual(["a:1"]);
+      expect(endpointer.error?.message).toBe("down");
+    });
+
+    it("drops every endpoint once the error outlives invalidateTimeout", () => {
+      vi.useFakeTimers();
+      const cache = createInstanceCache(["a:1", "b:2"]);
+      const { factory, created, closed } = trackingFactory();
+      const endpointer = createEndpointer(cache, factory, { invalidateTimeout: 1_000 });
+      const seen: string[][] = [];
+      endpointer.subscribe((entries) => seen.push(addressesOf(entries)));
+      cache.fail(new Error("down"));
+      vi.advanceTimersByTime(999);
+      expect(endpointer.endpoints()).toHaveLength(2);
+      cache.fail(new Error("still down")); // does not restart the clock
+      vi.advanceTimersByTime(1);
+      expect(endpointer.endpoints()).toEqual([]);
+      expect(closed.sort()).toEqual(["a:1", "b:2"]);
+      expect(seen).toEqual([["a:1", "b:2"], []]);
+      // Further errors carrying the old set do not bring the endpoints back...
+      cache.fail(new Error("down again"));
+      expect(endpointer.endpoints()).toEqual([]);
+      // ...a successful lookup does.
+      cache.update(["a:1"]);
+      expect(addressesOf(endpointer.endpoints())).toEqual(["a:1"]);
+      expect(created).toEqual(["a:1", "b:2", "a:1"]);
+      expect(endpointer.error).toBeUndefined();
+    });
+
+    it("keeps the endpoints when the instancer recovers before invalidateTimeout", () => {
+      vi.useFakeTimers();
+      const cache = createInstanceCache(["a:1"]);
+      const { factory, closed } = trackingFactory();
+      const endpointer = createEndpointer(cache, factory, { invalidateTimeout: 1_000 });
+      cache.fail(new Error("down"));
+      vi.advanceTimersByTime(500);
+      cache.update(["a:1"]);
+      vi.advanceTimersByTime(10_000);
+      expect(addressesOf(endpointer.endpoints())).toEqual(["a:1"]);
+      expect(closed).toEqual([]);
+      // A new error starts a fresh timer.
+      cache.fail(new Error("down"));
+      vi.advanceTimersByTime(1_000);
+      expect(endpointer.endpoints()).toEqual([]);
+    });
+
+    it("invalidates at once with invalidateTimeout 0", () => {
+      const cache = createInstanceCache(["a:1"]);
+      const { factory, closed } = trackingFactory();
+      const endpointer = createEndpointer(cache, factory, { invalidateTimeout: 0 });
+      cache.fail(new Error("down"));
+      expect(endpointer.endpoints()).toEqual([]);
+      expect(closed).toEqual(["a:1"]);
+      expect(endpointer.error?.message).toBe("down");
+    });
+
+    it("reports a listener that throws on the timer-driven invalidation", () => {
+      vi.useFakeTimers();
+      const cache = createInstanceCache(["a:1"]);
+      const onError = vi.fn();
+      const endpointer = createEndpointer(cache, trackingFactory().factory, {
+        invalidateTimeout: 10,
+        onError,
+      });
+      const bug = new Error("listener bug");
+      endpointer.subscribe((entries) => {
+        if (entries.length === 0) throw bug;
+      });
+      cache.fail(new Error("down"));
+      vi.advanceTimersByTime(10);
+      expect(onError).toHaveBeenCalledExactlyOnceWith(bug, { during: "listener" });
+    });
+  });
+
+  it.each([
+    [-1, "createEndpointer: invalidateTimeout must be a number of ms >= 0, got -1"],
+    [Number.NaN, "createEndpointer: invalidateTimeout must be a number of ms >= 0, got NaN"],
+    ["5", "createEndpointer: invalidateTimeout must be a number of ms >= 0, got 5"],
+  ])("rejects invalidateTimeout %s", (value, message) => {
+    const instancer = createStaticInstancer([]);
+    expect(() =>
+      createEndpointer(instancer, () => ({ endpoint: async () => 1 }), {
+        invalidateTimeout: value as unknown as number,
+      }),
+    ).toThrow(new RangeError(message));
+  });
+
+  it("rejects a factory that is not a function", () => {
+    // biome-ignore lint/suspicious/noExplicitAny: deliberately invalid factory
+    expect(() => createEndpointer(createStaticInstancer([]), undefined as any)).toThrow(
+      new TypeError("createEndpointer: factory must be a function"),
+    );
+  });
+
+  it("treats invalidateTimeout Infinity like no timeout", () => {
+    vi.useFakeTimers();
+    const cache = createInstanceCache(["a:1"]);
+    const endpointer = createEndpointer(cache, trackingFactory().factory, {
+      invalidateTimeout: Number.POSITIVE_INFINITY,
+    });
+    cache.fail(new Error("down"));
+    vi.advanceTimersByTime(2 ** 31);
+    expect(endpointer.endpoints()).toHaveLength(1);
+  });
+
+  describe("close", () => {
+    it("closes every endpoint once, empties the set, and stops following the instancer", async () => {
+      const cache = createInstanceCache(["a:1", "b:2"]);
+      const { factory, created, closed } = trackingFactory();
+      const endpointer = createEndpointer(cache, factory);
+      const listener = vi.fn();
+      endpointer.subscribe(listener);
+      const done = endpointer.close();
+      expect(endpointer.close()).toBe(done);
+      await done;
+      expect(closed.sort()).toEqual(["a:1", "b:2"]);
+      expect(endpointer.endpoints()).toEqual([]);
+      cache.update(["c:3"]);
+      expect(created).toEqual(["a:1", "b:2"]);
+      expect(endpointer.endpoints()).toEqual([]);
+      expect(listener).toHaveBeenCalledTimes(1);
+      const late = vi.fn();
+      endpointer.subscribe(late)();
+      expect(late).toHaveBeenCalledExactlyOnceWith([]);
+      // The instancer is the caller's: it stays open.
+      expect(cache.closed).toBe(false);
+    });
+
+    it("waits for asynchronous closes, including those of instances removed earlier", async () => {
+      const cache = createInstanceCache(["a:1", "b:2"]);
+      const resolvers = new Map<string, () => void>();
+      const endpointer = createEndpointer(cache, (instance) => ({
+        endpoint: async () => 1,
+        close: () =>
+          new Promise<void>((resolve) => {
+            resolvers.set(instance.address, resolve);
+          }),
+      }));
+      cache.update(["b:2"]);
+      let settled = false;
+      const done = endpointer.close().then(() => {
+        settled = true;
+      });
+      await Promise.resolve();
+      resolvers.get("b:2")?.();
+      await new Promise((r) => setTimeout(r, 0));
+      expect(settled).toBe(false);
+      resolvers.get("a:1")?.();
+      await done;
+      expect(settled).toBe(true);
+    });
+
+    it("reports closes that throw or reject, and still resolves", async () => {
+      const onError = vi.fn();
+      const endpointer = createEndpointer(
+        createStaticInstancer(["sync:1", "async:2"]),
+        (instance) => ({
+          endpoint: async () => 1,
+          close: instance.address.startsWith("sync")
+            ? () => {
+                throw new Error("sync close failed");
+              }
+            : () => Promise.reject(new Error("async close failed")),
+        }),
+        { onError },
+      );
+      await endpointer.close();
+      expect(onError).toHaveBeenCalledTimes(2);
+      expect(onError).toHaveBeenCalledWith(new Error("sync close failed"), {
+        during: "close",
+        instance: { address: "sync:1" },
+      });
+      expect(onError).toHaveBeenCalledWith(new Error("async close failed"), {
+        during: "close",
+        instance: { address: "async:2" },
+      });
+    });
+
+    it("clears a pending invalidation timer", async () => {
+      vi.useFakeTimers();
+      const cache = createInstanceCache(["a:1"]);
+      const endpointer = createEndpointer(cache, trackingFactory().factory, { invalidateTimeout: 1_000 });
+      cache.fail(new Error("down"));
+      expect(vi.getTimerCount()).toBe(1);
+      await endpointer.close();
+      expect(vi.getTimerCount()).toBe(0);
+    });
+  });
+
+  it("ignores repeated addresses from a custom instancer", () => {
+    const state: InstancerState = { instances: [{ address: "a:1" }, { address: "a:1", weight: 3 }] };
+    const instancer: Instancer = {
+      current: () => state,
+      subscribe: (listener) => {
+        listener(state);
+        return () => undefined;
+      },
+      close: () => undefined,
+    };
+    const { factory, created } = trackingFactory();
+    const endpointer = createEndpointer(instancer, factory);
+    expect(endpointer.endpoints()).toHaveLength(1);
+    expect(endpointer.endpoints()[0]?.instance).toEqual({ address: "a:1" });
+    expect(created).toEqual(["a:1"]);
+  });
+});
+
+describe("createEndpointer (property)", () => {
+  type Op =
+    | { kind: "update"; addresses: string[] }
+    | { kind: "fail" }
+    | { kind: "advance"; ms: number }
+    | { kind: "weight"; address: string; weight: number };
+  const pool = ["a:1", "b:2", "c:3", "d:4", "e:5"];
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ kind: fc.constant("update" as const), addresses: fc.subarray(pool) }),
+    fc.record({ kind: fc.constant("fail" as const) }),
+    fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 200 }) }),
+    fc.record({
+      kind: fc.constant("weight" as const),
+      address: fc.constantFrom(...pool),
+      weight: fc.integer({ min: 0, max: 3 }),
+    }),
+  );
+
+  it("never holds endpoints of removed instances and closes each created endpoint exactly once", () => {
+    fc.assert(
+      fc.property(
+        fc.array(op, { maxLength: 30 }),
+        fc.option(fc.integer({ min: 0, max: 300 }), { nil: undefined }),
+        fc.subarray(pool, { maxLength: 2 }),
+        (ops, invalidateTimeout, broken) => {
+          vi.useFakeTimers();
+          try {
+            const cache = createInstanceCache();
+            let serial = 0;
+            const open = new Map<number, string>(); // endpoint id → address
+            const closeCounts = new Map<number, number>();
+            const created = new Set<number>();
+            const endpointIds = new WeakMap<object, number>();
+            const factory: Factory = (instance: Instance) => {
+              if (broken.includes(instance.address) && serial % 2 === 0) {
+                serial++;
+                throw new Error(`factory failed for ${instance.address}`);
+              }
+              const id = serial++;
+              created.add(id);
+              open.set(id, instance.address);
+              const endpoint = async () => id;
+              endpointIds.set(endpoint, id);
+              return {
+                endpoint,
+                close: () => {
+                  closeCounts.set(id, (closeCounts.get(id) ?? 0) + 1);
+                  open.delete(id);
+                },
+              };
+            };
+            const endpointer = createEndpointer(cache, factory, { invalidateTimeout });
+            for (const o of ops) {
+              if (o.kind === "update") cache.update(o.addresses);
+              else if (o.kind === "fail") cache.fail(new Error(`failure ${serial}`));
+              else if (o.kind === "advance") vi.advanceTimersByTime(o.ms);
+              else {
+                const current = cache.current().instances;
+                if (current.some((i) => i.address === o.address)) {
+                  cache.update(
+                    current.map((i) => (i.address === o.address ? { ...i, weight: o.weight } : i)),
+                  );
+                }
+              }
+              const state = cache.current();
+              const live = new Set(state.instances.map((i) => i.address));
+              const entries = endpointer.endpoints();
+              // Every entry is for a live instance, holds an open endpoint, and open endpoints are exactly the entries.
+              for (const entry of entries) {
+                expect(live.has(entry.instance.address)).toBe(true);
+                const id = endpointIds.get(entry.endpoint);
+                expect(id !== undefined && open.get(id) === entry.instance.address).toBe(true);
+              }
+              expect([...open.values()].sort()).toEqual(addressesOf(entries).sort());
+              // Without an error, every live instance whose factory worked has an entry, with the current weight.
+              if (state.error === undefined) {
+                for (const instance of state.instances) {
+                  const entry = entries.find((e) => e.instance.address === instance.address);
+                  if (entry !== undefined) expect(entry.instance).toEqual(instance);
+                  else expect(broken).toContain(instance.address);
+                }
+              }
+            }
+            void endpointer.close();
+            void endpointer.close();
+            expect(open.size).toBe(0);
+            expect([...closeCounts.keys()].sort()).toEqual([...created].sort());
+            for (const id of created) expect(closeCounts.get(id)).toBe(1);
+            expect(endpointer.endpoints()).toEqual([]);
+          } finally {
+            vi.useRealTimers();
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

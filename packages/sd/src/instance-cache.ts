@@ -1,0 +1,146 @@
+import { Emitter } from "./emitter.js";
+import {
+  type Instance,
+  type InstanceInit,
+  type Instancer,
+  type InstancerState,
+  normalizeInstances,
+  sameInstanceSet,
+} from "./instance.js";
+
+/** Options of {@link InstanceCache} and {@link createInstanceCache}. */
+export interface InstanceCacheOptions {
+  /** Called once by `close()`: stop the backend's watch or poll here. */
+  onClose?: () => void;
+}
+
+const emptyState: InstancerState = Object.freeze({ instances: Object.freeze([]) as readonly Instance[] });
+
+/**
+ * The state keeper every discovery backend (static, etcd, Consul, DNS) builds on: the backend calls
+ * {@link InstanceCache.update} with each set it sees and {@link InstanceCache.fail} when a lookup
+ * fails; the cache implements {@link Instancer} for the endpointer.
+ *
+ * Rules it enforces:
+ * - `fail` keeps the last known good instances and only adds the error, so a transient backend
+ *   failure never flaps the set to empty. The next successful `update` clears the error.
+ * - Listeners hear only real changes: an `update` with the same instances (in any order, e.g. a DNS
+ *   answer in rotated order) and no error to clear notifies nobody, and a `fail` with the same
+ *   message as the error already reported does not either.
+ * - Instances are validated and frozen; a repeated address keeps its first entry.
+ * - After `close()` updates and failures are ignored.
+ *
+ * @example
+ * ```ts
+ * const cache = new InstanceCache([], { onClose: () => clearInterval(timer) });
+ * const timer = setInterval(async () => {
+ *   try {
+ *     cache.update(await lookup("users"));
+ *   } catch (error) {
+ *     cache.fail(error); // keeps serving the last good set
+ *   }
+ * }, 5_000);
+ * ```
+ */
+export class InstanceCache implements Instancer {
+  #state: InstancerState = emptyState;
+  #closed = false;
+  readonly #onClose: (() => void) | undefined;
+  readonly #emitter = new Emitter<InstancerState>(() => this.#state);
+
+  /**
+   * @param instances - the initial set (empty when absent).
+   * @param options - what to do on close.
+   */
+  constructor(instances?: Iterable<InstanceInit>, options?: InstanceCacheOptions) {
+    this.#onClose = options?.onClose;
+    if (instances !== undefined) {
+      const list = normalizeInstances(instances, "InstanceCache");
+      if (list.length > 0) this.#state = Object.freeze({ instances: list });
+    }
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  current(): InstancerState {
+    return this.#state;
+  }
+
+  subscribe(listener: (state: InstancerState) => void): () => void {
+    if (this.#closed) {
+      listener(this.#state);
+      return noop;
+    }
+    return this.#emitter.subscribe(listener);
+  }
+
+  /**
+   * Replaces the set with `instances` and clears any error. Returns whether the state changed (and
+   * listeners were told). An empty list is a real answer ("no instances registered"), not a failure:
+   * backends call {@link InstanceCache.fail} when they could not ask.
+   *
+   * Throws a TypeError or RangeError, leaving the state as it was, when an instance is invalid.
+   * Rethrows what listeners threw, after all of them ran.
+   */
+  update(instances: Iterable<InstanceInit>): boolean {
+    const list = normalizeInstances(instances, "InstanceCache.update");
+    if (this.#closed) return false;
+    const state = this.#state;
+    const same = sameInstanceSet(state.instances, list);
+    if (same && state.error === undefined) return false;
+    this.#state = same
+      ? Object.freeze({ instances: state.instances })
+      : list.length === 0
+        ? emptyState
+        : Object.freeze({ instances: list });
+    this.#emitter.emit();
+    return true;
+  }
+
+  /**
+   * Reports that the backend's lookup failed: the instances stay as they were (the last known good
+   * set) and the state carries `error`. Returns whether listeners were told: not when the same
+   * message is already reported. A non-Error is wrapped in one.
+   */
+  fail(error: unknown): boolean {
+    if (this.#closed) return false;
+    const err = error instanceof Error ? error : new Error(String(error), { cause: error });
+    const state = this.#state;
+    if (state.error !== undefined && state.error.message === err.message) return false;
+    this.#state = Object.freeze({ instances: state.instances, error: err });
+    this.#emitter.emit();
+    return true;
+  }
+
+  /** Drops the listeners, ignores later updates and calls `onClose` once. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#emitter.clear();
+    this.#onClose?.();
+  }
+}
+
+function noop(): void {}
+
+/**
+ * Creates an {@link InstanceCache}: an {@link Instancer} a discovery backend feeds with `update` and
+ * `fail`, which keeps the last good set on failures.
+ *
+ * @example
+ * ```ts
+ * const cache = createInstanceCache(["10.0.0.1:8080"]);
+ * cache.update(["10.0.0.1:8080", "10.0.0.2:8080"]);
+ * cache.fail(new Error("consul: connection refused"));
+ * cache.current(); // { instances: [both], error: Error("consul: connection refused") }
+ * ```
+ */
+export function createInstanceCache(
+  instances?: Iterable<InstanceInit>,
+  options?: InstanceCacheOptions,
+): InstanceCache {
+  return new InstanceCache(instances, options);
+}

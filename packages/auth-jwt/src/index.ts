@@ -1,0 +1,7 @@
+/**
+ * svckit JWT authentication and authorization middleware (jose): verify, sign, key sets, policies.
+ *
+ * @packageDocumentation
+ */
+
+export {};

@@ -1,0 +1,7 @@
+/**
+ * svckit service discovery from DNS SRV records.
+ *
+ * @packageDocumentation
+ */
+
+export {};

@@ -1,5 +1,6 @@
-import { background, Code, createContext, ServiceError } from "@svckit/endpoint";
+import { background, Code, chain, createContext, ServiceError } from "@svckit/endpoint";
 import {
+  avoidFailedInstances,
   type Balancer,
   balancerEndpoint,
   createBalancedEndpoint,
@@ -11,6 +12,7 @@ import {
   roundRobin,
   withFailedInstances,
 } from "@svckit/lb";
+import { retry } from "@svckit/retry";
 import { createEndpointer, createStaticInstancer, type EndpointEntry } from "@svckit/sd";
 import { describe, expect, it, vi } from "vitest";
 import { cluster, deferred, fakeClock, seeded, tally } from "./test-helpers.js";
@@ -426,5 +428,36 @@ describe("createBalancedEndpoint", () => {
     expect(() => createBalancedEndpoint({} as any)).toThrow(
       new TypeError("createBalancedEndpoint: source must have an endpoints() method"),
     );
+  });
+});
+
+describe("avoidFailedInstances + @svckit/retry", () => {
+  async function run(avoid: boolean): Promise<{ result: unknown; tried: string[] }> {
+    const tried: string[] = [];
+    const endpointer = createEndpointer(createStaticInstancer(["a", "b", "c"]), (instance) => ({
+      endpoint: async (_ctx: unknown, _req: unknown) => {
+        tried.push(instance.address);
+        if (instance.address !== "c") throw new ServiceError(Code.UNAVAILABLE, `${instance.address} is down`);
+        return "ok";
+      },
+    }));
+    // rng 0 always picks the first instance still allowed.
+    const balanced = createBalancedEndpoint(endpointer, { balancer: "random", rng: () => 0, service: "s" });
+    const retrying = retry({ maxAttempts: 3, perAttemptTimeout: 1_000, random: () => 0 });
+    const endpoint = avoid ? chain(avoidFailedInstances(), retrying)(balanced) : retrying(balanced);
+    const result = await endpoint(createContext({ timeout: 5_000 }), {}).catch((e: unknown) => e);
+    await endpointer.close();
+    return { result, tried };
+  }
+
+  it("sends each retry to an instance that has not failed this call, across per-attempt contexts", async () => {
+    expect(await run(true)).toEqual({ result: "ok", tried: ["a", "b", "c"] });
+  });
+
+  it("without it, per-attempt child contexts may go back to the failed instance", async () => {
+    const { result, tried } = await run(false);
+    expect(tried).toEqual(["a", "a", "a"]);
+    expect(result).toBeInstanceOf(ServiceError);
+    expect((result as ServiceError).message).toBe("a is down");
   });
 });

@@ -4,6 +4,7 @@ import {
   type ContextKey,
   createContextKey,
   type Endpoint,
+  type GenericMiddleware,
   ServiceError,
 } from "@svckit/endpoint";
 import type { EndpointEntry, Instance } from "@svckit/sd";
@@ -55,6 +56,26 @@ export const failedInstancesKey: ContextKey<Set<string> | undefined> = createCon
  */
 export function withFailedInstances(ctx: Context): Context {
   return ctx.with(failedInstancesKey, new Set<string>());
+}
+
+/**
+ * A middleware that gives each call a fresh {@link failedInstancesKey} set: put it outside a retry
+ * middleware, over a balanced endpoint, and each retry goes to an instance that has not failed this
+ * call yet (while one is left), also when the retries run on per-attempt child contexts.
+ *
+ * @example
+ * ```ts
+ * const users = chain(avoidFailedInstances(), retry({ perAttemptTimeout: 200 }))(
+ *   createBalancedEndpoint(endpointer, { service: "users" }),
+ * );
+ * ```
+ */
+export function avoidFailedInstances(): GenericMiddleware {
+  return function avoidFailedInstancesMiddleware<Req, Res>(next: Endpoint<Req, Res>): Endpoint<Req, Res> {
+    return function avoidFailedInstancesEndpoint(ctx: Context, request: Req): Promise<Res> {
+      return next(withFailedInstances(ctx), request);
+    };
+  };
 }
 
 /** The codes that count as server failures by default. */

@@ -17,6 +17,7 @@ export type {
   OutcomeRecorder,
 } from "./balanced-endpoint.js";
 export {
+  avoidFailedInstances,
   balancerEndpoint,
   createBalancedEndpoint,
   defaultFailureCodes,

@@ -216,8 +216,10 @@ class Scope {
   #cleanups: (() => void)[] | undefined = undefined;
   /** Watching children; each keeps this scope active and is aborted when this scope is. */
   #children: Set<Scope> | undefined = undefined;
-  /** Whether someone asked for this scope's own signal. */
+  /** Whether someone asked for this scope's own signal, or watches it (see {@link Scope.watch}). */
   #signalled = false;
+  /** A callback told when this scope aborts, set by {@link Scope.watch}: a signal without the AbortController. */
+  #watcher: ((reason: ServiceError) => void) | undefined = undefined;
   /** Whether the timer, the parent registration and the listeners are set up. */
   #active = false;
   #released = false;
@@ -255,6 +257,22 @@ class Scope {
     if (reason !== undefined) controller.abort(reason);
     else this.#activate();
     return controller.signal;
+  }
+
+  /**
+   * Calls `fn` once when this scope aborts (at once if it already has), with the same timers and
+   * registrations as a watched signal but no AbortController or event listener: what the `timeout`
+   * middleware uses per call. One watcher per scope; `release()` drops it.
+   */
+  watch(fn: (reason: ServiceError) => void): void {
+    const reason = this.check();
+    if (reason !== undefined) {
+      fn(reason);
+      return;
+    }
+    this.#watcher = fn;
+    this.#signalled = true;
+    this.#activate();
   }
 
   /** Sets up what makes the signal abort on time: parent registration, listeners, the timer. */
@@ -329,6 +347,11 @@ class Scope {
     this.reason = reason;
     this.#deactivate();
     this.#controller?.abort(reason);
+    const watcher = this.#watcher;
+    if (watcher !== undefined) {
+      this.#watcher = undefined;
+      watcher(reason);
+    }
     const children = this.#children;
     if (children !== undefined) {
       this.#children = undefined;
@@ -339,6 +362,7 @@ class Scope {
 
   release(): void {
     this.#released = true;
+    this.#watcher = undefined;
     this.#deactivate();
   }
 
@@ -539,6 +563,17 @@ function rootContext<T>(init: ContextInit<T>): ContextImpl {
 export function createCancelableContext<T>(init: ContextInit<T> = {}): CancelableContext {
   const context = rootContext(init);
   return new Handle(context, context.scope);
+}
+
+/**
+ * Calls `fn` once when `ctx` is aborted (its deadline passes, its parent or source cancels it), without
+ * creating its AbortSignal; returns false for a context this package did not make (use its signal then).
+ * Internal to this package: not exported from the index.
+ */
+export function watchContext(ctx: Context, fn: (reason: ServiceError) => void): boolean {
+  if (!(ctx instanceof ContextImpl)) return false;
+  ctx.scope.watch(fn);
+  return true;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Code } from "./code.js";
-import type { Context } from "./context.js";
+import { type Context, watchContext } from "./context.js";
 import type { Endpoint, GenericMiddleware, Middleware } from "./endpoint.js";
 import { ServiceError } from "./service-error.js";
 
@@ -27,34 +27,43 @@ export function timeout<Req, Res>(ms: number): Middleware<Req, Res> {
   return function timeoutMiddleware(next: Endpoint<Req, Res>): Endpoint<Req, Res> {
     return function timeoutEndpoint(ctx: Context, request: Req): Promise<Res> {
       const child = ctx.withTimeout(ms);
-      const signal = child.context.signal;
-      if (signal.aborted) {
-        child.release();
-        return Promise.reject(abortError(signal));
-      }
       return new Promise<Res>((resolve, reject) => {
-        const onAbort = (): void => reject(abortError(signal));
-        signal.addEventListener("abort", onAbort, { once: true });
-        const settle = (): void => {
-          signal.removeEventListener("abort", onAbort);
+        let done = false;
+        const onAbort = (reason: ServiceError): void => {
+          if (done) return;
+          done = true;
+          reject(reason);
+        };
+        // The child's deadline timer and the caller's cancellation reach `onAbort` without an
+        // AbortController; one is made only if the endpoint reads `ctx.signal`.
+        if (!watchContext(child.context, onAbort)) {
+          const signal = child.context.signal;
+          if (signal.aborted) onAbort(abortError(signal));
+          else signal.addEventListener("abort", () => onAbort(abortError(signal)), { once: true });
+        }
+        if (done) {
           child.release();
+          return;
+        }
+        const settle = (): boolean => {
+          child.release();
+          if (done) return false;
+          done = true;
+          return true;
         };
         try {
           // `.then` inside the try too: a plain-JS `next` that returns a non-promise must not leave
-          // the timer and the listener behind.
+          // the timer behind.
           next(child.context, request).then(
             (value) => {
-              settle();
-              resolve(value);
+              if (settle()) resolve(value);
             },
             (err: unknown) => {
-              settle();
-              reject(err);
+              if (settle()) reject(err);
             },
           );
         } catch (err) {
-          settle();
-          reject(err);
+          if (settle()) reject(err);
         }
       });
     };

@@ -402,6 +402,7 @@ describe("createApp: stop", () => {
       },
     });
     const running = a.run();
+    running.catch(() => undefined); // handled: rejection(running) reads it after the timers advance
     await Promise.resolve();
     expect(a.state).toBe("starting");
     const stopped = a.stop();
@@ -431,6 +432,7 @@ describe("createApp: stop", () => {
         }),
     });
     const running = a.run();
+    running.catch(() => undefined); // handled: rejection(running) reads it after the timers advance
     await Promise.resolve();
     await a.stop();
     await expect(running).resolves.toBeUndefined();
@@ -464,6 +466,7 @@ describe("createApp: stop", () => {
       onEvent: (e) => events.push(e.type === "error" ? `error ${e.step}` : e.type),
     });
     const running = a.run();
+    running.catch(() => undefined); // handled: rejection(running) reads it after the timers advance
     await a.start();
     await a.stop().catch(() => undefined);
     const error = await rejection(running);
@@ -559,6 +562,7 @@ describe("createApp: deadlines (fake timers)", () => {
       afterStop: hook(log, "afterStop"),
     });
     const running = a.run();
+    running.catch(() => undefined); // handled: rejection(running) reads it after the timers advance
     await a.start();
     void a.stop().catch(() => undefined);
     await vi.advanceTimersByTimeAsync(3_000);
@@ -575,6 +579,7 @@ describe("createApp: deadlines (fake timers)", () => {
     vi.useFakeTimers();
     const a = app({ drainTimeout: 1_000, beforeStop: () => new Promise<never>(() => undefined) });
     const running = a.run();
+    running.catch(() => undefined); // handled: rejection(running) reads it after the timers advance
     await a.start();
     void a.stop().catch(() => undefined);
     await vi.advanceTimersByTimeAsync(5_999);
@@ -619,6 +624,7 @@ describe("createApp: signals", () => {
       onEvent: (e) => events.push(e),
     });
     const running = a.run();
+    running.catch(() => undefined); // handled: rejection(running) reads it after the timers advance
     await vi.waitFor(() => expect(a.state).toBe("running"));
     expect(process.listenerCount(SIGNAL)).toBe(before + 1);
     process.emit(SIGNAL, SIGNAL);

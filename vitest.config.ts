@@ -9,6 +9,8 @@ const alias = readdirSync(new URL("./packages", import.meta.url)).map((name) => 
   find: new RegExp(`^@svckit/${name}$`),
   replacement: `${root}packages/${name}/src/index.ts`,
 }));
+// Subpath exports (`@svckit/log/winston`) resolve to the source file of the same name.
+alias.push({ find: /^@svckit\/([a-z0-9-]+)\/([a-z0-9-]+)$/, replacement: `${root}packages/$1/src/$2.ts` });
 
 export default defineConfig({
   resolve: { alias },

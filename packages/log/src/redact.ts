@@ -1,0 +1,229 @@
+/**
+ * The field names redacted by default, matched case-insensitively and ignoring `-` and `_`
+ * (so `Authorization`, `set_cookie`, `accessToken` and `X-API-Key` all match).
+ */
+export const defaultRedactKeys: readonly string[] = Object.freeze([
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "set-cookie",
+  "x-api-key",
+  "api-key",
+  "password",
+  "token",
+  "access_token",
+  "refresh_token",
+  "secret",
+  "client_secret",
+]);
+
+/** Options of {@link createRedactor} and {@link redact}. */
+export interface RedactOptions {
+  /**
+   * The field names whose values are replaced, at any depth (default {@link defaultRedactKeys}).
+   * Replaces the defaults: extend them with `[...defaultRedactKeys, "ssn"]`.
+   */
+  keys?: readonly string[];
+  /** What a redacted value becomes (default `"[REDACTED]"`). */
+  censor?: string;
+  /**
+   * Also scrub credentials found inside any string: the credentials after `Bearer ` and `Basic `
+   * and whole JWTs (default `true`).
+   */
+  scrubStrings?: boolean;
+  /** Objects nested deeper than this become `"[Depth limit]"` (default 10). */
+  maxDepth?: number;
+  /**
+   * At most this many object properties and array elements are copied in all; the rest is
+   * dropped and marked with a `"…": "[Truncated]"` entry (default 1000). Bounds the work per line.
+   */
+  maxEntries?: number;
+  /** Longer strings are cut to this many characters plus a marker (default 8192). */
+  maxStringLength?: number;
+}
+
+/** Returns a redacted copy of a value; see {@link createRedactor}. */
+export type Redactor = (value: unknown) => unknown;
+
+const CREDENTIALS = /\b(bearer|basic)(\s+)[^\s,;"']+/gi;
+const JWT = /\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
+const TRUNCATED_KEY = "…";
+
+/** Lower-cases and drops `-` and `_`, so header, snake_case and camelCase spellings agree. */
+function normalizeKey(key: string): string {
+  return key.toLowerCase().replace(/[-_]/g, "");
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!(value >= 0)) throw new RangeError(`createRedactor: ${name} must be a number ≥ 0, got ${value}`);
+  return value;
+}
+
+/**
+ * Compiles a redactor: a function returning a copy of any value in which the values of sensitive
+ * fields are replaced, at any depth and inside arrays, credentials in strings are scrubbed, and
+ * size is bounded. It never changes its input, survives cycles (`"[Circular]"`), getters that throw
+ * (`"[Unreadable]"`) and `toJSON` methods; errors become `{ name, message, code?, stack?, cause? }`,
+ * Maps objects, Sets arrays and binary data `"[N bytes]"`. Build it once and reuse it.
+ *
+ * @example
+ * ```ts
+ * const clean = createRedactor({ keys: [...defaultRedactKeys, "ssn"] });
+ * clean({ user: "ada", headers: { Authorization: "Bearer abc" }, ssn: "123" });
+ * // { user: "ada", headers: { Authorization: "[REDACTED]" }, ssn: "[REDACTED]" }
+ * ```
+ */
+export function createRedactor(options: RedactOptions = {}): Redactor {
+  const keys = new Set((options.keys ?? defaultRedactKeys).map(normalizeKey));
+  const censor = options.censor ?? "[REDACTED]";
+  const scrub = options.scrubStrings ?? true;
+  const maxDepth = positive("maxDepth", options.maxDepth, 10);
+  const maxEntries = positive("maxEntries", options.maxEntries, 1000);
+  const maxStringLength = positive("maxStringLength", options.maxStringLength, 8192);
+  const censorCredentials = `$1$2${censor}`;
+
+  const sensitive = (key: string): boolean => keys.has(key) || keys.has(normalizeKey(key));
+
+  function cleanString(s: string): string {
+    if (s.length > maxStringLength) {
+      s = `${s.slice(0, maxStringLength)}…[${s.length - maxStringLength} more characters]`;
+    }
+    if (scrub && s.length >= 8) {
+      s = s.replace(CREDENTIALS, censorCredentials).replace(JWT, censor);
+    }
+    return s;
+  }
+
+  return function redactor(input: unknown): unknown {
+    /** Objects on the path from the root to the current one: a repeat is a cycle. */
+    const ancestors = new Set<object>();
+    let budget = maxEntries;
+
+    function walk(value: unknown, depth: number): unknown {
+      if (typeof value === "string") return cleanString(value);
+      if (typeof value !== "object" || value === null) return value;
+      if (ancestors.has(value)) return "[Circular]";
+      if (depth >= maxDepth) return "[Depth limit]";
+      if (value instanceof Date) return value;
+      if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return `[${value.byteLength} bytes]`;
+      ancestors.add(value);
+      try {
+        if (Array.isArray(value)) return walkArray(value, depth);
+        if (value instanceof Error) return walkError(value, depth);
+        if (value instanceof Map) return walkEntries(value.entries(), depth);
+        if (value instanceof Set) return walkArray([...value], depth);
+        const toJSON = (value as { toJSON?: unknown }).toJSON;
+        if (typeof toJSON === "function") return walk(toJSON.call(value), depth);
+        return walkObject(value, depth);
+      } catch {
+        return "[Unreadable]";
+      } finally {
+        ancestors.delete(value);
+      }
+    }
+
+    function walkArray(array: readonly unknown[], depth: number): unknown[] {
+      const n = Math.min(array.length, budget);
+      budget -= n;
+      const out: unknown[] = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = walk(array[i], depth + 1);
+      if (n < array.length) out.push("[Truncated]");
+      return out;
+    }
+
+    function set(out: Record<string, unknown>, key: string, value: unknown, depth: number): void {
+      let cleaned: unknown;
+      if (sensitive(key)) cleaned = censor;
+      else {
+        try {
+          cleaned = walk(value, depth + 1);
+        } catch {
+          cleaned = "[Unreadable]";
+        }
+      }
+      // `out.__proto__ = x` would set the prototype instead of adding a key.
+      if (key === "__proto__") {
+        Object.defineProperty(out, key, {
+          value: cleaned,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      } else out[key] = cleaned;
+    }
+
+    function walkObject(object: object, depth: number): Record<string, unknown> {
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(object)) {
+        if (budget <= 0) {
+          out[TRUNCATED_KEY] = "[Truncated]";
+          break;
+        }
+        budget--;
+        let value: unknown;
+        try {
+          value = (object as Record<string, unknown>)[key];
+        } catch {
+          value = "[Unreadable]";
+        }
+        set(out, key, value, depth);
+      }
+      return out;
+    }
+
+    function walkEntries(entries: Iterable<[unknown, unknown]>, depth: number): Record<string, unknown> {
+      const out: Record<string, unknown> = {};
+      for (const [key, value] of entries) {
+        if (budget <= 0) {
+          out[TRUNCATED_KEY] = "[Truncated]";
+          break;
+        }
+        budget--;
+        set(out, String(key), value, depth);
+      }
+      return out;
+    }
+
+    function walkError(error: Error, depth: number): Record<string, unknown> {
+      const out: Record<string, unknown> = {};
+      set(out, "name", error.name, depth);
+      set(out, "message", error.message, depth);
+      const code = (error as { code?: unknown }).code;
+      if (code !== undefined) set(out, "code", code, depth);
+      if (typeof error.stack === "string") set(out, "stack", error.stack, depth);
+      for (const key of Object.keys(error)) {
+        if (Object.hasOwn(out, key)) continue;
+        if (budget <= 0) {
+          out[TRUNCATED_KEY] = "[Truncated]";
+          break;
+        }
+        budget--;
+        set(out, key, (error as unknown as Record<string, unknown>)[key], depth);
+      }
+      if (error.cause !== undefined && !Object.hasOwn(out, "cause")) set(out, "cause", error.cause, depth);
+      return out;
+    }
+
+    return walk(input, 0);
+  };
+}
+
+let defaultRedactor: Redactor | undefined;
+
+/**
+ * Returns a redacted copy of `value` (see {@link createRedactor} for what is redacted). Without
+ * options it reuses one default redactor; with options it compiles one per call, so prefer
+ * {@link createRedactor} on hot paths.
+ *
+ * @example
+ * ```ts
+ * redact({ headers: { authorization: "Bearer abc", accept: "*\/*" } });
+ * // { headers: { authorization: "[REDACTED]", accept: "*\/*" } }
+ * ```
+ */
+export function redact(value: unknown, options?: RedactOptions): unknown {
+  if (options !== undefined) return createRedactor(options)(value);
+  defaultRedactor ??= createRedactor();
+  return defaultRedactor(value);
+}

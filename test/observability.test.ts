@@ -166,7 +166,9 @@ describe("HTTP client → service A (HTTP) → gRPC client → service B (gRPC)"
     lines.length = 0;
     expect(await callA(createContext({ timeout: 5_000 }), { a: 20, b: 22 })).toEqual({ v: 42 });
 
-    const root = exporter.getFinishedSpans().find((s) => s.kind === SpanKind.CLIENT && s.name === "POST /sum");
+    const root = exporter
+      .getFinishedSpans()
+      .find((s) => s.kind === SpanKind.CLIENT && s.name === "POST /sum");
     expect(root).toBeDefined();
     const traceId = root?.spanContext().traceId as string;
     const spans = spansOf(traceId);

@@ -1,0 +1,59 @@
+// svckit on node:http (as servers/svckit-http.mjs) with observability middleware composed on the
+// endpoint, chosen by the first argument, a comma list of: log, metrics, tracing.
+// - log: @svckit/log's logging middleware on a winston JSON logger writing to /dev/null (the line is
+//   built and written; only the disk is left out);
+// - metrics: @svckit/metrics' middleware (counter, histogram, in-flight gauge) on its own registry;
+// - tracing: @svckit/tracing's serverTracing with the OTel SDK recording every span (always-on
+//   sampler, W3C propagator) into a BatchSpanProcessor whose exporter drops the batches.
+import { createWriteStream } from "node:fs";
+import http from "node:http";
+import { propagation, trace } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { chain } from "@svckit/endpoint";
+import { logging } from "@svckit/log";
+import { createWinstonLogger } from "@svckit/log/winston";
+import { createMetrics } from "@svckit/metrics";
+import { serverTracing } from "@svckit/tracing";
+import {
+  createHttpHandler,
+  createRouter,
+  encodeJsonResponse,
+  jsonRequestDecoder,
+} from "@svckit/transport-http";
+import winston from "winston";
+import { serve } from "./common.mjs";
+
+const wanted = new Set((process.argv[2] ?? "").split(",").filter(Boolean));
+for (const w of wanted) {
+  if (!["log", "metrics", "tracing"].includes(w)) throw new Error(`unknown middleware "${w}"`);
+}
+
+const middlewares = [];
+if (wanted.has("tracing")) {
+  const dropping = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
+  trace.setGlobalTracerProvider(
+    new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropping)] }),
+  );
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  middlewares.push(serverTracing());
+}
+if (wanted.has("log")) {
+  const logger = createWinstonLogger(
+    winston.createLogger({
+      level: "info",
+      format: winston.format.json(),
+      transports: [new winston.transports.Stream({ stream: createWriteStream("/dev/null") })],
+    }),
+  );
+  middlewares.push(logging({ logger, name: "sum" }));
+}
+if (wanted.has("metrics")) middlewares.push(createMetrics().middleware({ name: "sum" }));
+
+const sum = async (_ctx, req) => ({ v: req.a + req.b });
+const endpoint = middlewares.length === 0 ? sum : chain(...middlewares)(sum);
+const handler = createHttpHandler(endpoint, jsonRequestDecoder(), encodeJsonResponse);
+const router = createRouter();
+router.post("/sum", handler);
+
+serve(http.createServer(router.handle));

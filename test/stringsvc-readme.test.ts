@@ -1,6 +1,7 @@
-// Replays every `curl` line of examples/stringsvc/README.md against the stringsvc router on a real
-// server and compares the answer with the `# ...` line under it, so the README cannot drift from
-// what the service says. Only the curl options the README uses are understood; any other fails.
+// Replays every `curl` line of examples/stringsvc/README.md against the stringsvc router (with the
+// health probes main.ts adds) on a real server and compares the answer with the `# ...` line under
+// it, so the README cannot drift from what the service says. Only the curl options the README uses
+// are understood; any other fails.
 // Its `grpcurl` lines are replayed the same way against the gRPC server, with a grpc-js client doing
 // what grpcurl does (proto3 JSON in, the reply or the status printed as grpcurl prints them), so the
 // test needs no grpcurl.
@@ -11,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { Client, credentials, Metadata, Server, ServerCredentials } from "@grpc/grpc-js";
 import { loadProtoSync } from "@svckit/codec-protobuf";
 import { codeToString } from "@svckit/endpoint";
+import { createHealth, createHealthHandler } from "@svckit/health";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeEndpoints } from "../examples/stringsvc/src/endpoints.js";
 import { createStringService } from "../examples/stringsvc/src/service.js";
@@ -123,7 +125,12 @@ describe("examples/stringsvc/README.md", () => {
   const calls = curlCalls(readme);
 
   beforeAll(async () => {
-    server = await listen(createStringsvcRouter(makeEndpoints(createStringService())).handle);
+    // As main.ts mounts them: the health probes beside the service's routes.
+    const probes = createHealthHandler(createHealth());
+    const router = createStringsvcRouter(makeEndpoints(createStringService()))
+      .get("/healthz", probes)
+      .get("/readyz", probes);
+    server = await listen(router.handle);
   });
   afterAll(closeServers);
 

@@ -5,7 +5,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import http from "node:http";
+import net from "node:net";
 import { fileURLToPath } from "node:url";
+import { Client, credentials, type ServiceError as GrpcError, Metadata, status } from "@grpc/grpc-js";
 import {
   Code,
   type Context,
@@ -15,6 +17,12 @@ import {
   ServiceError,
   timeout,
 } from "@svckit/endpoint";
+import {
+  HEALTH_SERVICE_NAME,
+  type HealthCheckResponse,
+  healthCheckRequest,
+  healthCheckResponse,
+} from "@svckit/health";
 import { createHttpClient, encodeJsonRequest, jsonResponseDecoder } from "@svckit/transport-http";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -25,7 +33,7 @@ import {
 } from "../examples/stringsvc/src/endpoints.js";
 import { createStringService } from "../examples/stringsvc/src/service.js";
 import { createStringsvcClient, createStringsvcRouter } from "../examples/stringsvc/src/transport.js";
-import { createStringsvcGrpcClient } from "../examples/stringsvc/src/transport-grpc.js";
+import { createStringsvcGrpcClient, STRING_SERVICE } from "../examples/stringsvc/src/transport-grpc.js";
 import {
   closeServers,
   freePort,
@@ -36,6 +44,7 @@ import {
   stopProcesses,
   type TestProcess,
   type TestServer,
+  within,
 } from "./support.js";
 
 const JSON_TYPE = "application/json; charset=utf-8";
@@ -468,6 +477,29 @@ describe("stringsvc deadlines", () => {
   });
 });
 
+/** grpc.health.v1 messages, with the codecs `@svckit/health` exports for clients. */
+const encodeHealthRequest = (request: { service: string }): Buffer =>
+  Buffer.from(healthCheckRequest.encode(request));
+const decodeHealthResponse = (bytes: Buffer): HealthCheckResponse => healthCheckResponse.decode(bytes);
+
+/** `grpc.health.v1.Health/Check` of `service` with a plain grpc-js client. */
+function healthCheck(client: Client, service: string): Promise<HealthCheckResponse> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      `/${HEALTH_SERVICE_NAME}/Check`,
+      encodeHealthRequest,
+      decodeHealthResponse,
+      { service },
+      new Metadata(),
+      { deadline: Date.now() + 5_000 },
+      (err: GrpcError | null, value?: HealthCheckResponse) => {
+        if (err !== null) reject(err);
+        else resolve(value as HealthCheckResponse);
+      },
+    );
+  });
+}
+
 describe("the built stringsvc demo", () => {
   const main = `${root}examples/stringsvc/dist/main.js`;
 
@@ -477,9 +509,15 @@ describe("the built stringsvc demo", () => {
     const sources = (await readdir(src))
       .filter((f) => f.endsWith(".ts"))
       .map((f) => statSync(`${src}/${f}`).mtimeMs);
-    const libs = ["endpoint", "codec-json", "codec-protobuf", "transport-http", "transport-grpc"].map(
-      (p) => `${root}packages/${p}/dist/index.js`,
-    );
+    const libs = [
+      "endpoint",
+      "codec-json",
+      "codec-protobuf",
+      "transport-http",
+      "transport-grpc",
+      "app",
+      "health",
+    ].map((p) => `${root}packages/${p}/dist/index.js`);
     const stale =
       !existsSync(main) || statSync(main).mtimeMs < Math.max(...sources) || !libs.every(existsSync);
     if (stale) execFileSync("pnpm", ["exec", "tsc", "-b"], { cwd: root, stdio: "pipe", timeout: 25_000 });
@@ -712,6 +750,148 @@ describe("the built stringsvc demo", () => {
     expect(await demo.exited(10_000)).toEqual({ code: 2, signal: null });
     expect(demo.stderr()).toMatch(/^stringsvc: .*--port/);
     expect(demo.stderr()).toContain("usage: stringsvc [--http-addr host:port]");
+  });
+
+  /** Starts the demo with `args` (port 0 picks free ports) and returns the ports its listening lines name. */
+  async function startDemo(
+    args: readonly string[],
+  ): Promise<{ demo: TestProcess; ports: Partial<Record<"HTTP" | "gRPC", number>> }> {
+    const demo = startProcess(process.execPath, [main, ...args], root);
+    const ports: Partial<Record<"HTTP" | "gRPC", number>> = {};
+    for (const [transport, flag] of [
+      ["HTTP", "--http-addr"],
+      ["gRPC", "--grpc-addr"],
+    ] as const) {
+      if (args[args.indexOf(flag) + 1] === "off") continue;
+      const line = await demo.line(
+        (l) => l.includes('"listening"') && l.includes(`"transport":"${transport}"`) && l.endsWith("}"),
+        10_000,
+      );
+      ports[transport] = Number((JSON.parse(line) as { addr: string }).addr.split(":").at(-1));
+    }
+    return { demo, ports };
+  }
+
+  it("answers GET /healthz and /readyz with JSON reports and grpc.health.v1 Check with SERVING, without logging calls", async () => {
+    const { demo, ports } = await startDemo(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"]);
+    const httpPort = ports.HTTP as number;
+
+    const live = await send(httpPort, { method: "GET", path: "/healthz" });
+    expect(live.status).toBe(200);
+    expect(live.headers["content-type"]).toBe(JSON_TYPE);
+    expect(live.headers["cache-control"]).toBe("no-store");
+    expect(live.json()).toEqual({ status: "passing", checks: {} });
+
+    const ready = await send(httpPort, { method: "GET", path: "/readyz?verbose=1" });
+    expect(ready.status).toBe(200);
+    expect(ready.headers["content-type"]).toBe(JSON_TYPE);
+    expect(ready.headers["cache-control"]).toBe("no-store");
+    expect(ready.json()).toEqual({ status: "passing", serving: true, checks: {} });
+
+    const head = await send(httpPort, { method: "HEAD", path: "/readyz" });
+    expect(head.status).toBe(200);
+    expect(head.text).toBe("");
+
+    const post = await send(httpPort, { method: "POST", path: "/readyz", body: "{}" });
+    expect(expectJsonError(post, 405)).toEqual({
+      code: "UNIMPLEMENTED",
+      message: "method POST is not allowed on /readyz",
+    });
+    expect(post.headers.allow).toBe("GET, HEAD");
+
+    const client = new Client(`127.0.0.1:${ports.gRPC}`, credentials.createInsecure());
+    try {
+      expect(await healthCheck(client, "")).toEqual({ status: "SERVING" });
+      expect(await healthCheck(client, STRING_SERVICE)).toEqual({ status: "SERVING" });
+      const unknown = await healthCheck(client, "stringsvc.v1.Nope").then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(unknown).toMatchObject({
+        code: status.NOT_FOUND,
+        details: 'unknown service "stringsvc.v1.Nope"',
+      });
+    } finally {
+      client.close();
+    }
+
+    // Probes are not calls of the service: the logging middleware never saw them.
+    expect(logLines(demo, "call")).toEqual([]);
+    process.kill(demo.pid, "SIGTERM");
+    expect(await demo.exited(5_000)).toEqual({ code: 0, signal: null });
+    expect(demo.stderr()).toBe("");
+  });
+
+  it('on SIGTERM a grpc.health.v1 Watch of "" sees NOT_SERVING and ends UNAVAILABLE, and the open watch does not hold the exit up', async () => {
+    const { demo, ports } = await startDemo(["--http-addr", "off", "--grpc-addr", "127.0.0.1:0"]);
+    const client = new Client(`127.0.0.1:${ports.gRPC}`, credentials.createInsecure());
+    try {
+      const statuses: string[] = [];
+      const call = client.makeServerStreamRequest(
+        `/${HEALTH_SERVICE_NAME}/Watch`,
+        encodeHealthRequest,
+        decodeHealthResponse,
+        { service: "" },
+        new Metadata(),
+        {},
+      );
+      const first = new Promise<void>((resolve) => call.once("data", () => resolve()));
+      call.on("data", (response: HealthCheckResponse) => statuses.push(response.status));
+      const ended = new Promise<GrpcError>((resolve) => call.on("error", resolve));
+      await within(first, 5_000, "no status from Watch");
+      expect(statuses).toEqual(["SERVING"]);
+
+      process.kill(demo.pid, "SIGTERM");
+      const error = await within(ended, 5_000, "the Watch did not end");
+      expect(error).toMatchObject({ code: status.UNAVAILABLE, details: "the server is shutting down" });
+      expect(statuses).toEqual(["SERVING", "NOT_SERVING"]);
+      // Well within the 10 s drain timeout: the watch was ended, not waited for.
+      expect(await demo.exited(5_000)).toEqual({ code: 0, signal: null });
+    } finally {
+      client.close();
+    }
+    expect(logLines(demo, "drain timeout")).toEqual([]);
+    expect(demo.stderr()).toBe("");
+  });
+
+  it("a /readyz request begun before SIGTERM and completed after it is answered 503 not serving, with connection: close", async () => {
+    const { demo, ports } = await startDemo(["--http-addr", "127.0.0.1:0", "--grpc-addr", "off"]);
+    const port = ports.HTTP as number;
+    const socket = net.connect(port, "127.0.0.1");
+    try {
+      let raw = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (s: string) => {
+        raw += s;
+      });
+      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        socket.once("connect", resolve);
+        socket.once("error", reject);
+      });
+      // Headers not finished: the connection is busy with a request, so the shutdown does not close
+      // it as idle but waits for its answer.
+      socket.write("GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\n");
+      // Answered only after the server has read the bytes above (loopback delivered them first).
+      expect((await send(port, { method: "GET", path: "/readyz" })).status).toBe(200);
+
+      process.kill(demo.pid, "SIGTERM");
+      await demo.line((l) => l.includes('"shutting down"'), 5_000);
+      socket.write("\r\n");
+      await within(closed, 5_000, `the connection stayed open; got ${JSON.stringify(raw)}`);
+
+      const [head = "", body] = raw.split("\r\n\r\n");
+      const [statusLine, ...headerLines] = head.split("\r\n");
+      expect(statusLine).toBe("HTTP/1.1 503 Service Unavailable");
+      expect(headerLines.map((l) => l.toLowerCase())).toEqual(
+        expect.arrayContaining(["connection: close", `content-type: ${JSON_TYPE}`]),
+      );
+      expect(JSON.parse(body ?? "")).toEqual({ status: "critical", serving: false, checks: {} });
+      expect(await demo.exited(5_000)).toEqual({ code: 0, signal: null });
+    } finally {
+      socket.destroy();
+    }
+    expect(demo.stderr()).toBe("");
   });
 
   it("--help prints the usage and exits 0", async () => {

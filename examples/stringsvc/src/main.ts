@@ -1,12 +1,22 @@
 #!/usr/bin/env node
-import { createServer, type ServerResponse } from "node:http";
+import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
+import {
+  type AppEvent,
+  createApp,
+  type GrpcAppServer,
+  grpcServer,
+  type HttpAppServer,
+  httpServer,
+} from "@svckit/app";
+import { ServiceError } from "@svckit/endpoint";
+import { addHealthService, createHealth, createHealthHandler } from "@svckit/health";
 import { makeEndpoints } from "./endpoints.js";
 import { type CallRecord, stringsvcMiddleware, withMiddleware } from "./middleware.js";
 import { createStringService } from "./service.js";
 import { createStringsvcRouter } from "./transport.js";
-import { bindStringsvc } from "./transport-grpc.js";
+import { bindStringsvc, STRING_SERVICE } from "./transport-grpc.js";
 
 const usage = `usage: stringsvc [--http-addr host:port] [--grpc-addr host:port]
   --http-addr  HTTP JSON address (default 127.0.0.1:8080)
@@ -17,7 +27,7 @@ const usage = `usage: stringsvc [--http-addr host:port] [--grpc-addr host:port]
 const CALL_TIMEOUT_MS = 1_000;
 /** The largest request accepted, the same on both transports. */
 const MAX_REQUEST_BYTES = 1 << 20;
-/** How long in-flight calls get to finish after SIGTERM / SIGINT before everything is closed. */
+/** How long in-flight calls get to finish after SIGTERM / SIGINT before their connections are closed. */
 const DRAIN_MS = 10_000;
 
 interface Addr {
@@ -38,7 +48,7 @@ function parseAddr(addr: string): Addr | undefined {
 }
 
 /** `host:port` in the form the flags take: "[::1]:8080" rather than the ambiguous "::1:8080". */
-function formatAddr(host: string, port: number): string {
+function formatAddr({ host, port }: Addr): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
@@ -47,8 +57,17 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-function logListening(transport: string, addr: string): void {
-  console.log(JSON.stringify({ level: "info", msg: "listening", transport, addr }));
+function log(fields: Record<string, unknown>): void {
+  console.log(JSON.stringify({ level: "info", ...fields }));
+}
+
+/**
+ * The one-line reason a run failed. A server that could not start says so itself ("gRPC: cannot
+ * listen on 127.0.0.1:8082: ... EADDRINUSE ..."); the app wraps it as its cause.
+ */
+function reason(err: unknown): string {
+  if (err instanceof ServiceError && err.cause instanceof ServiceError) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
 }
 
 let httpAddr: Addr | undefined;
@@ -73,85 +92,67 @@ try {
 if (httpAddr === undefined && grpcAddr === undefined) usageError("--http-addr and --grpc-addr are both off");
 
 // One service, one set of endpoints, one middleware chain: both transports serve these same endpoints.
-const logCall = (call: CallRecord): void =>
-  console.log(JSON.stringify({ level: "info", msg: "call", ...call }));
+const logCall = (call: CallRecord): void => log({ msg: "call", ...call });
 const endpoints = withMiddleware(
   makeEndpoints(createStringService()),
   stringsvcMiddleware(logCall, CALL_TIMEOUT_MS),
 );
 
-// Responses not yet written. On shutdown they are told to close their connection, or a keep-alive
-// client would go on sending requests on it and hold the process up to the hard stop below.
-const inFlight = new Set<ServerResponse>();
-let stopping = false;
-function settled(this: ServerResponse): void {
-  inFlight.delete(this);
-}
+// Liveness and readiness, over HTTP (GET /healthz, /readyz) and gRPC (grpc.health.v1.Health). The app
+// turns readiness on once every listener is up and off first thing when it stops.
+const health = createHealth();
 
-function startHttp({ host, port }: Addr) {
-  const router = createStringsvcRouter(endpoints);
-  const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => {
-    if (stopping) {
-      res.setHeader("connection", "close");
-    } else {
-      inFlight.add(res);
-      res.once("close", settled);
-    }
-    router.handle(req, res);
-  });
-  server.on("error", (err) => {
-    console.error(`stringsvc: ${err.message}`);
-    process.exit(1);
-  });
-  server.listen(port, host, () => {
-    const bound = server.address();
-    logListening(
-      "HTTP",
-      typeof bound === "object" && bound !== null ? formatAddr(bound.address, bound.port) : String(bound),
+// The app starts, drains and closes these; their names are the `transport` of the log lines.
+const servers: (HttpAppServer | GrpcAppServer<GrpcServer>)[] = [];
+try {
+  if (httpAddr !== undefined) {
+    const healthHandler = createHealthHandler(health);
+    const router = createStringsvcRouter(endpoints)
+      .get("/healthz", healthHandler)
+      .get("/readyz", healthHandler);
+    const server = createServer({ keepAliveTimeout: 5_000 }, router.handle);
+    servers.push(httpServer(server, { address: formatAddr(httpAddr), name: "HTTP" }));
+  }
+  if (grpcAddr !== undefined) {
+    const server = new GrpcServer({ "grpc.max_receive_message_length": MAX_REQUEST_BYTES });
+    bindStringsvc(server, endpoints);
+    // "" is the server as a whole; the service's own name follows readiness too.
+    addHealthService(server, health, { services: { [STRING_SERVICE]: "SERVING" } });
+    servers.push(
+      grpcServer(server, {
+        address: formatAddr(grpcAddr),
+        credentials: ServerCredentials.createInsecure(),
+        name: "gRPC",
+      }),
     );
-  });
-  return server;
+  }
+} catch (err) {
+  // An address stringsvc's flags take but the app's servers do not (e.g. a host with a space).
+  usageError(reason(err));
 }
 
-function startGrpc({ host, port }: Addr): GrpcServer {
-  const server = new GrpcServer({ "grpc.max_receive_message_length": MAX_REQUEST_BYTES });
-  bindStringsvc(server, endpoints);
-  server.bindAsync(formatAddr(host, port), ServerCredentials.createInsecure(), (err, boundPort) => {
-    if (err) {
-      console.error(`stringsvc: gRPC: ${err.message}`);
-      process.exit(1);
-    }
-    logListening("gRPC", formatAddr(host, boundPort));
-  });
-  return server;
-}
+const app = createApp({
+  name: "stringsvc",
+  servers,
+  readiness: health,
+  drainTimeout: DRAIN_MS,
+  afterStart: () => {
+    for (const server of servers) log({ msg: "listening", transport: server.name, addr: server.address });
+  },
+  onEvent: (event: AppEvent) => {
+    if (event.type === "stopping") log({ msg: "shutting down", signal: event.reason });
+    else if (event.type === "drain-timeout")
+      log({ level: "warn", msg: "drain timeout", ms: Math.round(event.ms) });
+    else if (event.type === "exit") console.error(`stringsvc: ${event.signal} again, exiting now`);
+  },
+});
 
-const httpServer = httpAddr === undefined ? undefined : startHttp(httpAddr);
-const grpcServer = grpcAddr === undefined ? undefined : startGrpc(grpcAddr);
-
-function stop(signal: NodeJS.Signals): void {
-  if (stopping) {
-    console.error(`stringsvc: ${signal} again, exiting now`);
-    process.exit(1);
-  }
-  stopping = true;
-  console.log(JSON.stringify({ level: "info", msg: "shutting down", signal }));
-  const closed: Promise<void>[] = [];
-  if (httpServer !== undefined) {
-    for (const res of inFlight) if (!res.headersSent) res.setHeader("connection", "close");
-    closed.push(new Promise<void>((resolve) => httpServer.close(() => resolve())));
-    httpServer.closeIdleConnections();
-  }
-  if (grpcServer !== undefined) {
-    // Stops accepting calls, lets the ones in flight finish, then closes the connections.
-    closed.push(new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())));
-  }
-  void Promise.all(closed).then(() => process.exit(0));
-  setTimeout(() => {
-    httpServer?.closeAllConnections();
-    grpcServer?.forceShutdown();
-    process.exit(0);
-  }, DRAIN_MS).unref();
+try {
+  // Serves until SIGTERM or SIGINT, then stops accepting, drains the calls in flight (up to DRAIN_MS)
+  // and closes.
+  await app.run();
+  process.exit(0);
+} catch (err) {
+  console.error(`stringsvc: ${reason(err)}`);
+  process.exit(1);
 }
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);

@@ -30,7 +30,9 @@ import {
   waitQuiet,
 } from "./http.mjs";
 import {
+  cpuSeconds,
   cpuSnapshot,
+  cpuDelta as delta,
   distStamp,
   gitHead,
   loud,
@@ -295,35 +297,6 @@ export function parseH2loadLog(text) {
     },
   };
 }
-
-let clkTck;
-function ticksPerSecond() {
-  if (clkTck === undefined) {
-    try {
-      clkTck = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-    } catch {
-      clkTck = 100;
-    }
-  }
-  return clkTck;
-}
-
-/**
- * CPU seconds used so far by process `pid` (utime + stime; with `children`, only its reaped
- * children's cutime + cstime), from /proc/<pid>/stat; undefined where that cannot be read.
- */
-function cpuSeconds(pid, children = false) {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    const ticks = children ? Number(f[13]) + Number(f[14]) : Number(f[11]) + Number(f[12]);
-    return ticks / ticksPerSecond();
-  } catch {
-    return undefined;
-  }
-}
-
-const delta = (a, b) => (a !== undefined && b !== undefined ? b - a : undefined);
 
 // ---------------------------------------------------------------------------------------------
 // one variant, one shape, one round

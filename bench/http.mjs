@@ -10,6 +10,8 @@ import http from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  cpuDelta,
+  cpuSeconds,
   cpuSnapshot,
   distStamp,
   gitHead,
@@ -359,13 +361,17 @@ async function runVariant(variant, settings, lua, log) {
       if (warm.code !== 0) row.problems.push(`warm-up wrk exited with ${warm.code}: ${warm.stderr.trim()}`);
     }
     const before = cpuSnapshot();
+    const serverBefore = cpuSeconds(server.child.pid);
     const run = await runWrk(
       [...base, `-d${settings.duration}s`, "--latency", url],
       (settings.duration + 30) * 1000,
     );
+    const serverCpu = cpuDelta(serverBefore, cpuSeconds(server.child.pid));
     row.cpu = otherCpu(before, cpuSnapshot(), [server.child.pid]);
     row.wrkOutput = run.stdout;
     Object.assign(row, parseWrk(run.stdout));
+    // The server's own CPU time per request: steadier than req/s when other processes share the cores.
+    if (serverCpu !== undefined && row.requests > 0) row.serverCpuUsPerReq = (serverCpu * 1e6) / row.requests;
     if (run.timedOut) row.problems.push("wrk did not finish in time and was killed");
     if (run.code !== 0) row.problems.push(`wrk exited with ${run.code}: ${run.stderr.trim()}`);
     if (!(row.reqPerSec > 0) || !(row.requests > 0)) row.problems.push("wrk reported no requests");
@@ -504,6 +510,7 @@ export async function runHttp(settings, log = console.log) {
       rounds: settings.rounds,
       reqPerSec: median(valid.map((x) => x.reqPerSec)),
       p99Ms: median(valid.map((x) => x.latencyMs.p99)),
+      serverCpuUsPerReq: median(valid.map((x) => x.serverCpuUsPerReq).filter((x) => x !== undefined)),
       perRound: mine.map((x) => x?.reqPerSec ?? null),
     };
     if (variant.baseline !== undefined) {
@@ -519,6 +526,14 @@ export async function runHttp(settings, log = console.log) {
         .filter((x) => x !== undefined);
       s.ratio = median(ratios);
       s.ratioPerRound = ratios;
+      const cpuRatios = rounds
+        .map((rows) => {
+          const a = rowOf(rows, variant.name)?.serverCpuUsPerReq;
+          const b = rowOf(rows, variant.baseline)?.serverCpuUsPerReq;
+          return a !== undefined && b !== undefined ? a / b : undefined;
+        })
+        .filter((x) => x !== undefined);
+      s.cpuPerReqRatio = median(cpuRatios);
       s.result =
         s.ratio === undefined
           ? settings.variants.some((v) => v.name === variant.baseline)
@@ -552,13 +567,16 @@ export async function runHttp(settings, log = console.log) {
 /** The results table (Markdown) plus the lines around it. */
 export function formatHttp(result) {
   const multi = result.settings.rounds > 1;
-  const header = ["variant", "req/s", "p99", "ratio to raw", "target", "result"];
+  const header = ["variant", "req/s", "p99", "CPU/req", "ratio to raw", "target", "result"];
   if (multi) header.push("req/s per round");
   const rows = result.summary.map((s) => {
     const row = [
       s.variant,
       fmtRps(s.reqPerSec),
       fmtMs(s.p99Ms),
+      s.serverCpuUsPerReq === undefined
+        ? "—"
+        : `${s.serverCpuUsPerReq.toFixed(1)} µs${s.cpuPerReqRatio === undefined ? "" : ` (${s.cpuPerReqRatio.toFixed(2)}×)`}`,
       s.baseline === undefined
         ? "(baseline)"
         : s.ratio === undefined
@@ -576,7 +594,8 @@ export function formatHttp(result) {
     `wrk -t1 -c${result.settings.connections} -d${result.settings.duration}s --latency (after ${result.settings.warmup}s warm-up), ` +
       `${result.settings.rounds} round(s)${multi ? ": req/s and p99 are medians, the ratio is the median of the per-round ratios" : ""}`,
     "",
-    markdownTable(header, rows, ["left", "right", "right", "left", "left", "left"]),
+    markdownTable(header, rows, ["left", "right", "right", "right", "left", "left", "left"]),
+    "CPU/req: the server's own CPU time per request (× its baseline's), steadier than req/s on a shared machine.",
   ];
   if (result.dist.changedDuringRun) {
     lines.push(

@@ -214,3 +214,21 @@ export function runBenchCli(metaUrl, { name, file, options, usage, settings, run
     process.exit(2);
   });
 }
+
+/**
+ * CPU seconds used so far by process `pid` (utime + stime; with `children`, only its reaped
+ * children's cutime + cstime), from /proc/<pid>/stat; undefined where that cannot be read.
+ */
+export function cpuSeconds(pid, children = false) {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    const ticks = children ? Number(f[13]) + Number(f[14]) : Number(f[11]) + Number(f[12]);
+    return ticks / ticksPerSecond();
+  } catch {
+    return undefined;
+  }
+}
+
+/** `b - a`, or undefined when either is. */
+export const cpuDelta = (a, b) => (a !== undefined && b !== undefined ? b - a : undefined);

@@ -1,0 +1,136 @@
+import {
+  type Context,
+  type ContextKey,
+  createContextKey,
+  type Endpoint,
+  type GenericMiddleware,
+} from "@svckit/endpoint";
+import { unauthenticated } from "./errors.js";
+import {
+  createJwtVerifier,
+  isJwtVerifier,
+  type JwtClaims,
+  type JwtVerifier,
+  type JwtVerifierOptions,
+} from "./verifier.js";
+
+/**
+ * The context key under which {@link authenticate} (and {@link trustedIdentity}) put the verified
+ * claims. Shared across copies of this package (`Symbol.for("svckit:auth-jwt:claims")`).
+ *
+ * @example
+ * ```ts
+ * const claims = ctx.value(claimsKey); // JwtClaims | undefined
+ * ```
+ */
+export const claimsKey: ContextKey<JwtClaims | undefined> = createContextKey<JwtClaims | undefined>(
+  undefined,
+  {
+    description: "auth-jwt:claims",
+    shared: true,
+  },
+);
+
+/** The verified bearer token, for {@link forwardToken}. */
+export const tokenKey: ContextKey<string | undefined> = createContextKey<string | undefined>(undefined, {
+  description: "auth-jwt:token",
+  shared: true,
+});
+
+/**
+ * The verified claims of the call, or `undefined` when none were verified.
+ *
+ * @example
+ * ```ts
+ * const endpoint: Endpoint<void, string> = async (ctx) => `hello ${claimsFrom(ctx)?.sub}`;
+ * ```
+ */
+export function claimsFrom(ctx: Context): JwtClaims | undefined {
+  return ctx.value(claimsKey);
+}
+
+/**
+ * The bearer token {@link authenticate} verified for this call, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * const token = tokenFrom(ctx); // to pass on by hand; forwardToken() does it for client endpoints
+ * ```
+ */
+export function tokenFrom(ctx: Context): string | undefined {
+  return ctx.value(tokenKey);
+}
+
+/** Options of {@link authenticate}. */
+export interface AuthenticateOptions {
+  /** The metadata key (HTTP header / gRPC metadata) holding `Bearer <token>` (default `"authorization"`). */
+  header?: string;
+  /**
+   * Let calls without any token through, without claims (default false): for endpoints that serve
+   * anonymous callers too. A token that is present must still be valid.
+   */
+  optional?: boolean;
+}
+
+const SCHEME = "bearer";
+
+/**
+ * Server middleware: reads `Bearer <token>` from the call's metadata (`authorization`: the HTTP header
+ * or the gRPC metadata), verifies it and runs the endpoint with the claims in the context
+ * ({@link claimsFrom}). A missing or invalid token fails with UNAUTHENTICATED (HTTP 401) and a
+ * `www-authenticate` challenge in the error's metadata, which svckit's HTTP server sends as a header.
+ * Pass a shared {@link JwtVerifier} to reuse one key set across endpoints.
+ *
+ * @example
+ * ```ts
+ * const verifier = createJwtVerifier({ publicKey: pem, issuer: "https://issuer.example/", audience: "orders" });
+ * const handler = createHttpHandler(authenticate(verifier)(orders), decode, encode);
+ * ```
+ */
+export function authenticate(
+  verifier: JwtVerifier | JwtVerifierOptions,
+  options: AuthenticateOptions = {},
+): GenericMiddleware {
+  const v = isJwtVerifier(verifier) ? verifier : createJwtVerifier(verifier);
+  const header = (options.header ?? "authorization").toLowerCase();
+  const optional = options.optional === true;
+  const realm = v.realm;
+  const maxTokenSize = v.maxTokenSize;
+
+  /** The token, `undefined` when there is none; throws for one that cannot be a bearer token. */
+  function bearerToken(ctx: Context): string | undefined {
+    const values = ctx.metadata.getAll(header);
+    if (values.length === 0) return undefined;
+    if (values.length > 1) {
+      throw unauthenticated(`more than one ${header} value`, realm, "invalid_request");
+    }
+    const value = values[0] as string;
+    if (value.length < SCHEME.length || value.slice(0, SCHEME.length).toLowerCase() !== SCHEME) {
+      // RFC 6750 §3.1: another authentication scheme gets a challenge without an error code.
+      throw unauthenticated(`${header} is not a bearer token`, realm, undefined);
+    }
+    if (value.length - SCHEME.length - 1 > maxTokenSize) {
+      throw unauthenticated(`token too large: more than ${maxTokenSize} bytes`, realm, "invalid_token");
+    }
+    let start = SCHEME.length;
+    if (value.charCodeAt(start) !== 32) {
+      if (start === value.length) return "";
+      throw unauthenticated(`${header} is not a bearer token`, realm, undefined);
+    }
+    while (value.charCodeAt(start) === 32) start++;
+    return value.slice(start);
+  }
+
+  return function authenticateMiddleware<Req, Res>(next: Endpoint<Req, Res>): Endpoint<Req, Res> {
+    return async function authenticated(ctx: Context, request: Req): Promise<Res> {
+      const token = bearerToken(ctx);
+      if (token === undefined) {
+        if (optional) return next(ctx, request);
+        throw unauthenticated("missing bearer token", realm, undefined);
+      }
+      if (token.length === 0) throw unauthenticated("malformed token: empty", realm, "invalid_token");
+      const { claims } = await v.verify(token);
+      return next(ctx.with(claimsKey, claims).with(tokenKey, token), request);
+    };
+  };
+}

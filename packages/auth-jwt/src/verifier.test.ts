@@ -1,0 +1,394 @@
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import {
+  createJwtSigner,
+  createJwtVerifier,
+  type JwtVerifierOptions,
+  type PrivateKeyInput,
+  type PublicKeyInput,
+} from "@svckit/auth-jwt";
+import { Code } from "@svckit/endpoint";
+import { describe, expect, it } from "vitest";
+import {
+  CERT_KEY_PEM,
+  CERT_PEM,
+  craft,
+  ecKeys,
+  fixedClock,
+  NOW,
+  NOW_S,
+  OTHER_SECRET,
+  rsaKeys,
+  SECRET,
+  serviceRejection,
+  validClaims,
+} from "./test-helpers.js";
+
+const hs = (extra: Record<string, unknown> = {}, secret = SECRET): string =>
+  craft({ alg: "HS256", typ: "JWT" }, validClaims(extra), secret);
+
+const pem = (key: KeyObject, type: "spki" | "pkcs1"): string => key.export({ type, format: "pem" }) as string;
+
+function verifier(options: Partial<JwtVerifierOptions> = {}) {
+  return createJwtVerifier({ secret: SECRET, clock: fixedClock, ...options } as JwtVerifierOptions);
+}
+
+/** Verifies and returns the UNAUTHENTICATED message, checking code and challenge on the way. */
+async function refusal(token: string, options: Partial<JwtVerifierOptions> = {}): Promise<string> {
+  const err = await serviceRejection(verifier(options).verify(token));
+  expect(err.code).toBe(Code.UNAUTHENTICATED);
+  expect(err.metadata.get("www-authenticate")).toBe(
+    `Bearer error="invalid_token", error_description="${err.message}"`,
+  );
+  return err.message;
+}
+
+describe("createJwtVerifier: setup", () => {
+  it.each([
+    [{}, "give exactly one of secret, publicKey, jwks, jwksUrl (got none)"],
+    [{ secret: SECRET, jwksUrl: "http://127.0.0.1/jwks" }, "(got secret, jwksUrl)"],
+    [{ secret: "short" }, "secret must be at least 32 bytes (256 bits) for HS256, got 5"],
+    [{ secret: SECRET, algorithms: ["none"] }, "algorithm none is never allowed"],
+    [
+      { secret: SECRET, algorithms: ["HS512"] },
+      "algorithm HS512 does not fit the secret (it needs a secret of 64 bytes)",
+    ],
+    [{ secret: SECRET, algorithms: ["RS256"] }, "algorithm RS256 does not fit the secret"],
+    [{ secret: SECRET, algorithms: [] }, "algorithms must be a non-empty array"],
+    [{ secret: SECRET, realm: 'a"b' }, "realm must be a non-empty printable ASCII string"],
+    [{ secret: SECRET, maxTokenSize: -1 }, "maxTokenSize must be a non-negative number, got -1"],
+    [{ secret: SECRET, clockSkew: Number.NaN }, "clockSkew must be a non-negative number, got NaN"],
+    [{ publicKey: "not a pem" }, "a publicKey string must be PEM"],
+    [{ publicKey: { kty: "oct", k: "AAAA" } }, 'an "oct" JWK is a shared secret; use `secret`'],
+    [{ jwks: { keys: [] }, algorithms: ["HS256"] }, "algorithm HS256 does not fit the key set"],
+    [{ jwks: { nope: [] } }, "JSON Web Key Set malformed"],
+  ])("refuses %j", (options, message) => {
+    expect(() => createJwtVerifier(options as JwtVerifierOptions)).toThrow(message);
+  });
+
+  it("refuses an HMAC algorithm for a public key: no algorithm confusion by configuration", () => {
+    expect(() => createJwtVerifier({ publicKey: rsaKeys().publicKey, algorithms: ["HS256"] })).toThrow(
+      "algorithm HS256 does not fit the rsa key",
+    );
+    expect(() => createJwtVerifier({ publicKey: ecKeys().publicKey, algorithms: ["ES384"] })).toThrow(
+      "algorithm ES384 does not fit the ec key",
+    );
+  });
+
+  it("refuses a JWK whose alg does not fit its key", () => {
+    const jwk = { ...ecKeys().publicKey.export({ format: "jwk" }), alg: "RS256" };
+    expect(() => createJwtVerifier({ publicKey: jwk })).toThrow("the JWK's alg RS256 does not fit its key");
+    const priv = { ...ecKeys().privateKey.export({ format: "jwk" }), alg: "ES384" };
+    expect(() => createJwtSigner({ privateKey: priv })).toThrow("the JWK's alg ES384 does not fit its key");
+  });
+
+  it("refuses RSA keys under 2048 bits and curves Web Crypto lacks", () => {
+    const weak = generateKeyPairSync("rsa", { modulusLength: 1024 });
+    expect(() => createJwtVerifier({ publicKey: weak.publicKey })).toThrow(
+      "RSA keys must have at least 2048 bits, got 1024",
+    );
+    const secp256k1 = generateKeyPairSync("ec", { namedCurve: "secp256k1" });
+    expect(() => createJwtVerifier({ publicKey: secp256k1.publicKey })).toThrow(
+      "unsupported EC curve secp256k1",
+    );
+  });
+
+  it("derives the allow-list from the key", () => {
+    expect(createJwtVerifier({ secret: SECRET }).algorithms).toEqual(["HS256"]);
+    expect(createJwtVerifier({ secret: SECRET + SECRET }).algorithms).toEqual(["HS256", "HS384", "HS512"]);
+    expect(createJwtVerifier({ publicKey: rsaKeys().publicKey }).algorithms).toEqual([
+      "RS256",
+      "RS384",
+      "RS512",
+      "PS256",
+      "PS384",
+      "PS512",
+    ]);
+    expect(createJwtVerifier({ publicKey: ecKeys().publicKey }).algorithms).toEqual(["ES256"]);
+    const p384 = generateKeyPairSync("ec", { namedCurve: "P-384" });
+    expect(createJwtVerifier({ publicKey: p384.publicKey }).algorithms).toEqual(["ES384"]);
+    const ed = generateKeyPairSync("ed25519");
+    expect(createJwtVerifier({ publicKey: ed.publicKey }).algorithms).toEqual(["EdDSA", "Ed25519"]);
+    const jwk = { ...rsaKeys().publicKey.export({ format: "jwk" }), alg: "PS384" };
+    expect(createJwtVerifier({ publicKey: jwk }).algorithms).toEqual(["PS384"]);
+    expect(createJwtVerifier({ jwks: { keys: [] } }).algorithms).not.toContain("HS256");
+    expect(createJwtVerifier({ secret: SECRET, algorithms: ["HS256", "HS256"] }).algorithms).toEqual([
+      "HS256",
+    ]);
+  });
+
+  it("exposes its realm and size limit", () => {
+    const v = createJwtVerifier({ secret: SECRET, realm: "api", maxTokenSize: 100 });
+    expect(v.realm).toBe("api");
+    expect(v.maxTokenSize).toBe(100);
+    expect(createJwtVerifier({ secret: SECRET }).maxTokenSize).toBe(8192);
+  });
+});
+
+describe("createJwtVerifier: valid tokens", () => {
+  it("verifies an HS256 token and returns its claims and header", async () => {
+    const { claims, header } = await verifier().verify(hs({ scope: "a b" }));
+    expect(claims).toEqual(validClaims({ scope: "a b" }));
+    expect(header).toEqual({ alg: "HS256", typ: "JWT" });
+  });
+
+  type KeyCase = [string, () => PrivateKeyInput, (() => PublicKeyInput) | undefined];
+  const keyCases: KeyCase[] = [
+    ["ES256 KeyObject", () => ecKeys().privateKey, () => ecKeys().publicKey],
+    ["RS256 PEM", () => rsaKeys().privateKey, () => pem(rsaKeys().publicKey, "spki")],
+    ["RS256 PKCS#1 PEM", () => rsaKeys().privateKey, () => pem(rsaKeys().publicKey, "pkcs1")],
+    ["ES256 JWK", () => ecKeys().privateKey, () => ecKeys().publicKey.export({ format: "jwk" })],
+    ["ES256 X.509 certificate", () => CERT_KEY_PEM, () => CERT_PEM],
+    ["EdDSA private key given as public", () => generateKeyPairSync("ed25519").privateKey, undefined],
+  ];
+  it.each(keyCases)("verifies with a public key: %s", async (_name, privateKey, publicKey) => {
+    const priv = privateKey();
+    const signer = createJwtSigner({ privateKey: priv, clock: fixedClock });
+    const pub = publicKey === undefined ? (priv as PublicKeyInput) : publicKey();
+    const v = createJwtVerifier({ publicKey: pub, clock: fixedClock });
+    const { claims } = await v.verify(await signer.sign({ sub: "ada" }));
+    expect(claims.sub).toBe("ada");
+  });
+
+  it("verifies with a Web Crypto CryptoKey", async () => {
+    const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+      "sign",
+      "verify",
+    ]);
+    const signer = createJwtSigner({ privateKey: pair.privateKey, clock: fixedClock });
+    const v = createJwtVerifier({ publicKey: pair.publicKey, clock: fixedClock });
+    expect((await v.verify(await signer.sign({ sub: "ada" }))).claims.sub).toBe("ada");
+  });
+
+  it("verifies PS256 and RS512 tokens with one RSA key", async () => {
+    const v = createJwtVerifier({ publicKey: rsaKeys().publicKey, clock: fixedClock });
+    for (const algorithm of ["PS256", "RS512"]) {
+      const signer = createJwtSigner({ privateKey: rsaKeys().privateKey, algorithm, clock: fixedClock });
+      const { header } = await v.verify(await signer.sign());
+      expect(header.alg).toBe(algorithm);
+    }
+  });
+
+  it("accepts exp and nbf within the clock skew (5 s by default)", async () => {
+    await expect(verifier().verify(hs({ exp: NOW_S - 4 }))).resolves.toBeDefined();
+    await expect(verifier().verify(hs({ nbf: NOW_S + 4 }))).resolves.toBeDefined();
+    await expect(
+      verifier({ clockSkew: 0 }).verify(hs({ exp: NOW_S + 1, nbf: NOW_S })),
+    ).resolves.toBeDefined();
+  });
+
+  it("checks issuer, audience (any match), subject, typ and max age when asked", async () => {
+    const v = verifier({
+      issuer: ["https://a.example/", "https://b.example/"],
+      audience: "orders",
+      subject: "ada",
+      typ: "JWT",
+      maxTokenAge: 60_000,
+    });
+    const { claims } = await v.verify(hs({ iss: "https://b.example/", aud: ["billing", "orders"] }));
+    expect(claims.iss).toBe("https://b.example/");
+  });
+
+  it("accepts a token without exp when requireExp is false", async () => {
+    const token = craft({ alg: "HS256" }, { sub: "ada" }, SECRET);
+    await expect(verifier({ requireExp: false }).verify(token)).resolves.toBeDefined();
+  });
+
+  it("uses the real clock when none is given", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = craft({ alg: "HS256" }, { sub: "ada", exp: now + 60 }, SECRET);
+    await expect(createJwtVerifier({ secret: SECRET }).verify(token)).resolves.toBeDefined();
+  });
+
+  it("picks the key of a local JWKS by kid, and tries each key for a token without kid", async () => {
+    const a = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const b = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const jwks = {
+      keys: [
+        { ...a.publicKey.export({ format: "jwk" }), kid: "a" },
+        { ...b.publicKey.export({ format: "jwk" }), kid: "b" },
+      ],
+    };
+    const v = createJwtVerifier({ jwks, clock: fixedClock });
+    const withKid = createJwtSigner({ privateKey: b.privateKey, kid: "b", clock: fixedClock });
+    expect((await v.verify(await withKid.sign({ sub: "b" }))).header.kid).toBe("b");
+    const noKid = createJwtSigner({ privateKey: b.privateKey, clock: fixedClock });
+    expect((await v.verify(await noKid.sign({ sub: "b" }))).claims.sub).toBe("b");
+
+    const unknown = createJwtSigner({ privateKey: b.privateKey, kid: "c", clock: fixedClock });
+    expect((await serviceRejection(v.verify(await unknown.sign()))).message).toBe(
+      "no key matches the token (unknown kid)",
+    );
+    const stranger = createJwtSigner({ privateKey: ecKeys().privateKey, clock: fixedClock });
+    expect((await serviceRejection(v.verify(await stranger.sign()))).message).toBe("invalid signature");
+    const expired = createJwtSigner({ privateKey: a.privateKey, clock: () => NOW - 3_600_000 });
+    expect((await serviceRejection(v.verify(await expired.sign()))).message).toBe("token expired");
+  });
+});
+
+describe("createJwtVerifier: refusals", () => {
+  it.each([
+    ["garbage", "garbage", "malformed token: not a compact JWS (three base64url parts)"],
+    ["two parts", "abc.def", "malformed token: not a compact JWS (three base64url parts)"],
+    ["bad characters", "a b.c.d", "malformed token: not a compact JWS (three base64url parts)"],
+    ["header not JSON", `${Buffer.from("{nope").toString("base64url")}.e30.sig`, "malformed token"],
+    ["payload not JSON", craft({ alg: "HS256" }, "{nope", SECRET), "malformed token"],
+    ["payload an array", craft({ alg: "HS256" }, [1, 2], SECRET), "malformed token"],
+    ["no alg", craft({ typ: "JWT" }, validClaims(), SECRET), "malformed token"],
+    ["wrong signature", hs({}, OTHER_SECRET), "invalid signature"],
+    ["signature cut", hs().slice(0, -5), "invalid signature"],
+    ["expired", hs({ exp: NOW_S - 6 }), "token expired"],
+    ["not yet valid", hs({ nbf: NOW_S + 6 }), "token not yet valid"],
+    ["no exp", craft({ alg: "HS256" }, { sub: "ada" }, SECRET), "missing claim: exp"],
+    ["exp not a number", hs({ exp: "tomorrow" }), "invalid claim: exp"],
+    ["alg none", craft({ alg: "none", typ: "JWT" }, validClaims()), "algorithm none is not allowed"],
+    ["alg None", craft({ alg: "None" }, validClaims(), SECRET), "algorithm None is not allowed"],
+    ["alg HS384", craft({ alg: "HS384" }, validClaims(), SECRET), "algorithm HS384 is not allowed"],
+    ["unprintable alg", craft({ alg: 'x"y' }, validClaims(), SECRET), "algorithm is not allowed"],
+    [
+      "unknown crit",
+      craft({ alg: "HS256", crit: ["zz"], zz: 1 }, validClaims(), SECRET),
+      "unsupported token",
+    ],
+  ])("%s", async (_name, token, message) => {
+    expect(await refusal(token)).toBe(message);
+  });
+
+  it("refuses HS256 signed with the RSA public key as secret (algorithm confusion)", async () => {
+    const pem = rsaKeys().publicKey.export({ type: "spki", format: "pem" }) as string;
+    const forged = craft({ alg: "HS256", typ: "JWT" }, validClaims(), pem);
+    expect(await refusal(forged, { secret: undefined, publicKey: pem })).toBe(
+      "algorithm HS256 is not allowed",
+    );
+    const ecPem = ecKeys().publicKey.export({ type: "spki", format: "pem" }) as string;
+    expect(
+      await refusal(craft({ alg: "HS256" }, validClaims(), ecPem), { secret: undefined, publicKey: ecPem }),
+    ).toBe("algorithm HS256 is not allowed");
+  });
+
+  it("refuses an RS token when only ES256 fits, and an ES token on an RSA key", async () => {
+    const rs = await createJwtSigner({ privateKey: rsaKeys().privateKey, clock: fixedClock }).sign();
+    expect(await refusal(rs, { secret: undefined, publicKey: ecKeys().publicKey })).toBe(
+      "algorithm RS256 is not allowed",
+    );
+    const es = await createJwtSigner({ privateKey: ecKeys().privateKey, clock: fixedClock }).sign();
+    expect(await refusal(es, { secret: undefined, publicKey: rsaKeys().publicKey })).toBe(
+      "algorithm ES256 is not allowed",
+    );
+  });
+
+  it("refuses what the allow-list leaves out even if the key fits", async () => {
+    const signer = createJwtSigner({
+      privateKey: rsaKeys().privateKey,
+      algorithm: "PS256",
+      clock: fixedClock,
+    });
+    const token = await signer.sign();
+    expect(
+      await refusal(token, { secret: undefined, publicKey: rsaKeys().publicKey, algorithms: ["RS256"] }),
+    ).toBe("algorithm PS256 is not allowed");
+  });
+
+  it.each([
+    ["wrong issuer", { iss: "https://evil.example/" }, { issuer: "https://a.example/" }, "wrong issuer"],
+    ["missing issuer", {}, { issuer: "https://a.example/" }, "missing claim: iss"],
+    ["wrong audience", { aud: ["billing"] }, { audience: ["orders", "stock"] }, "wrong audience"],
+    ["missing audience", {}, { audience: "orders" }, "missing claim: aud"],
+    ["wrong subject", {}, { subject: "bob" }, "wrong subject"],
+    ["too old", { iat: NOW_S - 120 }, { maxTokenAge: 60_000 }, "token too old"],
+    ["issued in the future", { iat: NOW_S + 60 }, { maxTokenAge: 60_000 }, "token issued in the future"],
+    ["missing required claim", {}, { requiredClaims: ["tenant"] }, "missing claim: tenant"],
+  ] as const)("%s", async (_name, extra, options, message) => {
+    expect(await refusal(hs(extra), options)).toBe(message);
+  });
+
+  it("refuses a wrong typ", async () => {
+    expect(await refusal(hs(), { typ: "at+jwt" })).toBe("wrong token type");
+  });
+
+  it("checks the size before parsing anything", async () => {
+    const token = hs({ pad: "x".repeat(9000) });
+    expect(await refusal(token)).toBe("token too large: more than 8192 bytes");
+    expect(await refusal("!".repeat(8193))).toBe("token too large: more than 8192 bytes");
+    await expect(verifier({ maxTokenSize: token.length }).verify(token)).resolves.toBeDefined();
+    expect(await refusal(token, { maxTokenSize: token.length - 1 })).toBe(
+      `token too large: more than ${token.length - 1} bytes`,
+    );
+  });
+
+  it("never echoes the token in the message", async () => {
+    const token = hs({ secret: "hunter2" }, OTHER_SECRET);
+    const message = await refusal(token);
+    expect(message).not.toContain(token.split(".")[1]);
+  });
+
+  it("refuses a non-string token", async () => {
+    expect(await refusal(42 as unknown as string)).toBe("malformed token: not a string");
+  });
+
+  it("puts the realm in the challenge", async () => {
+    const err = await serviceRejection(verifier({ realm: "orders" }).verify(hs({ exp: NOW_S - 60 })));
+    expect(err.metadata.get("www-authenticate")).toBe(
+      'Bearer realm="orders", error="invalid_token", error_description="token expired"',
+    );
+  });
+
+  it("keeps jose's error as the cause, for logs", async () => {
+    const err = await serviceRejection(verifier().verify(hs({ exp: NOW_S - 60 })));
+    expect((err.cause as { code?: string }).code).toBe("ERR_JWT_EXPIRED");
+  });
+});
+
+describe("createJwtVerifier: remote key set failures", () => {
+  const es = () => createJwtSigner({ privateKey: ecKeys().privateKey, kid: "k", clock: fixedClock }).sign();
+
+  it.each([
+    ["connection refused", () => Promise.reject(new TypeError("fetch failed"))],
+    ["HTTP 500", async () => new Response("oops", { status: 500 })],
+    ["not JSON", async () => new Response("<html>", { status: 200 })],
+    ["not a key set", async () => Response.json({ hello: "world" })],
+  ])("answers UNAVAILABLE when the key set cannot be fetched: %s", async (_name, fetch) => {
+    const v = createJwtVerifier({
+      jwksUrl: "http://127.0.0.1:9/jwks",
+      jwksOptions: { fetch },
+      clock: fixedClock,
+    });
+    const err = await serviceRejection(v.verify(await es()));
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.message).toBe("signing keys unavailable");
+    expect(err.metadata.has("www-authenticate")).toBe(false);
+  });
+
+  it("validates jwksOptions at setup", () => {
+    expect(() =>
+      createJwtVerifier({ jwksUrl: "http://127.0.0.1/jwks", jwksOptions: { cooldown: -1 } }),
+    ).toThrow("jwksOptions.cooldown must be a non-negative number, got -1");
+    expect(() => createJwtVerifier({ jwksUrl: "not a url" })).toThrow();
+  });
+
+  it("sends the configured headers and uses the fetched keys", async () => {
+    const seen: string[] = [];
+    const jwk = { ...ecKeys().publicKey.export({ format: "jwk" }), kid: "k" };
+    const v = createJwtVerifier({
+      jwksUrl: new URL("http://127.0.0.1:9/jwks"),
+      jwksOptions: {
+        headers: { "x-api-key": "k1" },
+        fetch: async (_url, init) => {
+          seen.push(init.headers.get("x-api-key") ?? "");
+          return Response.json({ keys: [jwk] });
+        },
+      },
+      clock: fixedClock,
+    });
+    await v.verify(await es());
+    await v.verify(await es());
+    expect(seen).toEqual(["k1"]); // fetched once, then cached
+  });
+});
+
+describe("createJwtVerifier: a fixed clock", () => {
+  it("judges exp by the given clock, not the real one", async () => {
+    const token = hs({ exp: NOW_S + 10 });
+    await expect(verifier({ clock: () => NOW }).verify(token)).resolves.toBeDefined();
+    expect(await refusal(token, { clock: () => NOW + 16_000 })).toBe("token expired");
+  });
+});

@@ -1,0 +1,384 @@
+import { type KeyObject, webcrypto } from "node:crypto";
+import { Code, ServiceError } from "@svckit/endpoint";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  customFetch,
+  decodeProtectedHeader,
+  type FetchImplementation,
+  importJWK,
+  type JSONWebKeySet,
+  type JWSHeaderParameters,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+  jwtVerify,
+} from "jose";
+import { checkRealm, unauthenticated } from "./errors.js";
+import {
+  ASYMMETRIC_ALGORITHMS,
+  allowList,
+  asymmetricAlgorithms,
+  hmacAlgorithms,
+  type PublicKeyInput,
+  type SecretInput,
+  secretBytes,
+  toPublicKey,
+} from "./keys.js";
+
+/** The claims of a verified token (jose's `JWTPayload`: registered claims plus any others). */
+export type JwtClaims = JWTPayload;
+
+/** What {@link JwtVerifier.verify} returns. */
+export interface VerifiedJwt {
+  /** The verified claims. */
+  readonly claims: JwtClaims;
+  /** The token's protected header (`alg`, `kid`, `typ`, ...). */
+  readonly header: JWSHeaderParameters;
+}
+
+/** Options of a remote key set (`jwksUrl`); every duration is in milliseconds. */
+export interface JwksOptions {
+  /** After a fetch, how long a token with an unknown `kid` does not cause another fetch (default 30 000). */
+  cooldown?: number;
+  /** How long fetched keys are used before they are fetched again (default 600 000; `Infinity`: never). */
+  cacheMaxAge?: number;
+  /** How long one fetch may take (default 5 000). */
+  timeout?: number;
+  /** Headers sent with each fetch. */
+  headers?: Record<string, string>;
+  /** The fetch implementation (default: the global `fetch`). */
+  fetch?: FetchImplementation;
+}
+
+/**
+ * Options of {@link createJwtVerifier}. Give exactly one key source: `secret`, `publicKey`, `jwks` or
+ * `jwksUrl`. Durations are in milliseconds.
+ */
+export interface JwtVerifierOptions {
+  /** A shared HMAC secret (at least 32 bytes; a string is taken as UTF-8). Allows HS256/384/512 as its length permits. */
+  secret?: SecretInput;
+  /** A public key: `KeyObject`, `CryptoKey`, JWK or PEM (SPKI, PKCS#1 or an X.509 certificate). */
+  publicKey?: PublicKeyInput;
+  /** A local JSON Web Key Set (`{ keys: [...] }`) of public keys, chosen by the token's `kid`. */
+  jwks?: JSONWebKeySet;
+  /** The URL of a remote JSON Web Key Set, fetched, cached and refetched on key rotation. */
+  jwksUrl?: string | URL;
+  /** Cache and fetch settings for `jwksUrl`. */
+  jwksOptions?: JwksOptions;
+  /**
+   * The algorithms a token may use. Default: every algorithm the key fits (the HMAC ones the secret is
+   * long enough for; RS*\/PS* for an RSA key; the curve's ES* for an EC key; EdDSA for Ed25519; every
+   * public-key algorithm for a key set). `none` is never allowed, and an entry that does not fit the
+   * key throws at setup, so an HMAC token is refused whenever a public key is configured.
+   */
+  algorithms?: readonly string[];
+  /** The accepted `iss` value(s); the claim is then required. */
+  issuer?: string | readonly string[];
+  /** The accepted `aud` value(s) (one match is enough); the claim is then required. */
+  audience?: string | readonly string[];
+  /** The required `sub` value. */
+  subject?: string;
+  /** The required `typ` header (e.g. `"at+jwt"`, RFC 9068). */
+  typ?: string;
+  /** Tolerance for `exp`, `nbf` and `iat` between clocks, in ms (default 5 000). */
+  clockSkew?: number;
+  /** Whether a token without `exp` is refused (default true). */
+  requireExp?: boolean;
+  /** More claims that must be present. */
+  requiredClaims?: readonly string[];
+  /** The oldest `iat` accepted, in ms before now; the claim is then required. */
+  maxTokenAge?: number;
+  /** The longest token accepted, in bytes, checked before anything is parsed (default 8 192). */
+  maxTokenSize?: number;
+  /** The `realm` of the `WWW-Authenticate` challenges. */
+  realm?: string;
+  /** The clock, in epoch ms (default `Date.now`); give a fixed one in tests. */
+  clock?: () => number;
+}
+
+/**
+ * Verifies bearer tokens: signature with an allowed algorithm, then `exp`, `nbf`, `iss`, `aud` and the
+ * other configured checks. Make one per key source and share it: a remote key set is fetched and
+ * cached per verifier.
+ */
+export interface JwtVerifier {
+  /**
+   * Verifies `token` (the compact JWT, without `Bearer `). Resolves to its claims and header; rejects
+   * with a ServiceError: UNAUTHENTICATED (with a `www-authenticate` challenge in its metadata) for any
+   * token that is not valid, UNAVAILABLE when a remote key set cannot be fetched.
+   */
+  verify(token: string): Promise<VerifiedJwt>;
+  /** The algorithms tokens may use. */
+  readonly algorithms: readonly string[];
+  /** The challenge realm, if any. */
+  readonly realm: string | undefined;
+  /** The longest token accepted, in bytes. */
+  readonly maxTokenSize: number;
+}
+
+const DEFAULT_MAX_TOKEN_SIZE = 8192;
+const DEFAULT_CLOCK_SKEW = 5_000;
+/** Three base64url parts; the signature may be empty (`alg: none`, refused later with a clear message). */
+const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const PRINTABLE_ALG = /^[A-Za-z0-9_+.-]{1,32}$/;
+const HMAC_HASH: Readonly<Record<string, string>> = { HS256: "SHA-256", HS384: "SHA-384", HS512: "SHA-512" };
+
+/** A remote key set that could not be fetched: the server's problem, not the token's. */
+class KeySetUnavailable extends Error {}
+
+const brand = Symbol("svckit.auth-jwt.verifier");
+
+/** Whether `value` is a verifier made by {@link createJwtVerifier}. */
+export function isJwtVerifier(value: unknown): value is JwtVerifier {
+  return typeof value === "object" && value !== null && brand in value;
+}
+
+function nonNegative(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value >= 0)) {
+    throw new TypeError(`createJwtVerifier: ${name} must be a non-negative number, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** A key resolver for one fixed key: one CryptoKey per algorithm, imported on first use. */
+function fixedKeyResolver(
+  importFor: (alg: string) => Promise<webcrypto.CryptoKey>,
+  allowed: ReadonlySet<string>,
+): JWTVerifyGetKey {
+  const keys = new Map<string, Promise<webcrypto.CryptoKey>>();
+  return function resolveKey(header) {
+    const alg = header.alg as string; // jose checked it is an allowed string before asking
+    let key = keys.get(alg);
+    if (key === undefined) {
+      if (!allowed.has(alg)) throw new TypeError(`no key for algorithm ${alg}`);
+      key = importFor(alg);
+      key.catch(() => keys.delete(alg));
+      keys.set(alg, key);
+    }
+    return key;
+  };
+}
+
+/**
+ * Creates a {@link JwtVerifier}: safe by default (an explicit or derived algorithm allow-list, never
+ * `none`, `exp` required, 5 s clock skew, 8 KiB size limit before parsing). Throws a TypeError at
+ * setup for a key or option that cannot work.
+ *
+ * @example
+ * ```ts
+ * const verifier = createJwtVerifier({
+ *   jwksUrl: "https://issuer.example/.well-known/jwks.json",
+ *   issuer: "https://issuer.example/",
+ *   audience: "orders-api",
+ * });
+ * const { claims } = await verifier.verify(token);
+ * ```
+ */
+export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
+  const where = "createJwtVerifier";
+  const sources = (["secret", "publicKey", "jwks", "jwksUrl"] as const).filter(
+    (k) => options[k] !== undefined,
+  );
+  if (sources.length !== 1) {
+    throw new TypeError(
+      `${where}: give exactly one of secret, publicKey, jwks, jwksUrl (got ${sources.length === 0 ? "none" : sources.join(", ")})`,
+    );
+  }
+  const realm = checkRealm(options.realm, where);
+  const maxTokenSize = nonNegative(options.maxTokenSize, DEFAULT_MAX_TOKEN_SIZE, "maxTokenSize");
+  const clockSkew = nonNegative(options.clockSkew, DEFAULT_CLOCK_SKEW, "clockSkew");
+  const clock = options.clock;
+
+  let algorithms: string[];
+  let resolver: JWTVerifyGetKey;
+  if (options.secret !== undefined) {
+    const bytes = secretBytes(options.secret, where);
+    algorithms = allowList(hmacAlgorithms(bytes), options.algorithms, where, "secret");
+    resolver = fixedKeyResolver(
+      (alg) =>
+        webcrypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: HMAC_HASH[alg] as string }, false, [
+          "verify",
+        ]),
+      new Set(algorithms),
+    );
+  } else if (options.publicKey !== undefined) {
+    const key: KeyObject = toPublicKey(options.publicKey, where);
+    let fitting = asymmetricAlgorithms(key, where);
+    const jwkAlg = (options.publicKey as { alg?: unknown }).alg;
+    if (typeof jwkAlg === "string") {
+      fitting = fitting.filter((alg) => alg === jwkAlg);
+      if (fitting.length === 0) throw new TypeError(`${where}: the JWK's alg ${jwkAlg} does not fit its key`);
+    }
+    algorithms = allowList(fitting, options.algorithms, where, `${key.asymmetricKeyType} key`);
+    const jwk = key.export({ format: "jwk" });
+    resolver = fixedKeyResolver(
+      (alg) => importJWK({ ...jwk, alg }, alg) as Promise<webcrypto.CryptoKey>,
+      new Set(algorithms),
+    );
+  } else if (options.jwks !== undefined) {
+    algorithms = allowList(ASYMMETRIC_ALGORITHMS, options.algorithms, where, "key set");
+    resolver = createLocalJWKSet(options.jwks);
+  } else {
+    algorithms = allowList(ASYMMETRIC_ALGORITHMS, options.algorithms, where, "key set");
+    resolver = remoteResolver(new URL(options.jwksUrl as string | URL), options.jwksOptions ?? {});
+  }
+
+  const requiredClaims = [...(options.requiredClaims ?? [])];
+  if (options.requireExp !== false && !requiredClaims.includes("exp")) requiredClaims.push("exp");
+  const base: JWTVerifyOptions = {
+    algorithms,
+    clockTolerance: clockSkew / 1000,
+    requiredClaims,
+  };
+  if (options.issuer !== undefined) base.issuer = toList(options.issuer);
+  if (options.audience !== undefined) base.audience = toList(options.audience);
+  if (options.subject !== undefined) base.subject = options.subject;
+  if (options.typ !== undefined) base.typ = options.typ;
+  if (options.maxTokenAge !== undefined) {
+    base.maxTokenAge = nonNegative(options.maxTokenAge, 0, "maxTokenAge") / 1000;
+  }
+
+  const fail = (message: string, cause?: unknown): ServiceError =>
+    unauthenticated(message, realm, "invalid_token", cause);
+
+  async function verify(token: string): Promise<VerifiedJwt> {
+    if (typeof token !== "string") throw fail("malformed token: not a string");
+    if (token.length > maxTokenSize) throw fail(`token too large: more than ${maxTokenSize} bytes`);
+    if (!COMPACT_JWT.test(token)) throw fail("malformed token: not a compact JWS (three base64url parts)");
+    const opts = clock === undefined ? base : { ...base, currentDate: new Date(clock()) };
+    try {
+      const { payload, protectedHeader } = await jwtVerify(token, resolver, opts);
+      return { claims: payload, header: protectedHeader };
+    } catch (err) {
+      if (hasCandidates(err)) return verifyWithCandidates(token, err, opts);
+      throw toServiceError(err, token);
+    }
+  }
+
+  /** A key set with several keys that fit a token without `kid`: try each (bounded by the set's size). */
+  async function verifyWithCandidates(
+    token: string,
+    candidates: AsyncIterable<webcrypto.CryptoKey>,
+    opts: JWTVerifyOptions,
+  ): Promise<VerifiedJwt> {
+    for await (const key of candidates) {
+      try {
+        const { payload, protectedHeader } = await jwtVerify(token, key, opts);
+        return { claims: payload, header: protectedHeader };
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") {
+          throw toServiceError(err, token);
+        }
+      }
+    }
+    throw fail("invalid signature");
+  }
+
+  function toServiceError(err: unknown, token: string): ServiceError {
+    if (err instanceof ServiceError) return err;
+    if (err instanceof KeySetUnavailable) {
+      return new ServiceError(Code.UNAVAILABLE, "signing keys unavailable", { cause: err.cause });
+    }
+    const { code, claim, reason } = err as { code?: unknown; claim?: unknown; reason?: unknown };
+    switch (code) {
+      case "ERR_JWT_EXPIRED":
+        return fail(claim === "iat" ? "token too old" : "token expired", err);
+      case "ERR_JWT_CLAIM_VALIDATION_FAILED":
+        return fail(claimMessage(String(claim), String(reason)), err);
+      case "ERR_JOSE_ALG_NOT_ALLOWED":
+        return fail(algorithmMessage(token), err);
+      case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
+        return fail("invalid signature", err);
+      case "ERR_JWKS_NO_MATCHING_KEY":
+        return fail("no key matches the token (unknown kid)", err);
+      case "ERR_JWS_INVALID":
+      case "ERR_JWT_INVALID":
+        return fail("malformed token", err);
+      case "ERR_JOSE_NOT_SUPPORTED":
+        return fail("unsupported token", err);
+      default:
+        return fail("invalid token", err);
+    }
+  }
+
+  return {
+    [brand]: true,
+    verify,
+    algorithms: Object.freeze(algorithms),
+    realm,
+    maxTokenSize,
+  } as JwtVerifier;
+}
+
+function toList(value: string | readonly string[]): string[] {
+  return typeof value === "string" ? [value] : [...value];
+}
+
+function hasCandidates(err: unknown): err is Error & AsyncIterable<webcrypto.CryptoKey> {
+  return (
+    (err as { code?: unknown } | null)?.code === "ERR_JWKS_MULTIPLE_MATCHING_KEYS" &&
+    typeof (err as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === "function"
+  );
+}
+
+function claimMessage(claim: string, reason: string): string {
+  if (reason === "missing") return `missing claim: ${claim}`;
+  if (reason === "invalid") return `invalid claim: ${claim}`;
+  switch (claim) {
+    case "nbf":
+      return "token not yet valid";
+    case "iss":
+      return "wrong issuer";
+    case "aud":
+      return "wrong audience";
+    case "sub":
+      return "wrong subject";
+    case "typ":
+      return "wrong token type";
+    case "iat":
+      return "token issued in the future";
+    default:
+      return `claim check failed: ${claim}`;
+  }
+}
+
+/** Names the refused algorithm when it is a short printable name (it comes from the token). */
+function algorithmMessage(token: string): string {
+  let alg: unknown;
+  try {
+    alg = decodeProtectedHeader(token).alg;
+  } catch {
+    alg = undefined;
+  }
+  return typeof alg === "string" && PRINTABLE_ALG.test(alg)
+    ? `algorithm ${alg} is not allowed`
+    : "algorithm is not allowed";
+}
+
+/** jose's remote key set, its fetch failures told apart from tokens it has no key for. */
+function remoteResolver(url: URL, options: JwksOptions): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(url, {
+    cooldownDuration: nonNegative(options.cooldown, 30_000, "jwksOptions.cooldown"),
+    cacheMaxAge: nonNegative(options.cacheMaxAge, 600_000, "jwksOptions.cacheMaxAge"),
+    timeoutDuration: Math.ceil(nonNegative(options.timeout, 5_000, "jwksOptions.timeout")),
+    ...(options.headers === undefined ? {} : { headers: options.headers }),
+    ...(options.fetch === undefined ? {} : { [customFetch]: options.fetch }),
+  });
+  return async function resolveRemoteKey(header, token) {
+    try {
+      return await remote(header, token);
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (
+        code === "ERR_JWKS_NO_MATCHING_KEY" ||
+        code === "ERR_JWKS_MULTIPLE_MATCHING_KEYS" ||
+        code === "ERR_JOSE_NOT_SUPPORTED"
+      ) {
+        throw err;
+      }
+      throw new KeySetUnavailable("signing keys unavailable", { cause: err });
+    }
+  };
+}

@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import http from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchAuthorization } from "./auth.mjs";
 import {
   cpuDelta,
   cpuSeconds,
@@ -49,6 +50,18 @@ export const VARIANTS = [
     target: set.includes(",") ? 0.8 : undefined,
     optional: true,
   })),
+  // Bearer-token authentication on the svckit route (@svckit/auth-jwt's authenticate), each against the
+  // bare svckit route of the same run; `headers` go with every request (wrk -H and the readiness probe).
+  // The verifier's cache is on by default, so "-nocache" pays the signature check on every request.
+  // Not in the default set: ask for them with --only auth (or by name).
+  ...["hs256-nocache", "hs256", "es256-nocache", "es256"].map((mode) => ({
+    name: `svckit-http+jwt-${mode}`,
+    server: "servers/svckit-http-jwt.mjs",
+    args: [mode],
+    headers: { authorization: benchAuthorization(mode.slice(0, 5).toUpperCase()) },
+    baseline: "svckit-http",
+    optional: true,
+  })),
 ];
 
 /** Named groups of variants for --only. */
@@ -57,6 +70,7 @@ const GROUPS = {
     "svckit-http",
     ...VARIANTS.filter((v) => v.server.endsWith("observed.mjs")).map((v) => v.name),
   ],
+  auth: ["svckit-http", ...VARIANTS.filter((v) => v.server.endsWith("-jwt.mjs")).map((v) => v.name)],
 };
 
 /** Options understood by this bench (node:util parseArgs format); run.mjs accepts them too. */
@@ -84,6 +98,7 @@ export const HTTP_USAGE = `options:
   --node PATH       Node binary that runs the servers (default: the one running this script)
   --only a,b        run only these variants: ${VARIANTS.map((v) => v.name).join(", ")};
                     "observability" = svckit-http and its +log/+metrics/+tracing/+all3 variants (not run by default)
+                    "auth" = svckit-http and its +jwt-hs256/es256 variants, cache on and off (not run by default)
   --json FILE       also write the results as JSON to FILE`;
 
 export function positiveInt(name, raw) {
@@ -185,8 +200,8 @@ export async function stopServer(server) {
   }
 }
 
-/** One POST /sum {"a":1,"b":2} on a fresh connection. */
-function probe(port) {
+/** One POST /sum {"a":1,"b":2} on a fresh connection, with the variant's extra `headers`. */
+function probe(port, headers = {}) {
   return new Promise((resolve, reject) => {
     const body = '{"a":1,"b":2}';
     const req = http.request(
@@ -197,7 +212,11 @@ function probe(port) {
         path: "/sum",
         agent: false,
         timeout: 2_000,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        headers: {
+          ...headers,
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+        },
       },
       (res) => {
         const chunks = [];
@@ -234,13 +253,13 @@ function checkAnswer({ status, contentType, body }) {
 }
 
 /** Waits until the server answers POST /sum correctly; throws if it answers wrongly or never. */
-async function waitReady(server) {
+async function waitReady(server, headers) {
   const port = await server.port;
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     let answer;
     try {
-      answer = await probe(port);
+      answer = await probe(port, headers);
     } catch (error) {
       if (!server.alive()) throw new Error("server exited while starting");
       if (Date.now() > deadline) throw new Error(`server never answered: ${error.message}`);
@@ -346,7 +365,7 @@ async function runVariant(variant, settings, lua, log) {
   try {
     let port;
     try {
-      port = await waitReady(server);
+      port = await waitReady(server, variant.headers);
     } catch (error) {
       row.problems.push(error.message);
       const tail = server.stderr().trim();
@@ -356,6 +375,7 @@ async function runVariant(variant, settings, lua, log) {
     row.pid = server.child.pid;
     const url = `http://127.0.0.1:${port}/sum`;
     const base = ["-t1", `-c${settings.connections}`, "-s", lua];
+    for (const [name, value] of Object.entries(variant.headers ?? {})) base.push("-H", `${name}: ${value}`);
     if (settings.warmup > 0) {
       const warm = await runWrk([...base, `-d${settings.warmup}s`, url], (settings.warmup + 30) * 1000);
       if (warm.code !== 0) row.problems.push(`warm-up wrk exited with ${warm.code}: ${warm.stderr.trim()}`);
@@ -386,7 +406,7 @@ async function runVariant(variant, settings, lua, log) {
     if (!server.alive()) row.problems.push("server exited during the run");
     else {
       try {
-        const wrong = checkAnswer(await probe(port));
+        const wrong = checkAnswer(await probe(port, variant.headers));
         if (wrong !== undefined) row.problems.push(`wrong answer after the run: ${wrong}`);
       } catch (error) {
         row.problems.push(`no answer after the run: ${error.message}`);

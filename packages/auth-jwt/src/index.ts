@@ -2,7 +2,8 @@
  * JWT authentication and authorization for svckit endpoints, on jose — go-kit's `auth/jwt`, safe by
  * default. On servers, {@link authenticate} reads `Bearer <token>` from the call's metadata (HTTP
  * `Authorization` header or gRPC `authorization` metadata), verifies it with a {@link JwtVerifier}
- * (shared secret, public key, local or remote JWKS with caching and rotation) and puts the claims in
+ * (shared secret, public key, local or remote JWKS with caching and rotation; verified tokens are
+ * cached, so a repeated token costs a map lookup instead of a signature check) and puts the claims in
  * the context ({@link claimsFrom}); {@link authorize} then runs a policy such as
  * {@link requireScopes} or {@link requireRoles}. On clients, {@link signToken} signs and
  * {@link forwardToken} passes the caller's token on. Gateways pass identity on with
@@ -33,5 +34,6 @@ export { forwardIdentity, IDENTITY_HEADER, reissueIdentity, trustedIdentity } fr
 export type { PrivateKeyInput, PublicKeyInput, SecretInput } from "./keys.js";
 export type { JwtSigner, JwtSignerOptions } from "./signer.js";
 export { createJwtSigner } from "./signer.js";
+export type { JwtCacheOptions } from "./token-cache.js";
 export type { JwksOptions, JwtClaims, JwtVerifier, JwtVerifierOptions, VerifiedJwt } from "./verifier.js";
 export { createJwtVerifier } from "./verifier.js";

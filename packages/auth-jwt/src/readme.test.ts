@@ -6,6 +6,7 @@ import type {
   AuthenticateOptions,
   AuthorizeOptions,
   JwksOptions,
+  JwtCacheOptions,
   JwtSignerOptions,
   JwtVerifierOptions,
 } from "@svckit/auth-jwt";
@@ -66,8 +67,11 @@ describe("README", () => {
       maxTokenSize: true,
       realm: true,
       clock: true,
+      cache: true,
     };
     expect(documented("option", "## Verifier")).toEqual(Object.keys(options).sort());
+    const cache: Record<keyof JwtCacheOptions, true> = { max: true, ttl: true };
+    expect(documented("`cache` option", "### Verified-token cache")).toEqual(Object.keys(cache).sort());
   });
 
   it("documents every jwksOptions, authenticate, authorize and signer option", () => {

@@ -25,6 +25,7 @@ import {
   secretBytes,
   toPublicKey,
 } from "./keys.js";
+import { cacheSettings, deepFreeze, type JwtCacheOptions, TokenCache } from "./token-cache.js";
 
 /** The claims of a verified token (jose's `JWTPayload`: registered claims plus any others). */
 export type JwtClaims = JWTPayload;
@@ -95,6 +96,14 @@ export interface JwtVerifierOptions {
   realm?: string;
   /** The clock, in epoch ms (default `Date.now`); give a fixed one in tests. */
   clock?: () => number;
+  /**
+   * The verified-token cache (default on: `{ max: 1000, ttl: 60000 }`; `false` turns it off). A token
+   * verified once is not verified again for `ttl` ms: its claims and header are reused, after checking
+   * `exp`, `nbf` and `maxTokenAge` again with the current clock. Failures are never cached. With a remote
+   * key set a hit counts only while the set it was verified with is still the current, fresh one, so the
+   * cache accepts exactly the tokens a verifier without it would. Results are frozen while it is on.
+   */
+  cache?: boolean | JwtCacheOptions;
 }
 
 /**
@@ -106,7 +115,8 @@ export interface JwtVerifier {
   /**
    * Verifies `token` (the compact JWT, without `Bearer `). Resolves to its claims and header; rejects
    * with a ServiceError: UNAUTHENTICATED (with a `www-authenticate` challenge in its metadata) for any
-   * token that is not valid, UNAVAILABLE when a remote key set cannot be fetched.
+   * token that is not valid, UNAVAILABLE when a remote key set cannot be fetched. With the cache on
+   * (the default) a repeated token resolves to the same deep-frozen result without a signature check.
    */
   verify(token: string): Promise<VerifiedJwt>;
   /** The algorithms tokens may use. */
@@ -123,6 +133,18 @@ const DEFAULT_CLOCK_SKEW = 5_000;
 const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const PRINTABLE_ALG = /^[A-Za-z0-9_+.-]{1,32}$/;
 const HMAC_HASH: Readonly<Record<string, string>> = { HS256: "SHA-256", HS384: "SHA-384", HS512: "SHA-512" };
+
+/**
+ * Where the keys come from, and which version of them is in use: `epoch()` is -1 while the keys may be
+ * changing (a remote set being fetched or past its max age) and otherwise changes whenever they may have.
+ * A fixed key never changes.
+ */
+interface KeySource {
+  readonly resolve: JWTVerifyGetKey;
+  readonly epoch: () => number;
+}
+
+const FIXED_EPOCH = (): number => 0;
 
 /** A remote key set that could not be fetched: the server's problem, not the token's. */
 class KeySetUnavailable extends Error {}
@@ -163,8 +185,9 @@ function fixedKeyResolver(
 
 /**
  * Creates a {@link JwtVerifier}: safe by default (an explicit or derived algorithm allow-list, never
- * `none`, `exp` required, 5 s clock skew, 8 KiB size limit before parsing). Throws a TypeError at
- * setup for a key or option that cannot work.
+ * `none`, `exp` required, 5 s clock skew, 8 KiB size limit before parsing) and fast on repeated tokens
+ * (a bounded cache of verified tokens whose time rules are checked again on every hit; see
+ * {@link JwtVerifierOptions.cache}). Throws a TypeError at setup for a key or option that cannot work.
  *
  * @example
  * ```ts
@@ -190,9 +213,11 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   const maxTokenSize = nonNegative(options.maxTokenSize, DEFAULT_MAX_TOKEN_SIZE, "maxTokenSize");
   const clockSkew = nonNegative(options.clockSkew, DEFAULT_CLOCK_SKEW, "clockSkew");
   const clock = options.clock;
+  const cacheOptions = cacheSettings(options.cache, where);
 
   let algorithms: string[];
   let resolver: JWTVerifyGetKey;
+  let keyEpoch = FIXED_EPOCH;
   if (options.secret !== undefined) {
     const bytes = secretBytes(options.secret, where);
     algorithms = allowList(hmacAlgorithms(bytes), options.algorithms, where, "secret");
@@ -222,7 +247,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     resolver = createLocalJWKSet(options.jwks);
   } else {
     algorithms = allowList(ASYMMETRIC_ALGORITHMS, options.algorithms, where, "key set");
-    resolver = remoteResolver(new URL(options.jwksUrl as string | URL), options.jwksOptions ?? {});
+    const remote = remoteKeySource(new URL(options.jwksUrl as string | URL), options.jwksOptions ?? {});
+    resolver = remote.resolve;
+    keyEpoch = remote.epoch;
   }
 
   const requiredClaims = [...(options.requiredClaims ?? [])];
@@ -236,18 +263,61 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   if (options.audience !== undefined) base.audience = toList(options.audience);
   if (options.subject !== undefined) base.subject = options.subject;
   if (options.typ !== undefined) base.typ = options.typ;
-  if (options.maxTokenAge !== undefined) {
-    base.maxTokenAge = nonNegative(options.maxTokenAge, 0, "maxTokenAge") / 1000;
-  }
+  const maxTokenAge =
+    options.maxTokenAge === undefined ? undefined : nonNegative(options.maxTokenAge, 0, "maxTokenAge") / 1000;
+  if (maxTokenAge !== undefined) base.maxTokenAge = maxTokenAge;
+  const tolerance = clockSkew / 1000;
+  const cache = cacheOptions === undefined ? undefined : new TokenCache(cacheOptions.max, cacheOptions.ttl);
 
   const fail = (message: string, cause?: unknown): ServiceError =>
     unauthenticated(message, realm, "invalid_token", cause);
 
+  /**
+   * Whether the time rules still hold for claims jose accepted earlier, judged as jose does (whole
+   * seconds, the same tolerance): `exp`, `nbf`, and `iat` against `maxTokenAge`. jose checked that these
+   * claims are numbers when present.
+   */
+  function timeRulesHold(claims: JwtClaims, nowMs: number): boolean {
+    const now = Math.floor(nowMs / 1000);
+    const { exp, nbf, iat } = claims;
+    if (exp !== undefined && exp <= now - tolerance) return false;
+    if (nbf !== undefined && nbf > now + tolerance) return false;
+    if (maxTokenAge !== undefined) {
+      const age = now - (iat as number);
+      if (age - tolerance > maxTokenAge || age < -tolerance) return false;
+    }
+    return true;
+  }
+
   async function verify(token: string): Promise<VerifiedJwt> {
     if (typeof token !== "string") throw fail("malformed token: not a string");
+    // Before the cache: a token over the limit is never hashed nor stored.
     if (token.length > maxTokenSize) throw fail(`token too large: more than ${maxTokenSize} bytes`);
+    if (cache !== undefined) {
+      const now = clock === undefined ? Date.now() : clock();
+      const hit = cache.get(token, now, keyEpoch());
+      if (hit !== undefined) {
+        if (timeRulesHold(hit.claims, now)) return hit;
+        // Verified again below, so the refusal is jose's own, the same as without the cache.
+        cache.delete(token);
+      }
+      return verifyAndStore(token, now);
+    }
+    return verifyUncached(token, clock === undefined ? base : { ...base, currentDate: new Date(clock()) });
+  }
+
+  /** A full verification; the result is kept only if the keys did not change while it ran. */
+  async function verifyAndStore(token: string, now: number): Promise<VerifiedJwt> {
+    const epoch = keyEpoch();
+    const result = deepFreeze(
+      await verifyUncached(token, clock === undefined ? base : { ...base, currentDate: new Date(now) }),
+    );
+    if (epoch >= 0 && epoch === keyEpoch()) (cache as TokenCache).set(token, result, now, epoch);
+    return result;
+  }
+
+  async function verifyUncached(token: string, opts: JWTVerifyOptions): Promise<VerifiedJwt> {
     if (!COMPACT_JWT.test(token)) throw fail("malformed token: not a compact JWS (three base64url parts)");
-    const opts = clock === undefined ? base : { ...base, currentDate: new Date(clock()) };
     try {
       const { payload, protectedHeader } = await jwtVerify(token, resolver, opts);
       return { claims: payload, header: protectedHeader };
@@ -357,16 +427,27 @@ function algorithmMessage(token: string): string {
     : "algorithm is not allowed";
 }
 
-/** jose's remote key set, its fetch failures told apart from tokens it has no key for. */
-function remoteResolver(url: URL, options: JwksOptions): JWTVerifyGetKey {
+/**
+ * jose's remote key set, its fetch failures told apart from tokens it has no key for. Its epoch counts
+ * the fetches it starts (every fetch may bring other keys) and is -1 while one is in flight or the set
+ * is past `cacheMaxAge` (the next verification fetches it again).
+ */
+function remoteKeySource(url: URL, options: JwksOptions): KeySource {
+  const fetchKeys = options.fetch;
+  let fetches = 0;
+  const countingFetch: FetchImplementation = (input, init) => {
+    fetches++;
+    return fetchKeys === undefined ? fetch(input, init) : fetchKeys(input, init);
+  };
   const remote = createRemoteJWKSet(url, {
     cooldownDuration: nonNegative(options.cooldown, 30_000, "jwksOptions.cooldown"),
     cacheMaxAge: nonNegative(options.cacheMaxAge, 600_000, "jwksOptions.cacheMaxAge"),
     timeoutDuration: Math.ceil(nonNegative(options.timeout, 5_000, "jwksOptions.timeout")),
     ...(options.headers === undefined ? {} : { headers: options.headers }),
-    ...(options.fetch === undefined ? {} : { [customFetch]: options.fetch }),
+    [customFetch]: countingFetch,
   });
-  return async function resolveRemoteKey(header, token) {
+  const epoch = (): number => (remote.reloading || !remote.fresh ? -1 : fetches);
+  const resolve: JWTVerifyGetKey = async function resolveRemoteKey(header, token) {
     try {
       return await remote(header, token);
     } catch (err) {
@@ -381,4 +462,5 @@ function remoteResolver(url: URL, options: JwksOptions): JWTVerifyGetKey {
       throw new KeySetUnavailable("signing keys unavailable", { cause: err });
     }
   };
+  return { resolve, epoch };
 }

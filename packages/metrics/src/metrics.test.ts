@@ -6,6 +6,7 @@ import {
   Code,
   type CodeName,
   type Context,
+  codeNames,
   createContext,
   type Endpoint,
   ServiceError,
@@ -28,7 +29,16 @@ import {
   jsonResponseDecoder,
 } from "@svckit/transport-http";
 import express from "express";
-import { Counter, Histogram, type OpenMetricsContentType, Registry, register } from "prom-client";
+import fc from "fast-check";
+import {
+  AggregatorRegistry,
+  Counter,
+  type Gauge,
+  Histogram,
+  type OpenMetricsContentType,
+  Registry,
+  register,
+} from "prom-client";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 // ---------------------------------------------------------------------------------------------------
@@ -240,6 +250,9 @@ describe("createMetrics options", () => {
     await b.middleware({ name: "sum" })(ok)(httpCall(), {});
     const labels = { endpoint: "sum", kind: "server", transport: "http", code: "OK" };
     expect(await sample(registry, "svckit_requests_total", labels)).toBe(2);
+    const duration = "svckit_request_duration_seconds";
+    expect(await sample(registry, duration, labels, `${duration}_count`)).toBe(2);
+    expect(await sample(registry, duration, { ...labels, le: "+Inf" }, `${duration}_bucket`)).toBe(2);
     const pending = deferred<void>();
     const slow = b.middleware({ name: "sum" })(async () => pending.promise);
     const call = slow(httpCall(), {});
@@ -362,35 +375,67 @@ describe("middleware", () => {
     expect(series.sort()).toEqual(["prices.get/client/none", "users.get/client/grpc"]);
   });
 
-  it("resolves prom-client children once per endpoint, kind, transport and code", async () => {
+  it("touches no prom-client object per call and hands the counts over when the metrics are read", async () => {
     const labels = vi.spyOn(Histogram.prototype, "labels");
     const metrics = createMetrics();
-    const inc = vi.spyOn(metrics.registry.getSingleMetric("svckit_requests_total") as Counter, "inc");
+    const requests = metrics.registry.getSingleMetric("svckit_requests_total") as Counter;
+    const gauge = metrics.registry.getSingleMetric("svckit_requests_in_flight") as Gauge;
+    const inc = vi.spyOn(requests, "inc");
+    const set = vi.spyOn(gauge, "set");
     const endpoint = metrics.middleware({ name: "sum" })(async (_ctx, fail: boolean) => {
       if (fail) throw new ServiceError(Code.INVALID_ARGUMENT, "bad");
       return 1;
     });
     for (let i = 0; i < 100; i++) await endpoint(httpCall(), false);
-    expect(labels).toHaveBeenCalledTimes(1);
     for (let i = 0; i < 100; i++) await endpoint(httpCall(), true).catch(() => undefined);
-    expect(labels).toHaveBeenCalledTimes(2);
     for (let i = 0; i < 10; i++)
       await endpoint(createContext({ callInfo: { transport: "grpc", method: "/x" } }), false);
-    expect(labels).toHaveBeenCalledTimes(3);
-    // Calls are counted in plain numbers and handed to the counter when the metrics are read.
+    expect(labels).not.toHaveBeenCalled();
+    expect(metrics.registry.getSingleMetric("svckit_request_duration_seconds")).not.toBeInstanceOf(Histogram);
     expect(inc).not.toHaveBeenCalled();
+    expect(set).not.toHaveBeenCalled();
+    // Reading: one inc per (series, code) with new calls, one set per series.
     await metrics.registry.metrics();
     expect(inc).toHaveBeenCalledTimes(3);
+    expect(set).toHaveBeenCalledTimes(2);
     await metrics.registry.metrics();
     expect(inc).toHaveBeenCalledTimes(3);
-    expect(
-      await sample(metrics.registry, "svckit_requests_total", {
-        endpoint: "sum",
-        kind: "server",
-        transport: "http",
-        code: "INVALID_ARGUMENT",
-      }),
-    ).toBe(100);
+    const invalid = { endpoint: "sum", kind: "server", transport: "http", code: "INVALID_ARGUMENT" };
+    expect(await sample(metrics.registry, "svckit_requests_total", invalid)).toBe(100);
+    const name = "svckit_request_duration_seconds";
+    expect(await sample(metrics.registry, name, invalid, `${name}_count`)).toBe(100);
+    expect(labels).not.toHaveBeenCalled();
+  });
+
+  it("counts a synchronous throw of the next endpoint and turns it into a rejection", async () => {
+    const metrics = createMetrics();
+    const boom = new ServiceError(Code.UNAVAILABLE, "sync");
+    const endpoint = metrics.middleware({ name: "sync" })((() => {
+      throw boom;
+    }) as Endpoint<unknown, string>);
+    const call = endpoint(httpCall(), {});
+    expect(call).toBeInstanceOf(Promise);
+    await expect(call).rejects.toBe(boom);
+    const labels = { endpoint: "sync", kind: "server", transport: "http" };
+    expect(await sample(metrics.registry, "svckit_requests_total", { ...labels, code: "UNAVAILABLE" })).toBe(
+      1,
+    );
+    expect(await sample(metrics.registry, "svckit_requests_in_flight", labels)).toBe(0);
+  });
+
+  it("accepts a next endpoint returning a plain value or a foreign thenable", async () => {
+    const metrics = createMetrics();
+    const plain = metrics.middleware({ name: "plain" })((() => 7) as unknown as Endpoint<unknown, number>);
+    await expect(plain(httpCall(), {})).resolves.toBe(7);
+    const thenable = metrics.middleware({ name: "thenable" })((() => ({
+      // biome-ignore lint/suspicious/noThenProperty: a foreign thenable is what is tested
+      then: (_ok: unknown, fail: (reason: unknown) => void) => fail(new ServiceError(Code.ABORTED, "x")),
+    })) as unknown as Endpoint<unknown, number>);
+    await expect(thenable(httpCall(), {})).rejects.toMatchObject({ code: Code.ABORTED });
+    const codes = (await samples(metrics.registry, "svckit_requests_total")).map(
+      (s) => `${s.labels.endpoint}:${s.labels.code}`,
+    );
+    expect(codes.sort()).toEqual(["plain:OK", "thenable:ABORTED"]);
   });
 
   it("keeps counting after the registry's metrics are reset", async () => {
@@ -579,6 +624,239 @@ describe("over real HTTP", () => {
     const viaExpress = await fetch(`${await listen(app)}/metrics`);
     expect(viaExpress.status).toBe(200);
     expect(await viaExpress.text()).toContain('kind="client"');
+  });
+});
+
+describe("duration histogram", () => {
+  const NAME = "svckit_request_duration_seconds";
+
+  /** One call through the middleware that takes exactly `ms` milliseconds and ends with `code`. */
+  interface Observation {
+    readonly endpoint: string;
+    readonly kind: "server" | "client";
+    readonly transport: string;
+    readonly code: Code;
+    readonly ms: number;
+  }
+
+  /**
+   * Runs `observations` through svckit's middleware (with a clock that makes each call last exactly
+   * `ms`) and into a prom-client Histogram of the same name, help, labels and buckets; `"reset"` resets
+   * both registries.
+   */
+  async function record(
+    steps: readonly (Observation | "reset")[],
+    options: {
+      buckets?: readonly number[];
+      openMetrics?: boolean;
+      defaultLabels?: Record<string, string>;
+    } = {},
+  ): Promise<{ ours: MetricsRegistry; reference: MetricsRegistry }> {
+    const ours = new Registry();
+    const reference = new Registry();
+    for (const registry of [ours, reference]) {
+      if (options.openMetrics) registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never);
+      if (options.defaultLabels) registry.setDefaultLabels(options.defaultLabels);
+    }
+    const metrics = createMetrics({ registry: ours, buckets: options.buckets });
+    const histogram = new Histogram({
+      name: NAME,
+      help: (ours.getSingleMetric(NAME) as unknown as { help: string }).help,
+      labelNames: ["endpoint", "kind", "transport", "code"],
+      buckets: [...(options.buckets ?? defaultBuckets)],
+      registers: [reference],
+    });
+    let clock = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => clock);
+    const endpoints = new Map<string, Endpoint<Observation, string>>();
+    for (const step of steps) {
+      if (step === "reset") {
+        ours.resetMetrics();
+        reference.resetMetrics();
+        continue;
+      }
+      const { endpoint, kind, transport, code, ms } = step;
+      const key = `${endpoint}/${kind}/${transport}`;
+      let wrapped = endpoints.get(key);
+      if (wrapped === undefined) {
+        wrapped = metrics.middleware({ name: endpoint, kind, transport })(async (_ctx, o) => {
+          clock = o.ms;
+          if (o.code !== Code.OK) throw new ServiceError(o.code, "failed");
+          return "ok";
+        });
+        endpoints.set(key, wrapped);
+      }
+      clock = 0;
+      await wrapped(createContext(), step).catch(() => undefined);
+      // What the middleware computes: (end - start) / 1000 with start 0.
+      histogram.observe({ endpoint, kind, transport, code: codeNames[code] }, (ms - 0) / 1000);
+    }
+    vi.mocked(performance.now).mockRestore();
+    return { ours, reference };
+  }
+
+  async function expectSameOutput(ours: MetricsRegistry, reference: MetricsRegistry): Promise<void> {
+    expect(await ours.getSingleMetricAsString(NAME)).toBe(await reference.getSingleMetricAsString(NAME));
+    const json = async (registry: MetricsRegistry) =>
+      (await registry.getMetricsAsJSON()).find((m) => m.name === NAME);
+    expect(await json(ours)).toStrictEqual(await json(reference));
+    const metric = (registry: MetricsRegistry) =>
+      registry.getSingleMetric(NAME) as { get(): Promise<unknown> };
+    expect(await metric(ours).get()).toStrictEqual(await metric(reference).get());
+  }
+
+  const obs = (endpoint: string, code: Code, ms: number, transport = "http"): Observation => ({
+    endpoint,
+    kind: "server",
+    transport,
+    code,
+    ms,
+  });
+
+  it("prints buckets (bounds inclusive, cumulative, +Inf), sum and count per series and code", async () => {
+    const { ours, reference } = await record(
+      [
+        obs("sum", Code.OK, 1), // exactly on the 1 ms bound
+        obs("sum", Code.OK, 3),
+        obs("sum", Code.NOT_FOUND, 0),
+        obs("concat", Code.OK, 20_000), // above every bound
+        obs("sum", Code.OK, 10_000), // exactly on the last bound
+      ],
+      { buckets: [0.001, 0.005, 10] },
+    );
+    const text = await ours.getSingleMetricAsString(NAME);
+    const sum = 'endpoint="sum",kind="server",transport="http",code="OK"';
+    const notFound = 'endpoint="sum",kind="server",transport="http",code="NOT_FOUND"';
+    const concat = 'endpoint="concat",kind="server",transport="http",code="OK"';
+    expect(text).toBe(
+      [
+        `# HELP ${NAME} Duration of calls of svckit endpoints in seconds, by endpoint, kind, transport and code.`,
+        `# TYPE ${NAME} histogram`,
+        `${NAME}_bucket{le="0.001",${sum}} 1`,
+        `${NAME}_bucket{le="0.005",${sum}} 2`,
+        `${NAME}_bucket{le="10",${sum}} 3`,
+        `${NAME}_bucket{le="+Inf",${sum}} 3`,
+        `${NAME}_sum{${sum}} 10.004`,
+        `${NAME}_count{${sum}} 3`,
+        `${NAME}_bucket{le="0.001",${notFound}} 1`,
+        `${NAME}_bucket{le="0.005",${notFound}} 1`,
+        `${NAME}_bucket{le="10",${notFound}} 1`,
+        `${NAME}_bucket{le="+Inf",${notFound}} 1`,
+        `${NAME}_sum{${notFound}} 0`,
+        `${NAME}_count{${notFound}} 1`,
+        `${NAME}_bucket{le="0.001",${concat}} 0`,
+        `${NAME}_bucket{le="0.005",${concat}} 0`,
+        `${NAME}_bucket{le="10",${concat}} 0`,
+        `${NAME}_bucket{le="+Inf",${concat}} 1`,
+        `${NAME}_sum{${concat}} 20`,
+        `${NAME}_count{${concat}} 1`,
+      ].join("\n"),
+    );
+    await expectSameOutput(ours, reference);
+  });
+
+  it.each([
+    ["Prometheus text", false],
+    ["OpenMetrics", true],
+  ])(
+    "matches prom-client's own Histogram for any observations and resets (%s)",
+    async (_format, openMetrics) => {
+      const step = fc.oneof(
+        {
+          weight: 20,
+          arbitrary: fc.record({
+            endpoint: fc.constantFrom("sum", "concat", "users.get"),
+            kind: fc.constantFrom("server" as const, "client" as const),
+            transport: fc.constantFrom("http", "grpc"),
+            code: fc.constantFrom(
+              Code.OK,
+              Code.NOT_FOUND,
+              Code.INTERNAL,
+              Code.DEADLINE_EXCEEDED,
+              Code.UNAUTHENTICATED,
+            ),
+            ms: fc.oneof(
+              fc.constantFrom(0, ...defaultBuckets.map((b) => b * 1000), 60_000),
+              fc.double({ min: 0, max: 20_000, noNaN: true }),
+            ),
+          }),
+        },
+        { weight: 1, arbitrary: fc.constant("reset" as const) },
+      );
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(step, { maxLength: 40 }),
+          fc.boolean(),
+          async (steps, withDefaultLabels) => {
+            const { ours, reference } = await record(steps, {
+              openMetrics,
+              defaultLabels: withDefaultLabels ? { region: "eu" } : undefined,
+            });
+            await expectSameOutput(ours, reference);
+            if (openMetrics) {
+              const text = await ours.metrics();
+              expect(ours.contentType).toBe(Registry.OPENMETRICS_CONTENT_TYPE);
+              expect(text).toMatch(/# EOF\n$/);
+              expect(text).toContain(await reference.getSingleMetricAsString(NAME));
+            }
+          },
+        ),
+        { numRuns: 60 },
+      );
+    },
+  );
+
+  it("forgets observations on resetMetrics while requests_total keeps counting", async () => {
+    const { ours, reference } = await record([
+      obs("sum", Code.OK, 2),
+      obs("sum", Code.NOT_FOUND, 2),
+      "reset",
+      obs("sum", Code.NOT_FOUND, 7),
+      obs("concat", Code.OK, 1),
+    ]);
+    await expectSameOutput(ours, reference);
+    const text = await ours.getSingleMetricAsString(NAME);
+    expect(text).not.toContain('endpoint="sum",kind="server",transport="http",code="OK"');
+    expect(text).toContain(`${NAME}_count{endpoint="sum",kind="server",transport="http",code="NOT_FOUND"} 1`);
+    const total = { endpoint: "sum", kind: "server", transport: "http", code: "NOT_FOUND" };
+    expect(await sample(ours, "svckit_requests_total", total)).toBe(2);
+  });
+
+  it("aggregates across cluster workers like prom-client's Histogram", async () => {
+    const first = await record([obs("sum", Code.OK, 3), obs("sum", Code.INTERNAL, 30)]);
+    const second = await record([obs("sum", Code.OK, 300), obs("concat", Code.OK, 3)]);
+    const aggregate = async (a: MetricsRegistry, b: MetricsRegistry) =>
+      AggregatorRegistry.aggregate([
+        await a.getMetricsAsJSON(),
+        await b.getMetricsAsJSON(),
+      ]).getSingleMetricAsString(NAME);
+    const ours = await aggregate(first.ours, second.ours);
+    expect(ours).toBe(await aggregate(first.reference, second.reference));
+    expect(ours).toContain(`${NAME}_count{endpoint="sum",kind="server",transport="http",code="OK"} 2`);
+  });
+
+  it("is registered as a histogram, reused by a second createMetrics, refused if someone else's", async () => {
+    const registry = new Registry();
+    createMetrics({ registry, buckets: [1] });
+    const metric = registry.getSingleMetric(NAME) as unknown as Record<string, unknown>;
+    expect(metric).toMatchObject({ name: NAME, type: "histogram", aggregator: "sum" });
+    expect(metric.labelNames).toEqual(["endpoint", "kind", "transport", "code"]);
+    createMetrics({ registry, buckets: [2] });
+    expect(registry.getSingleMetric(NAME)).toBe(metric);
+    await createMetrics({ registry }).middleware({ name: "sum" })(ok)(httpCall(), {});
+    expect(await registry.getSingleMetricAsString(NAME)).toContain('le="1"');
+    expect(await registry.getSingleMetricAsString(NAME)).not.toContain('le="2"');
+
+    const other = new Registry();
+    new Histogram({
+      name: NAME,
+      help: "theirs",
+      labelNames: ["endpoint", "kind", "transport", "code"],
+      registers: [other],
+    });
+    expect(() => createMetrics({ registry: other, prefix: "svckit_" })).toThrow(
+      `createMetrics: the registry already has a metric "${NAME}" that this package did not make with the same type and labels; use another prefix or registry`,
+    );
   });
 });
 

@@ -11,7 +11,7 @@ import {
 import {
   Counter,
   Gauge,
-  Histogram,
+  type Histogram,
   type OpenMetricsContentType,
   type PrometheusContentType,
   Registry,
@@ -122,75 +122,272 @@ const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 type RequestLabel = (typeof REQUEST_LABELS)[number];
 type InFlightLabel = (typeof IN_FLIGHT_LABELS)[number];
 
+/** How many codes there are (`Code` runs from 0 to 16). */
+const CODE_COUNT = 17;
+
+/** One sample of a histogram as prom-client's registry prints it (`Histogram#getForPromString`). */
+interface HistogramSample {
+  labels: Record<string, string | number>;
+  sharedLabels: Readonly<Record<RequestLabel, string>>;
+  value: number;
+  metricName: string;
+  exemplar: null | undefined;
+}
+
+/** One sample of a histogram as prom-client's `get()` returns it: the shared labels merged in. */
+interface HistogramJsonSample {
+  value: number;
+  metricName: string;
+  exemplar: null | undefined;
+  labels: Record<string, string | number>;
+}
+
+/** What prom-client's registry reads of a metric (`get`, `getForPromString`). */
+interface HistogramData<S> {
+  name: string;
+  help: string;
+  type: "histogram";
+  values: S[];
+  aggregator: "sum";
+}
+
+/** A (series, code) with observations since the last reset: one histogram series of the exposition. */
+interface Cell {
+  readonly series: Series;
+  readonly code: Code;
+  readonly labels: Readonly<Record<RequestLabel, string>>;
+}
+
 /**
- * The series of one (endpoint, kind, transport). Calls and in-flight calls are plain numbers here,
- * handed to prom-client when something reads the metrics (its `collect` hook), so a call costs two
- * additions instead of two hashed label lookups. Durations go to prom-client at once, through children
- * resolved once per code.
+ * The numbers of one (endpoint, kind, transport), all plain: calls in flight, calls per code, and per
+ * code the duration histogram's bucket counts, sum and count in one `Float64Array`. A call costs a few
+ * additions and a short loop over the bucket bounds; prom-client sees the numbers only when something
+ * reads the metrics (the counter's and gauge's `collect`, the histogram's `get`).
  */
 class Series {
   /** Calls in progress. */
   inFlight = 0;
-  /** Calls that ended, per code. */
-  readonly #calls = new Float64Array(17);
-  /** What {@link Series.flushCalls} already added to the counter, per code. */
-  readonly #flushed = new Float64Array(17);
-  readonly #duration: Histogram<RequestLabel>;
-  readonly #histograms: (Histogram.Internal<RequestLabel> | undefined)[] = [];
-  readonly #codeLabels: (Record<RequestLabel, string> | undefined)[] = [];
   readonly labels: Readonly<Record<InFlightLabel, string>>;
+  /** Calls that ended, per code (unlike the histogram's counts, never reset). */
+  readonly #calls = new Float64Array(CODE_COUNT);
+  /** What {@link Series.flushCalls} already added to the counter, per code. */
+  readonly #flushed = new Float64Array(CODE_COUNT);
+  /**
+   * Per code, {@link DurationHistogram.stride} numbers: how many durations fell in each bucket (not
+   * cumulative; the one after the last bound counts those above every bound), then their sum, then
+   * their count.
+   */
+  readonly #data: Float64Array;
+  readonly #bounds: Float64Array;
+  readonly #histogram: DurationHistogram;
+  readonly #cells: (Cell | undefined)[] = [];
+  readonly #codeLabels: (Readonly<Record<RequestLabel, string>> | undefined)[] = [];
 
   constructor(
     readonly endpoint: string,
     readonly kind: CallKind,
     readonly transport: string,
-    duration: Histogram<RequestLabel>,
+    histogram: DurationHistogram,
   ) {
-    this.#duration = duration;
     this.labels = Object.freeze({ endpoint, kind, transport });
+    this.#histogram = histogram;
+    this.#bounds = histogram.bounds;
+    this.#data = new Float64Array(CODE_COUNT * histogram.stride);
   }
 
   end(code: Code, seconds: number): void {
     this.inFlight--;
     this.#calls[code] = (this.#calls[code] as number) + 1;
-    let histogram = this.#histograms[code];
-    if (histogram === undefined) {
-      histogram = this.#duration.labels(this.endpoint, this.kind, this.transport, codeNames[code]);
-      this.#histograms[code] = histogram;
+    const bounds = this.#bounds;
+    const n = bounds.length;
+    const data = this.#data;
+    const base = code * (n + 3);
+    const count = base + n + 2;
+    if (data[count] === 0) this.#histogram.list(this.#cell(code));
+    let i = 0;
+    while (i < n && seconds > (bounds[i] as number)) i++;
+    data[base + i] = (data[base + i] as number) + 1;
+    data[count - 1] = (data[count - 1] as number) + seconds;
+    data[count] = (data[count] as number) + 1;
+  }
+
+  /** The code's part of the histogram data (see {@link Series.#data}). */
+  histogramData(code: Code): Float64Array {
+    const stride = this.#bounds.length + 3;
+    return this.#data.subarray(code * stride, (code + 1) * stride);
+  }
+
+  /** Forgets the histogram's observations (prom-client's `reset`); the call counts stay. */
+  resetHistogram(): void {
+    this.#data.fill(0);
+  }
+
+  #cell(code: Code): Cell {
+    let cell = this.#cells[code];
+    if (cell === undefined) {
+      cell = { series: this, code, labels: this.#labelsOf(code) };
+      this.#cells[code] = cell;
     }
-    histogram.observe(seconds);
+    return cell;
+  }
+
+  #labelsOf(code: Code): Readonly<Record<RequestLabel, string>> {
+    let labels = this.#codeLabels[code];
+    if (labels === undefined) {
+      labels = Object.freeze({ ...this.labels, code: codeNames[code] });
+      this.#codeLabels[code] = labels;
+    }
+    return labels;
   }
 
   /** Adds the calls that ended since the last flush to `counter`. */
   flushCalls(counter: Counter<RequestLabel>): void {
     const calls = this.#calls;
     const flushed = this.#flushed;
-    for (let code = 0; code < calls.length; code++) {
+    for (let code = 0; code < CODE_COUNT; code++) {
       const delta = (calls[code] as number) - (flushed[code] as number);
       if (delta <= 0) continue;
-      let labels = this.#codeLabels[code];
-      if (labels === undefined) {
-        labels = { ...this.labels, code: codeNames[code as Code] };
-        this.#codeLabels[code] = labels;
-      }
-      counter.inc(labels, delta);
+      // prom-client's Counter#inc keeps the labels object: give it a copy it may own.
+      counter.inc({ ...this.#labelsOf(code as Code) }, delta);
       flushed[code] = calls[code] as number;
     }
   }
 }
 
 /**
- * What runs before prom-client reads a metric svckit made, per metric: one entry per
- * {@link createMetrics} that uses it (several may share a registry).
+ * `<prefix>request_duration_seconds`: a Prometheus histogram whose numbers live in the {@link Series}
+ * instead of in a prom-client `Histogram`, whose `observe` hashes the label set on every call. It is
+ * registered in the prom-client `Registry` and has what the registry uses of a metric (`name`, `help`,
+ * `type`, `aggregator`, `get`, `getForPromString`, `reset`), returning the samples exactly as a
+ * prom-client `Histogram` with the same observations would: `_bucket` per bound (cumulative, `le` the
+ * bound) and `+Inf`, `_sum` and `_count`, series in the order of their first observation. It owns the
+ * series, so every {@link createMetrics} sharing it counts into the same numbers.
  */
-const flushers = new WeakMap<object, Set<() => void>>();
+class DurationHistogram {
+  readonly type = "histogram";
+  readonly aggregator = "sum";
+  readonly labelNames: readonly RequestLabel[] = REQUEST_LABELS;
+  /** The buckets' upper bounds, in seconds. */
+  readonly upperBounds: readonly number[];
+  readonly bounds: Float64Array;
+  /** Numbers per (series, code): one per bucket, one above every bound, the sum and the count. */
+  readonly stride: number;
+  /** The series by kind, transport and endpoint. */
+  readonly series = new Map<string, Series>();
+  /** The (series, code) pairs observed since the last reset, in the order of their first observation. */
+  #cells: Cell[] = [];
 
-/** The series of each requests counter svckit made, by that counter. */
-const seriesOf = new WeakMap<object, Map<string, Series>>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    buckets: readonly number[],
+  ) {
+    this.upperBounds = Object.freeze([...buckets]);
+    this.bounds = Float64Array.from(buckets);
+    this.stride = buckets.length + 3;
+  }
 
-function flushBeforeCollect(this: object): void {
-  const set = flushers.get(this);
-  if (set !== undefined) for (const flush of set) flush();
+  seriesFor(endpoint: string, kind: CallKind, transport: string): Series {
+    const key = `${kind}\n${transport}\n${endpoint}`;
+    let series = this.series.get(key);
+    if (series === undefined) {
+      series = new Series(endpoint, kind, transport, this);
+      this.series.set(key, series);
+    }
+    return series;
+  }
+
+  /** Called by a series on the first observation of a code since the last reset. */
+  list(cell: Cell): void {
+    this.#cells.push(cell);
+  }
+
+  /** The samples as prom-client's `Histogram#getForPromString` gives them (shared labels apart). */
+  async getForPromString(): Promise<HistogramData<HistogramSample>> {
+    const bucket = `${this.name}_bucket`;
+    const sumName = `${this.name}_sum`;
+    const countName = `${this.name}_count`;
+    const bounds = this.upperBounds;
+    const n = bounds.length;
+    const values: HistogramSample[] = [];
+    for (const { series, code, labels } of this.#cells) {
+      const data = series.histogramData(code);
+      let cumulative = 0;
+      for (let i = 0; i < n; i++) {
+        cumulative += data[i] as number;
+        const le = bounds[i] as number;
+        values.push({
+          labels: { le },
+          sharedLabels: labels,
+          value: cumulative,
+          metricName: bucket,
+          exemplar: null,
+        });
+      }
+      const count = data[n + 2] as number;
+      values.push(
+        { labels: { le: "+Inf" }, sharedLabels: labels, value: count, metricName: bucket, exemplar: null },
+        {
+          labels: {},
+          sharedLabels: labels,
+          value: data[n + 1] as number,
+          metricName: sumName,
+          exemplar: undefined,
+        },
+        { labels: {}, sharedLabels: labels, value: count, metricName: countName, exemplar: undefined },
+      );
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  /** The samples as prom-client's `Histogram#get` gives them: each with all its labels. */
+  async get(): Promise<HistogramData<HistogramJsonSample>> {
+    const data = await this.getForPromString();
+    const values = data.values.map(
+      ({ labels, sharedLabels, value, metricName, exemplar }): HistogramJsonSample => ({
+        value,
+        metricName,
+        exemplar,
+        labels: Object.assign(labels, sharedLabels),
+      }),
+    );
+    return { ...data, values };
+  }
+
+  /** Forgets every observation, as prom-client's `Histogram#reset` does (`Registry#resetMetrics`). */
+  reset(): void {
+    for (const series of this.series.values()) series.resetHistogram();
+    this.#cells = [];
+  }
+}
+
+/** Metrics this package made (which a second {@link createMetrics} on the registry may reuse). */
+const ours = new WeakSet<object>();
+
+/** The duration histograms (owning the series) whose numbers each requests counter or in-flight gauge reads. */
+const feeds = new WeakMap<object, Set<DurationHistogram>>();
+
+function feed(metric: object, histogram: DurationHistogram): void {
+  let set = feeds.get(metric);
+  if (set === undefined) {
+    set = new Set();
+    feeds.set(metric, set);
+  }
+  set.add(histogram);
+}
+
+function collectCalls(this: Counter<RequestLabel>): void {
+  const histograms = feeds.get(this);
+  if (histograms === undefined) return;
+  for (const histogram of histograms) for (const series of histogram.series.values()) series.flushCalls(this);
+}
+
+function collectInFlight(this: Gauge<InFlightLabel>): void {
+  const histograms = feeds.get(this);
+  if (histograms === undefined) return;
+  for (const histogram of histograms) {
+    for (const series of histogram.series.values()) this.set(series.labels, series.inFlight);
+  }
 }
 
 function validateOptions(options: MetricsOptions): { prefix: string; buckets: number[] } {
@@ -222,28 +419,29 @@ function validateOptions(options: MetricsOptions): { prefix: string; buckets: nu
   return { prefix, buckets };
 }
 
-type MetricClass = typeof Counter | typeof Gauge | typeof Histogram;
+/** A class of metric this package makes (for the `instanceof` check when reusing one). */
+type MetricClass = typeof Counter | typeof Gauge | typeof DurationHistogram;
 
 /**
  * Registers a metric, or reuses the one of the same name a registry already holds (a second
- * {@link createMetrics} on a shared registry) if it has the same type and labels.
+ * {@link createMetrics} on a shared registry) if this package made it with the same type and labels.
  */
-function metric<M>(
+function metric<M extends object>(
   registry: MetricsRegistry,
   type: MetricClass,
   name: string,
   labelNames: readonly string[],
   create: () => M,
 ): M {
-  const existing = registry.getSingleMetric(name);
+  const existing: object | undefined = registry.getSingleMetric(name);
   if (existing === undefined) {
     const made = create();
-    flushers.set(made as object, new Set());
+    ours.add(made);
     return made;
   }
-  const labels = (existing as unknown as { labelNames?: unknown }).labelNames;
+  const labels = (existing as { labelNames?: unknown }).labelNames;
   if (
-    !flushers.has(existing) ||
+    !ours.has(existing) ||
     !(existing instanceof type) ||
     !Array.isArray(labels) ||
     labels.length !== labelNames.length ||
@@ -272,8 +470,11 @@ function sendJson(res: ServerResponse, status: number, headers: Record<string, s
  * a handler serving them, and hooks exporting circuit breaker states and rate-limit rejections.
  *
  * Labels only ever hold bounded values: endpoint names and kinds from your code, transport names from
- * the transports or your options, and code names; never paths, ids or other request data. Each
- * middleware resolves its prom-client children once per (endpoint, kind, transport, code).
+ * the transports or your options, and code names; never paths, ids or other request data. A call
+ * touches no prom-client object: it adds to plain numbers per (endpoint, kind, transport, code) that
+ * the registry reads when it collects. The duration histogram is therefore svckit's own metric object in
+ * the registry, printing exactly what a prom-client `Histogram` would, but without `observe`/`labels`:
+ * only the middleware records into it.
  *
  * @example
  * ```ts
@@ -295,52 +496,40 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       help: "Calls of svckit endpoints by endpoint, kind (server or client), transport and code.",
       labelNames: REQUEST_LABELS,
       registers,
-      collect: flushBeforeCollect,
+      collect: collectCalls,
     });
   });
-  const duration = metric(registry, Histogram, `${prefix}request_duration_seconds`, REQUEST_LABELS, () => {
-    return new Histogram<RequestLabel>({
-      name: `${prefix}request_duration_seconds`,
-      help: "Duration of calls of svckit endpoints in seconds, by endpoint, kind, transport and code.",
-      labelNames: REQUEST_LABELS,
-      buckets,
-      registers,
-    });
-  });
+  const duration = metric(
+    registry,
+    DurationHistogram,
+    `${prefix}request_duration_seconds`,
+    REQUEST_LABELS,
+    () => {
+      const made = new DurationHistogram(
+        `${prefix}request_duration_seconds`,
+        "Duration of calls of svckit endpoints in seconds, by endpoint, kind, transport and code.",
+        buckets,
+      );
+      // The registry's types name prom-client's own classes; it uses only what DurationHistogram has.
+      registry.registerMetric(made as unknown as Histogram);
+      return made;
+    },
+  );
   const inFlight = metric(registry, Gauge, `${prefix}requests_in_flight`, IN_FLIGHT_LABELS, () => {
     return new Gauge<InFlightLabel>({
       name: `${prefix}requests_in_flight`,
       help: "Calls of svckit endpoints in progress, by endpoint, kind and transport.",
       labelNames: IN_FLIGHT_LABELS,
       registers,
-      collect: flushBeforeCollect,
+      collect: collectInFlight,
     });
   });
-
-  // The series live with the metrics they feed, so every Metrics sharing them (one registry, one
-  // prefix) counts into the same numbers and each number is handed to prom-client once.
-  let allSeries = seriesOf.get(requests);
-  if (allSeries === undefined) {
-    const created = new Map<string, Series>();
-    allSeries = created;
-    seriesOf.set(requests, created);
-    flushers.get(requests)?.add(() => {
-      for (const series of created.values()) series.flushCalls(requests);
-    });
-    flushers.get(inFlight)?.add(() => {
-      for (const series of created.values()) inFlight.set(series.labels, series.inFlight);
-    });
-  }
-  const seriesMap = allSeries;
-  function seriesFor(endpoint: string, kind: CallKind, transport: string): Series {
-    const key = `${kind}\n${transport}\n${endpoint}`;
-    let series = seriesMap.get(key);
-    if (series === undefined) {
-      series = new Series(endpoint, kind, transport, duration);
-      seriesMap.set(key, series);
-    }
-    return series;
-  }
+  // The series live in the histogram, so every Metrics sharing it (one registry, one prefix) counts
+  // into the same numbers; the counter and the gauge read them when collected.
+  feed(requests, duration);
+  feed(inFlight, duration);
+  const seriesFor = (endpoint: string, kind: CallKind, transport: string): Series =>
+    duration.seriesFor(endpoint, kind, transport);
 
   function middleware(mwOptions: MetricsMiddlewareOptions): GenericMiddleware {
     if (typeof mwOptions !== "object" || mwOptions === null) {
@@ -373,20 +562,34 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       return last;
     };
 
+    // A `.then` continuation instead of an async function with try/finally: measured ~15 ns (about a
+    // tenth of the middleware's cost) cheaper per call, with the same result, error and timing.
     return function metricsMiddleware<Req, Res>(next: Endpoint<Req, Res>): Endpoint<Req, Res> {
-      return async function metricsEndpoint(ctx: Context, request: Req): Promise<Res> {
-        const series = resolve(ctx);
-        series.inFlight++;
-        const start = performance.now();
-        let code: Code = Code.OK;
+      return function metricsEndpoint(ctx: Context, request: Req): Promise<Res> {
+        let series: Series | undefined;
+        let start = 0;
+        let result: Promise<Res>;
         try {
-          return await next(ctx, request);
+          series = resolve(ctx);
+          series.inFlight++;
+          start = performance.now();
+          result = next(ctx, request);
         } catch (err) {
-          code = ServiceError.from(err).code;
-          throw err;
-        } finally {
-          series.end(code, (performance.now() - start) / 1000);
+          // As an async function would: a synchronous throw becomes a rejection.
+          series?.end(ServiceError.from(err).code, (performance.now() - start) / 1000);
+          return Promise.reject(err);
         }
+        const ended = series;
+        return Promise.resolve(result).then(
+          (value) => {
+            ended.end(Code.OK, (performance.now() - start) / 1000);
+            return value;
+          },
+          (err: unknown) => {
+            ended.end(ServiceError.from(err).code, (performance.now() - start) / 1000);
+            throw err;
+          },
+        );
       };
     };
   }

@@ -1,0 +1,388 @@
+// Shared by the tests of this package only: excluded from the build (see tsconfig.json), never exported.
+import {
+  type ClientHttp2Session,
+  connect,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+} from "node:http2";
+import { fileURLToPath } from "node:url";
+import {
+  Client,
+  type ClientReadableStream,
+  credentials,
+  type ServiceError as GrpcServiceError,
+  Metadata,
+  Server,
+  ServerCredentials,
+  type StatusObject,
+} from "@grpc/grpc-js";
+import { loadProtoSync, type ProtoRoot } from "@svckit/codec-protobuf";
+import type { GrpcMessageCodec } from "@svckit/transport-grpc";
+import { createGrpcServer, type GrpcH2Server } from "./index.js";
+
+/** The absolute path of a file in `src/testdata`. */
+export function testdata(name: string): string {
+  return fileURLToPath(new URL(`./testdata/${name}`, import.meta.url));
+}
+
+/** go-kit addsvc's `pb.Add` and the streaming `counter.Counter`, loaded once. */
+export const protos: ProtoRoot = loadProtoSync([testdata("addsvc.proto"), testdata("counter.proto")]);
+
+export interface SumRequest {
+  a: bigint;
+  b: bigint;
+}
+export interface SumReply {
+  v: bigint;
+  err: string;
+}
+export interface ConcatRequest {
+  a: string;
+  b: string;
+}
+export interface ConcatReply {
+  v: string;
+  err: string;
+}
+export interface CountRequest {
+  start: bigint;
+  count: number;
+  payloadSize: number;
+}
+export interface Tick {
+  n: bigint;
+  payload: Uint8Array;
+}
+
+export const SumRequest = protos.messageType<SumRequest>("pb.SumRequest");
+export const SumReply = protos.messageType<SumReply>("pb.SumReply");
+export const ConcatRequest = protos.messageType<ConcatRequest>("pb.ConcatRequest");
+export const ConcatReply = protos.messageType<ConcatReply>("pb.ConcatReply");
+export const CountRequest = protos.messageType<CountRequest>("counter.CountRequest");
+export const Tick = protos.messageType<Tick>("counter.Tick");
+
+/** The grpc-js `Server` surface both engines offer (what bindService, health and app call). */
+export type ServerLike = Pick<Server, "addService" | "bindAsync" | "tryShutdown" | "forceShutdown">;
+
+/** Limits both engines take, in their own option names. */
+export interface EngineOptions {
+  maxReceiveMessageLength?: number;
+  maxSendMessageLength?: number;
+}
+
+/** A server factory the conformance tests run against. */
+export interface Engine {
+  readonly name: "grpc-js" | "grpc-h2";
+  create(options?: EngineOptions): ServerLike;
+}
+
+/** The two engines: grpc-js's own `Server` (the reference) and this package's. */
+export const engines: readonly Engine[] = [
+  {
+    name: "grpc-js",
+    create: (options = {}) =>
+      new Server({
+        ...(options.maxReceiveMessageLength === undefined
+          ? {}
+          : { "grpc.max_receive_message_length": options.maxReceiveMessageLength }),
+        ...(options.maxSendMessageLength === undefined
+          ? {}
+          : { "grpc.max_send_message_length": options.maxSendMessageLength }),
+      }),
+  },
+  {
+    name: "grpc-h2",
+    create: (options = {}) => asServer(createGrpcServer(options)),
+  },
+];
+
+/**
+ * `bindService` is typed with grpc-js's `Server` class, whose private members no other object can
+ * have; the engine has every member `bindService` uses (`addService`).
+ */
+export function asServer(server: GrpcH2Server): Server {
+  return server as unknown as Server;
+}
+
+const servers = new Set<ServerLike>();
+const clients = new Set<Client>();
+
+/** Binds `server` on 127.0.0.1 port 0; {@link closeAll} force-shuts it down. Returns `127.0.0.1:<port>`. */
+export async function listen(server: ServerLike): Promise<{ address: string; port: number }> {
+  servers.add(server);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, bound) => {
+      if (err === null) resolve(bound);
+      else reject(err);
+    });
+  });
+  return { address: `127.0.0.1:${port}`, port };
+}
+
+/** Creates a server of `engine`, lets `setup` add services, binds it. */
+export async function startServer(
+  engine: Engine,
+  setup: (server: Server) => void,
+  options?: EngineOptions,
+): Promise<{ server: ServerLike; address: string; port: number }> {
+  const server = engine.create(options);
+  setup(server as Server);
+  return { server, ...(await listen(server)) };
+}
+
+/** A plain grpc-js client (insecure) to `address`; {@link closeAll} closes it. */
+export function grpcClient(address: string, options?: ConstructorParameters<typeof Client>[2]): Client {
+  const client = new Client(address, credentials.createInsecure(), options);
+  clients.add(client);
+  return client;
+}
+
+/** Closes every client and force-shuts down every server the helpers made. */
+export function closeAll(): void {
+  for (const client of clients) client.close();
+  clients.clear();
+  for (const server of servers) server.forceShutdown();
+  servers.clear();
+}
+
+/** What a plain grpc-js unary call ended with. */
+export interface UnaryResult<T> {
+  readonly error: GrpcServiceError | null;
+  readonly value: T | undefined;
+  readonly header: Metadata | undefined;
+  readonly status: StatusObject;
+}
+
+/** Options of {@link unary}. */
+export interface UnaryOptions {
+  metadata?: Metadata;
+  deadline?: number;
+  /** Called with the call once started (to cancel it). */
+  onCall?: (call: { cancel(): void }) => void;
+}
+
+/** Calls a unary method with a plain grpc-js client and resolves once the status arrived (never rejects). */
+export function unary<I, O>(
+  client: Client,
+  path: string,
+  requestCodec: GrpcMessageCodec<I>,
+  responseCodec: GrpcMessageCodec<O>,
+  request: I,
+  options: UnaryOptions = {},
+): Promise<UnaryResult<O>> {
+  return new Promise((resolve) => {
+    let error: GrpcServiceError | null = null;
+    let value: O | undefined;
+    let header: Metadata | undefined;
+    const call = client.makeUnaryRequest<I, O>(
+      path,
+      (message) => Buffer.from(requestCodec.encode(message)),
+      (bytes) => responseCodec.decode(bytes),
+      request,
+      options.metadata ?? new Metadata(),
+      options.deadline === undefined ? {} : { deadline: options.deadline },
+      (err, reply) => {
+        error = err;
+        value = reply;
+      },
+    );
+    call.on("metadata", (md: Metadata) => {
+      header = md;
+    });
+    call.on("status", (status: StatusObject) => resolve({ error, value, header, status }));
+    options.onCall?.(call);
+  });
+}
+
+/** Calls `/pb.Add/Sum`. */
+export function callSum(
+  client: Client,
+  request: SumRequest,
+  options?: UnaryOptions,
+): Promise<UnaryResult<SumReply>> {
+  return unary(client, "/pb.Add/Sum", SumRequest, SumReply, request, options);
+}
+
+/** Identity serializers: for sending and receiving raw bytes with a plain grpc-js client. */
+export const rawBytes: GrpcMessageCodec<Buffer> = {
+  encode: (bytes) => bytes,
+  decode: (bytes) => Buffer.from(bytes),
+};
+
+/** Starts `/counter.Counter/Count`. */
+export function count(
+  client: Client,
+  request: Partial<CountRequest>,
+  options: { metadata?: Metadata; deadline?: number } = {},
+): ClientReadableStream<Tick> {
+  return client.makeServerStreamRequest(
+    "/counter.Counter/Count",
+    (m: Partial<CountRequest>) =>
+      Buffer.from(CountRequest.encode({ start: 0n, count: 0, payloadSize: 0, ...m })),
+    (b: Buffer) => Tick.decode(b),
+    request,
+    options.metadata ?? new Metadata(),
+    options.deadline === undefined ? {} : { deadline: options.deadline },
+  );
+}
+
+/** What a server stream ended with. */
+export interface Collected {
+  readonly items: Tick[];
+  readonly status: StatusObject;
+  readonly error: GrpcServiceError | undefined;
+  readonly header: Metadata | undefined;
+}
+
+/** Reads a stream to its end: every item, the status, the error and the response header. */
+export function collect(
+  stream: ClientReadableStream<Tick>,
+  onItem?: (tick: Tick) => void,
+): Promise<Collected> {
+  const items: Tick[] = [];
+  let error: GrpcServiceError | undefined;
+  let header: Metadata | undefined;
+  stream.on("data", (tick: Tick) => {
+    items.push(tick);
+    onItem?.(tick);
+  });
+  stream.on("error", (err: GrpcServiceError) => {
+    error = err;
+  });
+  stream.on("metadata", (md: Metadata) => {
+    header = md;
+  });
+  return new Promise((resolve) => {
+    let ended = false;
+    let last: StatusObject | undefined;
+    const done = (): void => {
+      if (last !== undefined && (ended || error !== undefined))
+        resolve({ items, status: last, error, header });
+    };
+    stream.on("end", () => {
+      ended = true;
+      done();
+    });
+    stream.on("status", (s: StatusObject) => {
+      last = s;
+      setImmediate(done);
+    });
+  });
+}
+
+/** Resolves once `signal` aborts (at once if it already has). */
+export function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise<void>((resolve) => setTimeout(resolve, ms));
+}
+
+/** A promise with its resolve function. */
+export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** What a raw HTTP/2 request got back. */
+export interface RawResponse {
+  readonly headers: IncomingHttpHeaders;
+  readonly trailers: IncomingHttpHeaders | undefined;
+  readonly data: Buffer;
+  /** The RST_STREAM code the stream closed with (0: NO_ERROR or a clean end). */
+  readonly rstCode: number;
+  /** `grpc-status` from the trailers or a trailers-only response, as a number. */
+  readonly grpcStatus: number | undefined;
+  /** `grpc-message` as sent (still percent-encoded). */
+  readonly grpcMessage: string | undefined;
+}
+
+/** Options of {@link rawCall}. */
+export interface RawCallOptions {
+  /** Headers replacing or adding to the defaults (POST, content-type application/grpc, te trailers). */
+  headers?: OutgoingHttpHeaders;
+  /** Body chunks, each written separately (default: none). */
+  chunks?: readonly Uint8Array[];
+  /** Whether to end the request after the chunks (default true). */
+  end?: boolean;
+}
+
+const sessions = new Set<ClientHttp2Session>();
+
+/** A raw HTTP/2 connection to `port`; {@link closeRawSessions} closes it. */
+export function rawSession(port: number): ClientHttp2Session {
+  const session = connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => undefined);
+  sessions.add(session);
+  return session;
+}
+
+/** Closes every raw session. */
+export function closeRawSessions(): void {
+  for (const session of sessions) session.destroy();
+  sessions.clear();
+}
+
+/** One raw request on `session` to `path`; resolves when the stream closed. */
+export function rawCall(
+  session: ClientHttp2Session,
+  path: string,
+  options: RawCallOptions = {},
+): Promise<RawResponse> {
+  return new Promise((resolve) => {
+    const req = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...options.headers,
+    });
+    req.on("error", () => undefined);
+    let headers: IncomingHttpHeaders = {};
+    let trailers: IncomingHttpHeaders | undefined;
+    const data: Buffer[] = [];
+    req.on("response", (h) => {
+      headers = h;
+    });
+    req.on("trailers", (t) => {
+      trailers = t;
+    });
+    req.on("data", (chunk: Buffer) => data.push(chunk));
+    req.on("close", () => {
+      const status = trailers?.["grpc-status"] ?? headers["grpc-status"];
+      const message = trailers?.["grpc-message"] ?? headers["grpc-message"];
+      resolve({
+        headers,
+        trailers,
+        data: Buffer.concat(data),
+        rstCode: req.rstCode ?? 0,
+        grpcStatus: status === undefined ? undefined : Number(status),
+        grpcMessage: message === undefined ? undefined : String(message),
+      });
+    });
+    const chunks = options.chunks ?? [];
+    const write = (i: number): void => {
+      if (i === chunks.length) {
+        if (options.end !== false) req.end();
+        return;
+      }
+      req.write(chunks[i], () => write(i + 1));
+    };
+    write(0);
+  });
+}
+
+/** A length-prefixed message. */
+export function framed(message: Uint8Array, flag = 0): Buffer {
+  const out = Buffer.alloc(5 + message.length);
+  out[0] = flag;
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, 5);
+  return out;
+}

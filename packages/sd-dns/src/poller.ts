@@ -1,0 +1,267 @@
+import { Resolver } from "node:dns/promises";
+import { Code, ServiceError } from "@svckit/endpoint";
+import { type Instance, InstanceCache, type Instancer, type InstancerState } from "@svckit/sd";
+
+/** Options every DNS instancer takes. */
+export interface DnsInstancerOptions {
+  /** How often to look the name up, in ms (default 30000); in A/AAAA mode the longest wait between lookups. */
+  interval?: number;
+  /** Shortest wait between lookups, in ms (default 1000): the floor for TTL-driven lookups and the first retry. */
+  minInterval?: number;
+  /** How long one lookup may take, in ms (default 5000); a slower one counts as failed. */
+  timeout?: number;
+  /** DNS servers for the built-in resolver (`"10.0.0.2"`, `"[fd00::2]:53"`); default: the system's. */
+  servers?: string[];
+  /**
+   * What a "no such name" / "no records" answer (NXDOMAIN, NODATA) means: `"keep"` (the default) keeps
+   * the last good set and reports a `NOT_FOUND` error, like any other failure; `"empty"` takes it as
+   * the real answer "no instances" and empties the set.
+   */
+  notFound?: "keep" | "empty";
+  /** Told of records skipped as malformed and of errors thrown by listeners. Default: ignore. */
+  onError?: (error: Error) => void;
+}
+
+/** An {@link Instancer} fed by DNS lookups. */
+export interface DnsInstancer extends Instancer {
+  /**
+   * Resolves with the state once the first lookup has succeeded or failed (or the instancer was
+   * closed); never rejects. Await it before the first call so a balancer does not start empty.
+   */
+  ready(): Promise<InstancerState>;
+}
+
+/** What one lookup found: the instances, and the shortest TTL of the records in seconds if known. */
+export interface LookupResult {
+  readonly instances: Instance[];
+  readonly ttl?: number;
+}
+
+/** Validated common options. */
+export interface PollerConfig {
+  readonly interval: number;
+  readonly minInterval: number;
+  readonly timeout: number;
+  readonly notFound: "keep" | "empty";
+  readonly onError: (error: Error) => void;
+}
+
+export function positive(where: string, name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new RangeError(`${where}: ${name} must be a finite number > 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function pollerConfig(where: string, options: DnsInstancerOptions): PollerConfig {
+  const interval = positive(where, "interval", options.interval, 30_000);
+  const minInterval = positive(where, "minInterval", options.minInterval, Math.min(1_000, interval));
+  if (minInterval > interval) {
+    throw new RangeError(`${where}: minInterval (${minInterval}) must not be above interval (${interval})`);
+  }
+  const notFound = options.notFound ?? "keep";
+  if (notFound !== "keep" && notFound !== "empty") {
+    throw new TypeError(`${where}: notFound must be "keep" or "empty", got ${JSON.stringify(notFound)}`);
+  }
+  return {
+    interval,
+    minInterval,
+    timeout: positive(where, "timeout", options.timeout, 5_000),
+    notFound,
+    onError: options.onError ?? noop,
+  };
+}
+
+const notFoundCodes = new Set(["ENOTFOUND", "ENODATA"]);
+const timeoutCodes = new Set(["ETIMEOUT", "ETIMEDOUT"]);
+const badNameCodes = new Set(["EBADNAME", "EBADQUERY", "EBADFAMILY"]);
+
+/** A lookup error as a ServiceError: NOT_FOUND for NXDOMAIN/NODATA, DEADLINE_EXCEEDED for timeouts, else UNAVAILABLE. */
+export function lookupError(what: string, error: unknown): ServiceError {
+  if (error instanceof ServiceError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  const status =
+    typeof code !== "string"
+      ? Code.UNAVAILABLE
+      : notFoundCodes.has(code)
+        ? Code.NOT_FOUND
+        : timeoutCodes.has(code)
+          ? Code.DEADLINE_EXCEEDED
+          : badNameCodes.has(code)
+            ? Code.INVALID_ARGUMENT
+            : Code.UNAVAILABLE;
+  return new ServiceError(status, `dns: ${what} failed: ${message}`, { cause: error });
+}
+
+/**
+ * The polling loop behind both DNS instancers: one lookup at a time, the next one after `interval`
+ * (or the records' TTL, bounded by `minInterval` and `interval`), after a failure `minInterval`
+ * doubling up to `interval`. Timers are unref'd and cleared on close.
+ */
+export class DnsPoller implements DnsInstancer {
+  readonly #what: string;
+  readonly #lookup: () => Promise<LookupResult>;
+  readonly #config: PollerConfig;
+  readonly #cancel: (() => void) | undefined;
+  readonly #cache: InstanceCache;
+  #timer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #settled = false;
+  readonly #ready: Promise<InstancerState>;
+  #resolveReady: (state: InstancerState) => void = noop;
+
+  /**
+   * @param what - what a lookup is, for messages: `SRV lookup of _http._tcp.users`.
+   * @param lookup - one lookup; rejects with the resolver's error.
+   * @param cancel - cancels the lookups in flight (only for a resolver the instancer owns).
+   */
+  constructor(what: string, lookup: () => Promise<LookupResult>, config: PollerConfig, cancel?: () => void) {
+    this.#what = what;
+    this.#lookup = lookup;
+    this.#config = config;
+    this.#cancel = cancel;
+    this.#cache = new InstanceCache([], { onClose: () => this.#stop() });
+    this.#ready = new Promise((resolve) => {
+      this.#resolveReady = resolve;
+    });
+    void this.#poll();
+  }
+
+  current(): InstancerState {
+    return this.#cache.current();
+  }
+
+  subscribe(listener: (state: InstancerState) => void): () => void {
+    return this.#cache.subscribe(listener);
+  }
+
+  close(): void {
+    this.#cache.close();
+  }
+
+  ready(): Promise<InstancerState> {
+    return this.#ready;
+  }
+
+  #stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    try {
+      this.#cancel?.();
+    } catch {
+      // nothing in flight
+    }
+    this.#settle();
+  }
+
+  #settle(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#resolveReady(this.#cache.current());
+  }
+
+  async #poll(): Promise<void> {
+    this.#timer = undefined;
+    const { interval, minInterval, notFound } = this.#config;
+    let delay: number;
+    try {
+      const result = await this.#withTimeout(this.#lookup());
+      if (this.#cache.closed) return;
+      this.#failures = 0;
+      this.#update(result.instances);
+      delay =
+        result.ttl === undefined ? interval : Math.min(interval, Math.max(minInterval, result.ttl * 1_000));
+    } catch (error) {
+      if (this.#cache.closed) return;
+      const failure = lookupError(this.#what, error);
+      if (failure.code === Code.NOT_FOUND && notFound === "empty") {
+        this.#failures = 0;
+        this.#update([]);
+        delay = interval;
+      } else {
+        this.#failures += 1;
+        this.#fail(failure);
+        delay = Math.min(interval, minInterval * 2 ** Math.min(this.#failures - 1, 30));
+      }
+    }
+    this.#settle();
+    this.#timer = setTimeout(() => void this.#poll(), delay);
+    this.#timer.unref();
+  }
+
+  #withTimeout(lookup: Promise<LookupResult>): Promise<LookupResult> {
+    const { timeout } = this.#config;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        try {
+          this.#cancel?.();
+        } catch {
+          // nothing to cancel
+        }
+        reject(
+          new ServiceError(
+            Code.DEADLINE_EXCEEDED,
+            `dns: ${this.#what} failed: no answer within ${timeout} ms`,
+          ),
+        );
+      }, timeout);
+      timer.unref();
+    });
+    return Promise.race([lookup, expired]).finally(() => clearTimeout(timer));
+  }
+
+  #update(instances: Instance[]): void {
+    try {
+      this.#cache.update(instances);
+    } catch (error) {
+      tell(this.#config.onError, error);
+    }
+  }
+
+  #fail(error: ServiceError): void {
+    try {
+      this.#cache.fail(error);
+    } catch (listenerError) {
+      tell(this.#config.onError, listenerError);
+    }
+  }
+}
+
+/** Tells `onError` about `error`; an onError that throws never breaks the loop. */
+export function tell(onError: (error: Error) => void, error: unknown): void {
+  try {
+    onError(error instanceof Error ? error : new Error(String(error)));
+  } catch {
+    // ignored
+  }
+}
+
+/** The built-in resolver: node's `dns.promises.Resolver`, on `servers` if given. */
+export function defaultResolver(where: string, timeout: number, servers: unknown): Resolver {
+  const resolver = new Resolver({ timeout: Math.max(1, Math.ceil(timeout / 2)), tries: 2 });
+  if (servers !== undefined) {
+    if (!Array.isArray(servers) || servers.length === 0 || !servers.every((s) => typeof s === "string")) {
+      throw new TypeError(`${where}: servers must be a non-empty array of addresses`);
+    }
+    try {
+      resolver.setServers(servers);
+    } catch (error) {
+      throw new TypeError(`${where}: servers: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  return resolver;
+}
+
+export function noop(): void {}
+
+export function nonEmpty(where: string, name: string, value: unknown): string {
+  if (typeof value !== "string" || value === "") {
+    throw new TypeError(
+      `${where}: ${name} must be a non-empty string, got ${JSON.stringify(value) ?? String(value)}`,
+    );
+  }
+  return value;
+}

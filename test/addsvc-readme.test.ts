@@ -1,0 +1,328 @@
+// Replays examples/addsvc/README.md against the built addsvc, so the README cannot drift from what the
+// service says: every `curl`, `grpcurl` and `addcli` line with the `# ...` answer under it (the README's
+// default addresses rewritten to the free ports the test server got), the seven-sums transcript and the
+// /metrics excerpt (against a server with the default limits), the log lines and the flags table.
+// grpcurl itself is not needed: a grpc-js client does what it does (proto3 JSON in, the reply printed
+// as grpcurl prints it). Only the curl and grpcurl options the README uses are understood.
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import type http from "node:http";
+import { join } from "node:path";
+import { Client, credentials, Metadata } from "@grpc/grpc-js";
+import { loadProtoSync } from "@svckit/codec-protobuf";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  addcli,
+  ensureBuilt,
+  exampleDir,
+  jsonLines,
+  mainJs,
+  portOf,
+  type RunningAddsvc,
+  root,
+  runNode,
+  startAddsvc,
+} from "./fixtures/addsvc-helpers.js";
+import { send, stopProcesses } from "./support.js";
+
+const readme = readFileSync(join(exampleDir, "README.md"), "utf8");
+const lines = readme.split("\n");
+
+/** Each line starting with `prefix` and the `# ...` lines under it, joined. */
+function commands(prefix: string): { line: string; expected: string }[] {
+  const found: { line: string; expected: string }[] = [];
+  lines.forEach((line, i) => {
+    if (!line.startsWith(prefix)) return;
+    const printed: string[] = [];
+    for (let j = i + 1; lines[j]?.startsWith("# ") === true; j++) printed.push((lines[j] as string).slice(2));
+    if (printed.length === 0) throw new Error(`no "# answer" line after: ${line}`);
+    found.push({ line, expected: printed.join("\n") });
+  });
+  return found;
+}
+
+/** The body of the fenced block of `lang` that follows the line containing `marker`. */
+function blockAfter(marker: string, lang: string): string {
+  const at = readme.indexOf(marker);
+  if (at < 0) throw new Error(`README has no "${marker}"`);
+  const match = new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``).exec(readme.slice(at));
+  if (match?.[1] === undefined) throw new Error(`no \`\`\`${lang} block after "${marker}"`);
+  return match[1];
+}
+
+/** Splits a shell command line into words: blanks separate, '...' quotes (no escapes inside). */
+function shellWords(line: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charAt(i);
+    if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) throw new Error(`unbalanced quote in: ${line}`);
+      word = (word ?? "") + line.slice(i + 1, end);
+      i = end;
+    } else if (c === " ") {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else if ('\\"$`|<>'.includes(c)) {
+      throw new Error(`unsupported shell syntax ${c} in: ${line}`);
+    } else {
+      word = (word ?? "") + c;
+    }
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+/** The README's default addresses → where the test server listens. */
+function rewrite(text: string, svc: RunningAddsvc): string {
+  return text
+    .replaceAll("127.0.0.1:8081", svc.http as string)
+    .replaceAll("127.0.0.1:8082", svc.grpc as string)
+    .replaceAll("127.0.0.1:8084", svc.jsonrpc as string)
+    .replaceAll("127.0.0.1:8080", svc.debug as string);
+}
+
+interface CurlRequest {
+  readonly method: string;
+  readonly port: number;
+  readonly path: string;
+  readonly headers: http.OutgoingHttpHeaders;
+  readonly body: string | undefined;
+  readonly writeOut: ((status: number) => string) | undefined;
+}
+
+/** What curl sends for the README's options: -s, -w ' %{http_code}\n', -H, -d, -X. */
+function parseCurl(line: string): CurlRequest {
+  const [command, ...args] = shellWords(line);
+  expect(command).toBe("curl");
+  let method: string | undefined;
+  let url: URL | undefined;
+  let body: string | undefined;
+  let writeOut: CurlRequest["writeOut"];
+  const headers: http.OutgoingHttpHeaders = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const value = (): string => {
+      const v = args[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value in: ${line}`);
+      return v;
+    };
+    if (arg === "-s") continue;
+    if (arg === "-X") method = value();
+    else if (arg === "-d") body = value();
+    else if (arg === "-H") {
+      const h = value();
+      const colon = h.indexOf(":");
+      headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+    } else if (arg === "-w") {
+      if (value() !== " %{http_code}\\n") throw new Error(`unsupported -w format in: ${line}`);
+      writeOut = (status) => ` ${status}`;
+    } else if (!arg.startsWith("-") && url === undefined) url = new URL(arg);
+    else throw new Error(`unsupported curl argument ${arg} in: ${line}`);
+  }
+  if (url === undefined) throw new Error(`no URL in: ${line}`);
+  // As curl: -d means POST and, without a content-type header, a form content type.
+  if (body !== undefined && headers["content-type"] === undefined) {
+    headers["content-type"] = "application/x-www-form-urlencoded";
+  }
+  return {
+    method: method ?? (body === undefined ? "GET" : "POST"),
+    port: Number(url.port),
+    path: url.pathname + url.search,
+    headers,
+    body,
+    writeOut,
+  };
+}
+
+/** Go's `codes.Code.String()`, which grpcurl prints: RESOURCE_EXHAUSTED → ResourceExhausted. */
+const goCodeNames = [
+  "OK",
+  "Canceled",
+  "Unknown",
+  "InvalidArgument",
+  "DeadlineExceeded",
+  "NotFound",
+  "AlreadyExists",
+  "PermissionDenied",
+  "ResourceExhausted",
+  "FailedPrecondition",
+  "Aborted",
+  "OutOfRange",
+  "Unimplemented",
+  "Internal",
+  "Unavailable",
+  "DataLoss",
+  "Unauthenticated",
+];
+
+describe("examples/addsvc/README.md", () => {
+  let svc: RunningAddsvc;
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    svc = await startAddsvc(["--sum-rate", "0"]);
+  }, 180_000);
+  afterAll(stopProcesses);
+
+  const curls = commands("curl ");
+  it("documents HTTP and JSON-RPC answers, errors included, with curl lines", () => {
+    expect(curls.filter((c) => c.line.includes(":8081/")).length).toBeGreaterThanOrEqual(12);
+    expect(curls.filter((c) => c.line.includes(":8084/")).length).toBeGreaterThanOrEqual(8);
+    expect(curls.filter((c) => c.line.includes(":8080/")).length).toBe(2);
+  });
+
+  it.each(curls)("$line answers as documented", async ({ line, expected }) => {
+    const request = parseCurl(rewrite(line, svc));
+    const res = await send(request.port, {
+      method: request.method,
+      path: request.path,
+      headers: request.headers,
+      ...(request.body === undefined ? {} : { body: request.body }),
+    });
+    expect(res.text + (request.writeOut?.(res.status) ?? "")).toBe(expected);
+  });
+
+  const clis = commands("node examples/addsvc/dist/addcli.js ");
+  it("documents addcli over each transport, with errors", () => {
+    expect(clis.length).toBeGreaterThanOrEqual(5);
+    expect(clis.some((c) => c.expected.startsWith("error: "))).toBe(true);
+  });
+
+  it.each(clis)("$line prints as documented", async ({ line, expected }) => {
+    const [, , ...args] = shellWords(rewrite(line, svc));
+    const out = await addcli(...args);
+    const failed = expected.startsWith("error: ");
+    expect(out).toEqual({
+      code: failed ? 1 : 0,
+      stdout: failed ? "" : `${expected}\n`,
+      stderr: failed ? `${expected}\n` : "",
+    });
+  });
+
+  const grpcurls = commands("grpcurl ");
+  it.each(grpcurls)("$line prints as documented", async ({ line, expected }) => {
+    const [command, ...args] = shellWords(line);
+    expect(command).toBe("grpcurl");
+    let importPath = ".";
+    let protoFile: string | undefined;
+    let data: unknown = {};
+    const positional: string[] = [];
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i] as string;
+      if (arg === "-plaintext") continue;
+      if (arg === "-import-path") importPath = args[++i] as string;
+      else if (arg === "-proto") protoFile = args[++i];
+      else if (arg === "-d") data = JSON.parse(args[++i] as string);
+      else if (!arg.startsWith("-")) positional.push(arg);
+      else throw new Error(`unsupported grpcurl argument ${arg}`);
+    }
+    const [address, symbol] = positional as [string, string];
+    expect(address).toBe("127.0.0.1:8082");
+    const [service, method] = symbol.split("/") as [string, string];
+    const descriptor = loadProtoSync(join(root, importPath, protoFile as string)).service(service).methods[
+      method
+    ];
+    if (descriptor === undefined) throw new Error(`no ${symbol}`);
+    const client = new Client(svc.grpc as string, credentials.createInsecure());
+    try {
+      const printed = await new Promise<string>((resolve) => {
+        client.makeUnaryRequest(
+          descriptor.path,
+          (message: Record<string, unknown>) => Buffer.from(descriptor.requestType.encode(message)),
+          (bytes: Buffer) => descriptor.responseType.decode(bytes),
+          descriptor.requestType.fromJSON(data),
+          new Metadata(),
+          { deadline: Date.now() + 5_000 },
+          (err, reply?: Record<string, unknown>) => {
+            if (err || reply === undefined) {
+              resolve(`ERROR:\n  Code: ${goCodeNames[err?.code ?? 2]}\n  Message: ${err?.details}`);
+            } else resolve(JSON.stringify(descriptor.responseType.toJSON(reply), null, 2));
+          },
+        );
+      });
+      expect(printed).toBe(expected);
+    } finally {
+      client.close();
+    }
+  });
+
+  // The ```ts blocks are plain JavaScript too: run them as modules beside the built files, where their
+  // imports ("./transport-grpc.js", "@svckit/endpoint") resolve, from the repository root.
+  it.each([
+    ["With plain grpc-js", ["{ v: 3n, err: '' }"]],
+    ["## The svckit clients", ["{ v: 3n }", "{ v: 'abcd' }", "INVALID_ARGUMENT can't sum two zeroes"]],
+  ])("the ts block after %j runs and prints what its comments say", async (marker, printed) => {
+    const file = join(exampleDir, "dist", `readme-snippet-${process.pid}.mjs`);
+    writeFileSync(file, rewrite(blockAfter(marker, "ts"), svc));
+    try {
+      expect(await runNode(file, [])).toEqual({ code: 0, stdout: `${printed.join("\n")}\n`, stderr: "" });
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+
+  it("shows the log lines the binary writes: the same messages and fields", async () => {
+    await send(portOf(svc.http), { path: "/sum", headers: {}, body: '{"a":0,"b":0}' });
+    const documented = blockAfter("It writes one JSON line per listener", "text")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(rewrite(l, svc)) as Record<string, unknown>);
+    const actual = jsonLines(svc.proc);
+    for (const doc of documented.filter((d) => d.message !== "shutting down")) {
+      const match = actual.find((a) => a.message === doc.message);
+      expect(match, `no line "${String(doc.message)}"`).toBeDefined();
+      expect(Object.keys(match as object).sort()).toEqual(Object.keys(doc).sort());
+      for (const [key, value] of Object.entries(doc)) {
+        if (key !== "timestamp" && key !== "durationMs") expect(match?.[key]).toEqual(value);
+      }
+    }
+    expect(documented.at(-1)).toEqual({
+      level: "info",
+      message: "shutting down",
+      signal: "SIGTERM",
+      timestamp: "…",
+    });
+  });
+
+  it("the flags table matches main's usage: every flag, with its default", async () => {
+    const usage = (await runNode(mainJs, ["-help"])).stdout;
+    const table = lines.filter((l) => /^\| `-[a-z-]+/.test(l));
+    expect(table.length).toBe(9);
+    for (const row of table) {
+      const [flag, def] = row
+        .split("|")
+        .slice(1, 3)
+        .map((c) => c.trim().replaceAll("`", ""));
+      const name = (flag as string).split(/[ ,]/)[0] as string;
+      expect(usage).toMatch(new RegExp(`\\n  ${name}[ ,]`));
+      if (def !== "") expect(usage).toContain(`(default ${def})`);
+    }
+  });
+});
+
+describe("examples/addsvc/README.md: the default limits", () => {
+  beforeAll(ensureBuilt, 180_000);
+  afterAll(stopProcesses);
+
+  it("seven sums in a row answer as the transcript says, and /metrics shows the excerpt", async () => {
+    const svc = await startAddsvc(["--sum-rate", "1", "--concat-rate", "100", "--breaker-calls", "6"]);
+    const printed: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const res = await send(portOf(svc.http), {
+        path: "/sum",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: '{"a":1,"b":2}',
+      });
+      printed.push(`${res.text} ${res.status}`);
+    }
+    const transcript = blockAfter("seven sums in a row", "text").trim().split("\n");
+    const normal = (l: string): string => l.replace(/retry in [\d.]+ s/, "retry in … s");
+    expect(printed.map(normal)).toEqual(transcript.map(normal));
+
+    const metrics = (await send(portOf(svc.debug), { method: "GET", path: "/metrics" })).text.split("\n");
+    for (const line of blockAfter("`/metrics` then shows", "text").trim().split("\n")) {
+      expect(metrics).toContain(line);
+    }
+  });
+});

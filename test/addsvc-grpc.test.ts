@@ -187,11 +187,11 @@ describe("addsvc over gRPC (no rate limits)", () => {
     it("a reply's err becomes a ServiceError INVALID_ARGUMENT with that message, as over HTTP", async () => {
       const ctx = createContext({ timeout: 5_000 });
       for (const [call, message] of [
-        [client.sum(ctx, { a: 0n, b: 0n }), "can't sum two zeroes"],
-        [client.sum(ctx, { a: -2147483648n, b: -1n }), "integer overflow"],
-        [client.concat(ctx, { a: "abcdef", b: "ghijk" }), "result exceeds maximum size"],
+        [() => client.sum(ctx, { a: 0n, b: 0n }), "can't sum two zeroes"],
+        [() => client.sum(ctx, { a: -2147483648n, b: -1n }), "integer overflow"],
+        [() => client.concat(ctx, { a: "abcdef", b: "ghijk" }), "result exceeds maximum size"],
       ] as const) {
-        const err = await failureOf(call);
+        const err = await failureOf(call());
         expect(err.code).toBe(Code.INVALID_ARGUMENT);
         expect(err.message).toBe(message);
       }

@@ -264,11 +264,11 @@ describe("addsvc over HTTP (no rate limits)", () => {
       const client = createAddsvcHttpClient(svc.http as string);
       const ctx = createContext({ timeout: 5_000 });
       for (const [call, message] of [
-        [client.sum(ctx, { a: 0n, b: 0n }), "can't sum two zeroes"],
-        [client.sum(ctx, { a: 2147483647n, b: 1n }), "integer overflow"],
-        [client.concat(ctx, { a: "abcdef", b: "ghijk" }), "result exceeds maximum size"],
+        [() => client.sum(ctx, { a: 0n, b: 0n }), "can't sum two zeroes"],
+        [() => client.sum(ctx, { a: 2147483647n, b: 1n }), "integer overflow"],
+        [() => client.concat(ctx, { a: "abcdef", b: "ghijk" }), "result exceeds maximum size"],
       ] as const) {
-        const err = await failureOf(call);
+        const err = await failureOf(call());
         expect(err.code).toBe(Code.INVALID_ARGUMENT);
         expect(err.message).toBe(message);
       }

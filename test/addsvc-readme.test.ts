@@ -25,7 +25,9 @@ import {
 import { send, stopProcesses } from "./support.js";
 
 const readme = readFileSync(join(exampleDir, "README.md"), "utf8");
-const lines = readme.split("\n");
+// The repository's README shows the demo's three calls; they are replayed with the example's own.
+const rootReadme = readFileSync(join(root, "README.md"), "utf8");
+const lines = [...readme.split("\n"), ...rootReadme.split("\n")];
 
 /** Each line starting with `prefix` and the `# ...` lines under it, joined. */
 function commands(prefix: string): { line: string; expected: string }[] {
@@ -164,6 +166,16 @@ describe("examples/addsvc/README.md", () => {
     svc = await startAddsvc(["--sum-rate", "0"]);
   }, 180_000);
   afterAll(stopProcesses);
+
+  it("the repository README's demo is this example, and its three calls (curl, grpcurl, addcli) are replayed", () => {
+    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: { demo: string } };
+    expect(pkg.scripts.demo).toBe("pnpm build && node examples/addsvc/dist/main.js -sum-rate 100");
+    const demo = rootReadme
+      .split("\n")
+      .filter((line) => /^(curl|grpcurl|node examples\/addsvc\/dist\/addcli\.js) /.test(line));
+    expect(demo.map((line) => line.split(" ")[0])).toEqual(["curl", "grpcurl", "node"]);
+    expect(demo.every((line) => lines.includes(line))).toBe(true);
+  });
 
   const curls = commands("curl ");
   it("documents HTTP and JSON-RPC answers, errors included, with curl lines", () => {

@@ -47,7 +47,7 @@ import { ADDSVC_PROTO } from "./servers/grpc-common.mjs";
 
 const METHOD_PATH = "/pb.Add/Sum";
 /** The packages whose dist/ the svckit server loads (to notice a rebuild during a run). */
-const DIST_PACKAGES = ["endpoint", "codec-protobuf", "transport-grpc"];
+const DIST_PACKAGES = ["endpoint", "codec-protobuf", "transport-grpc", "grpc-h2"];
 
 /** The server variants, in run order; svckit runs right after its baseline in each shape. */
 export const GRPC_VARIANTS = [
@@ -58,6 +58,18 @@ export const GRPC_VARIANTS = [
     baseline: "raw-grpc-js",
     target: 0.95,
     p99Target: 1.1,
+  },
+  // The node:http2 ceiling: a library-free gRPC handler, compared with raw grpc-js for information.
+  { name: "raw-h2-grpc", server: "servers/raw-h2-grpc.mjs", baseline: "raw-grpc-js" },
+  // svckit on its own node:http2 engine (@svckit/grpc-h2): ≥ 1.4× raw grpc-js and ≥ 0.9× the ceiling.
+  {
+    name: "svckit-grpc-h2",
+    server: "servers/svckit-grpc-h2.mjs",
+    baseline: "raw-grpc-js",
+    target: 1.4,
+    p99Target: 1.1,
+    ceiling: "raw-h2-grpc",
+    ceilingTarget: 0.9,
   },
 ];
 
@@ -469,7 +481,7 @@ export async function runGrpc(settings, log = console.log) {
         );
         row.round = r + 1;
         rows.push(row);
-        const tag = `[round ${r + 1}/${settings.rounds}] ${variant.name.padEnd(12)} ${shape.id.padEnd(5)}`;
+        const tag = `[round ${r + 1}/${settings.rounds}] ${variant.name.padEnd(14)} ${shape.id.padEnd(5)}`;
         const busy =
           row.cpu === undefined
             ? ""
@@ -532,12 +544,25 @@ export async function runGrpc(settings, log = console.log) {
         s.cpuPerReqRatio = median(s.cpuPerReqRatioPerRound);
         s.ratio = median(s.ratioPerRound);
         s.p99Ratio = median(s.p99RatioPerRound);
+        if (variant.ceiling !== undefined) {
+          s.ceiling = variant.ceiling;
+          s.ceilingTarget = variant.ceilingTarget;
+          s.ceilingRatioPerRound = rounds
+            .map((rows) => [rowOf(rows, variant.name, shape.id), rowOf(rows, variant.ceiling, shape.id)])
+            .filter(([a, b]) => a && b)
+            .map(([a, b]) => ratio(a.reqPerSec, b.reqPerSec));
+          s.ceilingRatio = median(s.ceilingRatioPerRound);
+        }
         if (s.ratio === undefined) {
           s.result = settings.variants.some((v) => v.name === variant.baseline) ? "INVALID" : "n/a";
+        } else if (variant.target === undefined) {
+          s.result = "";
         } else {
           const misses = [];
           if (s.ratio < variant.target) misses.push("req/s");
           if (!(s.p99Ratio <= variant.p99Target)) misses.push("p99");
+          if (variant.ceiling !== undefined && !(s.ceilingRatio >= variant.ceilingTarget))
+            misses.push("vs ceiling");
           s.result = misses.length === 0 ? "PASS" : `MISS (${misses.join(", ")})`;
         }
       } else {
@@ -585,6 +610,7 @@ export function formatGrpc(result) {
     "h2load CPU",
     "req/s vs raw",
     "p99 vs raw",
+    "vs ceiling",
     "target",
     "result",
   ];
@@ -603,7 +629,11 @@ export function formatGrpc(result) {
       s.h2loadCores === undefined ? "—" : s.h2loadCores.toFixed(2),
       s.baseline === undefined ? "(baseline)" : s.ratio === undefined ? "—" : `${s.ratio.toFixed(3)}×`,
       s.baseline === undefined ? "" : s.p99Ratio === undefined ? "—" : `${s.p99Ratio.toFixed(3)}×`,
-      s.target === undefined ? "" : `≥ ${s.target.toFixed(2)}×, p99 ≤ ${s.p99Target.toFixed(2)}×`,
+      s.ceiling === undefined ? "" : s.ceilingRatio === undefined ? "—" : `${s.ceilingRatio.toFixed(3)}×`,
+      s.target === undefined
+        ? ""
+        : `≥ ${s.target.toFixed(2)}×, p99 ≤ ${s.p99Target.toFixed(2)}×` +
+          (s.ceiling === undefined ? "" : `, ≥ ${s.ceilingTarget.toFixed(2)}× ${s.ceiling}`),
       s.result,
     ];
     if (multi) row.push(s.perRound.map((x) => (x === null ? "invalid" : fmtRps(x))).join(", "));

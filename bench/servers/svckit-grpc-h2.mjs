@@ -3,9 +3,8 @@
 // bindService, go-kit style decoder and encoder) with one line changed: the server is
 // @svckit/grpc-h2's createGrpcServer() instead of grpc-js's new grpc.Server().
 import { loadProtoSync } from "@svckit/codec-protobuf";
+import { createGrpcServer } from "@svckit/grpc-h2";
 import { bindService, createGrpcHandler } from "@svckit/transport-grpc";
-// bench/package.json does not list @svckit/grpc-h2 yet: load its build by path.
-import { createGrpcServer } from "../../packages/grpc-h2/dist/index.js";
 import { ADDSVC_PROTO, serveGrpc } from "./grpc-common.mjs";
 
 const add = loadProtoSync(ADDSVC_PROTO).service("pb.Add");

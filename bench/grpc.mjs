@@ -71,7 +71,19 @@ export const GRPC_VARIANTS = [
     ceiling: "raw-h2-grpc",
     ceilingTarget: 0.9,
   },
+  // examples/addsvc's gRPC listener with its whole middleware chain (rate limits lifted), against raw
+  // grpc-js. Not in the default set: --only addsvc.
+  {
+    name: "addsvc-grpc",
+    server: "servers/addsvc.mjs",
+    args: ["grpc"],
+    baseline: "raw-grpc-js",
+    optional: true,
+  },
 ];
+
+/** Named groups of variants for --only. */
+export const GRPC_GROUPS = { addsvc: ["raw-grpc-js", "addsvc-grpc"] };
 
 /** The h2load load shapes: `-c clients -m streams` (streams = max concurrent streams per connection). */
 export const GRPC_SHAPES = [
@@ -101,16 +113,18 @@ export const GRPC_USAGE = `options:
   --retry-busy N    measure again (up to N times) when other processes used > ${BUSY_CORES} cores during a
                     measurement; the least disturbed measurement counts (default 0)
   --node PATH       Node binary that runs the servers (default: the one running this script)
-  --only a,b        run only these variants: ${GRPC_VARIANTS.map((v) => v.name).join(", ")}
+  --only a,b        run only these variants: ${GRPC_VARIANTS.map((v) => v.name).join(", ")};
+                    "addsvc" = raw-grpc-js and examples/addsvc's full stack (not run by default)
   --shapes a,b      run only these load shapes: ${GRPC_SHAPES.map((s) => `${s.id} (${s.label})`).join(", ")}
   --json FILE       also write the results as JSON to FILE`;
 
-function pickNames(flag, raw, known) {
-  if (raw === undefined) return known;
+function pickNames(flag, raw, known, defaults = known, groups = {}) {
+  if (raw === undefined) return defaults;
   const picked = raw
     .split(",")
     .map((s) => s.trim())
-    .filter(Boolean);
+    .filter(Boolean)
+    .flatMap((s) => groups[s] ?? [s]);
   for (const name of picked) {
     if (!known.includes(name))
       throw new Error(`${flag}: unknown name "${name}" (known: ${known.join(", ")})`);
@@ -124,6 +138,8 @@ export function grpcSettings(values) {
     "--only",
     values.only,
     GRPC_VARIANTS.map((v) => v.name),
+    GRPC_VARIANTS.filter((v) => !v.optional).map((v) => v.name),
+    GRPC_GROUPS,
   );
   const shapes = pickNames(
     "--shapes",

@@ -34,6 +34,33 @@ export const READY_TIMEOUT_MS = 15_000;
 export const BUSY_CORES = 0.1;
 const STOP_TIMEOUT_MS = 3_000;
 
+/**
+ * What a variant is called with: wrk's script, and the answer the harness checks before and after the
+ * load (once each; wrk itself only counts non-2xx statuses). Every variant uses `sum` unless it names
+ * another.
+ */
+export const CALLS = {
+  sum: {
+    path: "/sum",
+    body: '{"a":1,"b":2}',
+    lua: "sum.lua",
+    expected: '{"v":3}',
+    isExpected: (parsed) => parsed.v === 3 && Object.keys(parsed).length === 1,
+  },
+  jsonrpc: {
+    path: "/",
+    body: '{"jsonrpc":"2.0","method":"sum","params":{"a":1,"b":2},"id":1}',
+    lua: "jsonrpc-sum.lua",
+    expected: '{"jsonrpc":"2.0","result":{"v":3},"id":1}',
+    isExpected: (parsed) =>
+      parsed.jsonrpc === "2.0" &&
+      parsed.id === 1 &&
+      parsed.result?.v === 3 &&
+      Object.keys(parsed.result).length === 1 &&
+      !("error" in parsed),
+  },
+};
+
 /** The server variants, in run order; each svckit variant runs right after its baseline. */
 export const VARIANTS = [
   { name: "raw-http", server: "servers/raw-http.mjs" },
@@ -62,16 +89,32 @@ export const VARIANTS = [
     baseline: "svckit-http",
     optional: true,
   })),
+  // examples/addsvc with its whole middleware chain (rate limits lifted), over HTTP JSON and JSON-RPC,
+  // against raw node:http servers answering the same call. Not in the default set: --only addsvc.
+  { name: "addsvc-http", server: "servers/addsvc.mjs", args: ["http"], baseline: "raw-http", optional: true },
+  { name: "raw-jsonrpc", server: "servers/raw-jsonrpc.mjs", call: "jsonrpc", optional: true },
+  {
+    name: "addsvc-jsonrpc",
+    server: "servers/addsvc.mjs",
+    args: ["jsonrpc"],
+    call: "jsonrpc",
+    baseline: "raw-jsonrpc",
+    optional: true,
+  },
 ];
 
 /** Named groups of variants for --only. */
-const GROUPS = {
+export const GROUPS = {
   observability: [
     "svckit-http",
     ...VARIANTS.filter((v) => v.server.endsWith("observed.mjs")).map((v) => v.name),
   ],
   auth: ["svckit-http", ...VARIANTS.filter((v) => v.server.endsWith("-jwt.mjs")).map((v) => v.name)],
+  addsvc: ["raw-http", "addsvc-http", "raw-jsonrpc", "addsvc-jsonrpc"],
 };
+
+/** The call `variant` is measured with. */
+const callOf = (variant) => CALLS[variant.call ?? "sum"];
 
 /** Options understood by this bench (node:util parseArgs format); run.mjs accepts them too. */
 export const HTTP_OPTIONS = {
@@ -99,6 +142,7 @@ export const HTTP_USAGE = `options:
   --only a,b        run only these variants: ${VARIANTS.map((v) => v.name).join(", ")};
                     "observability" = svckit-http and its +log/+metrics/+tracing/+all3 variants (not run by default)
                     "auth" = svckit-http and its +jwt-hs256/es256 variants, cache on and off (not run by default)
+                    "addsvc" = examples/addsvc's full stack over HTTP and JSON-RPC vs raw node:http (not run by default)
   --json FILE       also write the results as JSON to FILE`;
 
 export function positiveInt(name, raw) {
@@ -200,16 +244,16 @@ export async function stopServer(server) {
   }
 }
 
-/** One POST /sum {"a":1,"b":2} on a fresh connection, with the variant's extra `headers`. */
-function probe(port, headers = {}) {
+/** One `call` (POST /sum {"a":1,"b":2} by default) on a fresh connection, with the variant's extra `headers`. */
+function probe(port, headers = {}, call = CALLS.sum) {
   return new Promise((resolve, reject) => {
-    const body = '{"a":1,"b":2}';
+    const body = call.body;
     const req = http.request(
       {
         host: "127.0.0.1",
         port,
         method: "POST",
-        path: "/sum",
+        path: call.path,
         agent: false,
         timeout: 2_000,
         headers: {
@@ -237,7 +281,7 @@ function probe(port, headers = {}) {
   });
 }
 
-function checkAnswer({ status, contentType, body }) {
+function checkAnswer({ status, contentType, body }, call = CALLS.sum) {
   if (status !== 200) return `status ${status}, body ${JSON.stringify(body.slice(0, 200))}`;
   if (!/^application\/json\b/i.test(contentType)) return `content-type "${contentType}"`;
   let parsed;
@@ -246,28 +290,28 @@ function checkAnswer({ status, contentType, body }) {
   } catch {
     return `body is not JSON: ${JSON.stringify(body.slice(0, 200))}`;
   }
-  if (parsed === null || typeof parsed !== "object" || parsed.v !== 3 || Object.keys(parsed).length !== 1) {
-    return `body ${JSON.stringify(body.slice(0, 200))}, expected {"v":3}`;
+  if (parsed === null || typeof parsed !== "object" || !call.isExpected(parsed)) {
+    return `body ${JSON.stringify(body.slice(0, 200))}, expected ${call.expected}`;
   }
   return undefined;
 }
 
-/** Waits until the server answers POST /sum correctly; throws if it answers wrongly or never. */
-async function waitReady(server, headers) {
+/** Waits until the server answers `call` correctly; throws if it answers wrongly or never. */
+async function waitReady(server, headers, call) {
   const port = await server.port;
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     let answer;
     try {
-      answer = await probe(port, headers);
+      answer = await probe(port, headers, call);
     } catch (error) {
       if (!server.alive()) throw new Error("server exited while starting");
       if (Date.now() > deadline) throw new Error(`server never answered: ${error.message}`);
       await new Promise((r) => setTimeout(r, 100));
       continue;
     }
-    const wrong = checkAnswer(answer);
-    if (wrong !== undefined) throw new Error(`wrong answer to POST /sum: ${wrong}`);
+    const wrong = checkAnswer(answer, call);
+    if (wrong !== undefined) throw new Error(`wrong answer to POST ${call.path}: ${wrong}`);
     return port;
   }
 }
@@ -358,14 +402,16 @@ export async function waitQuiet(seconds, log = console.log) {
   }
 }
 
-async function runVariant(variant, settings, lua, log) {
+async function runVariant(variant, settings, log) {
   const row = { variant: variant.name, valid: false, problems: [] };
+  const call = callOf(variant);
+  const lua = join(here, call.lua);
   if (settings.waitQuiet > 0) row.quietBefore = await waitQuiet(settings.waitQuiet, log);
   const server = startServer(settings.node, variant);
   try {
     let port;
     try {
-      port = await waitReady(server, variant.headers);
+      port = await waitReady(server, variant.headers, call);
     } catch (error) {
       row.problems.push(error.message);
       const tail = server.stderr().trim();
@@ -373,7 +419,7 @@ async function runVariant(variant, settings, lua, log) {
       return row;
     }
     row.pid = server.child.pid;
-    const url = `http://127.0.0.1:${port}/sum`;
+    const url = `http://127.0.0.1:${port}${call.path}`;
     const base = ["-t1", `-c${settings.connections}`, "-s", lua];
     for (const [name, value] of Object.entries(variant.headers ?? {})) base.push("-H", `${name}: ${value}`);
     if (settings.warmup > 0) {
@@ -406,7 +452,7 @@ async function runVariant(variant, settings, lua, log) {
     if (!server.alive()) row.problems.push("server exited during the run");
     else {
       try {
-        const wrong = checkAnswer(await probe(port, variant.headers));
+        const wrong = checkAnswer(await probe(port, variant.headers, call), call);
         if (wrong !== undefined) row.problems.push(`wrong answer after the run: ${wrong}`);
       } catch (error) {
         row.problems.push(`no answer after the run: ${error.message}`);
@@ -468,7 +514,6 @@ export async function measureRetryingBusy(measure, label, retryBusy, log = conso
 
 /** Runs every selected variant `settings.rounds` times and returns per-round rows and a summary. */
 export async function runHttp(settings, log = console.log) {
-  const lua = join(here, "sum.lua");
   const startedAt = new Date().toISOString();
   const distBefore = distStamp();
   const serverNode = nodeVersion(settings.node);
@@ -480,7 +525,10 @@ export async function runHttp(settings, log = console.log) {
   );
   log(
     `  wrk -t1 -c${settings.connections}: ${settings.warmup}s warm-up + ${settings.duration}s measured per variant, ` +
-      `${settings.rounds} round(s), POST /sum {"a":1,"b":2}`,
+      `${settings.rounds} round(s), POST /sum {"a":1,"b":2}` +
+      (settings.variants.some((v) => v.call === "jsonrpc")
+        ? ` (JSON-RPC variants: POST / ${CALLS.jsonrpc.body})`
+        : ""),
   );
   const rounds = [];
   for (let r = 0; r < settings.rounds; r++) {
@@ -489,7 +537,7 @@ export async function runHttp(settings, log = console.log) {
     const rows = [];
     for (const variant of order) {
       const row = await measureRetryingBusy(
-        () => runVariant(variant, settings, lua, log),
+        () => runVariant(variant, settings, log),
         variant.name,
         settings.retryBusy,
         log,

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Runs every svckit benchmark (chain.mjs, then http.mjs, then grpc.mjs) and prints one report that
-// can be pasted into bench/RESULTS.md. `pnpm bench` (root) builds first and then runs this.
+// Runs every svckit benchmark (chain.mjs, lb.mjs, then http.mjs, then grpc.mjs) and prints one report
+// that can be pasted into bench/RESULTS.md. `pnpm bench` (root) builds first and then runs this.
 //
-//   node bench/run.mjs [http.mjs and grpc.mjs options] [--calls N] [--skip-chain] [--skip-http]
-//                      [--skip-grpc] [--json out.json]
+//   node bench/run.mjs [http.mjs and grpc.mjs options] [--calls N] [--lb-calls N] [--skip-chain]
+//                      [--skip-lb] [--skip-http] [--skip-grpc] [--json out.json]
 //
-// --node PATH runs the HTTP and gRPC servers and the chain microbenchmark on that Node binary.
+// --node PATH runs the HTTP and gRPC servers and the chain and lb microbenchmarks on that Node binary.
 // --only takes variant names of both load benches; a bench none of whose variants is named is skipped.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -14,19 +14,47 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { formatChain } from "./chain.mjs";
-import { formatGrpc, GRPC_OPTIONS, GRPC_USAGE, GRPC_VARIANTS, grpcSettings, runGrpc } from "./grpc.mjs";
-import { formatHttp, HTTP_OPTIONS, HTTP_USAGE, httpSettings, runHttp, VARIANTS, waitQuiet } from "./http.mjs";
+import {
+  formatGrpc,
+  GRPC_GROUPS,
+  GRPC_OPTIONS,
+  GRPC_USAGE,
+  GRPC_VARIANTS,
+  grpcSettings,
+  runGrpc,
+} from "./grpc.mjs";
+import {
+  formatHttp,
+  GROUPS,
+  HTTP_OPTIONS,
+  HTTP_USAGE,
+  httpSettings,
+  runHttp,
+  VARIANTS,
+  waitQuiet,
+} from "./http.mjs";
+import { formatLb } from "./lb.mjs";
 import { cliArgs, distStamp, gitHead, machineInfo, nodeVersion } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** Every package whose dist/ a bench server loads. */
-const DIST_PACKAGES = ["endpoint", "codec-json", "transport-http", "codec-protobuf", "transport-grpc"];
+/** Every package whose dist/ a bench server or microbenchmark loads. */
+const DIST_PACKAGES = [
+  "endpoint",
+  "codec-json",
+  "transport-http",
+  "codec-protobuf",
+  "transport-grpc",
+  "sd",
+  "lb",
+];
 
 const OPTIONS = {
   ...HTTP_OPTIONS,
   shapes: GRPC_OPTIONS.shapes,
   calls: { type: "string", default: "1000000" },
+  "lb-calls": { type: "string", default: "300000" },
   "skip-chain": { type: "boolean" },
+  "skip-lb": { type: "boolean" },
   "skip-http": { type: "boolean" },
   "skip-grpc": { type: "boolean" },
 };
@@ -41,8 +69,9 @@ const GRPC_ONLY_USAGE = GRPC_USAGE.split("\n")
  * (undefined = all of them), and `run` says whether it has any to run.
  */
 function splitOnly(only) {
-  const httpNames = VARIANTS.map((v) => v.name);
-  const grpcNames = GRPC_VARIANTS.map((v) => v.name);
+  // Group names (--only addsvc, observability, auth) go to each bench that knows them.
+  const httpNames = [...VARIANTS.map((v) => v.name), ...Object.keys(GROUPS)];
+  const grpcNames = [...GRPC_VARIANTS.map((v) => v.name), ...Object.keys(GRPC_GROUPS)];
   if (only === undefined)
     return { http: { only: undefined, run: true }, grpc: { only: undefined, run: true } };
   const names = only
@@ -64,14 +93,17 @@ function splitOnly(only) {
   };
 }
 
-/** Runs chain.mjs on the chosen Node binary (pinned like the servers) and returns its JSON result. */
-function runChainChild(nodeBin, calls) {
+/**
+ * Runs a microbenchmark (`chain.mjs`, `lb.mjs`) with `--calls calls` on the chosen Node binary, pinned
+ * like the servers, and returns its JSON result.
+ */
+function runMicroChild(nodeBin, script, calls) {
   const dir = mkdtempSync(join(tmpdir(), "svckit-bench-"));
-  const out = join(dir, "chain.json");
+  const out = join(dir, "result.json");
   return new Promise((resolve, reject) => {
     const child = spawn(
       "taskset",
-      ["-c", "0", nodeBin, join(here, "chain.mjs"), "--calls", calls, "--json", out],
+      ["-c", "0", nodeBin, join(here, script), "--calls", calls, "--json", out],
       {
         stdio: "inherit",
       },
@@ -81,7 +113,7 @@ function runChainChild(nodeBin, calls) {
     child.once("exit", (code, signal) => {
       clearTimeout(timer);
       try {
-        if (code !== 0) throw new Error(`chain.mjs exited with code ${code}, signal ${signal}`);
+        if (code !== 0) throw new Error(`${script} exited with code ${code}, signal ${signal}`);
         resolve(JSON.parse(readFileSync(out, "utf8")));
       } catch (error) {
         reject(error);
@@ -97,11 +129,13 @@ async function main() {
   if (values.help) {
     console.log(
       `usage: node bench/run.mjs [options]\n${HTTP_USAGE}\n` +
-        "                    (--only also takes the gRPC variants: raw-grpc-js, svckit-grpc; the gRPC bench\n" +
+        `                    (--only also takes the gRPC variants: ${GRPC_VARIANTS.map((v) => v.name).join(", ")} and "addsvc"; the gRPC bench\n` +
         "                    has fixed load shapes instead of --connections)\n" +
         `${GRPC_ONLY_USAGE}\n` +
         "  --calls N         awaited calls per case in the chain microbenchmark (default 1000000)\n" +
+        "  --lb-calls N      picks or awaited calls per case in the lb microbenchmark (default 300000)\n" +
         "  --skip-chain      do not run the chain microbenchmark\n" +
+        "  --skip-lb         do not run the lb (balancer) microbenchmark\n" +
         "  --skip-http       do not run the HTTP load benchmark\n" +
         "  --skip-grpc       do not run the gRPC load benchmark",
     );
@@ -134,7 +168,12 @@ async function main() {
 
   if (!values["skip-chain"]) {
     if (settings.waitQuiet > 0) await waitQuiet(settings.waitQuiet);
-    report.chain = await runChainChild(settings.node, values.calls);
+    report.chain = await runMicroChild(settings.node, "chain.mjs", values.calls);
+    console.log("");
+  }
+  if (!values["skip-lb"]) {
+    if (settings.waitQuiet > 0) await waitQuiet(settings.waitQuiet);
+    report.lb = await runMicroChild(settings.node, "lb.mjs", values["lb-calls"]);
     console.log("");
   }
   if (runsHttp) {
@@ -151,6 +190,13 @@ async function main() {
       `### chain (ns per awaited call, median of ${report.chain.rounds} × ${report.chain.calls.toLocaleString("en-US")} calls)\n`,
     );
     console.log(formatChain(report.chain));
+    console.log("");
+  }
+  if (report.lb !== undefined) {
+    console.log(
+      `### lb (ns per pick and per awaited call through createBalancedEndpoint, median of ${report.lb.rounds} rounds)\n`,
+    );
+    console.log(formatLb(report.lb));
     console.log("");
   }
   if (report.http !== undefined) {

@@ -80,10 +80,18 @@ export const GRPC_VARIANTS = [
     baseline: "raw-grpc-js",
     optional: true,
   },
+  // The same on svckit's node:http2 engine (addsvc's -grpc-engine h2).
+  {
+    name: "addsvc-grpc-h2",
+    server: "servers/addsvc.mjs",
+    args: ["grpc", "h2"],
+    baseline: "raw-grpc-js",
+    optional: true,
+  },
 ];
 
 /** Named groups of variants for --only. */
-export const GRPC_GROUPS = { addsvc: ["raw-grpc-js", "addsvc-grpc"] };
+export const GRPC_GROUPS = { addsvc: ["raw-grpc-js", "addsvc-grpc", "addsvc-grpc-h2"] };
 
 /** The h2load load shapes: `-c clients -m streams` (streams = max concurrent streams per connection). */
 export const GRPC_SHAPES = [

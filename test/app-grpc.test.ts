@@ -1,6 +1,7 @@
-// @svckit/app's grpcServer and @svckit/health on a real grpc-js server, in process, on 127.0.0.1:
-// a call in flight finishes during the stop, new calls are refused, the drain deadline cancels what is
-// left, and an open health Watch does not hold the graceful stop up.
+// @svckit/app's grpcServer and @svckit/health on a real gRPC server, in process, on 127.0.0.1: a call in
+// flight finishes during the stop, new calls are refused, the drain deadline cancels what is left, and
+// an open health Watch does not hold the graceful stop up. Every case runs on both server engines: a
+// grpc-js `Server` and @svckit/grpc-h2's `createGrpcServer()`.
 import {
   Client,
   credentials,
@@ -13,21 +14,33 @@ import {
   status,
 } from "@grpc/grpc-js";
 import { createApp, grpcServer } from "@svckit/app";
+import { createGrpcServer, type GrpcH2Server } from "@svckit/grpc-h2";
 import { addHealthService, createHealth, HEALTH_SERVICE_NAME } from "@svckit/health";
 import { afterEach, describe, expect, it } from "vitest";
 
+/** A gRPC server engine: how to make a server with no services yet. */
+interface Engine {
+  readonly name: string;
+  create(): Server | GrpcH2Server;
+}
+
+const engines: readonly Engine[] = [
+  { name: "grpc-js", create: () => new Server() },
+  { name: "@svckit/grpc-h2", create: () => createGrpcServer() },
+];
+
 const raw = (bytes: Buffer): Buffer => bytes;
 const clients: Client[] = [];
-const servers: Server[] = [];
+const servers: (Server | GrpcH2Server)[] = [];
 
 afterEach(() => {
   for (const client of clients.splice(0)) client.close();
   for (const server of servers.splice(0)) server.forceShutdown();
 });
 
-/** A grpc-js server with `/test.Slow/Wait`: answers "done" once `release()` is called. */
-function slowServer() {
-  const server = new Server();
+/** A server of `engine` with `/test.Slow/Wait`: answers "done" once `release()` is called. */
+function slowServer(engine: Engine) {
+  const server = engine.create();
   servers.push(server);
   const waiting: (() => void)[] = [];
   let arrived!: () => void;
@@ -82,9 +95,9 @@ function wait(c: Client): Promise<string> {
   });
 }
 
-describe("grpcServer on grpc-js", () => {
+describe.each(engines)("grpcServer on $name", (engine) => {
   it("binds port 0, drains a call in flight on stop and refuses new calls", async () => {
-    const slow = slowServer();
+    const slow = slowServer(engine);
     const grpc = grpcServer(slow.server, {
       address: "127.0.0.1:0",
       credentials: ServerCredentials.createInsecure(),
@@ -109,12 +122,12 @@ describe("grpcServer on grpc-js", () => {
   });
 
   it("an address in use fails the start with UNAVAILABLE", async () => {
-    const first = grpcServer(slowServer().server, {
+    const first = grpcServer(slowServer(engine).server, {
       address: "127.0.0.1:0",
       credentials: ServerCredentials.createInsecure(),
     });
     await first.start();
-    const second = grpcServer(slowServer().server, {
+    const second = grpcServer(slowServer(engine).server, {
       address: `127.0.0.1:${first.port}`,
       credentials: ServerCredentials.createInsecure(),
     });
@@ -126,7 +139,7 @@ describe("grpcServer on grpc-js", () => {
   });
 
   it("the app's drain timeout cancels a call that does not finish", async () => {
-    const slow = slowServer();
+    const slow = slowServer(engine);
     const grpc = grpcServer(slow.server, {
       address: "127.0.0.1:0",
       credentials: ServerCredentials.createInsecure(),
@@ -143,7 +156,7 @@ describe("grpcServer on grpc-js", () => {
   });
 
   it("an open health Watch ends when the app stops, so the stop does not wait for the drain timeout", async () => {
-    const server = new Server();
+    const server = engine.create();
     servers.push(server);
     const health = createHealth();
     addHealthService(server, health);

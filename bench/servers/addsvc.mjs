@@ -1,6 +1,7 @@
 // examples/addsvc as `node examples/addsvc/dist/main.js` builds it — one service, go-kit's middleware
 // chain on every endpoint (tracing, metrics, logging, circuit breaker, rate limit), the app lifecycle —
-// serving one transport on a free 127.0.0.1 port: `addsvc.mjs http`, `addsvc.mjs grpc` or
+// serving one transport on a free 127.0.0.1 port: `addsvc.mjs http`, `addsvc.mjs grpc`,
+// `addsvc.mjs grpc h2` (gRPC on svckit's node:http2 engine, main's `-grpc-engine h2`) or
 // `addsvc.mjs jsonrpc`. The rate limits are lifted (the bench measures cost, not the limiter saying no);
 // the breakers keep main's defaults. Every call writes its log line, as main's do, through the winston
 // logger main uses, into /dev/null instead of stdout (the harness reads stdout for the port).
@@ -15,6 +16,7 @@ const addr = "127.0.0.1:0";
 const { app, servers } = createAddsvc({
   httpAddr: transport === "http" ? addr : undefined,
   grpcAddr: transport === "grpc" ? addr : undefined,
+  grpcEngine: process.argv[3] === "h2" ? "h2" : "grpc-js",
   jsonrpcAddr: transport === "jsonrpc" ? addr : undefined,
   sumRate: 0,
   concatRate: 0,

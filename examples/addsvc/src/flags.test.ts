@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseCount, parseDuration, parseFlags } from "./flags.js";
+import { parseChoice, parseCount, parseDuration, parseFlags } from "./flags.js";
 import { goQuote, parseInt64 } from "./go-format.js";
 
 const known = { "http-addr": "string", method: "string", help: "boolean", h: "boolean" } as const;
@@ -75,6 +75,19 @@ describe("parseDuration and parseCount", () => {
     for (const bad of ["", "-1", "1.5", "1e3", "0x10", "abc", "1234567890"]) {
       expect(() => parseCount("sum-rate", bad)).toThrow(
         `invalid value "${bad}" for -sum-rate: expected a whole number >= 0`,
+      );
+    }
+  });
+});
+
+describe("parseChoice", () => {
+  it("takes one of the choices as given, and names them for anything else", () => {
+    const engines = ["grpc-js", "h2"] as const;
+    expect(parseChoice("grpc-engine", "h2", engines)).toBe("h2");
+    expect(parseChoice("grpc-engine", "grpc-js", engines)).toBe("grpc-js");
+    for (const value of ["H2", "", "grpc", "h2 "]) {
+      expect(() => parseChoice("grpc-engine", value, engines)).toThrow(
+        `invalid value "${value}" for -grpc-engine: expected grpc-js or h2`,
       );
     }
   });

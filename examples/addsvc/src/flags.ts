@@ -95,3 +95,19 @@ export function parseCount(flag: string, value: string): number {
   }
   return Number(value);
 }
+
+/**
+ * One of `choices`, as given. Throws an `Error` naming the choices for anything else.
+ *
+ * @example
+ * ```ts
+ * parseChoice("grpc-engine", "h2", ["grpc-js", "h2"] as const); // "h2"
+ * ```
+ */
+export function parseChoice<const C extends string>(flag: string, value: string, choices: readonly C[]): C {
+  const choice = choices.find((c) => c === value);
+  if (choice === undefined) {
+    throw new Error(`invalid value "${value}" for -${flag}: expected ${choices.join(" or ")}`);
+  }
+  return choice;
+}

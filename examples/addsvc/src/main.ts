@@ -6,11 +6,14 @@
 // Only the flag parser (and the tiny @svckit/endpoint) is loaded before the flags are read, so --help and a bad command line answer at
 // once; the servers and their libraries are imported afterwards.
 import { ServiceError } from "@svckit/endpoint";
-import { parseCount, parseDuration, parseFlags } from "./flags.js";
+import { parseChoice, parseCount, parseDuration, parseFlags } from "./flags.js";
+import type { GrpcEngine } from "./server.js";
 
 const usage = `usage: addsvc [flags]
   -http-addr host:port     HTTP JSON address (default 127.0.0.1:8081)
   -grpc-addr host:port     gRPC address (default 127.0.0.1:8082)
+  -grpc-engine grpc-js|h2  the gRPC server: grpc-js's Server, or h2 for @svckit/grpc-h2's
+                           engine on node:http2; the same service on both (default grpc-js)
   -jsonrpc-addr host:port  JSON-RPC over HTTP address (default 127.0.0.1:8084)
   -debug-addr host:port    /metrics, /healthz and /readyz (default 127.0.0.1:8080)
   -sum-rate n              sum calls admitted per second, 0 = unlimited (default 1)
@@ -42,7 +45,10 @@ const listeners = {
 } as const;
 type Listener = keyof typeof listeners;
 
+const grpcEngines = ["grpc-js", "h2"] as const satisfies readonly GrpcEngine[];
+
 const addrs: Partial<Record<Listener, string>> = {};
+let grpcEngine: GrpcEngine = "grpc-js";
 let sumRate = 1;
 let concatRate = 100;
 let breakerCalls = 6;
@@ -51,6 +57,7 @@ try {
   const { values, positionals } = parseFlags(process.argv.slice(2), {
     "http-addr": "string",
     "grpc-addr": "string",
+    "grpc-engine": "string",
     "jsonrpc-addr": "string",
     "debug-addr": "string",
     "sum-rate": "string",
@@ -70,6 +77,7 @@ try {
     const addr = str(name) ?? fallback;
     if (addr !== "off" && addr !== "") addrs[name] = addr;
   }
+  grpcEngine = parseChoice("grpc-engine", str("grpc-engine") ?? "grpc-js", grpcEngines);
   sumRate = parseCount("sum-rate", str("sum-rate") ?? "1");
   concatRate = parseCount("concat-rate", str("concat-rate") ?? "100");
   breakerCalls = parseCount("breaker-calls", str("breaker-calls") ?? "6");
@@ -95,6 +103,7 @@ try {
   addsvc = createAddsvc({
     httpAddr: addrs["http-addr"],
     grpcAddr: addrs["grpc-addr"],
+    grpcEngine,
     jsonrpcAddr: addrs["jsonrpc-addr"],
     debugAddr: addrs["debug-addr"],
     sumRate,

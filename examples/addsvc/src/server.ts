@@ -8,6 +8,8 @@ import {
   type HttpAppServer,
   httpServer,
 } from "@svckit/app";
+import { Code, ServiceError } from "@svckit/endpoint";
+import { createGrpcServer, type GrpcH2Server } from "@svckit/grpc-h2";
 import { addHealthService, createHealth, createHealthHandler } from "@svckit/health";
 import type { Logger } from "@svckit/log";
 import { createMetrics, type Metrics } from "@svckit/metrics";
@@ -18,12 +20,24 @@ import { ADD_SERVICE, bindAddsvc } from "./transport-grpc.js";
 import { createAddsvcRouter } from "./transport-http.js";
 import { createAddsvcJsonRpcHandler } from "./transport-jsonrpc.js";
 
+/**
+ * The server engine gRPC runs on: `"grpc-js"`, a `@grpc/grpc-js` `Server`, or `"h2"`, `@svckit/grpc-h2`'s
+ * `createGrpcServer()` on `node:http2`. Both serve the same `pb.Add` handlers, health service and
+ * lifecycle; only the engine under them changes.
+ */
+export type GrpcEngine = "grpc-js" | "h2";
+
+/** The gRPC server of either {@link GrpcEngine}. */
+export type AddsvcGrpcServer = GrpcServer | GrpcH2Server;
+
 /** How {@link createAddsvc} is set up: what `main` reads from its flags. */
 export interface AddsvcConfig {
   /** Where HTTP JSON listens (`host:port`, port 0 for a free one); `undefined` for no HTTP. */
   httpAddr?: string | undefined;
   /** Where gRPC listens; `undefined` for none. */
   grpcAddr?: string | undefined;
+  /** The gRPC server engine; default `"grpc-js"`. */
+  grpcEngine?: GrpcEngine | undefined;
   /** Where JSON-RPC over HTTP listens; `undefined` for none. */
   jsonrpcAddr?: string | undefined;
   /** Where `/metrics`, `/healthz` and `/readyz` are served; `undefined` for none. */
@@ -47,7 +61,7 @@ export interface Addsvc {
   /** The app: `run()` serves until a signal, `stop()` stops. */
   readonly app: App;
   /** The servers, named `HTTP`, `gRPC`, `JSON-RPC` and `debug`; each tells its `address` once started. */
-  readonly servers: readonly (HttpAppServer | GrpcAppServer<GrpcServer>)[];
+  readonly servers: readonly (HttpAppServer | GrpcAppServer<AddsvcGrpcServer>)[];
   /** The metrics the debug listener serves. */
   readonly metrics: Metrics;
 }
@@ -55,12 +69,29 @@ export interface Addsvc {
 /** The largest request accepted on the gRPC listener, as on the HTTP ones. */
 const MAX_REQUEST_BYTES = 1 << 20;
 
+/** A gRPC server of `engine` with addsvc's limits, no services yet. */
+function createEngine(engine: GrpcEngine): AddsvcGrpcServer {
+  switch (engine) {
+    case "grpc-js":
+      return new GrpcServer({ "grpc.max_receive_message_length": MAX_REQUEST_BYTES });
+    case "h2":
+      return createGrpcServer({ maxReceiveMessageLength: MAX_REQUEST_BYTES });
+    default:
+      throw new ServiceError(
+        Code.INVALID_ARGUMENT,
+        `unknown gRPC engine "${String(engine satisfies never)}": expected grpc-js or h2`,
+      );
+  }
+}
+
 /**
  * Wires addsvc as go-kit's `cmd/addsvc` does: one service, its endpoints wrapped once in one middleware
  * chain (tracing, metrics, logging, breaker, rate limit), served over HTTP JSON, gRPC and JSON-RPC at
  * once, with a debug listener for `/metrics`, `/healthz` and `/readyz`, `grpc.health.v1` on the gRPC
- * server, and a lifecycle that logs each listener once it listens and drains on SIGTERM. Throws a
- * `ServiceError` `INVALID_ARGUMENT` for an address the servers cannot take.
+ * server, and a lifecycle that logs each listener once it listens and drains on SIGTERM. gRPC runs on
+ * grpc-js's `Server` or, with `grpcEngine: "h2"`, on `@svckit/grpc-h2`'s engine, with the same handlers,
+ * health service and lifecycle. Throws a `ServiceError` `INVALID_ARGUMENT` for an address the servers
+ * cannot take or an unknown engine.
  *
  * @example
  * ```ts
@@ -87,24 +118,26 @@ export function createAddsvc(config: AddsvcConfig): Addsvc {
   const { endpoints } = wrapped;
 
   // The app starts, drains and closes these; their names are in the log lines.
-  const servers: (HttpAppServer | GrpcAppServer<GrpcServer>)[] = [];
+  const servers: (HttpAppServer | GrpcAppServer<AddsvcGrpcServer>)[] = [];
+  const grpcEngine = config.grpcEngine ?? "grpc-js";
+  let grpc: GrpcAppServer<AddsvcGrpcServer> | undefined;
   if (config.httpAddr !== undefined) {
     servers.push(
       httpServer(createAddsvcRouter(endpoints).handle, { address: config.httpAddr, name: "HTTP" }),
     );
   }
   if (config.grpcAddr !== undefined) {
-    const server = new GrpcServer({ "grpc.max_receive_message_length": MAX_REQUEST_BYTES });
+    // The same handlers, health service and lifecycle on either engine.
+    const server = createEngine(grpcEngine);
     bindAddsvc(server, endpoints);
     // "" is the server as a whole; pb.Add follows readiness too.
     addHealthService(server, health, { services: { [ADD_SERVICE]: "SERVING" } });
-    servers.push(
-      grpcServer(server, {
-        address: config.grpcAddr,
-        credentials: ServerCredentials.createInsecure(),
-        name: "gRPC",
-      }),
-    );
+    grpc = grpcServer(server, {
+      address: config.grpcAddr,
+      credentials: ServerCredentials.createInsecure(),
+      name: "gRPC",
+    });
+    servers.push(grpc);
   }
   if (config.jsonrpcAddr !== undefined) {
     servers.push(
@@ -131,6 +164,7 @@ export function createAddsvc(config: AddsvcConfig): Addsvc {
         logger.log("info", `${server.name} listening on ${server.address}`, {
           transport: server.name,
           addr: server.address,
+          ...(server === grpc ? { engine: grpcEngine } : {}),
         });
       }
     },

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { Client, credentials, type Server } from "@grpc/grpc-js";
+import { Client, credentials } from "@grpc/grpc-js";
 import { loadProtoSync, type ProtoRoot, type ServiceDescriptor } from "@svckit/codec-protobuf";
 import { Code, type Context, type Endpoint, ServiceError } from "@svckit/endpoint";
 import {
@@ -8,6 +8,7 @@ import {
   createGrpcHandler,
   type GrpcClientOptions,
   type GrpcServerOptions,
+  type GrpcServiceRegistrar,
 } from "@svckit/transport-grpc";
 import type { AddEndpoints, ConcatRequest, ConcatResponse, SumRequest, SumResponse } from "./endpoints.js";
 import { AddServiceError } from "./service.js";
@@ -88,7 +89,8 @@ const asConcatRequest = (_ctx: Context, message: ConcatRequestMessage): ConcatRe
 const asIs = <T>(_ctx: Context, message: T): T => message;
 
 /**
- * Serves the endpoints as `pb.Add` on a grpc-js `Server`: `Sum` and `Concat`. As in go-kit, the
+ * Serves the endpoints as `pb.Add` on a grpc-js `Server` (or another engine with its `addService`, such
+ * as `@svckit/grpc-h2`'s): `Sum` and `Concat`. As in go-kit, the
  * service's errors travel in the reply's `err` field with status OK (`Sum(0, 0)` →
  * `{v: 0, err: "can't sum two zeroes"}`); a rate limit is `RESOURCE_EXHAUSTED`, an open breaker
  * `UNAVAILABLE` (go-kit: `UNKNOWN`). `options` go to both methods.
@@ -100,7 +102,11 @@ const asIs = <T>(_ctx: Context, message: T): T => message;
  * server.bindAsync("127.0.0.1:8082", ServerCredentials.createInsecure(), () => {});
  * ```
  */
-export function bindAddsvc(server: Server, endpoints: AddEndpoints, options: GrpcServerOptions = {}): void {
+export function bindAddsvc(
+  server: GrpcServiceRegistrar,
+  endpoints: AddEndpoints,
+  options: GrpcServerOptions = {},
+): void {
   const sum = replyingServiceErrors(
     endpoints.sum,
     (response: SumResponse): SumReplyMessage => ({ v: response.v, err: "" }),

@@ -18,7 +18,7 @@ import {
 } from "@grpc/grpc-js";
 import { loadProtoSync, type ProtoRoot } from "@svckit/codec-protobuf";
 import type { GrpcMessageCodec } from "@svckit/transport-grpc";
-import { createGrpcServer, type GrpcH2Server } from "./index.js";
+import { createGrpcServer } from "./index.js";
 
 /** The absolute path of a file in `src/testdata`. */
 export function testdata(name: string): string {
@@ -92,17 +92,9 @@ export const engines: readonly Engine[] = [
   },
   {
     name: "grpc-h2",
-    create: (options = {}) => asServer(createGrpcServer(options)),
+    create: (options = {}) => createGrpcServer(options),
   },
 ];
-
-/**
- * `bindService` is typed with grpc-js's `Server` class, whose private members no other object can
- * have; the engine has every member `bindService` uses (`addService`).
- */
-export function asServer(server: GrpcH2Server): Server {
-  return server as unknown as Server;
-}
 
 const servers = new Set<ServerLike>();
 const clients = new Set<Client>();

@@ -6,7 +6,6 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGrpcServer, type GrpcH2Server } from "./index.js";
 import {
-  asServer,
   closeRawSessions,
   framed,
   listen,
@@ -25,7 +24,7 @@ const deadlines: number[] = [];
 
 beforeAll(async () => {
   server = createGrpcServer({ maxReceiveMessageLength: 1024 });
-  bindService(asServer(server), add, {
+  bindService(server, add, {
     Sum: createGrpcHandler(
       async (ctx, req: SumRequest) => {
         deadlines.push(ctx.deadline ?? Number.NaN);

@@ -1,8 +1,9 @@
 /**
  * The svckit gRPC transport on `@grpc/grpc-js`. {@link createGrpcHandler} makes a method server from an
  * endpoint, a decoder and an encoder (go-kit's `grpc.NewServer`), {@link bindService} registers a
- * service's handlers on a grpc-js `Server` with the method descriptors' own codecs (no
- * @grpc/proto-loader), and {@link createGrpcClient} turns a remote method into an `Endpoint`.
+ * service's handlers on a grpc-js `Server` (or another engine with its `addService`, such as
+ * `@svckit/grpc-h2`) with the method descriptors' own codecs (no @grpc/proto-loader), and
+ * {@link createGrpcClient} turns a remote method into an `Endpoint`.
  * Metadata, deadlines, cancellation and `ServiceError` codes (with `grpc-status-details-bin`) travel
  * both ways.
  *
@@ -30,6 +31,7 @@ export type {
   GrpcServerOptions,
   GrpcServerRequestFunc,
   GrpcServerResponseFunc,
+  GrpcServiceRegistrar,
 } from "./server.js";
 export { bindService, createGrpcHandler } from "./server.js";
 export {

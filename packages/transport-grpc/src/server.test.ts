@@ -15,6 +15,7 @@ import {
   type GrpcServerFinalizerInfo,
   type GrpcServerOptions,
   type GrpcService,
+  type GrpcServiceRegistrar,
   STATUS_DETAILS_KEY,
 } from "@svckit/transport-grpc";
 import { afterEach, describe, expect, it } from "vitest";
@@ -736,6 +737,23 @@ describe("options: before, after, errorHandler, finalizer", () => {
 });
 
 describe("bindService", () => {
+  it("takes any object with grpc-js's addService (a GrpcServiceRegistrar), not only a grpc-js Server", () => {
+    const added: { paths: string[]; methods: string[] }[] = [];
+    const registrar: GrpcServiceRegistrar = {
+      addService(definition, implementation) {
+        added.push({
+          paths: Object.values(definition).map((method) => method.path),
+          methods: Object.keys(implementation),
+        });
+      },
+    };
+    bindService(registrar, add, { Sum: sumHandler(), Concat: concatHandler() });
+    expect(added).toEqual([{ paths: ["/pb.Add/Sum", "/pb.Add/Concat"], methods: ["Sum", "Concat"] }]);
+    // A grpc-js Server is one as it is.
+    const server: GrpcServiceRegistrar = new Server();
+    expect(() => bindService(server, add, { Sum: sumHandler() })).not.toThrow();
+  });
+
   it("throws for a handler whose method the service does not have, naming the ones it has", () => {
     expect(() => bindService(new Server(), add, { Sub: sumHandler() })).toThrow(
       "bindService: pb.Add has no method Sub (it has: Sum, Concat)",

@@ -67,8 +67,24 @@ export interface GrpcServerOptions {
 }
 
 /**
+ * What {@link bindService} registers a service on: anything with grpc-js's `Server.addService`. A grpc-js
+ * `Server` fits as it is, and so does another engine that takes grpc-js service definitions, such as
+ * `@svckit/grpc-h2`'s `createGrpcServer()`, without a cast.
+ *
+ * @example
+ * ```ts
+ * const servers: GrpcServiceRegistrar[] = [new Server(), createGrpcServer()];
+ * for (const server of servers) bindService(server, root.service("pb.Add"), { Sum: sum });
+ * ```
+ */
+export interface GrpcServiceRegistrar {
+  /** grpc-js's `Server.addService`: the service's method definitions and their handlers. */
+  addService(service: ServiceDefinition, implementation: UntypedServiceImplementation): void;
+}
+
+/**
  * One method's server: an endpoint with its decoder and encoder (go-kit's `grpc.NewServer`).
- * Bind handlers to a grpc-js `Server` with {@link bindService}.
+ * Bind handlers to a grpc-js `Server` (or another {@link GrpcServiceRegistrar}) with {@link bindService}.
  */
 export interface GrpcHandler<Msg = never, Out = unknown> {
   /** The endpoint served; it returns an `AsyncIterable` of responses for server-streaming methods. */
@@ -419,21 +435,39 @@ function serverStreamHandler(plan: Plan) {
 }
 
 /**
- * Registers handlers for the methods of `service` on a grpc-js `Server`, without @grpc/proto-loader:
- * messages are decoded and encoded by the method descriptors' own codecs (so a malformed request is
- * INVALID_ARGUMENT, not grpc-js's INTERNAL). Methods without a handler answer UNIMPLEMENTED, as do
- * unknown methods. `options` are defaults that each handler's own options extend (hooks run the
- * service-wide ones first).
+ * Registers handlers for the methods of `service` on a grpc-js `Server`, or on any
+ * {@link GrpcServiceRegistrar} (another engine with grpc-js's `addService`, e.g. `@svckit/grpc-h2`'s
+ * `createGrpcServer()`), without @grpc/proto-loader: messages are decoded and encoded by the method
+ * descriptors' own codecs (so a malformed request is INVALID_ARGUMENT, not grpc-js's INTERNAL). Methods
+ * without a handler answer UNIMPLEMENTED, as do unknown methods. `options` are defaults that each
+ * handler's own options extend (hooks run the service-wide ones first).
  *
  * @example
  * ```ts
- * const server = new Server();
+ * const server = new Server(); // or createGrpcServer() from @svckit/grpc-h2
  * bindService(server, root.service("pb.Add"), { Sum: sumHandler, Concat: concatHandler });
  * server.bindAsync("127.0.0.1:8082", ServerCredentials.createInsecure(), () => {});
  * ```
  */
 export function bindService(
+  server: GrpcServiceRegistrar,
+  service: GrpcService,
+  handlers: Readonly<Record<string, GrpcHandler<never, unknown>>>,
+  options?: GrpcServerOptions,
+): void;
+/**
+ * The same, on a grpc-js `Server` (which the signature above already takes). This signature is kept
+ * last so that `Parameters<typeof bindService>[0]` is still grpc-js's `Server`, as it was before
+ * `bindService` took any {@link GrpcServiceRegistrar}.
+ */
+export function bindService(
   server: Server,
+  service: GrpcService,
+  handlers: Readonly<Record<string, GrpcHandler<never, unknown>>>,
+  options?: GrpcServerOptions,
+): void;
+export function bindService(
+  server: GrpcServiceRegistrar,
   service: GrpcService,
   handlers: Readonly<Record<string, GrpcHandler<never, unknown>>>,
   options: GrpcServerOptions = {},

@@ -14,7 +14,6 @@ import {
   Code,
   type Context,
   chain,
-  codeToHttpStatus,
   type Endpoint,
   type GenericMiddleware,
   ServiceError,
@@ -27,13 +26,13 @@ import { createRetryBudget, retry } from "@svckit/retry";
 import { createEndpointer, type Endpointer, type Instancer } from "@svckit/sd";
 import {
   createHttpHandler,
+  createJsonErrorEncoder,
   createRouter,
   type ErrorEncoder,
   HttpError,
   type HttpRequest,
   type HttpResponseInit,
   type HttpServerOptions,
-  JSON_CONTENT_TYPE,
   type Router,
 } from "@svckit/transport-http";
 import { createDiscovery, type Discovery } from "./discovery.js";
@@ -76,21 +75,9 @@ const PASSED_ERROR_HEADERS = new Set(["www-authenticate", "retry-after", "allow"
  * response headers as metadata; its hop-by-hop and framing headers (`connection`, `keep-alive`,
  * `date`, ...) must not become the gateway's.
  */
-export const gatewayErrorEncoder: ErrorEncoder = function gatewayErrorEncoder(_ctx, error, res) {
-  const status = error instanceof HttpError ? error.status : codeToHttpStatus[error.code];
-  const body = JSON.stringify(error.toJSON());
-  const headers: (string | number)[] = [
-    "content-type",
-    JSON_CONTENT_TYPE,
-    "content-length",
-    Buffer.byteLength(body),
-  ];
-  for (const [key, value] of error.metadata) {
-    if (PASSED_ERROR_HEADERS.has(key)) headers.push(key, value);
-  }
-  res.writeHead(status, headers as string[]);
-  res.end(body);
-};
+export const gatewayErrorEncoder: ErrorEncoder = createJsonErrorEncoder({
+  passHeader: (name) => PASSED_ERROR_HEADERS.has(name),
+});
 
 /** One routed service: its balanced, retried endpoint over the instances discovery reports. */
 interface RoutedService {

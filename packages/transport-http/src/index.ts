@@ -38,4 +38,10 @@ export type {
   ServerRequestFunc,
   ServerResponseFunc,
 } from "./server.js";
-export { createHttpHandler, defaultErrorEncoder, JSON_CONTENT_TYPE } from "./server.js";
+export {
+  createHttpHandler,
+  createJsonErrorEncoder,
+  defaultErrorEncoder,
+  JSON_CONTENT_TYPE,
+  type JsonErrorEncoderOptions,
+} from "./server.js";

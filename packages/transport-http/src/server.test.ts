@@ -10,6 +10,7 @@ import {
 } from "@svckit/endpoint";
 import {
   createHttpHandler,
+  createJsonErrorEncoder,
   type DecodeRequestFunc,
   defaultErrorEncoder,
   encodeJsonResponse,
@@ -461,6 +462,49 @@ describe("createHttpHandler: errors", () => {
     expect(res.headers["transfer-encoding"]).toBeUndefined();
     expect(res.headers["x-up"]).toBe("1");
     expect(res.json()).toEqual({ code: "NOT_FOUND", message: "no such user" });
+  });
+
+  it("never passes on hop-by-hop headers an error's metadata carries (another connection's)", async () => {
+    const error = new ServiceError(Code.UNAVAILABLE, "upstream down", {
+      metadata: {
+        connection: "close",
+        "keep-alive": "timeout=5",
+        "proxy-connection": "keep-alive",
+        te: "trailers",
+        trailer: "x-checksum",
+        upgrade: "h2c",
+        "retry-after": "2",
+      },
+    });
+    const port = await serve(failing(error));
+    const res = await send(port, { headers: json, body: "{}" });
+    expect(res.status).toBe(503);
+    for (const name of ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"]) {
+      expect(res.headers[name], name).toBeUndefined();
+    }
+    // node:http's own connection header for this client (as without the metadata), not the upstream's.
+    const plain = await send(await serve(failing(new ServiceError(Code.UNAVAILABLE, "x"))), {
+      headers: { ...json, connection: "keep-alive" },
+      body: "{}",
+    });
+    const kept = await send(port, { headers: { ...json, connection: "keep-alive" }, body: "{}" });
+    expect(plain.headers.connection).toBe("keep-alive");
+    expect(kept.headers.connection).toBe("keep-alive");
+    expect(res.headers["retry-after"]).toBe("2");
+  });
+
+  it("createJsonErrorEncoder({ passHeader }) passes only the headers it accepts", async () => {
+    const errorEncoder = createJsonErrorEncoder({ passHeader: (name) => name === "www-authenticate" });
+    const error = new ServiceError(Code.UNAUTHENTICATED, "no token", {
+      metadata: { "www-authenticate": 'Bearer realm="x"', "x-upstream": "a", server: "upstream" },
+    });
+    const port = await serve(failing(error), { errorEncoder });
+    const res = await send(port, { headers: json, body: "{}" });
+    expect(res.status).toBe(401);
+    expect(res.headers["www-authenticate"]).toBe('Bearer realm="x"');
+    expect(res.headers["x-upstream"]).toBeUndefined();
+    expect(res.headers.server).toBeUndefined();
+    expect(res.json()).toEqual({ code: "UNAUTHENTICATED", message: "no token" });
   });
 
   it("answers an HttpError with its own status", async () => {

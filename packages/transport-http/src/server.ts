@@ -180,33 +180,76 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
 }
 
 /**
- * Writes an error as `status` (an {@link HttpError}'s own, else the code's from `codeToHttpStatus`)
- * with a JSON body `{"code":"NOT_FOUND","message":"...","details":[...]}`; the error's metadata
- * become response headers (e.g. `allow`, `retry-after`).
+ * Headers an error's metadata never sets on an error answer: the answer's own framing, and the
+ * hop-by-hop headers of RFC 9110 §7.6.1, which belonged to another connection (an error a client call
+ * returned carries that upstream response's headers as metadata).
  */
-export function defaultErrorEncoder(_ctx: Context, error: ServiceError, res: ServerResponse): void {
-  const status = error instanceof HttpError ? error.status : codeToHttpStatus[error.code];
-  let body: string;
-  try {
-    body = JSON.stringify(error.toJSON());
-  } catch {
-    body = JSON.stringify({ code: error.codeName, message: error.message });
-  }
-  const headers: (string | number)[] = [
-    "content-type",
-    JSON_CONTENT_TYPE,
-    "content-length",
-    Buffer.byteLength(body),
-  ];
-  for (const [key, value] of error.metadata) {
-    // This body's own framing wins: metadata copied from another HTTP response (an error a client
-    // call returned, passed on) must not repeat its content-length, content-type or transfer-encoding.
-    if (key === "content-length" || key === "content-type" || key === "transfer-encoding") continue;
-    headers.push(key, value);
-  }
-  res.writeHead(status, headers as string[]);
-  res.end(body);
+const NEVER_PASSED_HEADERS: ReadonlySet<string> = new Set([
+  "content-length",
+  "content-type",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "upgrade",
+]);
+
+/** Options of {@link createJsonErrorEncoder}. */
+export interface JsonErrorEncoderOptions {
+  /**
+   * Which of the error's metadata (lower-case names) become response headers. Default: all but the
+   * framing and hop-by-hop headers, which are never passed. A gateway passing on its upstreams' errors
+   * wants an allow-list, e.g. `(name) => name === "www-authenticate" || name === "retry-after"`.
+   */
+  passHeader?: (name: string) => boolean;
 }
+
+/**
+ * An error encoder that writes an error as `status` (an {@link HttpError}'s own, else the code's from
+ * `codeToHttpStatus`) with a JSON body `{"code":"NOT_FOUND","message":"...","details":[...]}`; the
+ * error's metadata that `passHeader` accepts become response headers (e.g. `allow`, `retry-after`).
+ * Framing (`content-length`, `content-type`, `transfer-encoding`) and hop-by-hop headers
+ * (`connection`, `keep-alive`, `te`, `trailer`, `upgrade`, `proxy-connection`) never do.
+ *
+ * @example
+ * ```ts
+ * const errorEncoder = createJsonErrorEncoder({ passHeader: (name) => name === "retry-after" });
+ * const handler = createHttpHandler(sum, jsonRequestDecoder(), encodeJsonResponse, { errorEncoder });
+ * ```
+ */
+export function createJsonErrorEncoder(options: JsonErrorEncoderOptions = {}): ErrorEncoder {
+  const passHeader = options.passHeader;
+  return function jsonErrorEncoder(_ctx: Context, error: ServiceError, res: ServerResponse): void {
+    const status = error instanceof HttpError ? error.status : codeToHttpStatus[error.code];
+    let body: string;
+    try {
+      body = JSON.stringify(error.toJSON());
+    } catch {
+      body = JSON.stringify({ code: error.codeName, message: error.message });
+    }
+    const headers: (string | number)[] = [
+      "content-type",
+      JSON_CONTENT_TYPE,
+      "content-length",
+      Buffer.byteLength(body),
+    ];
+    for (const [key, value] of error.metadata) {
+      if (NEVER_PASSED_HEADERS.has(key) || (passHeader !== undefined && !passHeader(key))) continue;
+      headers.push(key, value);
+    }
+    res.writeHead(status, headers as string[]);
+    res.end(body);
+  };
+}
+
+/**
+ * The error encoder every handler and router uses unless told otherwise: {@link createJsonErrorEncoder}
+ * with its defaults — the JSON body `{"code","message","details"?}`, the code's status, and the
+ * error's metadata as headers but for framing and hop-by-hop ones.
+ */
+export const defaultErrorEncoder: ErrorEncoder = createJsonErrorEncoder();
 
 /** Writes an encoded response; returns the number of body bytes. */
 function writeResponse(res: ServerResponse, out: HttpResponseInit): number {

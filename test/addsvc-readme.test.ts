@@ -5,7 +5,6 @@
 // grpcurl itself is not needed: a grpc-js client does what it does (proto3 JSON in, the reply printed
 // as grpcurl prints it). Only the curl and grpcurl options the README uses are understood.
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import type http from "node:http";
 import { join } from "node:path";
 import { Client, credentials, Metadata } from "@grpc/grpc-js";
 import { loadProtoSync } from "@svckit/codec-protobuf";
@@ -22,6 +21,7 @@ import {
   runNode,
   startAddsvc,
 } from "./fixtures/addsvc-helpers.js";
+import { commandsIn, type DocumentedCommand, runCurl, shellWords } from "./fixtures/readme-replay.js";
 import { send, stopProcesses } from "./support.js";
 
 const readme = readFileSync(join(exampleDir, "README.md"), "utf8");
@@ -30,17 +30,7 @@ const rootReadme = readFileSync(join(root, "README.md"), "utf8");
 const lines = [...readme.split("\n"), ...rootReadme.split("\n")];
 
 /** Each line starting with `prefix` and the `# ...` lines under it, joined. */
-function commands(prefix: string): { line: string; expected: string }[] {
-  const found: { line: string; expected: string }[] = [];
-  lines.forEach((line, i) => {
-    if (!line.startsWith(prefix)) return;
-    const printed: string[] = [];
-    for (let j = i + 1; lines[j]?.startsWith("# ") === true; j++) printed.push((lines[j] as string).slice(2));
-    if (printed.length === 0) throw new Error(`no "# answer" line after: ${line}`);
-    found.push({ line, expected: printed.join("\n") });
-  });
-  return found;
-}
+const commands = (prefix: string): DocumentedCommand[] => commandsIn(lines, prefix);
 
 /** The body of the fenced block of `lang` that follows the line containing `marker`. */
 function blockAfter(marker: string, lang: string): string {
@@ -51,30 +41,6 @@ function blockAfter(marker: string, lang: string): string {
   return match[1];
 }
 
-/** Splits a shell command line into words: blanks separate, '...' quotes (no escapes inside). */
-function shellWords(line: string): string[] {
-  const words: string[] = [];
-  let word: string | undefined;
-  for (let i = 0; i < line.length; i++) {
-    const c = line.charAt(i);
-    if (c === "'") {
-      const end = line.indexOf("'", i + 1);
-      if (end < 0) throw new Error(`unbalanced quote in: ${line}`);
-      word = (word ?? "") + line.slice(i + 1, end);
-      i = end;
-    } else if (c === " ") {
-      if (word !== undefined) words.push(word);
-      word = undefined;
-    } else if ('\\"$`|<>'.includes(c)) {
-      throw new Error(`unsupported shell syntax ${c} in: ${line}`);
-    } else {
-      word = (word ?? "") + c;
-    }
-  }
-  if (word !== undefined) words.push(word);
-  return words;
-}
-
 /** The README's default addresses → where the test server listens. */
 function rewrite(text: string, svc: RunningAddsvc): string {
   return text
@@ -82,59 +48,6 @@ function rewrite(text: string, svc: RunningAddsvc): string {
     .replaceAll("127.0.0.1:8082", svc.grpc as string)
     .replaceAll("127.0.0.1:8084", svc.jsonrpc as string)
     .replaceAll("127.0.0.1:8080", svc.debug as string);
-}
-
-interface CurlRequest {
-  readonly method: string;
-  readonly port: number;
-  readonly path: string;
-  readonly headers: http.OutgoingHttpHeaders;
-  readonly body: string | undefined;
-  readonly writeOut: ((status: number) => string) | undefined;
-}
-
-/** What curl sends for the README's options: -s, -w ' %{http_code}\n', -H, -d, -X. */
-function parseCurl(line: string): CurlRequest {
-  const [command, ...args] = shellWords(line);
-  expect(command).toBe("curl");
-  let method: string | undefined;
-  let url: URL | undefined;
-  let body: string | undefined;
-  let writeOut: CurlRequest["writeOut"];
-  const headers: http.OutgoingHttpHeaders = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new Error(`${arg} needs a value in: ${line}`);
-      return v;
-    };
-    if (arg === "-s") continue;
-    if (arg === "-X") method = value();
-    else if (arg === "-d") body = value();
-    else if (arg === "-H") {
-      const h = value();
-      const colon = h.indexOf(":");
-      headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
-    } else if (arg === "-w") {
-      if (value() !== " %{http_code}\\n") throw new Error(`unsupported -w format in: ${line}`);
-      writeOut = (status) => ` ${status}`;
-    } else if (!arg.startsWith("-") && url === undefined) url = new URL(arg);
-    else throw new Error(`unsupported curl argument ${arg} in: ${line}`);
-  }
-  if (url === undefined) throw new Error(`no URL in: ${line}`);
-  // As curl: -d means POST and, without a content-type header, a form content type.
-  if (body !== undefined && headers["content-type"] === undefined) {
-    headers["content-type"] = "application/x-www-form-urlencoded";
-  }
-  return {
-    method: method ?? (body === undefined ? "GET" : "POST"),
-    port: Number(url.port),
-    path: url.pathname + url.search,
-    headers,
-    body,
-    writeOut,
-  };
 }
 
 /** Go's `codes.Code.String()`, which grpcurl prints: RESOURCE_EXHAUSTED → ResourceExhausted. */
@@ -185,14 +98,7 @@ describe("examples/addsvc/README.md", () => {
   });
 
   it.each(curls)("$line answers as documented", async ({ line, expected }) => {
-    const request = parseCurl(rewrite(line, svc));
-    const res = await send(request.port, {
-      method: request.method,
-      path: request.path,
-      headers: request.headers,
-      ...(request.body === undefined ? {} : { body: request.body }),
-    });
-    expect(res.text + (request.writeOut?.(res.status) ?? "")).toBe(expected);
+    expect((await runCurl(rewrite(line, svc))).printed).toBe(expected);
   });
 
   const clis = commands("node examples/addsvc/dist/addcli.js ");
@@ -300,7 +206,7 @@ describe("examples/addsvc/README.md", () => {
   it("the flags table matches main's usage: every flag, with its default", async () => {
     const usage = (await runNode(mainJs, ["-help"])).stdout;
     const table = lines.filter((l) => /^\| `-[a-z-]+/.test(l));
-    expect(table.length).toBe(9);
+    expect(table.length).toBe(10);
     for (const row of table) {
       const [flag, def] = row
         .split("|")

@@ -5,11 +5,7 @@
 // (createApigateway on its sources) in front of small svckit upstreams started here: the identity
 // they see (forwarded and reissued), bodies passed through byte for byte, error and status
 // passthrough, retries, deadlines, unknown routes, no instances, and discovery through a real etcd.
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   authenticate,
   claimsFrom,
@@ -35,7 +31,14 @@ import {
   INTERNAL_AUDIENCE,
   INTERNAL_ISSUER,
 } from "../examples/apigateway/src/gateway.js";
-import { jsonLines, type RunningAddsvc, startAddsvc } from "./fixtures/addsvc-helpers.js";
+import { jsonLines, type RunningAddsvc, root, startAddsvc } from "./fixtures/addsvc-helpers.js";
+import {
+  ensureBuilt,
+  gatewayJs,
+  startGateway,
+  startStringsvc,
+  tokenJs,
+} from "./fixtures/apigateway-helpers.js";
 import { type EtcdServer, skipWithoutEtcd, startEtcd } from "./support/etcd-server.js";
 import {
   closeServers,
@@ -44,89 +47,12 @@ import {
   send,
   startProcess,
   stopProcesses,
-  type TestProcess,
   type TestServer,
 } from "./support.js";
 
-const root = new URL("..", import.meta.url).pathname;
-const gatewayDir = join(root, "examples/apigateway");
-const gatewayJs = join(gatewayDir, "dist/main.js");
-const tokenJs = join(gatewayDir, "dist/token.js");
-const stringsvcJs = join(root, "examples/stringsvc/dist/main.js");
 const JSON_TYPE = "application/json; charset=utf-8";
 const SECRET = "gateway-test-secret-0123456789abcdef";
 const INTERNAL_SECRET = "internal-test-secret-0123456789abcdef";
-
-// ---------------------------------------------------------------------------------------------------
-// Building the binaries (as test/fixtures/addsvc-helpers.ts does for addsvc, under the same lock, so
-// the two never run `tsc -b` over the shared packages at once).
-
-const EXAMPLES = ["apigateway", "addsvc", "stringsvc"];
-const LIBS = [
-  "app",
-  "auth-jwt",
-  "circuitbreaker",
-  "codec-json",
-  "codec-protobuf",
-  "endpoint",
-  "health",
-  "lb",
-  "log",
-  "metrics",
-  "ratelimit",
-  "retry",
-  "sd",
-  "sd-consul",
-  "sd-etcd",
-  "tracing",
-  "transport-grpc",
-  "transport-http",
-  "transport-jsonrpc",
-];
-
-function stale(): boolean {
-  for (const name of EXAMPLES) {
-    const dir = join(root, "examples", name);
-    const buildInfo = join(dir, "dist/.tsbuildinfo");
-    if (!existsSync(join(dir, "dist/main.js")) || !existsSync(buildInfo)) return true;
-    const built = statSync(buildInfo).mtimeMs;
-    const src = join(dir, "src");
-    for (const file of readdirSync(src)) {
-      if (file.endsWith(".ts") && !file.endsWith(".test.ts") && statSync(join(src, file)).mtimeMs > built) {
-        return true;
-      }
-    }
-  }
-  return !LIBS.every((lib) => existsSync(join(root, "packages", lib, "dist/index.js")));
-}
-
-async function ensureBuilt(): Promise<void> {
-  const lock = join(tmpdir(), "svckit-addsvc-build.lock");
-  const deadline = Date.now() + 170_000;
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
-      if (Date.now() - since > 180_000) rmSync(lock, { recursive: true, force: true });
-      if (Date.now() > deadline) throw new Error(`waited too long for ${lock}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  try {
-    if (stale()) {
-      execFileSync("pnpm", ["exec", "tsc", "-b", ...EXAMPLES.map((e) => `examples/${e}`)], {
-        cwd: root,
-        stdio: "pipe",
-        timeout: 160_000,
-      });
-    }
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-  for (const file of [gatewayJs, tokenJs, stringsvcJs]) expect(existsSync(file)).toBe(true);
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers.
@@ -158,24 +84,6 @@ function post(
 function portOf(addr: string | undefined): number {
   if (addr === undefined) throw new Error("not listening");
   return Number(addr.slice(addr.lastIndexOf(":") + 1));
-}
-
-/** Starts the built gateway with `args` (on a free port unless given) and waits for its listener line. */
-async function startGateway(args: readonly string[]): Promise<{ proc: TestProcess; port: number }> {
-  const proc = startProcess(process.execPath, [gatewayJs, "--http-addr", "127.0.0.1:0", ...args], root);
-  const line = await proc.line((l) => l.includes('"message":"HTTP listening on '), 15_000);
-  return { proc, port: portOf((JSON.parse(line) as { addr: string }).addr) };
-}
-
-/** Starts the built stringsvc with HTTP only, on a free port. */
-async function startStringsvc(): Promise<{ proc: TestProcess; http: string }> {
-  const proc = startProcess(
-    process.execPath,
-    [stringsvcJs, "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"],
-    root,
-  );
-  const line = await proc.line((l) => l.includes('"msg":"listening"'), 15_000);
-  return { proc, http: (JSON.parse(line) as { addr: string }).addr };
 }
 
 /** addsvc with HTTP only, no rate limits and no breakers. */

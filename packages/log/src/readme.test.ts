@@ -3,9 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  createJsonLogger,
   createRedactor,
   defaultCodeLevels,
   defaultRedactKeys,
+  type JsonLoggerOptions,
   type LoggingOptions,
   logging,
   noopLogger,
@@ -145,5 +147,77 @@ describe("README", () => {
       () => createRedactor({ maxDepth: -1 }),
     ];
     for (const fn of cases) expect(errors).toContain(thrown(fn));
+  });
+});
+
+describe("README: JSON logger", () => {
+  const section = readme.slice(readme.indexOf("## JSON logger"), readme.indexOf("## Errors"));
+
+  it("has an example shorter than 15 lines", () => {
+    expect(readmeBlock(section, "ts").trimEnd().split("\n").length).toBeLessThan(15);
+  });
+
+  it("runs the example, which prints 3 and writes the lines shown, redacted", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "svckit-log-readme-"));
+    const file = join(dir, "json-example.ts");
+    await writeFile(file, readmeBlock(section, "ts"));
+    const written: string[] = [];
+    vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array, callback?: unknown) => {
+      written.push(String(chunk));
+      if (typeof callback === "function") callback();
+      return true;
+    });
+    const log = vi.spyOn(console, "log").mockImplementation(() => undefined);
+    try {
+      await import(/* @vite-ignore */ file);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(log.mock.calls).toEqual([[3]]);
+    const lines = written.join("").trimEnd().split("\n");
+    const shown = readmeBlock(section, "text").trimEnd().split("\n");
+    expect(lines).toHaveLength(shown.length);
+    for (const [i, line] of lines.entries()) {
+      const actual = JSON.parse(line) as Record<string, unknown>;
+      const expected = JSON.parse(shown[i] as string) as Record<string, unknown>;
+      expect(Object.keys(actual)).toEqual(Object.keys(expected));
+      const vary = { timestamp: "", ...("durationMs" in expected ? { durationMs: 0 } : {}) };
+      expect({ ...actual, ...vary }).toEqual({ ...expected, ...vary });
+      expect(Date.parse(actual.timestamp as string)).not.toBeNaN();
+    }
+    expect(written.join("")).not.toContain("s3cr3t");
+  });
+
+  it("documents every option and no other", () => {
+    const options: Record<keyof JsonLoggerOptions, true> = {
+      level: true,
+      destination: true,
+      base: true,
+      timestamp: true,
+      redact: true,
+      maxBufferBytes: true,
+      onError: true,
+    };
+    const documented = readmeTable(section, "option").map(([name]) => name);
+    expect(documented.sort()).toEqual(Object.keys(options).sort());
+  });
+
+  it("quotes the errors as thrown", () => {
+    const errors = readmeTable(section, "situation").map(([, error]) => error as string);
+    const make = (options: unknown) => () => createJsonLogger(options as JsonLoggerOptions);
+    const cases = [
+      make({ level: "verbose" }),
+      make({ destination: {} }),
+      make({ base: "x" }),
+      make({ timestamp: "unix" }),
+      make({ maxBufferBytes: 0 }),
+      make({ onError: "log" }),
+      make({ redact: true }),
+      make({ destination: "/nonexistent/app.log" }),
+    ];
+    for (const fn of cases) {
+      const message = thrown(fn);
+      expect(errors.some((e) => e === message || e.endsWith(`e.g. ${message}`))).toBe(true);
+    }
   });
 });

@@ -47,7 +47,11 @@ export type Redactor = (value: unknown) => unknown;
 
 const CREDENTIALS = /\b(bearer|basic)(\s+)[^\s,;"']+/gi;
 const JWT = /\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
+/** What both patterns above need somewhere in a string: one cheap test spares most strings both scans. */
+const MAYBE_CREDENTIALS = /bearer|basic|eyJ/i;
 const TRUNCATED_KEY = "…";
+/** How many keys a redactor remembers the verdict of (keys repeat from line to line). */
+const MAX_VERDICTS = 1024;
 
 /** Lower-cases and drops `-` and `_`, so header, snake_case and camelCase spellings agree. */
 function normalizeKey(key: string): string {
@@ -83,13 +87,22 @@ export function createRedactor(options: RedactOptions = {}): Redactor {
   const maxStringLength = positive("maxStringLength", options.maxStringLength, 8192);
   const censorCredentials = `$1$2${censor}`;
 
-  const sensitive = (key: string): boolean => keys.has(key) || keys.has(normalizeKey(key));
+  /** Whether each key seen so far is sensitive: normalizing a key costs more than the lookup. Bounded. */
+  const verdicts = new Map<string, boolean>();
+  const sensitive = (key: string): boolean => {
+    let verdict = verdicts.get(key);
+    if (verdict === undefined) {
+      verdict = keys.has(key) || keys.has(normalizeKey(key));
+      if (verdicts.size < MAX_VERDICTS) verdicts.set(key, verdict);
+    }
+    return verdict;
+  };
 
   function cleanString(s: string): string {
     if (s.length > maxStringLength) {
       s = `${s.slice(0, maxStringLength)}…[${s.length - maxStringLength} more characters]`;
     }
-    if (scrub && s.length >= 8) {
+    if (scrub && s.length >= 8 && MAYBE_CREDENTIALS.test(s)) {
       s = s.replace(CREDENTIALS, censorCredentials).replace(JWT, censor);
     }
     return s;

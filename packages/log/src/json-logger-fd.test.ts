@@ -1,0 +1,126 @@
+// createJsonLogger on a file descriptor that answers EAGAIN or takes part of a write (a full pipe):
+// fs.writeSync is replaced by a scripted one, since a real pipe cannot be made to do that on cue.
+import { createJsonLogger } from "@svckit/log";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { flushAllOnExit } from "./json-logger.js";
+
+type Step = "EAGAIN" | "EPIPE" | number;
+
+const fake = vi.hoisted(() => ({
+  /** The descriptor whose writes are scripted; others go to the real fs.writeSync. */
+  fd: 1000,
+  /** What the next writeSync calls do: throw that code, or take at most that many bytes. */
+  script: [] as Step[],
+  /** The bytes each writeSync call took. */
+  written: [] as string[],
+  calls: 0,
+}));
+
+vi.mock("node:fs", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs")>();
+  const writeSync = (fd: number, buffer: Buffer, offset = 0, length = buffer.length - offset): number => {
+    if (fd !== fake.fd) return real.writeSync(fd, buffer, offset, length);
+    fake.calls++;
+    const step = fake.script.shift();
+    if (step === "EAGAIN" || step === "EPIPE") {
+      throw Object.assign(new Error(`${step}: fake`), { code: step });
+    }
+    const n = Math.min(step ?? length, length);
+    fake.written.push(buffer.subarray(offset, offset + n).toString("utf8"));
+    return n;
+  };
+  return { ...real, writeSync, default: { ...real, writeSync } };
+});
+
+const FAKE_FD = fake.fd;
+const text = (): string => fake.written.join("");
+
+afterEach(() => {
+  fake.script.length = 0;
+  fake.written.length = 0;
+  fake.calls = 0;
+});
+
+describe("createJsonLogger on a file descriptor that does not keep up", () => {
+  it("writes the rest of a partly taken batch", async () => {
+    const logger = createJsonLogger({ destination: FAKE_FD, timestamp: false });
+    fake.script.push(5, 7);
+    logger.log("info", "one", {});
+    logger.log("info", "two", {});
+    await logger.flush();
+    expect(fake.written.slice(0, 2)).toEqual(['{"lev', 'el":"in']);
+    expect(text()).toBe('{"level":"info","message":"one"}\n{"level":"info","message":"two"}\n');
+    await logger.close();
+  });
+
+  it("keeps lines in order through EAGAIN and writes them on retry; flush waits for it", async () => {
+    const logger = createJsonLogger({ destination: FAKE_FD, timestamp: false });
+    fake.script.push(3, "EAGAIN", "EAGAIN");
+    logger.log("info", "one", {});
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(text()).toBe('{"l');
+    logger.log("info", "two", {});
+    await logger.flush();
+    expect(text()).toBe('{"level":"info","message":"one"}\n{"level":"info","message":"two"}\n');
+    expect(logger.dropped).toBe(0);
+    await logger.close();
+  });
+
+  it("drops lines beyond maxBufferBytes while stalled, and notes how many", async () => {
+    const logger = createJsonLogger({ destination: FAKE_FD, timestamp: false, maxBufferBytes: 100 });
+    fake.script.push("EAGAIN");
+    logger.log("info", "first", {});
+    await new Promise((resolve) => setImmediate(resolve));
+    const line = '{"level":"info","message":"line 0"}\n';
+    for (let i = 0; i < 10; i++) logger.log("info", `line ${i}`, {});
+    const fit = Math.floor(100 / line.length);
+    expect(logger.dropped).toBe(10 - fit);
+    await logger.flush();
+    const lines = text().trimEnd().split("\n");
+    expect(lines.map((l) => (JSON.parse(l) as { message: string }).message)).toEqual([
+      "first",
+      ...Array.from({ length: fit }, (_, i) => `line ${i}`),
+      "dropped log lines: the destination did not keep up",
+    ]);
+    expect(JSON.parse(lines.at(-1) as string)).toMatchObject({ level: "warn", droppedLines: 10 - fit });
+    await logger.close();
+  });
+
+  it("at exit, writes the stalled bytes and then the buffer, retrying EAGAIN a few times", async () => {
+    const logger = createJsonLogger({ destination: FAKE_FD, timestamp: false });
+    fake.script.push(4, "EAGAIN");
+    logger.log("error", "one", {});
+    await new Promise((resolve) => setImmediate(resolve));
+    logger.log("error", "two", {});
+    fake.script.push("EAGAIN", "EAGAIN", 2);
+    flushAllOnExit();
+    expect(text()).toBe('{"level":"error","message":"one"}\n{"level":"error","message":"two"}\n');
+    await logger.close();
+  });
+
+  it("at exit, gives up on a descriptor that keeps answering EAGAIN, without throwing", async () => {
+    const logger = createJsonLogger({ destination: FAKE_FD, timestamp: false });
+    fake.script.push("EAGAIN");
+    logger.log("error", "one", {});
+    await new Promise((resolve) => setImmediate(resolve));
+    fake.script.push(...Array.from({ length: 50 }, (): Step => "EAGAIN"));
+    const calls = fake.calls;
+    expect(() => flushAllOnExit()).not.toThrow();
+    expect(fake.calls - calls).toBe(11);
+    fake.script.length = 0;
+    await logger.close();
+  });
+
+  it("reports a write error once and counts the lines it lost", async () => {
+    const onError = vi.fn();
+    const logger = createJsonLogger({ destination: FAKE_FD, timestamp: false, onError });
+    fake.script.push(10, "EPIPE");
+    logger.log("info", "one", {});
+    logger.log("info", "two", {});
+    await logger.flush();
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(onError.mock.calls[0]?.[0]).toMatchObject({ code: "EPIPE" });
+    expect(logger.dropped).toBe(2); // "one" was cut after 10 bytes, "two" never written
+    await logger.close();
+  });
+});

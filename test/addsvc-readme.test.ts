@@ -6,8 +6,6 @@
 // as grpcurl prints it). Only the curl and grpcurl options the README uses are understood.
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Client, credentials, Metadata } from "@grpc/grpc-js";
-import { loadProtoSync } from "@svckit/codec-protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   addcli,
@@ -21,7 +19,14 @@ import {
   runNode,
   startAddsvc,
 } from "./fixtures/addsvc-helpers.js";
-import { commandsIn, type DocumentedCommand, runCurl, shellWords } from "./fixtures/readme-replay.js";
+import {
+  commandsIn,
+  type DocumentedCommand,
+  parseGrpcurl,
+  runCurl,
+  runGrpcurl,
+  shellWords,
+} from "./fixtures/readme-replay.js";
 import { send, stopProcesses } from "./support.js";
 
 const readme = readFileSync(join(exampleDir, "README.md"), "utf8");
@@ -49,27 +54,6 @@ function rewrite(text: string, svc: RunningAddsvc): string {
     .replaceAll("127.0.0.1:8084", svc.jsonrpc as string)
     .replaceAll("127.0.0.1:8080", svc.debug as string);
 }
-
-/** Go's `codes.Code.String()`, which grpcurl prints: RESOURCE_EXHAUSTED → ResourceExhausted. */
-const goCodeNames = [
-  "OK",
-  "Canceled",
-  "Unknown",
-  "InvalidArgument",
-  "DeadlineExceeded",
-  "NotFound",
-  "AlreadyExists",
-  "PermissionDenied",
-  "ResourceExhausted",
-  "FailedPrecondition",
-  "Aborted",
-  "OutOfRange",
-  "Unimplemented",
-  "Internal",
-  "Unavailable",
-  "DataLoss",
-  "Unauthenticated",
-];
 
 describe("examples/addsvc/README.md", () => {
   let svc: RunningAddsvc;
@@ -120,49 +104,8 @@ describe("examples/addsvc/README.md", () => {
 
   const grpcurls = commands("grpcurl ");
   it.each(grpcurls)("$line prints as documented", async ({ line, expected }) => {
-    const [command, ...args] = shellWords(line);
-    expect(command).toBe("grpcurl");
-    let importPath = ".";
-    let protoFile: string | undefined;
-    let data: unknown = {};
-    const positional: string[] = [];
-    for (let i = 0; i < args.length; i++) {
-      const arg = args[i] as string;
-      if (arg === "-plaintext") continue;
-      if (arg === "-import-path") importPath = args[++i] as string;
-      else if (arg === "-proto") protoFile = args[++i];
-      else if (arg === "-d") data = JSON.parse(args[++i] as string);
-      else if (!arg.startsWith("-")) positional.push(arg);
-      else throw new Error(`unsupported grpcurl argument ${arg}`);
-    }
-    const [address, symbol] = positional as [string, string];
-    expect(address).toBe("127.0.0.1:8082");
-    const [service, method] = symbol.split("/") as [string, string];
-    const descriptor = loadProtoSync(join(root, importPath, protoFile as string)).service(service).methods[
-      method
-    ];
-    if (descriptor === undefined) throw new Error(`no ${symbol}`);
-    const client = new Client(svc.grpc as string, credentials.createInsecure());
-    try {
-      const printed = await new Promise<string>((resolve) => {
-        client.makeUnaryRequest(
-          descriptor.path,
-          (message: Record<string, unknown>) => Buffer.from(descriptor.requestType.encode(message)),
-          (bytes: Buffer) => descriptor.responseType.decode(bytes),
-          descriptor.requestType.fromJSON(data),
-          new Metadata(),
-          { deadline: Date.now() + 5_000 },
-          (err, reply?: Record<string, unknown>) => {
-            if (err || reply === undefined) {
-              resolve(`ERROR:\n  Code: ${goCodeNames[err?.code ?? 2]}\n  Message: ${err?.details}`);
-            } else resolve(JSON.stringify(descriptor.responseType.toJSON(reply), null, 2));
-          },
-        );
-      });
-      expect(printed).toBe(expected);
-    } finally {
-      client.close();
-    }
+    expect(parseGrpcurl(line).address).toBe("127.0.0.1:8082");
+    expect((await runGrpcurl(rewrite(line, svc))).printed).toBe(expected);
   });
 
   // The ```ts blocks are plain JavaScript too: run them as modules beside the built files, where their

@@ -196,6 +196,10 @@ describe("redact", () => {
 describe("credentials in strings", () => {
   it.each([
     ["Bearer abc.def-ghi_jkl", "Bearer [REDACTED]"],
+    ["missing bearer token", "missing bearer token"],
+    ["use basic auth or a bearer token", "use basic auth or a bearer token"],
+    ["bearer abcdefgh1", "bearer [REDACTED]"],
+    ["Missing Bearer token", "Missing Bearer [REDACTED]"],
     ["authorization=bearer x1, next", "authorization=bearer [REDACTED], next"],
     ["Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==", "Basic [REDACTED]"],
     [`token ${JWT} used`, "token [REDACTED] used"],

@@ -28,7 +28,8 @@ export interface RedactOptions {
   censor?: string;
   /**
    * Also scrub credentials found inside any string: the credentials after `Bearer ` and `Basic `
-   * and whole JWTs (default `true`).
+   * and whole JWTs (default `true`). A lower-case scheme followed by a lower-case word ("missing
+   * bearer token", "basic auth") is prose and left as it is.
    */
   scrubStrings?: boolean;
   /** Objects nested deeper than this become `"[Depth limit]"` (default 10). */
@@ -45,7 +46,9 @@ export interface RedactOptions {
 /** Returns a redacted copy of a value; see {@link createRedactor}. */
 export type Redactor = (value: unknown) => unknown;
 
-const CREDENTIALS = /\b(bearer|basic)(\s+)[^\s,;"']+/gi;
+const CREDENTIALS = /\b(bearer|basic)(\s+)([^\s,;"']+)/gi;
+/** A lower-case word: with a lower-case scheme ("missing bearer token"), prose, not a credential. */
+const LOWER_WORD = /^[a-z]+$/;
 const JWT = /\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
 /** What both patterns above need somewhere in a string: one cheap test spares most strings both scans. */
 const MAYBE_CREDENTIALS = /bearer|basic|eyJ/i;
@@ -85,7 +88,10 @@ export function createRedactor(options: RedactOptions = {}): Redactor {
   const maxDepth = positive("maxDepth", options.maxDepth, 10);
   const maxEntries = positive("maxEntries", options.maxEntries, 1000);
   const maxStringLength = positive("maxStringLength", options.maxStringLength, 8192);
-  const censorCredentials = `$1$2${censor}`;
+  // `Bearer abc…` and `authorization=bearer x1` are scrubbed; prose such as "missing bearer token" or
+  // "basic auth" (a lower-case scheme followed by a lower-case word) is left as it is.
+  const censorCredentials = (match: string, scheme: string, space: string, credential: string): string =>
+    scheme === scheme.toLowerCase() && LOWER_WORD.test(credential) ? match : scheme + space + censor;
 
   /** Whether each key seen so far is sensitive: normalizing a key costs more than the lookup. Bounded. */
   const verdicts = new Map<string, boolean>();

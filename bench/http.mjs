@@ -69,7 +69,7 @@ export const VARIANTS = [
   { name: "svckit-express", server: "servers/svckit-express.mjs", baseline: "raw-express", target: 0.97 },
   // Observability on the svckit route (issue #6), each against the bare svckit route of the same run.
   // Not in the default set: ask for them with --only observability (or by name).
-  ...["log", "metrics", "tracing", "log,metrics,tracing"].map((set) => ({
+  ...["log", "log-winston", "metrics", "tracing", "log,metrics,tracing"].map((set) => ({
     name: set.includes(",") ? "svckit-http+all3" : `svckit-http+${set}`,
     server: "servers/svckit-http-observed.mjs",
     args: [set],
@@ -140,7 +140,7 @@ export const HTTP_USAGE = `options:
                     during its measurement; the least disturbed measurement counts (default 0)
   --node PATH       Node binary that runs the servers (default: the one running this script)
   --only a,b        run only these variants: ${VARIANTS.map((v) => v.name).join(", ")};
-                    "observability" = svckit-http and its +log/+metrics/+tracing/+all3 variants (not run by default)
+                    "observability" = svckit-http and its +log/+log-winston/+metrics/+tracing/+all3 variants (not run by default)
                     "auth" = svckit-http and its +jwt-hs256/es256 variants, cache on and off (not run by default)
                     "addsvc" = examples/addsvc's full stack over HTTP and JSON-RPC vs raw node:http (not run by default)
   --json FILE       also write the results as JSON to FILE`;

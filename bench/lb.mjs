@@ -47,7 +47,7 @@ export const LB_USAGE =
 const BALANCERS = [
   { name: "roundRobin", make: (source) => roundRobin(source) },
   { name: "random", make: (source) => random(source) },
-  { name: "weighted (smooth WRR)", make: (source) => weighted(source) },
+  { name: "weighted (smooth WRR ≤ 16, EEVDF above)", make: (source) => weighted(source) },
   { name: "leastRequests (ties at random)", make: (source) => leastRequests(source) },
   {
     name: "leastRequests (ties in turn)",

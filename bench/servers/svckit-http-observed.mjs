@@ -1,7 +1,9 @@
 // svckit on node:http (as servers/svckit-http.mjs) with observability middleware composed on the
 // endpoint, chosen by the first argument, a comma list of: log, metrics, tracing.
-// - log: @svckit/log's logging middleware on a winston JSON logger writing to /dev/null (the line is
-//   built and written; only the disk is left out);
+// - log: @svckit/log's logging middleware on its built-in JSON-lines logger (createJsonLogger) writing
+//   to /dev/null (the line is built and written; only the disk is left out); the middleware redacts,
+//   so the logger is told not to redact again (redact: false), as the package README advises;
+// - log-winston: the same middleware on a winston JSON logger writing to /dev/null;
 // - metrics: @svckit/metrics' middleware (counter, histogram, in-flight gauge) on its own registry;
 // - tracing: @svckit/tracing's serverTracing with the OTel SDK recording every span (always-on
 //   sampler, W3C propagator) into a BatchSpanProcessor whose exporter drops the batches.
@@ -11,7 +13,7 @@ import { propagation, trace } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { chain } from "@svckit/endpoint";
-import { logging } from "@svckit/log";
+import { createJsonLogger, logging } from "@svckit/log";
 import { createWinstonLogger } from "@svckit/log/winston";
 import { createMetrics } from "@svckit/metrics";
 import { serverTracing } from "@svckit/tracing";
@@ -26,7 +28,7 @@ import { serve } from "./common.mjs";
 
 const wanted = new Set((process.argv[2] ?? "").split(",").filter(Boolean));
 for (const w of wanted) {
-  if (!["log", "metrics", "tracing"].includes(w)) throw new Error(`unknown middleware "${w}"`);
+  if (!["log", "log-winston", "metrics", "tracing"].includes(w)) throw new Error(`unknown middleware "${w}"`);
 }
 
 const middlewares = [];
@@ -39,6 +41,10 @@ if (wanted.has("tracing")) {
   middlewares.push(serverTracing());
 }
 if (wanted.has("log")) {
+  const logger = createJsonLogger({ destination: "/dev/null", redact: false });
+  middlewares.push(logging({ logger, name: "sum" }));
+}
+if (wanted.has("log-winston")) {
   const logger = createWinstonLogger(
     winston.createLogger({
       level: "info",

@@ -76,6 +76,38 @@ export function randomIndex(rng: Rng, n: number): number {
   return Math.min(Math.max(Math.floor(rng() * n), 0), n - 1);
 }
 
+/** How many random draws {@link randomAllowedIndex} tries before it lists the allowed entries. */
+const DRAWS = 8;
+
+/**
+ * A uniformly random index in [0, entries.length) whose entry's address is not in `skip` and that is
+ * not in `taken`, or -1 when there is none. It draws at random and redraws a rejected index (O(1)
+ * expected while `skip` and `taken` cover a small part of the entries); after {@link DRAWS} rejections
+ * it lists the allowed indices and draws among them, O(n) but only when most entries are excluded (so
+ * `skip` is about as large as the set). Each allowed index has the same chance either way.
+ */
+export function randomAllowedIndex(
+  rng: Rng,
+  entries: readonly { readonly instance: Instance }[],
+  skip: ReadonlySet<string> | undefined,
+  taken?: readonly number[],
+): number {
+  const n = entries.length;
+  for (let d = 0; d < DRAWS; d++) {
+    const i = randomIndex(rng, n);
+    if (taken?.includes(i)) continue;
+    if (skip?.has((entries[i] as { readonly instance: Instance }).instance.address)) continue;
+    return i;
+  }
+  const allowed: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (taken?.includes(i)) continue;
+    if (skip?.has((entries[i] as { readonly instance: Instance }).instance.address)) continue;
+    allowed.push(i);
+  }
+  return allowed.length === 0 ? -1 : (allowed[randomIndex(rng, allowed.length)] as number);
+}
+
 /**
  * Per-instance state of a balancer, kept aligned with the source's entries and rebuilt only when the
  * entries array changes. An address that stays keeps its state (its outstanding calls); one that

@@ -226,8 +226,11 @@ describe("leastRequests", () => {
     const { endpointer } = cluster(["a", "b", "c"]);
     const counts = tally(picks(leastRequests(endpointer, { rng: seeded(9) }), 9_000));
     for (const n of Object.values(counts)) expect(Math.abs(n / 9_000 - 1 / 3)).toBeLessThan(0.03);
-    expect(address(leastRequests(endpointer, { rng: () => 0.99 }).pick())).toBe("a");
-    expect(address(leastRequests(endpointer, { rng: () => 0 }).pick())).toBe("c");
+    // One draw per pick, mapped onto the tied instances in set order (as `random` maps it onto all).
+    expect(address(leastRequests(endpointer, { rng: () => 0 }).pick())).toBe("a");
+    expect(address(leastRequests(endpointer, { rng: () => 0.5 }).pick())).toBe("b");
+    expect(address(leastRequests(endpointer, { rng: () => 0.99 }).pick())).toBe("c");
+    expect(address(leastRequests(endpointer, { rng: () => 1 }).pick())).toBe("c");
   });
 
   it("skips avoided instances even when they are idle", () => {

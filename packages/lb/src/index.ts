@@ -1,11 +1,13 @@
 /**
  * Load balancing over the entries of an `Endpointer` (`@svckit/sd`), after go-kit's `sd/lb`, with
  * more balancers and passive health checking: {@link roundRobin}, {@link random}, {@link weighted}
- * (nginx's smooth weighted round robin), {@link leastRequests} and {@link p2c} (power of two choices
- * with peak-EWMA latency) each pick one entry per call; {@link createOutlierDetector} leaves out
- * instances that keep failing for a growing while; {@link balancerEndpoint} and
- * {@link createBalancedEndpoint} turn it all into one `Endpoint` that fails with `UNAVAILABLE` when
- * nothing is left to call and lets a retry layer reach another instance ({@link failedInstancesKey}).
+ * (nginx's smooth weighted round robin, EEVDF scheduling above 16 instances), {@link leastRequests}
+ * (exact, or Envoy's k random choices) and {@link p2c} (power of two choices with peak-EWMA latency)
+ * each pick one entry per call in O(log n) or better, so sets of thousands of instances are fine;
+ * {@link createOutlierDetector} leaves out instances that keep failing for a growing while;
+ * {@link balancerEndpoint} and {@link createBalancedEndpoint} turn it all into one `Endpoint` that
+ * fails with `UNAVAILABLE` when nothing is left to call and lets a retry layer reach another instance
+ * ({@link failedInstancesKey}).
  *
  * @packageDocumentation
  */

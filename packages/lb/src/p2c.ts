@@ -11,6 +11,7 @@ import {
   effectiveAvoid,
   nopRecord,
   type Rng,
+  randomAllowedIndex,
   randomIndex,
   StateTable,
 } from "./balancer.js";
@@ -25,7 +26,8 @@ export interface P2cOptions {
   decayTime?: number;
   /**
    * The latency (ms) assumed for an instance that has no observation yet. Default: the mean estimate
-   * of the instances that have one (0 when none has), so a new instance starts as an average one.
+   * of the instances that have one (0 when none has), so a new instance starts as an average one. The
+   * mean is kept up to date as estimates change (not recomputed per pick), so it costs O(1).
    */
   initialLatency?: number;
   /**
@@ -45,7 +47,15 @@ class Node {
   estimate = 0;
   updatedAt = 0;
   measured = false;
+  /** Whether the node belongs to the current set, so its estimate counts in the running mean. */
+  attached = false;
 }
+
+/**
+ * Once the clock is this many decay times past the running sum's reference time, the sum is rebased
+ * (O(1)), so its terms, which grow as e^((updatedAt - reference) / decayTime), stay far from overflow.
+ */
+const REBASE_AFTER = 32;
 
 class P2cCall implements CallRecord {
   constructor(
@@ -67,6 +77,14 @@ class P2c<Req, Res> implements Balancer<Req, Res> {
   readonly #failurePenalty: number;
   readonly #now: Clock;
   readonly #rng: Rng;
+  // The mean estimate of the measured instances, kept incrementally so that a pick that meets an
+  // unmeasured instance stays O(1). Each measured node of the current set contributes
+  // estimate × e^((updatedAt - #reference) / decayTime) to #weightedSum; at time t the decayed estimates
+  // add up to #weightedSum × e^(-(t - #reference) / decayTime). A node's term changes when it observes a
+  // call (O(1)); the set changing recomputes the sum (O(n), like the state table's own rebuild).
+  #weightedSum = 0;
+  #measuredCount = 0;
+  #reference = 0;
 
   constructor(source: EndpointSource<Req, Res>, options: P2cOptions | undefined) {
     this.source = source;
@@ -96,7 +114,7 @@ class P2c<Req, Res> implements Balancer<Req, Res> {
   pick(avoid?: ReadonlySet<string>): EndpointEntry<Req, Res> | undefined {
     const entries = this.source.endpoints();
     const n = entries.length;
-    this.#table.sync(entries);
+    this.#sync(entries);
     if (n <= 1) return entries[0];
     const nodes = this.#table.states;
     const skip = effectiveAvoid(entries, avoid);
@@ -107,27 +125,21 @@ class P2c<Req, Res> implements Balancer<Req, Res> {
       b = randomIndex(this.#rng, n - 1);
       if (b >= a) b++;
     } else {
-      const allowed: number[] = [];
-      for (let i = 0; i < n; i++) {
-        if (!skip.has((entries[i] as EndpointEntry<Req, Res>).instance.address)) allowed.push(i);
-      }
-      if (allowed.length === 1) return entries[allowed[0] as number];
-      const x = randomIndex(this.#rng, allowed.length);
-      let y = randomIndex(this.#rng, allowed.length - 1);
-      if (y >= x) y++;
-      a = allowed[x] as number;
-      b = allowed[y] as number;
+      // Two different entries outside `skip`, each pair equally likely (redrawing avoided ones).
+      a = randomAllowedIndex(this.#rng, entries, skip);
+      b = randomAllowedIndex(this.#rng, entries, skip, [a]);
+      if (b < 0) return entries[a];
     }
     const now = this.#now();
     const na = nodes[a] as Node;
     const nb = nodes[b] as Node;
-    const ca = this.#cost(na, now, nodes);
-    const cb = this.#cost(nb, now, nodes);
+    const ca = this.#cost(na, now);
+    const cb = this.#cost(nb, now);
     return entries[cb < ca || (cb === ca && nb.outstanding < na.outstanding) ? b : a];
   }
 
   start(entry: EndpointEntry<Req, Res>): CallRecord {
-    this.#table.sync(this.source.endpoints());
+    this.#sync(this.source.endpoints());
     const node = this.#table.get(entry.instance.address);
     if (node === undefined) return nopRecord;
     node.outstanding++;
@@ -141,6 +153,14 @@ class P2c<Req, Res> implements Balancer<Req, Res> {
     const now = this.#now();
     let latency = Math.max(0, now - startedAt);
     if (outcome === "failure" && latency < this.#failurePenalty) latency = this.#failurePenalty;
+    if (node.attached) {
+      if (now - this.#reference > REBASE_AFTER * this.#decayTime) {
+        this.#weightedSum *= Math.exp(-(now - this.#reference) / this.#decayTime);
+        this.#reference = now;
+      }
+      if (node.measured) this.#weightedSum -= this.#term(node);
+      else this.#measuredCount++;
+    }
     if (!node.measured || latency >= node.estimate) {
       // Peak: a slower observation counts in full at once.
       node.estimate = latency;
@@ -150,24 +170,48 @@ class P2c<Req, Res> implements Balancer<Req, Res> {
       node.estimate = node.estimate * w + latency * (1 - w);
     }
     node.updatedAt = now;
+    if (node.attached) this.#weightedSum += this.#term(node);
+  }
+
+  /** Follows the source's entries; when they change, recomputes the running mean over the new set. */
+  #sync(entries: readonly EndpointEntry<Req, Res>[]): void {
+    const before = this.#table.states;
+    if (!this.#table.sync(entries)) return;
+    for (const node of before) node.attached = false;
+    const nodes = this.#table.states;
+    let reference = Number.NEGATIVE_INFINITY;
+    for (const node of nodes) {
+      if (node.measured && node.updatedAt > reference) reference = node.updatedAt;
+    }
+    this.#reference = reference === Number.NEGATIVE_INFINITY ? 0 : reference;
+    this.#weightedSum = 0;
+    this.#measuredCount = 0;
+    for (const node of nodes) {
+      if (node.attached) continue; // an address listed twice counts once
+      node.attached = true;
+      if (!node.measured) continue;
+      this.#weightedSum += this.#term(node);
+      this.#measuredCount++;
+    }
+  }
+
+  /** A measured node's share of #weightedSum. */
+  #term(node: Node): number {
+    return node.estimate * Math.exp((node.updatedAt - this.#reference) / this.#decayTime);
   }
 
   /** Latency estimate × (calls in flight + 1). */
-  #cost(node: Node, now: number, nodes: readonly Node[]): number {
-    return this.#latency(node, now, nodes) * (node.outstanding + 1);
+  #cost(node: Node, now: number): number {
+    return this.#latency(node, now) * (node.outstanding + 1);
   }
 
-  #latency(node: Node, now: number, nodes: readonly Node[]): number {
+  #latency(node: Node, now: number): number {
     if (node.measured) return node.estimate * Math.exp(-Math.max(0, now - node.updatedAt) / this.#decayTime);
     if (this.#initialLatency !== undefined) return this.#initialLatency;
-    let sum = 0;
-    let count = 0;
-    for (const other of nodes) {
-      if (!other.measured) continue;
-      sum += other.estimate * Math.exp(-Math.max(0, now - other.updatedAt) / this.#decayTime);
-      count++;
-    }
-    return count === 0 ? 0 : sum / count;
+    if (this.#measuredCount === 0) return 0;
+    const decay = Math.exp(-Math.max(0, now - this.#reference) / this.#decayTime);
+    // Rounding in the running sum must not make the mean negative.
+    return Math.max(0, (this.#weightedSum * decay) / this.#measuredCount);
   }
 }
 
@@ -176,8 +220,10 @@ class P2c<Req, Res> implements Balancer<Req, Res> {
  * call it draws two different entries at random and takes the one with the lower cost, where
  * cost = latency estimate × (calls in flight + 1). The estimate jumps up at once on a slower
  * observation and eases down on faster ones; a failed call counts as at least `failurePenalty`. An idle
- * instance's estimate decays toward 0, so it is tried again after a while. O(1) per pick, so it suits
- * large sets; it needs {@link balancerEndpoint} (or your own `start`/`end` calls) to learn.
+ * instance's estimate decays toward 0, so it is tried again after a while. O(1) per pick, also while
+ * some instances have no estimate yet (the mean they start at is kept incrementally), and O(1) per
+ * `start`/`end`; a change of the set costs O(n) once. So it suits large sets; it needs
+ * {@link balancerEndpoint} (or your own `start`/`end` calls) to learn.
  *
  * @example
  * ```ts

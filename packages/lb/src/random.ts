@@ -5,6 +5,7 @@ import {
   type EndpointSource,
   effectiveAvoid,
   type Rng,
+  randomAllowedIndex,
   randomIndex,
 } from "./balancer.js";
 
@@ -16,7 +17,8 @@ export interface RandomOptions {
 
 /**
  * A balancer that picks an entry uniformly at random, like go-kit's `lb.NewRandom`. Weights are
- * ignored (see {@link weighted}).
+ * ignored (see {@link weighted}). O(1) per pick; with an avoid set, avoided entries are redrawn (O(1)
+ * expected while they are a small part of the set).
  *
  * @example
  * ```ts
@@ -37,8 +39,7 @@ export function random<Req, Res>(
       if (n === 0) return undefined;
       const skip = effectiveAvoid(entries, avoid);
       if (skip === undefined) return entries[randomIndex(rng, n)];
-      const allowed = entries.filter((e) => !skip.has(e.instance.address));
-      return allowed[randomIndex(rng, allowed.length)];
+      return entries[randomAllowedIndex(rng, entries, skip)];
     },
   };
 }

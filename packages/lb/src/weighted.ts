@@ -1,16 +1,342 @@
 import type { EndpointEntry } from "@svckit/sd";
 import { type Balancer, type EndpointSource, effectiveAvoid, StateTable } from "./balancer.js";
 
-interface WeightState {
-  current: number;
+/**
+ * The largest set that `weighted` balances with smooth weighted round robin (O(n) per pick); larger
+ * sets get earliest eligible virtual deadline first scheduling (O(log n) per pick).
+ */
+const SMOOTH_WEIGHTED_LIMIT = 16;
+
+class WeightState {
+  /** Smooth weighted round robin's running value. */
+  current = 0;
+  /** The entry's index in the current set. */
+  index = 0;
+  /** The pass of `sync` that last met this state (an address listed twice is scheduled once). */
+  pass = -1;
+  /** EEVDF: the weight the schedule below was made for; -1 when not scheduled. */
+  weight = -1;
+  /** EEVDF: 1 / weight, the virtual time one pick is worth to this instance. */
+  step = 0;
+  /** EEVDF: the virtual time from which the next pick is due (eligible when ≤ the virtual now). */
+  start = 0;
+  /** EEVDF: start + step, by when the next pick is due. */
+  deadline = 0;
+  /** EEVDF: tie-break, lower first (the order in which instances were scheduled). */
+  seq = 0;
+  /** EEVDF: the heap key: `deadline` while eligible, `start` while pending. */
+  key = 0;
+}
+
+function before(a: WeightState, b: WeightState): boolean {
+  return a.key < b.key || (a.key === b.key && a.seq < b.seq);
+}
+
+/** A binary min-heap of states on (key, seq). */
+class StateHeap {
+  readonly items: WeightState[] = [];
+
+  /** Puts `items` in heap order (O(n)). */
+  heapify(): void {
+    for (let i = (this.items.length >> 1) - 1; i >= 0; i--) this.siftDown(i);
+  }
+
+  push(state: WeightState): void {
+    const items = this.items;
+    let i = items.length;
+    items.push(state);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = items[parent] as WeightState;
+      if (!before(state, p)) break;
+      items[i] = p;
+      i = parent;
+    }
+    items[i] = state;
+  }
+
+  pop(): WeightState {
+    const items = this.items;
+    const top = items[0] as WeightState;
+    const last = items.pop() as WeightState;
+    if (items.length > 0) {
+      items[0] = last;
+      this.siftDown(0);
+    }
+    return top;
+  }
+
+  /** Restores heap order after the key of the state at `i` grew. */
+  siftDown(i: number): void {
+    const items = this.items;
+    const n = items.length;
+    const item = items[i] as WeightState;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      const right = child + 1;
+      if (right < n && before(items[right] as WeightState, items[child] as WeightState)) child = right;
+      const c = items[child] as WeightState;
+      if (!before(c, item)) break;
+      items[i] = c;
+      i = child;
+    }
+    items[i] = item;
+  }
+}
+
+class Weighted<Req, Res> implements Balancer<Req, Res> {
+  readonly source: EndpointSource<Req, Res>;
+  readonly #table = new StateTable<Req, Res, WeightState>(() => new WeightState());
+  /** Next entry to look at when every candidate weighs 0. */
+  #turn = 0;
+  /** Whether the current set is scheduled by EEVDF (more than SMOOTH_WEIGHTED_LIMIT entries). */
+  #fair = false;
+  /** EEVDF: positive-weight states already due (start ≤ virtual now), by deadline. */
+  readonly #eligible = new StateHeap();
+  /** EEVDF: positive-weight states not due yet, by start. */
+  readonly #pending = new StateHeap();
+  /** EEVDF: the virtual time; each pick moves it on by 1 / (total weight). */
+  #virtualNow = 0;
+  /** EEVDF: the total weight of the set, and its inverse. */
+  #total = 0;
+  #tick = 0;
+  /** EEVDF: states scheduled so far, for their tie-break order. */
+  #scheduled = 0;
+  #pass = 0;
+
+  constructor(source: EndpointSource<Req, Res>) {
+    this.source = source;
+  }
+
+  pick(avoid?: ReadonlySet<string>): EndpointEntry<Req, Res> | undefined {
+    const entries = this.source.endpoints();
+    const n = entries.length;
+    if (n === 0) return undefined;
+    this.#sync(entries);
+    const skip = effectiveAvoid(entries, avoid);
+    const i = this.#fair ? this.#pickFair(entries, skip) : this.#pickSmooth(entries, skip);
+    return i >= 0 ? entries[i] : this.#pickInTurn(entries, skip);
+  }
+
+  /** Nginx's smooth weighted round robin over the entries not in `skip`: O(n). -1 if all weigh 0. */
+  #pickSmooth(entries: readonly EndpointEntry<Req, Res>[], skip: ReadonlySet<string> | undefined): number {
+    const states = this.#table.states;
+    let total = 0;
+    let best = -1;
+    let bestCurrent = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as EndpointEntry<Req, Res>;
+      if (skip?.has(entry.instance.address)) continue;
+      const weight = entry.instance.weight ?? 1;
+      if (!(weight > 0)) continue;
+      const state = states[i] as WeightState;
+      state.current += weight;
+      total += weight;
+      if (state.current > bestCurrent) {
+        bestCurrent = state.current;
+        best = i;
+      }
+    }
+    if (best >= 0) (states[best] as WeightState).current -= total;
+    return best;
+  }
+
+  /**
+   * Earliest eligible virtual deadline first (Stoica and Abdel-Wahab's EEVDF): among the instances
+   * whose turn has come (start ≤ virtual now), the one whose turn ends first; its next turn starts
+   * where this one ends. O(log n) amortized: each pick moves about one state between the two heaps.
+   * Avoided states due first are set aside for the pick and give up the turn they miss. -1 when no
+   * candidate weighs more than 0.
+   */
+  #pickFair(entries: readonly EndpointEntry<Req, Res>[], skip: ReadonlySet<string> | undefined): number {
+    const eligible = this.#eligible;
+    const pending = this.#pending;
+    const now = this.#virtualNow;
+    while (pending.items.length > 0 && (pending.items[0] as WeightState).start <= now) {
+      const due = pending.pop();
+      due.key = due.deadline;
+      eligible.push(due);
+    }
+    let aside: WeightState[] | undefined;
+    let chosen: WeightState | undefined;
+    for (;;) {
+      if (eligible.items.length === 0) {
+        // Nobody is due (rounding, or every due instance is avoided): take the next one to come due.
+        if (pending.items.length === 0) break;
+        const soonest = pending.pop();
+        soonest.key = soonest.deadline;
+        eligible.push(soonest);
+      }
+      const top = eligible.items[0] as WeightState;
+      if (skip === undefined || !skip.has((entries[top.index] as EndpointEntry<Req, Res>).instance.address)) {
+        chosen = top;
+        break;
+      }
+      if (aside === undefined) aside = [];
+      aside.push(eligible.pop());
+    }
+    const next = now + this.#tick;
+    if (chosen !== undefined) {
+      this.#virtualNow = next;
+      chosen.start = chosen.deadline;
+      chosen.deadline += chosen.step;
+      if (chosen.start <= next) {
+        chosen.key = chosen.deadline;
+        eligible.siftDown(0);
+      } else {
+        eligible.pop();
+        chosen.key = chosen.start;
+        pending.push(chosen);
+      }
+    }
+    if (aside !== undefined) {
+      for (const state of aside) {
+        this.#forfeit(state);
+        this.#place(state);
+      }
+    }
+    return chosen === undefined ? -1 : chosen.index;
+  }
+
+  /** Every candidate weighs 0: take them in turn. */
+  #pickInTurn(
+    entries: readonly EndpointEntry<Req, Res>[],
+    skip: ReadonlySet<string> | undefined,
+  ): EndpointEntry<Req, Res> | undefined {
+    const n = entries.length;
+    for (let k = 0; k < n; k++) {
+      const i = (this.#turn + k) % n;
+      const entry = entries[i] as EndpointEntry<Req, Res>;
+      if (skip?.has(entry.instance.address)) continue;
+      this.#turn = i + 1;
+      return entry;
+    }
+    return undefined; // unreachable: effectiveAvoid leaves at least one entry
+  }
+
+  /**
+   * Follows the source's entries. Up to SMOOTH_WEIGHTED_LIMIT entries, the smooth sequence restarts.
+   * Above, the EEVDF schedule is rebuilt in O(n): an instance that stays with the same weight keeps its
+   * place (how many picks it is ahead of or behind its share), less an equal part of what the leavers
+   * took along; new instances (and ones whose weight changed) join now, neither ahead nor behind.
+   */
+  #sync(entries: readonly EndpointEntry<Req, Res>[]): void {
+    const wasFair = this.#fair;
+    if (!this.#table.sync(entries)) return;
+    const states = this.#table.states;
+    const eligible = this.#eligible.items;
+    const pending = this.#pending.items;
+    eligible.length = 0;
+    pending.length = 0;
+    if (entries.length <= SMOOTH_WEIGHTED_LIMIT) {
+      this.#fair = false;
+      for (const state of states) state.current = 0;
+      return;
+    }
+    this.#fair = true;
+    const pass = ++this.#pass;
+    const scheduled: WeightState[] = [];
+    let total = 0;
+    const now = this.#virtualNow;
+    let kept = 0;
+    let keptLag = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const state = states[i] as WeightState;
+      if (state.pass === pass) continue; // an address listed twice: its first entry stands for it
+      state.pass = pass;
+      state.index = i;
+      const weight = (entries[i] as EndpointEntry<Req, Res>).instance.weight ?? 1;
+      if (!(weight > 0)) {
+        state.weight = -1;
+        continue;
+      }
+      total += weight;
+      if (wasFair && state.weight === weight) {
+        kept++;
+        keptLag += weight * (now - state.start);
+      } else {
+        state.weight = -1; // joins below
+      }
+      scheduled.push(state);
+    }
+    // The instances that left took their leads and lags along, so those of the ones that stayed no
+    // longer add up to zero: take the rest off them in equal parts, the same number of picks each (in
+    // proportion to weight, EEVDF's own rule, a heavy instance would pay nearly all of it at once).
+    const shift = kept > 0 ? keptLag / kept : 0;
+    this.#total = total;
+    this.#tick = total > 0 ? 1 / total : 0;
+    for (const state of scheduled) {
+      if (state.weight === -1) {
+        const weight = (entries[state.index] as EndpointEntry<Req, Res>).instance.weight ?? 1;
+        state.weight = weight;
+        state.step = 1 / weight;
+        state.start = now;
+        state.deadline = now + state.step;
+        state.seq = ++this.#scheduled;
+      } else if (shift !== 0) {
+        state.start += shift / state.weight;
+        state.deadline = state.start + state.step;
+      }
+      if (state.start <= now) {
+        state.key = state.deadline;
+        eligible.push(state);
+      } else {
+        state.key = state.start;
+        pending.push(state);
+      }
+    }
+    this.#eligible.heapify();
+    this.#pending.heapify();
+  }
+
+  /**
+   * An avoided instance that was due gives up the turns it missed, as if it had left the set and joined
+   * again (EEVDF's leave rule): its start moves up to now, and the virtual time moves on by the lag it
+   * gave up over the others' weight, so leads and lags still add up to zero. Without this it would make
+   * up for the missed turns in a burst once no longer avoided.
+   */
+  #forfeit(state: WeightState): void {
+    const now = this.#virtualNow;
+    if (!(state.start < now)) return;
+    const lag = state.weight * (now - state.start);
+    state.start = now;
+    state.deadline = now + state.step;
+    const others = this.#total - state.weight;
+    if (others > 0) this.#virtualNow = now + lag / others;
+  }
+
+  /** Puts `state` in the heap it belongs to now. */
+  #place(state: WeightState): void {
+    if (state.start <= this.#virtualNow) {
+      state.key = state.deadline;
+      this.#eligible.push(state);
+    } else {
+      state.key = state.start;
+      this.#pending.push(state);
+    }
+  }
 }
 
 /**
- * A balancer that spreads calls in proportion to `instance.weight` (default 1) with nginx's smooth
- * weighted round robin: weights 5, 1, 1 give a, a, b, a, c, a, a - the heavy instance's turns are
- * spread out rather than bunched. An instance with weight 0 gets no calls while another instance has a
- * positive weight; if every candidate weighs 0 they are taken in turn. The sequence restarts when the
- * set (or a weight) changes.
+ * A balancer that spreads calls in proportion to `instance.weight` (default 1), interleaving each
+ * instance's turns with the others' rather than bunching them:
+ *
+ * - up to 16 instances, with nginx's smooth weighted round robin (weights 5, 1, 1 give a, a, b, a, c,
+ *   a, a), O(n) per pick; the sequence restarts when the set (or a weight) changes;
+ * - above 16, with earliest eligible virtual deadline first scheduling (EEVDF, as in Linux's CPU
+ *   scheduler; Envoy's weighted round robin is plain earliest deadline first), O(log n) per pick
+ *   (amortized): each pick goes, among the instances that have not had more than their share so far, to
+ *   the one whose next turn is due first. While the set stays the same, every instance's count stays
+ *   within one pick of its exact share (pickCount × weight / total weight), and an instance is picked
+ *   twice in a row only if it weighs more than every other instance. A change of the set rebuilds the
+ *   schedule in O(n); instances that stay with the same weight keep their lead or lag, new ones start
+ *   even.
+ *
+ * Either way every sum(weights) picks from the start give each instance exactly its (integer) weight
+ * while the set stays the same. An instance with weight 0 gets no calls while another candidate has a
+ * positive weight; if every candidate weighs 0 they are taken in turn. Avoided instances
+ * (`pick(avoid)`) are passed over while another instance is available.
  *
  * @example
  * ```ts
@@ -19,46 +345,5 @@ interface WeightState {
  * ```
  */
 export function weighted<Req, Res>(source: EndpointSource<Req, Res>): Balancer<Req, Res> {
-  const table = new StateTable<Req, Res, WeightState>(() => ({ current: 0 }));
-  let turn = 0;
-  return {
-    source,
-    pick(avoid?: ReadonlySet<string>): EndpointEntry<Req, Res> | undefined {
-      const entries = source.endpoints();
-      const n = entries.length;
-      if (n === 0) return undefined;
-      if (table.sync(entries)) for (const state of table.states) state.current = 0;
-      const states = table.states;
-      const skip = effectiveAvoid(entries, avoid);
-      let total = 0;
-      let best = -1;
-      let bestCurrent = Number.NEGATIVE_INFINITY;
-      for (let i = 0; i < n; i++) {
-        const entry = entries[i] as EndpointEntry<Req, Res>;
-        if (skip?.has(entry.instance.address)) continue;
-        const weight = entry.instance.weight ?? 1;
-        if (!(weight > 0)) continue;
-        const state = states[i] as WeightState;
-        state.current += weight;
-        total += weight;
-        if (state.current > bestCurrent) {
-          bestCurrent = state.current;
-          best = i;
-        }
-      }
-      if (best >= 0) {
-        (states[best] as WeightState).current -= total;
-        return entries[best];
-      }
-      // Every candidate weighs 0: take them in turn.
-      for (let k = 0; k < n; k++) {
-        const i = (turn + k) % n;
-        const entry = entries[i] as EndpointEntry<Req, Res>;
-        if (skip?.has(entry.instance.address)) continue;
-        turn = i + 1;
-        return entry;
-      }
-      return undefined; // unreachable: effectiveAvoid leaves at least one entry
-    },
-  };
+  return new Weighted(source);
 }

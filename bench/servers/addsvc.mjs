@@ -3,11 +3,9 @@
 // serving one transport on a free 127.0.0.1 port: `addsvc.mjs http`, `addsvc.mjs grpc`,
 // `addsvc.mjs grpc h2` (gRPC on svckit's node:http2 engine, main's `-grpc-engine h2`) or
 // `addsvc.mjs jsonrpc`. The rate limits are lifted (the bench measures cost, not the limiter saying no);
-// the breakers keep main's defaults. Every call writes its log line, as main's do, through the winston
+// the breakers keep main's defaults. Every call writes its log line, as main's do, through the JSON
 // logger main uses, into /dev/null instead of stdout (the harness reads stdout for the port).
-import { createWriteStream } from "node:fs";
-import { createWinstonLogger } from "@svckit/log/winston";
-import winston from "winston";
+import { createJsonLogger } from "@svckit/log";
 // An example, not a published package: loaded from its build.
 import { createAddsvc } from "../../examples/addsvc/dist/server.js";
 
@@ -21,10 +19,7 @@ const { app, servers } = createAddsvc({
   sumRate: 0,
   concatRate: 0,
   breaker: { minCalls: 6, openMs: 60_000 },
-  logger: createWinstonLogger({
-    level: "info",
-    transports: [new winston.transports.Stream({ stream: createWriteStream("/dev/null") })],
-  }),
+  logger: createJsonLogger({ level: "info", redact: false, destination: "/dev/null" }),
   drainTimeout: 1_000,
 });
 if (servers.length !== 1) {

@@ -93,8 +93,8 @@ if (
   usageError("-http-addr, -grpc-addr and -jsonrpc-addr are all off: nothing to serve");
 }
 
-const [{ createWinstonLogger }, { createAddsvc }] = await Promise.all([
-  import("@svckit/log/winston"),
+const [{ createJsonLogger }, { createAddsvc }] = await Promise.all([
+  import("@svckit/log"),
   import("./server.js"),
 ]);
 
@@ -110,7 +110,8 @@ try {
     concatRate,
     breaker: breakerCalls === 0 ? false : { minCalls: breakerCalls, openMs: breakerTimeout },
     // One JSON line per event on stdout: the listeners, every call (the logging middleware), the stop.
-    logger: createWinstonLogger({ level: "info" }),
+    // JSON lines on stdout, written in batches; the logging middleware redacts each line already.
+    logger: createJsonLogger({ level: "info", redact: false }),
   });
 } catch (err) {
   // An address the servers cannot take: not host:port, a port over 65535, ...

@@ -96,7 +96,7 @@ function createEngine(engine: GrpcEngine): AddsvcGrpcServer {
  * @example
  * ```ts
  * const { app } = createAddsvc({ httpAddr: "127.0.0.1:8081", sumRate: 1, concatRate: 100,
- *   breaker: { minCalls: 6, openMs: 60_000 }, logger: createWinstonLogger() });
+ *   breaker: { minCalls: 6, openMs: 60_000 }, logger: createJsonLogger() });
  * await app.run(); // until SIGTERM or SIGINT
  * ```
  */

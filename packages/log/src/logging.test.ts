@@ -18,6 +18,7 @@ import {
   type LogLevel,
   logging,
   noopLogger,
+  redact,
   traceIdKey,
 } from "@svckit/log";
 import {
@@ -421,6 +422,44 @@ describe("logging: fields hook", () => {
       fields: () => ({ ssn: "1", token: "t" }),
     })(async () => 1)(createContext(), {});
     expect(logger.lines[0]?.fields).toMatchObject({ ssn: "***", token: "t" });
+  });
+});
+
+describe("logging: redaction of a line's own fields", () => {
+  it("still redacts the route, method or endpoint name when the redaction would change them", async () => {
+    const logger = memoryLogger();
+    const call = createContext({
+      callInfo: { transport: "http", method: "POST", route: "/keys/Bearer abcdefgh1/:id" },
+    });
+    await logging({ logger, name: "e" })(async () => 1)(call, {});
+    expect(logger.lines[0]?.fields.route).toBe("/keys/Bearer [REDACTED]");
+
+    const byKey = memoryLogger();
+    await logging({ logger: byKey, name: "e", redact: { keys: ["route", "endpoint"] } })(async () => 1)(
+      httpCtx(),
+      {},
+    );
+    expect(byKey.lines[0]?.fields).toMatchObject({
+      route: "[REDACTED]",
+      endpoint: "[REDACTED]",
+      method: "POST",
+    });
+  });
+
+  it("gives each call its own line object, equal to the redacted one", async () => {
+    const logger = memoryLogger();
+    const logged = logging({ logger, name: "e" })(async () => 1);
+    await logged(httpCtx(), {});
+    await logged(httpCtx(), {});
+    const [a, b] = logger.lines;
+    expect(a?.fields).not.toBe(b?.fields);
+    expect(a?.fields).toEqual(redact(a?.fields));
+    expect(a?.fields).toMatchObject({
+      endpoint: "e",
+      transport: "http",
+      method: "POST",
+      route: "/users/:id",
+    });
   });
 });
 

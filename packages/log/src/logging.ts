@@ -89,6 +89,13 @@ export interface LoggingOptions<Req = unknown, Res = unknown> {
 }
 
 const LEVELS: ReadonlySet<string> = new Set(["debug", "info", "warn", "error", "off"]);
+
+/** Whether `redactor` leaves every value of `fields` as it is. */
+function untouched(redactor: (value: unknown) => unknown, fields: LogFields): boolean {
+  const out = redactor(fields) as LogFields;
+  for (const key of Object.keys(fields)) if (out[key] !== fields[key]) return false;
+  return true;
+}
 const MAX_METADATA_KEYS = 32;
 
 function validate(options: LoggingOptions<never, never>): void {
@@ -156,6 +163,32 @@ export function logging<Req, Res>(options: LoggingOptions<Req, Res>): Middleware
   const kind: CallKind = options.kind ?? "server";
   const server = kind === "server";
   const redactor = createRedactor(options.redact);
+  // A line's own fields (the endpoint name, kind, transport, method, route template, code, duration,
+  // trace id) are values svckit produced, not what a caller sent: a line holding nothing else is
+  // redacted only if the redaction would change them — checked once for the fixed names and values,
+  // and once per call description (transports reuse one CallInfo per method and route).
+  const fixedSafe = untouched(redactor, {
+    endpoint: name,
+    kind,
+    code: "OK",
+    durationMs: 1,
+    traceId: "0af7651916cd43dd8448eb211c80319c",
+  });
+  const safeInfos = new WeakMap<object, boolean>();
+  function infoSafe(line: LogFields, info: object | undefined): boolean {
+    if (!fixedSafe) return false;
+    const key = info ?? options;
+    let safe = safeInfos.get(key);
+    if (safe === undefined) {
+      const described: LogFields = {};
+      for (const field of ["transport", "method", "route"]) {
+        if (line[field] !== undefined) described[field] = line[field];
+      }
+      safe = untouched(redactor, described);
+      safeInfos.set(key, safe);
+    }
+    return safe;
+  }
   const metadataKeys = options.metadata?.map((k) => k.toLowerCase());
   const levels: Record<string, CodeLevel> = { ...defaultCodeLevels, ...options.levels };
   /** Messages per code, built once each. */
@@ -218,17 +251,26 @@ export function logging<Req, Res>(options: LoggingOptions<Req, Res>): Middleware
       // A client call's trace context may only be in what it sends.
       const traceId = traceIdOf(ctx) ?? (server ? undefined : traceIdFromMetadata(ctx.outgoingMetadata));
       if (traceId !== undefined) line.traceId = traceId;
+      let redact = !infoSafe(line, info);
       if (metadataKeys !== undefined) {
         const md = pickMetadata(server ? ctx.metadata : ctx.outgoingMetadata, metadataKeys);
-        if (md !== undefined) line.metadata = md;
+        if (md !== undefined) {
+          line.metadata = md;
+          redact = true;
+        }
       }
       if (error !== undefined) {
         line.error = error.message;
         if (error.cause !== undefined) line.cause = error.cause;
+        redact = true;
       }
-      if (hook !== undefined) addHookFields(line, hook, ctx, request, response, error);
+      if (hook !== undefined) {
+        addHookFields(line, hook, ctx, request, response, error);
+        redact = true;
+      }
 
-      const result: unknown = logger.log(level, messageFor(code), redactor(line) as LogFields);
+      const out = redact ? (redactor(line) as LogFields) : line;
+      const result: unknown = logger.log(level, messageFor(code), out);
       if (isThenable(result)) result.then(undefined, ignore);
     } catch {
       // Logging must never fail the call.

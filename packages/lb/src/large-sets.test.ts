@@ -278,7 +278,7 @@ describe("leastRequests over large sets", () => {
         fc.array(op, { minLength: 1, maxLength: 150 }),
         (tieBreak, ops) => {
           const cache = createInstanceCache(pool.slice(0, 6));
-          const endpointer = createEndpointer(cache, () => ({ endpoint: async () => "" }));
+          const endpointer = createEndpointer<string, string>(cache, () => ({ endpoint: async () => "" }));
           const balancer = leastRequests(endpointer, { tieBreak, rng: seeded(ops.length) });
           // What the balancer should know: calls in flight per address, forgotten when an address leaves.
           let inFlight = new Map<string, number>();

@@ -69,12 +69,21 @@ export const VARIANTS = [
   { name: "svckit-express", server: "servers/svckit-express.mjs", baseline: "raw-express", target: 0.97 },
   // Observability on the svckit route (issue #6), each against the bare svckit route of the same run.
   // Not in the default set: ask for them with --only observability (or by name).
-  ...["log", "log-winston", "metrics", "tracing", "log,metrics,tracing"].map((set) => ({
-    name: set.includes(",") ? "svckit-http+all3" : `svckit-http+${set}`,
+  ...[
+    ["svckit-http+log", "log"],
+    ["svckit-http+log-winston", "log-winston"],
+    ["svckit-http+metrics", "metrics"],
+    ["svckit-http+tracing", "tracing"],
+    ["svckit-http+all3", "log,metrics,tracing"],
+    // The same with a production-style sampler: 10% of new traces recorded (parent-based ratio).
+    ["svckit-http+tracing-10%", "tracing,sampled"],
+    ["svckit-http+all3-10%", "log,metrics,tracing,sampled"],
+  ].map(([name, set]) => ({
+    name,
     server: "servers/svckit-http-observed.mjs",
     args: [set],
     baseline: "svckit-http",
-    target: set.includes(",") ? 0.8 : undefined,
+    target: name === "svckit-http+all3" ? 0.8 : undefined,
     optional: true,
   })),
   // Bearer-token authentication on the svckit route (@svckit/auth-jwt's authenticate), each against the
@@ -140,7 +149,8 @@ export const HTTP_USAGE = `options:
                     during its measurement; the least disturbed measurement counts (default 0)
   --node PATH       Node binary that runs the servers (default: the one running this script)
   --only a,b        run only these variants: ${VARIANTS.map((v) => v.name).join(", ")};
-                    "observability" = svckit-http and its +log/+log-winston/+metrics/+tracing/+all3 variants (not run by default)
+                    "observability" = svckit-http and its +log/+log-winston/+metrics/+tracing/+all3 variants, tracing also
+                    with 10% sampling (not run by default)
                     "auth" = svckit-http and its +jwt-hs256/es256 variants, cache on and off (not run by default)
                     "addsvc" = examples/addsvc's full stack over HTTP and JSON-RPC vs raw node:http (not run by default)
   --json FILE       also write the results as JSON to FILE`;

@@ -6,12 +6,19 @@
 // - log-winston: the same middleware on a winston JSON logger writing to /dev/null;
 // - metrics: @svckit/metrics' middleware (counter, histogram, in-flight gauge) on its own registry;
 // - tracing: @svckit/tracing's serverTracing with the OTel SDK recording every span (always-on
-//   sampler, W3C propagator) into a BatchSpanProcessor whose exporter drops the batches.
+//   sampler, W3C propagator) into a BatchSpanProcessor whose exporter drops the batches;
+// - sampled (with tracing): the SDK samples 10% of new traces instead (ParentBasedSampler over a
+//   TraceIdRatioBasedSampler(0.1)), as production setups commonly do; the others get non-recording spans.
 import { createWriteStream } from "node:fs";
 import http from "node:http";
 import { propagation, trace } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+} from "@opentelemetry/sdk-trace-base";
 import { chain } from "@svckit/endpoint";
 import { createJsonLogger, logging } from "@svckit/log";
 import { createWinstonLogger } from "@svckit/log/winston";
@@ -28,14 +35,21 @@ import { serve } from "./common.mjs";
 
 const wanted = new Set((process.argv[2] ?? "").split(",").filter(Boolean));
 for (const w of wanted) {
-  if (!["log", "log-winston", "metrics", "tracing"].includes(w)) throw new Error(`unknown middleware "${w}"`);
+  if (!["log", "log-winston", "metrics", "tracing", "sampled"].includes(w)) {
+    throw new Error(`unknown middleware "${w}"`);
+  }
 }
 
 const middlewares = [];
 if (wanted.has("tracing")) {
   const dropping = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
   trace.setGlobalTracerProvider(
-    new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropping)] }),
+    new BasicTracerProvider({
+      spanProcessors: [new BatchSpanProcessor(dropping)],
+      ...(wanted.has("sampled")
+        ? { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.1) }) }
+        : {}),
+    }),
   );
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   middlewares.push(serverTracing());

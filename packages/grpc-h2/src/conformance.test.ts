@@ -513,6 +513,26 @@ describe.each(engines)("on $name", (engine: Engine) => {
       expect(res.status.code).toBe(status.DEADLINE_EXCEEDED);
       expect(res.items.map((t) => t.n)).toEqual([1n]);
     });
+
+    it("ends a stream cut short by the server's own deadline with DEADLINE_EXCEEDED, not OK", async () => {
+      // The server's context gets a 100 ms deadline (a `before`); the caller's is 10 s. The endpoint's
+      // stream stops when its context aborts and returns normally: it was cut short all the same.
+      const { address } = await startServer(engine, (server) =>
+        bindService(server, counter, {
+          Count: countHandler(
+            async (ctx: Context) =>
+              (async function* () {
+                yield { n: 1n, payload: new Uint8Array(0) };
+                await aborted(ctx.signal);
+              })(),
+            { before: [(ctx) => ctx.withTimeout(100).context] },
+          ),
+        }),
+      );
+      const res = await collect(count(grpcClient(address), { count: 1 }, { deadline: Date.now() + 10_000 }));
+      expect(res.status.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(res.items.map((t) => t.n)).toEqual([1n]);
+    });
   });
 
   describe("graceful shutdown", () => {

@@ -419,6 +419,9 @@ function serverStreamHandler(plan: Plan) {
         if (isPromise(message)) message = await message;
         if (!call.write(encodeMessage(plan, message))) await waitDrain(call, ctx);
       }
+      // A stream that stopped because its deadline passed (or the call was cancelled) was cut short:
+      // the caller gets DEADLINE_EXCEEDED (CANCELLED), not OK, whichever timer fired first.
+      ctx.throwIfAborted();
       call.end(trailer);
     } catch (err) {
       error = fail(plan, ctx, err);

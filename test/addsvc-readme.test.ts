@@ -125,6 +125,8 @@ describe("examples/addsvc/README.md", () => {
 
   it("shows the log lines the binary writes: the same messages and fields", async () => {
     await send(portOf(svc.http), { path: "/sum", headers: {}, body: '{"a":0,"b":0}' });
+    // The logger writes in batches, once per event-loop turn: the call's line may follow its answer.
+    await svc.proc.line((l) => l.includes('"message":"served sum: INVALID_ARGUMENT"'), 5_000);
     const documented = blockAfter("It writes one JSON line per listener", "text")
       .trim()
       .split("\n")

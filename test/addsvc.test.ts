@@ -10,7 +10,7 @@ import {
   healthCheckRequest,
   healthCheckResponse,
 } from "@svckit/health";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createAddsvcGrpcClient } from "../examples/addsvc/src/transport-grpc.js";
 import { createAddsvcHttpClient } from "../examples/addsvc/src/transport-http.js";
 import { createAddsvcJsonRpcClient } from "../examples/addsvc/src/transport-jsonrpc.js";
@@ -95,7 +95,13 @@ describe("the addsvc binary", () => {
       grpc.close();
     }
 
-    // One log line per call, whichever transport carried it, from the one logging middleware.
+    // One log line per call, whichever transport carried it, from the one logging middleware. The logger
+    // writes its lines in batches, once per event-loop turn: a line may reach the pipe just after the
+    // answer reached the client, so wait for all five.
+    await vi.waitFor(
+      () => expect(jsonLines(svc.proc).filter((l) => typeof l.endpoint === "string")).toHaveLength(5),
+      { timeout: 5_000 },
+    );
     const calls = jsonLines(svc.proc)
       .filter((l) => typeof l.endpoint === "string")
       .map((l) => `${l.transport} ${l.endpoint} ${l.code} ${l.level}`);
@@ -188,6 +194,9 @@ describe("the addsvc binary", () => {
     ).toBe(1);
     expect(metric(text, requests("sum", "http", "RESOURCE_EXHAUSTED"))).toBe(2);
     expect(metric(text, requests("sum", "http", "UNAVAILABLE"))).toBe(1);
+    await vi.waitFor(() => expect(jsonLines(svc.proc).filter((l) => l.endpoint === "sum")).toHaveLength(4), {
+      timeout: 5_000,
+    });
     const levels = jsonLines(svc.proc)
       .filter((l) => l.endpoint === "sum")
       .map((l) => `${l.code} ${l.level}`);

@@ -178,7 +178,15 @@ describe("fuzz: every body gets a JSON-RPC answer, never a 5xx or a crash", () =
           expect((answer as { id: unknown }).id).toEqual(isId(id) ? id : null);
         }
       }),
-      { numRuns: RUNS },
+      {
+        numRuns: RUNS,
+        // The three answers the check below expects, whatever the random draws.
+        examples: [
+          ['{"jsonrpc":"2.0","method":"sum","params":{"a":1,"b":2},"id":1}'],
+          ['{"jsonrpc":"2.0","method":"sum","params":{"a":1,"b":2}}'],
+          [`"${"x".repeat(BODY_LIMIT + 1)}"`],
+        ],
+      },
     );
     expect([...seen].sort()).toEqual([200, 204, 413]);
   });
@@ -246,7 +254,22 @@ describe("fuzz: every body gets a JSON-RPC answer, never a 5xx or a crash", () =
           }
         },
       ),
-      { numRuns: RUNS },
+      {
+        numRuns: RUNS,
+        // Each answer the coverage check below expects, whatever the random draws: a good call (200), a
+        // bad body (400), another method (405), a body over the limit (413), a wrong content type (415).
+        examples: [
+          [
+            "POST",
+            { "content-type": "application/json" },
+            '{"jsonrpc":"2.0","method":"sum","params":{"a":1,"b":2},"id":1}',
+          ],
+          ["POST", { "content-type": "application/json", "x-request-timeout": "soon" }, "{}"],
+          ["DELETE", {}, ""],
+          ["POST", { "content-type": "application/json" }, `"${"x".repeat(BODY_LIMIT + 1)}"`],
+          ["POST", { "content-type": "text/plain" }, "{}"],
+        ],
+      },
     );
     // 204 (a notification that passed every check) is possible here too, but rare.
     for (const status of [200, 400, 405, 413, 415]) expect(seen).toContain(status);

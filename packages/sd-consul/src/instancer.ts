@@ -147,7 +147,11 @@ class ConsulInstancerImpl implements ConsulInstancer {
     this.#minBackoff = minBackoff;
     this.#maxBackoff = maxBackoff;
     this.#onError = onError;
-    this.#cache = new InstanceCache([], { onClose: () => this.#stop() });
+    // Listener errors and bad instances go to onError: nothing breaks the query loop.
+    this.#cache = new InstanceCache([], {
+      onClose: () => this.#stop(),
+      onError: (error) => this.#tell(error),
+    });
     this.#ready = new Promise((resolve) => {
       this.#resolveReady = resolve;
     });
@@ -191,7 +195,7 @@ class ConsulInstancerImpl implements ConsulInstancer {
         this.#attempt = 0;
       } catch (error) {
         if (this.#cache.closed) return;
-        this.#fail(error);
+        this.#cache.fail(error);
         this.#settle();
         await this.#sleep(backoff(this.#attempt++, this.#minBackoff, this.#maxBackoff));
       }
@@ -240,7 +244,7 @@ class ConsulInstancerImpl implements ConsulInstancer {
     // Consul's rules for blocking queries: an index that goes backwards is reset to 0 (the next query
     // returns at once with the real index); one that is not above 0 is treated as 1.
     this.#index = index < this.#index ? 0n : index > 0n ? index : 1n;
-    this.#update(this.#instances(entries as HealthEntry[]));
+    this.#cache.update(this.#instances(entries as HealthEntry[]));
     this.#settle();
   }
 
@@ -273,22 +277,6 @@ class ConsulInstancerImpl implements ConsulInstancer {
       }, ms);
       this.#timer.unref();
     });
-  }
-
-  #update(instances: Instance[]): void {
-    try {
-      this.#cache.update(instances);
-    } catch (error) {
-      this.#tell(error);
-    }
-  }
-
-  #fail(error: unknown): void {
-    try {
-      this.#cache.fail(error);
-    } catch (listenerError) {
-      this.#tell(listenerError);
-    }
   }
 
   #tell(error: unknown): void {

@@ -122,7 +122,11 @@ export class DnsPoller implements DnsInstancer {
     this.#lookup = lookup;
     this.#config = config;
     this.#cancel = cancel;
-    this.#cache = new InstanceCache([], { onClose: () => this.#stop() });
+    // Listener errors and bad instances go to onError: nothing breaks the poll loop.
+    this.#cache = new InstanceCache([], {
+      onClose: () => this.#stop(),
+      onError: (error) => tell(config.onError, error),
+    });
     this.#ready = new Promise((resolve) => {
       this.#resolveReady = resolve;
     });
@@ -170,7 +174,7 @@ export class DnsPoller implements DnsInstancer {
       const result = await this.#withTimeout(this.#lookup());
       if (this.#cache.closed) return;
       this.#failures = 0;
-      this.#update(result.instances);
+      this.#cache.update(result.instances);
       delay =
         result.ttl === undefined ? interval : Math.min(interval, Math.max(minInterval, result.ttl * 1_000));
     } catch (error) {
@@ -178,11 +182,11 @@ export class DnsPoller implements DnsInstancer {
       const failure = lookupError(this.#what, error);
       if (failure.code === Code.NOT_FOUND && notFound === "empty") {
         this.#failures = 0;
-        this.#update([]);
+        this.#cache.update([]);
         delay = interval;
       } else {
         this.#failures += 1;
-        this.#fail(failure);
+        this.#cache.fail(failure);
         delay = Math.min(interval, minInterval * 2 ** Math.min(this.#failures - 1, 30));
       }
     }
@@ -211,22 +215,6 @@ export class DnsPoller implements DnsInstancer {
       timer.unref();
     });
     return Promise.race([lookup, expired]).finally(() => clearTimeout(timer));
-  }
-
-  #update(instances: Instance[]): void {
-    try {
-      this.#cache.update(instances);
-    } catch (error) {
-      tell(this.#config.onError, error);
-    }
-  }
-
-  #fail(error: ServiceError): void {
-    try {
-      this.#cache.fail(error);
-    } catch (listenerError) {
-      tell(this.#config.onError, listenerError);
-    }
   }
 }
 

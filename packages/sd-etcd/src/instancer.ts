@@ -80,7 +80,11 @@ class EtcdInstancerImpl implements EtcdInstancer {
     this.#prefix = prefix;
     this.#timeout = timeout;
     this.#onError = onError;
-    this.#cache = new InstanceCache([], { onClose: () => this.#stop() });
+    // Listener errors and bad instances go to onError: nothing breaks the watch.
+    this.#cache = new InstanceCache([], {
+      onClose: () => this.#stop(),
+      onError: (error) => this.#tell(error),
+    });
     this.#ready = new Promise((resolve) => {
       this.#resolveReady = resolve;
     });
@@ -146,7 +150,7 @@ class EtcdInstancerImpl implements EtcdInstancer {
         `etcd instancer: watch on ${this.#prefix} lost: ${messageOf(error)}`,
         { cause: error },
       );
-      this.#fail(this.#watchError);
+      this.#cache.fail(this.#watchError);
     });
     watcher.on("error", (error: Error) => {
       // etcd cancelled the watch for good (e.g. permission denied): report it and start a new one.
@@ -159,7 +163,7 @@ class EtcdInstancerImpl implements EtcdInstancer {
         `etcd instancer: watch on ${this.#prefix} cancelled: ${messageOf(error)}`,
         { cause: error },
       );
-      this.#fail(this.#watchError);
+      this.#cache.fail(this.#watchError);
       this.#retry();
     });
   }
@@ -190,7 +194,7 @@ class EtcdInstancerImpl implements EtcdInstancer {
         kvs = response.kvs;
       } catch (error) {
         if (this.#cache.closed) return;
-        this.#fail(
+        this.#cache.fail(
           new ServiceError(
             codeOf(error),
             `etcd instancer: cannot list ${this.#prefix}: ${messageOf(error)}`,
@@ -205,9 +209,9 @@ class EtcdInstancerImpl implements EtcdInstancer {
       }
       if (this.#cache.closed) return;
       this.#attempt = 0;
-      this.#update(this.#decode(kvs));
+      this.#cache.update(this.#decode(kvs));
       // A listing that succeeded while the watch is down is not being kept up to date: say so.
-      if (this.#watchError !== undefined) this.#fail(this.#watchError);
+      if (this.#watchError !== undefined) this.#cache.fail(this.#watchError);
       this.#settle();
     } while (this.#relist && !this.#cache.closed);
   }
@@ -242,22 +246,6 @@ class EtcdInstancerImpl implements EtcdInstancer {
       }
     }
     return instances;
-  }
-
-  #update(instances: Instance[]): void {
-    try {
-      this.#cache.update(instances);
-    } catch (error) {
-      this.#tell(error);
-    }
-  }
-
-  #fail(error: ServiceError): void {
-    try {
-      this.#cache.fail(error);
-    } catch (listenerError) {
-      this.#tell(listenerError);
-    }
   }
 
   /** Tells onError, which must never break the instancer. */

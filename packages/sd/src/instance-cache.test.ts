@@ -281,6 +281,56 @@ describe("InstanceCache", () => {
   });
 });
 
+/** A listener that takes the state `subscribe` hands it at once, then throws on every change. */
+function throwingAfterFirst(message: string, asError = true): () => void {
+  let calls = 0;
+  return () => {
+    if (calls++ === 0) return;
+    throw asError ? new Error(message) : message;
+  };
+}
+
+describe("InstanceCache: the onError option", () => {
+  it("takes what update and fail would throw, and they never throw", () => {
+    const errors: Error[] = [];
+    const cache = new InstanceCache([], { onError: (error) => errors.push(error) });
+    // An invalid instance: reported, the state stays as it was.
+    expect(cache.update(["10.0.0.1:80"])).toBe(true);
+    expect(cache.update([{ address: "" }])).toBe(false);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(TypeError);
+    expect(cache.current().instances.map((i) => i.address)).toEqual(["10.0.0.1:80"]);
+    // Listeners that throw: every listener ran, the change happened, the error is reported.
+    const heard: number[] = [];
+    cache.subscribe(throwingAfterFirst("listener one"));
+    cache.subscribe((state) => heard.push(state.instances.length));
+    heard.length = 0;
+    expect(cache.update(["10.0.0.1:80", "10.0.0.2:80"])).toBe(true);
+    expect(cache.fail(new Error("backend down"))).toBe(true);
+    expect(heard).toEqual([2, 2]);
+    expect(errors.slice(1).map((e) => e.message)).toEqual(["listener one", "listener one"]);
+    expect(cache.current().error?.message).toBe("backend down");
+  });
+
+  it("ignores an onError that throws", () => {
+    const cache = new InstanceCache([], {
+      onError: () => {
+        throw new Error("onError broke");
+      },
+    });
+    expect(cache.update([{ address: "" }])).toBe(false);
+    cache.subscribe(throwingAfterFirst("not an Error", false));
+    expect(cache.update(["10.0.0.3:80"])).toBe(true);
+  });
+
+  it("without onError, update and fail still throw", () => {
+    const cache = new InstanceCache();
+    expect(() => cache.update([{ address: "" }])).toThrow(TypeError);
+    cache.subscribe(throwingAfterFirst("listener"));
+    expect(() => cache.fail(new Error("down"))).toThrow("listener");
+  });
+});
+
 describe("createStaticInstancer", () => {
   it("serves a fixed set from addresses and instances, in order", () => {
     const instancer = createStaticInstancer([

@@ -12,6 +12,13 @@ import {
 export interface InstanceCacheOptions {
   /** Called once by `close()`: stop the backend's watch or poll here. */
   onClose?: () => void;
+  /**
+   * Where the errors go that `update` and `fail` would otherwise throw — an invalid instance given to
+   * `update` (the state stays as it was) and what listeners threw (after all of them ran) — so a
+   * backend's watch or poll loop is never broken by them. When set, `update` and `fail` never throw.
+   * A non-Error is wrapped in one; an `onError` that throws is ignored.
+   */
+  onError?: (error: Error) => void;
 }
 
 const emptyState: InstancerState = Object.freeze({ instances: Object.freeze([]) as readonly Instance[] });
@@ -46,14 +53,16 @@ export class InstanceCache implements Instancer {
   #state: InstancerState = emptyState;
   #closed = false;
   readonly #onClose: (() => void) | undefined;
+  readonly #onError: ((error: Error) => void) | undefined;
   readonly #emitter = new Emitter<InstancerState>(() => this.#state);
 
   /**
    * @param instances - the initial set (empty when absent).
-   * @param options - what to do on close.
+   * @param options - what to do on close, and where errors go.
    */
   constructor(instances?: Iterable<InstanceInit>, options?: InstanceCacheOptions) {
     this.#onClose = options?.onClose;
+    this.#onError = options?.onError;
     if (instances !== undefined) {
       const list = normalizeInstances(instances, "InstanceCache");
       if (list.length > 0) this.#state = Object.freeze({ instances: list });
@@ -83,10 +92,18 @@ export class InstanceCache implements Instancer {
    * backends call {@link InstanceCache.fail} when they could not ask.
    *
    * Throws a TypeError or RangeError, leaving the state as it was, when an instance is invalid.
-   * Rethrows what listeners threw, after all of them ran.
+   * Rethrows what listeners threw, after all of them ran. With the `onError` option, both go there
+   * instead.
    */
   update(instances: Iterable<InstanceInit>): boolean {
-    const list = normalizeInstances(instances, "InstanceCache.update");
+    let list: readonly Instance[];
+    try {
+      list = normalizeInstances(instances, "InstanceCache.update");
+    } catch (error) {
+      if (this.#onError === undefined) throw error;
+      this.#report(error);
+      return false;
+    }
     if (this.#closed) return false;
     const state = this.#state;
     const same = sameInstanceSet(state.instances, list);
@@ -96,14 +113,15 @@ export class InstanceCache implements Instancer {
       : list.length === 0
         ? emptyState
         : Object.freeze({ instances: list });
-    this.#emitter.emit();
+    this.#emit();
     return true;
   }
 
   /**
    * Reports that the backend's lookup failed: the instances stay as they were (the last known good
    * set) and the state carries `error`. Returns whether listeners were told: not when the same
-   * message is already reported. A non-Error is wrapped in one.
+   * message is already reported. A non-Error is wrapped in one. Rethrows what listeners threw (to
+   * `onError` when given).
    */
   fail(error: unknown): boolean {
     if (this.#closed) return false;
@@ -111,8 +129,28 @@ export class InstanceCache implements Instancer {
     const state = this.#state;
     if (state.error !== undefined && state.error.message === err.message) return false;
     this.#state = Object.freeze({ instances: state.instances, error: err });
-    this.#emitter.emit();
+    this.#emit();
     return true;
+  }
+
+  #emit(): void {
+    if (this.#onError === undefined) {
+      this.#emitter.emit();
+      return;
+    }
+    try {
+      this.#emitter.emit();
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  #report(error: unknown): void {
+    try {
+      this.#onError?.(error instanceof Error ? error : new Error(String(error)));
+    } catch {
+      // ignored: onError must not break the backend's loop
+    }
   }
 
   /** Drops the listeners, ignores later updates and calls `onClose` once. */

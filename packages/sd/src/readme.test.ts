@@ -68,7 +68,7 @@ describe("README", () => {
     const options: Record<keyof EndpointerOptions, true> = { invalidateTimeout: true, onError: true };
     const rows = table(readme, "`createEndpointer` option").map(([name]) => name);
     expect(rows.sort()).toEqual(Object.keys(options).sort());
-    const cacheOptions: Record<keyof InstanceCacheOptions, true> = { onClose: true };
+    const cacheOptions: Record<keyof InstanceCacheOptions, true> = { onClose: true, onError: true };
     for (const name of Object.keys(cacheOptions)) expect(readme).toContain(name);
   });
 

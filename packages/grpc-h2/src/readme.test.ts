@@ -1,11 +1,11 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { firstBlock as readmeBlock, table as readmeTable } from "../../../test/readme-tools.js";
+// The addsvc.proto and the free-port helper of transport-grpc's tests: one copy for both packages.
+import { freePort, testdata } from "../../transport-grpc/src/test-helpers.js";
 import type { GrpcH2ServerOptions } from "./index.js";
-import { testdata } from "./test-helpers.js";
 
 const packageDir = fileURLToPath(new URL("..", import.meta.url));
 const readme = await readFile(join(packageDir, "README.md"), "utf8");
@@ -13,14 +13,6 @@ const readme = await readFile(join(packageDir, "README.md"), "utf8");
 const firstBlock = (lang: string): string => readmeBlock(readme, lang);
 const table = (firstHeader: string, heading?: string): string[][] =>
   readmeTable(readme, firstHeader, heading);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 afterEach(() => {
   vi.restoreAllMocks();

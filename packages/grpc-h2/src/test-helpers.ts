@@ -16,50 +16,30 @@ import {
   ServerCredentials,
   type StatusObject,
 } from "@grpc/grpc-js";
-import { loadProtoSync, type ProtoRoot } from "@svckit/codec-protobuf";
 import type { GrpcMessageCodec } from "@svckit/transport-grpc";
+import { CountRequest, SumReply, SumRequest, Tick } from "../../transport-grpc/src/test-helpers.js";
 import { createGrpcServer } from "./index.js";
 
-/** The absolute path of a file in `src/testdata`. */
+// The protos, their message types and the small async helpers are transport-grpc's test helpers: one
+// copy for both packages (this engine is tested with the same messages and the same bindService).
+export {
+  aborted,
+  ConcatReply,
+  ConcatRequest,
+  CountRequest,
+  deferred,
+  protos,
+  rawBytes,
+  SumReply,
+  SumRequest,
+  sleep,
+  Tick,
+} from "../../transport-grpc/src/test-helpers.js";
+
+/** The absolute path of a file in this package's `src/testdata` (the TLS key and certificate). */
 export function testdata(name: string): string {
   return fileURLToPath(new URL(`./testdata/${name}`, import.meta.url));
 }
-
-/** go-kit addsvc's `pb.Add` and the streaming `counter.Counter`, loaded once. */
-export const protos: ProtoRoot = loadProtoSync([testdata("addsvc.proto"), testdata("counter.proto")]);
-
-export interface SumRequest {
-  a: bigint;
-  b: bigint;
-}
-export interface SumReply {
-  v: bigint;
-  err: string;
-}
-export interface ConcatRequest {
-  a: string;
-  b: string;
-}
-export interface ConcatReply {
-  v: string;
-  err: string;
-}
-export interface CountRequest {
-  start: bigint;
-  count: number;
-  payloadSize: number;
-}
-export interface Tick {
-  n: bigint;
-  payload: Uint8Array;
-}
-
-export const SumRequest = protos.messageType<SumRequest>("pb.SumRequest");
-export const SumReply = protos.messageType<SumReply>("pb.SumReply");
-export const ConcatRequest = protos.messageType<ConcatRequest>("pb.ConcatRequest");
-export const ConcatReply = protos.messageType<ConcatReply>("pb.ConcatReply");
-export const CountRequest = protos.messageType<CountRequest>("counter.CountRequest");
-export const Tick = protos.messageType<Tick>("counter.Tick");
 
 /** The grpc-js `Server` surface both engines offer (what bindService, health and app call). */
 export type ServerLike = Pick<Server, "addService" | "bindAsync" | "tryShutdown" | "forceShutdown">;
@@ -195,12 +175,6 @@ export function callSum(
   return unary(client, "/pb.Add/Sum", SumRequest, SumReply, request, options);
 }
 
-/** Identity serializers: for sending and receiving raw bytes with a plain grpc-js client. */
-export const rawBytes: GrpcMessageCodec<Buffer> = {
-  encode: (bytes) => bytes,
-  decode: (bytes) => Buffer.from(bytes),
-};
-
 /** Starts `/counter.Counter/Count`. */
 export function count(
   client: Client,
@@ -260,26 +234,6 @@ export function collect(
       setImmediate(done);
     });
   });
-}
-
-/** Resolves once `signal` aborts (at once if it already has). */
-export function aborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise<void>((resolve) => setTimeout(resolve, ms));
-}
-
-/** A promise with its resolve function. */
-export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }
 
 /** What a raw HTTP/2 request got back. */

@@ -16,8 +16,15 @@ import {
   ServerCredentials,
   type StatusObject,
 } from "@grpc/grpc-js";
-import type { GrpcMessageCodec } from "@svckit/transport-grpc";
-import { CountRequest, SumReply, SumRequest, Tick } from "../../transport-grpc/src/test-helpers.js";
+import {
+  CountRequest,
+  SumReply,
+  SumRequest,
+  Tick,
+  type UnaryOptions,
+  type UnaryResult,
+  unary,
+} from "../../transport-grpc/src/test-helpers.js";
 import { createGrpcServer } from "./index.js";
 
 // The protos, their message types and the small async helpers are transport-grpc's test helpers: one
@@ -34,6 +41,9 @@ export {
   SumRequest,
   sleep,
   Tick,
+  type UnaryOptions,
+  type UnaryResult,
+  unary,
 } from "../../transport-grpc/src/test-helpers.js";
 
 /** The absolute path of a file in this package's `src/testdata` (the TLS key and certificate). */
@@ -115,55 +125,6 @@ export function closeAll(): void {
   clients.clear();
   for (const server of servers) server.forceShutdown();
   servers.clear();
-}
-
-/** What a plain grpc-js unary call ended with. */
-export interface UnaryResult<T> {
-  readonly error: GrpcServiceError | null;
-  readonly value: T | undefined;
-  readonly header: Metadata | undefined;
-  readonly status: StatusObject;
-}
-
-/** Options of {@link unary}. */
-export interface UnaryOptions {
-  metadata?: Metadata;
-  deadline?: number;
-  /** Called with the call once started (to cancel it). */
-  onCall?: (call: { cancel(): void }) => void;
-}
-
-/** Calls a unary method with a plain grpc-js client and resolves once the status arrived (never rejects). */
-export function unary<I, O>(
-  client: Client,
-  path: string,
-  requestCodec: GrpcMessageCodec<I>,
-  responseCodec: GrpcMessageCodec<O>,
-  request: I,
-  options: UnaryOptions = {},
-): Promise<UnaryResult<O>> {
-  return new Promise((resolve) => {
-    let error: GrpcServiceError | null = null;
-    let value: O | undefined;
-    let header: Metadata | undefined;
-    const call = client.makeUnaryRequest<I, O>(
-      path,
-      (message) => Buffer.from(requestCodec.encode(message)),
-      (bytes) => responseCodec.decode(bytes),
-      request,
-      options.metadata ?? new Metadata(),
-      options.deadline === undefined ? {} : { deadline: options.deadline },
-      (err, reply) => {
-        error = err;
-        value = reply;
-      },
-    );
-    call.on("metadata", (md: Metadata) => {
-      header = md;
-    });
-    call.on("status", (status: StatusObject) => resolve({ error, value, header, status }));
-    options.onCall?.(call);
-  });
 }
 
 /** Calls `/pb.Add/Sum`. */

@@ -121,6 +121,8 @@ export interface UnaryResult<T> {
 export interface UnaryOptions {
   metadata?: Metadata;
   deadline?: number;
+  /** Called with the call once started (to cancel it). */
+  onCall?: (call: { cancel(): void }) => void;
 }
 
 /**
@@ -155,6 +157,7 @@ export function unary<I, O>(
       header = md;
     });
     call.on("status", (status: StatusObject) => resolve({ error, value, header, status }));
+    options.onCall?.(call);
   });
 }
 

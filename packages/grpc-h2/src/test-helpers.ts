@@ -6,21 +6,10 @@ import {
   type OutgoingHttpHeaders,
 } from "node:http2";
 import { fileURLToPath } from "node:url";
+import { Client, credentials, Server, ServerCredentials } from "@grpc/grpc-js";
 import {
-  Client,
-  type ClientReadableStream,
-  credentials,
-  type ServiceError as GrpcServiceError,
-  Metadata,
-  Server,
-  ServerCredentials,
-  type StatusObject,
-} from "@grpc/grpc-js";
-import {
-  CountRequest,
   SumReply,
   SumRequest,
-  Tick,
   type UnaryOptions,
   type UnaryResult,
   unary,
@@ -31,9 +20,12 @@ import { createGrpcServer } from "./index.js";
 // copy for both packages (this engine is tested with the same messages and the same bindService).
 export {
   aborted,
+  type Collected,
   ConcatReply,
   ConcatRequest,
   CountRequest,
+  collect,
+  count,
   deferred,
   protos,
   rawBytes,
@@ -134,67 +126,6 @@ export function callSum(
   options?: UnaryOptions,
 ): Promise<UnaryResult<SumReply>> {
   return unary(client, "/pb.Add/Sum", SumRequest, SumReply, request, options);
-}
-
-/** Starts `/counter.Counter/Count`. */
-export function count(
-  client: Client,
-  request: Partial<CountRequest>,
-  options: { metadata?: Metadata; deadline?: number } = {},
-): ClientReadableStream<Tick> {
-  return client.makeServerStreamRequest(
-    "/counter.Counter/Count",
-    (m: Partial<CountRequest>) =>
-      Buffer.from(CountRequest.encode({ start: 0n, count: 0, payloadSize: 0, ...m })),
-    (b: Buffer) => Tick.decode(b),
-    request,
-    options.metadata ?? new Metadata(),
-    options.deadline === undefined ? {} : { deadline: options.deadline },
-  );
-}
-
-/** What a server stream ended with. */
-export interface Collected {
-  readonly items: Tick[];
-  readonly status: StatusObject;
-  readonly error: GrpcServiceError | undefined;
-  readonly header: Metadata | undefined;
-}
-
-/** Reads a stream to its end: every item, the status, the error and the response header. */
-export function collect(
-  stream: ClientReadableStream<Tick>,
-  onItem?: (tick: Tick) => void,
-): Promise<Collected> {
-  const items: Tick[] = [];
-  let error: GrpcServiceError | undefined;
-  let header: Metadata | undefined;
-  stream.on("data", (tick: Tick) => {
-    items.push(tick);
-    onItem?.(tick);
-  });
-  stream.on("error", (err: GrpcServiceError) => {
-    error = err;
-  });
-  stream.on("metadata", (md: Metadata) => {
-    header = md;
-  });
-  return new Promise((resolve) => {
-    let ended = false;
-    let last: StatusObject | undefined;
-    const done = (): void => {
-      if (last !== undefined && (ended || error !== undefined))
-        resolve({ items, status: last, error, header });
-    };
-    stream.on("end", () => {
-      ended = true;
-      done();
-    });
-    stream.on("status", (s: StatusObject) => {
-      last = s;
-      setImmediate(done);
-    });
-  });
 }
 
 /** What a raw HTTP/2 request got back. */

@@ -1,12 +1,5 @@
 // Server streaming: an endpoint returning an AsyncIterable, served to a plain grpc-js client.
-import {
-  type Client,
-  type ClientReadableStream,
-  type ServiceError as GrpcServiceError,
-  Metadata,
-  type StatusObject,
-  status,
-} from "@grpc/grpc-js";
+import { type Client, Metadata, status } from "@grpc/grpc-js";
 import { Code, createContextKey, type Endpoint, ServiceError } from "@svckit/endpoint";
 import {
   bindService,
@@ -19,8 +12,10 @@ import {
 import { afterEach, describe, expect, it } from "vitest";
 import {
   aborted,
-  CountRequest,
+  type CountRequest,
   closeAll,
+  collect,
+  count,
   deferred,
   grpcClient,
   protos,
@@ -56,63 +51,6 @@ async function serveCount(
   );
   const { address } = await startServer((server) => bindService(server, counter, { Count: handler }));
   return grpcClient(address);
-}
-
-function count(
-  client: Client,
-  request: Partial<CountRequest>,
-  options: { metadata?: Metadata; deadline?: number } = {},
-): ClientReadableStream<Tick> {
-  return client.makeServerStreamRequest(
-    "/counter.Counter/Count",
-    (m: Partial<CountRequest>) =>
-      Buffer.from(CountRequest.encode({ start: 0n, count: 0, payloadSize: 0, ...m })),
-    (b: Buffer) => Tick.decode(b),
-    request,
-    options.metadata ?? new Metadata(),
-    options.deadline === undefined ? {} : { deadline: options.deadline },
-  );
-}
-
-interface Collected {
-  readonly items: Tick[];
-  readonly status: StatusObject;
-  readonly error: GrpcServiceError | undefined;
-  readonly header: Metadata | undefined;
-}
-
-/** Reads a stream to its end: every item, the status, the error and the response header. */
-function collect(stream: ClientReadableStream<Tick>, onItem?: (tick: Tick) => void): Promise<Collected> {
-  const items: Tick[] = [];
-  let error: GrpcServiceError | undefined;
-  let header: Metadata | undefined;
-  stream.on("data", (tick: Tick) => {
-    items.push(tick);
-    onItem?.(tick);
-  });
-  stream.on("error", (err: GrpcServiceError) => {
-    error = err;
-  });
-  stream.on("metadata", (md: Metadata) => {
-    header = md;
-  });
-  return new Promise((resolve) => {
-    // The status can come before the last items are read; wait for both.
-    let ended = false;
-    let last: StatusObject | undefined;
-    const done = (): void => {
-      if (last !== undefined && (ended || error !== undefined))
-        resolve({ items, status: last, error, header });
-    };
-    stream.on("end", () => {
-      ended = true;
-      done();
-    });
-    stream.on("status", (s: StatusObject) => {
-      last = s;
-      setImmediate(done);
-    });
-  });
 }
 
 const numbers = (items: readonly Tick[]): bigint[] => items.map((t) => t.n);

@@ -3,6 +3,7 @@ import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import {
   Client,
+  type ClientReadableStream,
   credentials,
   type ServiceError as GrpcServiceError,
   Metadata,
@@ -195,4 +196,66 @@ export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => voi
     resolve = r;
   });
   return { promise, resolve };
+}
+
+/** Starts `/counter.Counter/Count` with a plain grpc-js client. */
+export function count(
+  client: Client,
+  request: Partial<CountRequest>,
+  options: { metadata?: Metadata; deadline?: number } = {},
+): ClientReadableStream<Tick> {
+  return client.makeServerStreamRequest(
+    "/counter.Counter/Count",
+    (m: Partial<CountRequest>) =>
+      Buffer.from(CountRequest.encode({ start: 0n, count: 0, payloadSize: 0, ...m })),
+    (b: Buffer) => Tick.decode(b),
+    request,
+    options.metadata ?? new Metadata(),
+    options.deadline === undefined ? {} : { deadline: options.deadline },
+  );
+}
+
+/** What a server stream ended with. */
+export interface Collected {
+  readonly items: Tick[];
+  readonly status: StatusObject;
+  readonly error: GrpcServiceError | undefined;
+  readonly header: Metadata | undefined;
+}
+
+/** Reads a stream to its end: every item, the status, the error and the response header. */
+export function collect(
+  stream: ClientReadableStream<Tick>,
+  onItem?: (tick: Tick) => void,
+): Promise<Collected> {
+  const items: Tick[] = [];
+  let error: GrpcServiceError | undefined;
+  let header: Metadata | undefined;
+  stream.on("data", (tick: Tick) => {
+    items.push(tick);
+    onItem?.(tick);
+  });
+  stream.on("error", (err: GrpcServiceError) => {
+    error = err;
+  });
+  stream.on("metadata", (md: Metadata) => {
+    header = md;
+  });
+  return new Promise((resolve) => {
+    // The status can come before the last items are read; wait for both.
+    let ended = false;
+    let last: StatusObject | undefined;
+    const done = (): void => {
+      if (last !== undefined && (ended || error !== undefined))
+        resolve({ items, status: last, error, header });
+    };
+    stream.on("end", () => {
+      ended = true;
+      done();
+    });
+    stream.on("status", (s: StatusObject) => {
+      last = s;
+      setImmediate(done);
+    });
+  });
 }

@@ -16,27 +16,10 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import winston from "winston";
 import { flushAllOnExit } from "./json-logger.js";
+import { capture } from "./test-helpers.js";
 import { createWinstonLogger } from "./winston.js";
 
 type Record_ = Record<string, unknown>;
-
-/** A stream that keeps each chunk it is given, as a string. */
-function capture(): { stream: Writable; chunks: string[]; lines: () => string[]; records: () => Record_[] } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    decodeStrings: false,
-    write(chunk: string | Buffer, _encoding, callback) {
-      chunks.push(String(chunk));
-      callback();
-    },
-  });
-  const lines = (): string[] => {
-    const text = chunks.join("");
-    expect(text === "" || text.endsWith("\n")).toBe(true);
-    return text === "" ? [] : text.slice(0, -1).split("\n");
-  };
-  return { stream, chunks, lines, records: () => lines().map((l) => JSON.parse(l) as Record_) };
-}
 
 /**
  * A stream that holds every write until `release()` (its highWaterMark is 1 byte, so each write

@@ -630,6 +630,35 @@ function validate(options: JsonLoggerOptions): void {
   }
 }
 
+/**
+ * Writes one line of a prepared shape: `values[i]` is the value of the prepared tail key `i`
+ * (`undefined` leaves the field out). Never throws.
+ */
+export type PreparedLine = (values: readonly unknown[]) => void;
+
+/**
+ * Internal, not exported from the package: the key of a {@link JsonLogger}'s method that serializes a
+ * line's level, message and leading fields once, for a caller that writes many lines differing only
+ * in a few trailing fields (the logging middleware: the same endpoint, route and code on every call;
+ * only the duration and trace id change). Saves building and serializing the whole field object per
+ * line. The method returns `undefined` when a line of that shape cannot be prepared (a field name the
+ * logger writes itself or that clashes with a base field, or redaction that would change a tail
+ * field): the caller then logs the usual way.
+ */
+export const prepareLine: unique symbol = Symbol("svckit.log.prepareLine");
+
+/** The signature of the {@link prepareLine} method. */
+export type PrepareLine = (
+  level: LogLevel,
+  message: string,
+  fixed: LogFields,
+  tailKeys: readonly string[],
+  tailSample: LogFields,
+) => PreparedLine | undefined;
+
+/** A logger that may offer {@link prepareLine}. */
+export type MaybePreparing = { [prepareLine]?: PrepareLine };
+
 /** What a logger and its children share, besides the sink. */
 interface Shared {
   sink: Sink;
@@ -674,7 +703,8 @@ function makeLogger(shared: Shared, baseFields: LogFields, root: boolean): JsonL
     return clashes === undefined ? basePart + out : membersJson(cleanBase, clashes) + out;
   }
 
-  function line(level: LogLevel, message: unknown, fields: unknown): string {
+  /** A line's JSON text after the timestamp, without the closing brace: message, base fields, fields. */
+  function body(message: unknown, fields: unknown): string {
     const text = typeof message === "string" ? message : stringOf(message);
     const cleanMessage = redactor === undefined ? text : (redactor(text) as string);
     let cleanFields = fields;
@@ -682,10 +712,42 @@ function makeLogger(shared: Shared, baseFields: LogFields, root: boolean): JsonL
       cleanFields = redactor(fields);
       if (typeof cleanFields !== "object") cleanFields = { fields: cleanFields };
     }
-    return `${OPENINGS[level]}${timestamp()},"message":${quote(cleanMessage)}${fieldsJson(cleanFields)}}\n`;
+    return `,"message":${quote(cleanMessage)}${fieldsJson(cleanFields)}`;
   }
 
-  const logger: JsonLogger = {
+  function line(level: LogLevel, message: unknown, fields: unknown): string {
+    return `${OPENINGS[level]}${timestamp()}${body(message, fields)}}\n`;
+  }
+
+  const prepare: PrepareLine = (level, message, fixed, tailKeys, tailSample) => {
+    const keys = [...Object.keys(fixed), ...tailKeys];
+    if (keys.some((key) => reserved.has(key) || baseKeys.has(key))) return undefined;
+    if (redactor !== undefined) {
+      const clean = redactor(tailSample) as LogFields;
+      for (const key of tailKeys) if (clean[key] !== tailSample[key]) return undefined;
+    }
+    const opening = OPENINGS[level];
+    const middle = body(message, fixed);
+    const tailParts = tailKeys.map(keyPart);
+    const count = tailKeys.length;
+    return function writePrepared(values: readonly unknown[]): void {
+      try {
+        let tail = "";
+        for (let i = 0; i < count; i++) {
+          const value = values[i];
+          if (value === undefined) continue;
+          const json = valueJson(value, tailKeys[i] as string);
+          if (json !== undefined) tail += (tailParts[i] as string) + json;
+        }
+        sink.push(`${opening}${timestamp()}${middle}${tail}}\n`);
+      } catch {
+        // As log(): a line that cannot be written is lost, never thrown.
+      }
+    };
+  };
+
+  const logger: JsonLogger & { [prepareLine]: PrepareLine } = {
+    [prepareLine]: prepare,
     level: shared.level,
     get dropped() {
       return sink.dropped;

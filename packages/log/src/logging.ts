@@ -1,4 +1,5 @@
 import {
+  type CallInfo,
   Code,
   type CodeName,
   type Context,
@@ -10,6 +11,7 @@ import {
   type Middleware,
   ServiceError,
 } from "@svckit/endpoint";
+import { type MaybePreparing, type PreparedLine, prepareLine } from "./json-logger.js";
 import type { LogFields, Logger, LogLevel } from "./logger.js";
 import { createRedactor, type RedactOptions } from "./redact.js";
 import { traceIdFromMetadata, traceIdOf } from "./trace.js";
@@ -97,6 +99,10 @@ function untouched(redactor: (value: unknown) => unknown, fields: LogFields): bo
   return true;
 }
 const MAX_METADATA_KEYS = 32;
+
+/** The fields a prepared line of a successful call ends with, and sample values to check redaction. */
+const TAIL_KEYS: readonly string[] = ["durationMs", "traceId"];
+const TAIL_SAMPLE: LogFields = { durationMs: 1, traceId: "0af7651916cd43dd8448eb211c80319c" };
 
 function validate(options: LoggingOptions<never, never>): void {
   if (typeof options !== "object" || options === null) throw new TypeError("logging: options are required");
@@ -223,6 +229,37 @@ export function logging<Req, Res>(options: LoggingOptions<Req, Res>): Middleware
     return out;
   }
 
+  /** The fields every line about a call described by `info` starts with. */
+  function describe(info: CallInfo | undefined, code: CodeName): LogFields {
+    const line: LogFields = { endpoint: name, kind };
+    const transport = options.transport ?? info?.transport;
+    if (transport !== undefined) line.transport = transport;
+    const method = options.method ?? info?.method;
+    if (method !== undefined) line.method = method;
+    const route = options.route ?? info?.route;
+    if (route !== undefined) line.route = route;
+    line.code = code;
+    return line;
+  }
+
+  // Lines of successful calls differ only in duration and trace id: with svckit's JSON logger their
+  // leading part is serialized once per call description (see prepareLine) instead of on every call.
+  const preparer = (logger as MaybePreparing)[prepareLine];
+  const prepared = new WeakMap<object, PreparedLine | null>();
+  function preparedOk(info: CallInfo | undefined, level: LogLevel): PreparedLine | undefined {
+    if (preparer === undefined) return undefined;
+    const key = info ?? options;
+    let line = prepared.get(key);
+    if (line === undefined) {
+      const fixed = describe(info, "OK");
+      line = infoSafe(fixed, info)
+        ? (preparer.call(logger, level, messageFor(Code.OK), fixed, TAIL_KEYS, TAIL_SAMPLE) ?? null)
+        : null;
+      prepared.set(key, line);
+    }
+    return line ?? undefined;
+  }
+
   function emit(
     ctx: Context,
     request: Req,
@@ -239,25 +276,26 @@ export function logging<Req, Res>(options: LoggingOptions<Req, Res>): Middleware
       const durationMs = Math.round((performance.now() - start) * 1000) / 1000;
 
       const info = server ? ctx.value(callInfoKey) : undefined;
-      const line: LogFields = { endpoint: name, kind };
-      const transport = options.transport ?? info?.transport;
-      if (transport !== undefined) line.transport = transport;
-      const method = options.method ?? info?.method;
-      if (method !== undefined) line.method = method;
-      const route = options.route ?? info?.route;
-      if (route !== undefined) line.route = route;
-      line.code = codeNames[code];
-      line.durationMs = durationMs;
       // A client call's trace context may only be in what it sends.
       const traceId = traceIdOf(ctx) ?? (server ? undefined : traceIdFromMetadata(ctx.outgoingMetadata));
+      const md =
+        metadataKeys === undefined
+          ? undefined
+          : pickMetadata(server ? ctx.metadata : ctx.outgoingMetadata, metadataKeys);
+      if (error === undefined && md === undefined && hook === undefined) {
+        const prepared = preparedOk(info, level);
+        if (prepared !== undefined) {
+          prepared([durationMs, traceId]);
+          return;
+        }
+      }
+      const line = describe(info, codeNames[code]);
+      line.durationMs = durationMs;
       if (traceId !== undefined) line.traceId = traceId;
       let redact = !infoSafe(line, info);
-      if (metadataKeys !== undefined) {
-        const md = pickMetadata(server ? ctx.metadata : ctx.outgoingMetadata, metadataKeys);
-        if (md !== undefined) {
-          line.metadata = md;
-          redact = true;
-        }
+      if (md !== undefined) {
+        line.metadata = md;
+        redact = true;
       }
       if (error !== undefined) {
         line.error = error.message;

@@ -1,6 +1,5 @@
 import {
   type Attributes,
-  isSpanContextValid,
   context as otelContext,
   type TextMapPropagator,
   type Tracer,
@@ -9,7 +8,7 @@ import {
 import type { Context, Endpoint, GenericMiddleware } from "@svckit/endpoint";
 import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } from "./attributes.js";
 import { newHeaderRecord, recordSetter } from "./carrier.js";
-import { otelContextKey, traceIdKey } from "./context-keys.js";
+import { otelContextKey, traceIdKey, validTraceId } from "./context-keys.js";
 import { resolvePropagator, resolveTracer, type TracingOptions } from "./options.js";
 import { planSpan, recordFailure, recordSuccess, type SpanPlan } from "./span-plan.js";
 
@@ -115,7 +114,8 @@ export function clientTracing(options: ClientTracingOptions): GenericMiddleware 
         break;
       }
       const spanContext = span.spanContext();
-      if (isSpanContextValid(spanContext)) inner = inner.with(traceIdKey, spanContext.traceId);
+      const traceId = validTraceId(spanContext);
+      if (traceId !== undefined) inner = inner.with(traceIdKey, traceId);
       const recording = span.isRecording();
       try {
         const response = await otelContext.with(otelCtx, next, undefined, inner, request);

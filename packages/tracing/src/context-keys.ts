@@ -1,4 +1,4 @@
-import { isSpanContextValid, type Context as OtelContext, trace } from "@opentelemetry/api";
+import { INVALID_TRACEID, type Context as OtelContext, type SpanContext, trace } from "@opentelemetry/api";
 import { type Context, type ContextKey, createContextKey } from "@svckit/endpoint";
 
 /**
@@ -52,7 +52,23 @@ export const traceIdKey: ContextKey<string | undefined> = createContextKey<strin
 export function withOtelContext(ctx: Context, otelCtx: OtelContext): Context {
   const next = ctx.with(otelContextKey, otelCtx);
   const spanContext = trace.getSpanContext(otelCtx);
-  return spanContext !== undefined && isSpanContextValid(spanContext)
-    ? next.with(traceIdKey, spanContext.traceId)
-    : next;
+  const traceId = spanContext === undefined ? undefined : validTraceId(spanContext);
+  return traceId === undefined ? next : next.with(traceIdKey, traceId);
+}
+
+/** 1 for the character codes of hex digits (0-9, a-f, A-F: what `@opentelemetry/api` accepts). */
+const HEX_DIGIT = new Uint8Array(128);
+for (const digit of "0123456789abcdefABCDEF") HEX_DIGIT[digit.charCodeAt(0)] = 1;
+
+/**
+ * The trace id of `spanContext` when it is a valid one (the rule of `isValidTraceId` from
+ * `@opentelemetry/api`: 32 hex digits, not all zeros), else `undefined`. A table lookup per character
+ * instead of the API's regular expression (and no span-id check: only the trace id is used), which
+ * took ~0.3 µs of every traced call. Internal: not exported from the package.
+ */
+export function validTraceId(spanContext: SpanContext): string | undefined {
+  const id: unknown = spanContext.traceId;
+  if (typeof id !== "string" || id.length !== 32 || id === INVALID_TRACEID) return undefined;
+  for (let i = 0; i < 32; i++) if (HEX_DIGIT[id.charCodeAt(i)] !== 1) return undefined;
+  return id;
 }

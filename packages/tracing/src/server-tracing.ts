@@ -1,5 +1,4 @@
 import {
-  isSpanContextValid,
   context as otelContext,
   ROOT_CONTEXT,
   type TextMapPropagator,
@@ -15,7 +14,7 @@ import {
 } from "@svckit/endpoint";
 import { ATTR_USER_AGENT_ORIGINAL } from "./attributes.js";
 import { metadataGetter } from "./carrier.js";
-import { otelContextKey, traceIdKey } from "./context-keys.js";
+import { otelContextKey, traceIdKey, validTraceId } from "./context-keys.js";
 import { resolvePropagator, resolveTracer, type TracingOptions } from "./options.js";
 import { planSpan, recordFailure, recordSuccess, type SpanPlan } from "./span-plan.js";
 
@@ -80,7 +79,8 @@ export function serverTracing(options: ServerTracingOptions = {}): GenericMiddle
       const otelCtx = trace.setSpan(parent, span);
       let inner = ctx.with(otelContextKey, otelCtx);
       const spanContext = span.spanContext();
-      if (isSpanContextValid(spanContext)) inner = inner.with(traceIdKey, spanContext.traceId);
+      const traceId = validTraceId(spanContext);
+      if (traceId !== undefined) inner = inner.with(traceIdKey, traceId);
       const recording = span.isRecording();
       if (recording && plan.protocol === "http") {
         const userAgent = ctx.metadata.get("user-agent");

@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+// Microbenchmark of the observability middlewares' per-call cost on the success path, in process:
+// a no-op async endpoint called with the context svckit's HTTP server gives it (CallInfo for
+// POST /sum, request headers as metadata), bare, then through each of @svckit/log (built-in JSON-lines
+// logger writing to /dev/null), @svckit/metrics (prom-client), @svckit/tracing (OTel SDK recording
+// every span into a BatchSpanProcessor whose exporter drops the batches) and all three, composed as
+// bench/servers/svckit-http-observed.mjs composes them. Cases are interleaved round by round after a
+// warm-up; the median round counts. Prints µs per call and the overhead over the bare endpoint.
+//
+// The load bench (http.mjs --only observability) is what the issue's target is judged on; this one
+// isolates the middlewares' own CPU, which a loopback load run on a drifting machine cannot.
+//
+//   node bench/observability.mjs [--calls 200000] [--rounds 5] [--json out.json]
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { propagation, trace } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { chain, createContext } from "@svckit/endpoint";
+import { createJsonLogger, logging } from "@svckit/log";
+import { createMetrics } from "@svckit/metrics";
+import { serverTracing } from "@svckit/tracing";
+import { cliArgs, isMain, machineInfo, markdownTable, median } from "./lib.mjs";
+
+export const OBSERVABILITY_OPTIONS = {
+  calls: { type: "string", default: "200000" },
+  rounds: { type: "string", default: "5" },
+  json: { type: "string" },
+  help: { type: "boolean", short: "h" },
+};
+
+const endpoint = async (_ctx, req) => req.a + req.b;
+const req = { a: 1, b: 2 };
+let sink = 0;
+
+// What svckit's HTTP server puts in a request's context: its CallInfo (one object per route) and the
+// request's headers, as wrk sends them.
+const callInfo = Object.freeze({ transport: "http", method: "POST", route: "/sum" });
+const headers = {
+  host: "127.0.0.1:8080",
+  "content-type": "application/json",
+  "content-length": "13",
+  "user-agent": "wrk",
+};
+
+function buildCases() {
+  const dropping = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
+  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropping)] });
+  trace.setGlobalTracerProvider(provider);
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const logger = createJsonLogger({ destination: "/dev/null", redact: false });
+  const log = () => logging({ logger, name: "sum" });
+  const metrics = createMetrics();
+  const cases = [
+    { name: "bare endpoint", endpoint },
+    { name: "log (JSON logger)", endpoint: log()(endpoint) },
+    { name: "metrics", endpoint: metrics.middleware({ name: "sum" })(endpoint) },
+    { name: "tracing (SDK, every span recorded)", endpoint: serverTracing()(endpoint) },
+    {
+      name: "log + metrics + tracing",
+      endpoint: chain(serverTracing(), log(), metrics.middleware({ name: "sum-all3" }))(endpoint),
+    },
+  ];
+  const close = async () => {
+    await provider.shutdown();
+    await logger.close();
+  };
+  return { cases, close };
+}
+
+async function time(fn, n) {
+  const t0 = process.hrtime.bigint();
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    // A fresh context per call, as a server makes one per request.
+    const ctx = createContext({ callInfo, metadata: headers });
+    s += await fn(ctx, req);
+  }
+  sink += s;
+  return Number(process.hrtime.bigint() - t0) / n;
+}
+
+/** Runs every case and returns ns per call (median of rounds). */
+export async function runObservability({ calls, rounds }, log = console.log) {
+  const { cases, close } = buildCases();
+  try {
+    for (const c of cases) {
+      if ((await c.endpoint(createContext({ callInfo, metadata: headers }), req)) !== 3) {
+        throw new Error(`${c.name} broke the answer`);
+      }
+    }
+    log(
+      `observability bench: node ${process.version}, ${calls.toLocaleString("en-US")} awaited calls × ${rounds} rounds per case`,
+    );
+    for (let w = 0; w < 2; w++) for (const c of cases) await time(c.endpoint, Math.min(calls, 100_000));
+    const samples = cases.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < cases.length; i++) samples[i].push(await time(cases[i].endpoint, calls));
+    }
+    const ns = samples.map((xs) => median(xs));
+    return {
+      bench: "observability",
+      node: process.version,
+      machine: machineInfo(),
+      calls,
+      rounds,
+      cases: cases.map((c, i) => ({
+        name: c.name,
+        nsPerCall: ns[i],
+        overheadNs: ns[i] - ns[0],
+        samples: samples[i],
+      })),
+      sink,
+    };
+  } finally {
+    await close();
+  }
+}
+
+export function formatObservability(result) {
+  const rows = result.cases.map((c, i) => [
+    c.name,
+    (c.nsPerCall / 1000).toFixed(2),
+    i === 0 ? "" : `+${(c.overheadNs / 1000).toFixed(2)}`,
+  ]);
+  return markdownTable(["case", "µs/call", "overhead µs/call"], rows, ["left", "right", "right"]);
+}
+
+async function main() {
+  const { values } = parseArgs({ args: cliArgs(), options: OBSERVABILITY_OPTIONS, strict: true });
+  if (values.help) {
+    console.log("usage: node bench/observability.mjs [--calls 200000] [--rounds 5] [--json out.json]");
+    return;
+  }
+  const result = await runObservability({ calls: Number(values.calls), rounds: Number(values.rounds) });
+  console.log(formatObservability(result));
+  if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
+}
+
+if (isMain(import.meta.url)) await main();

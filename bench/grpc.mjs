@@ -5,9 +5,9 @@
 // 1 stream, 1 connection × 50 streams). Prints req/s, latency (p99 from h2load's per-request log) and
 // the ratio of svckit to raw grpc-js, measured in the same run.
 //
-//   node bench/grpc.mjs [--duration 10] [--warmup 3] [--rounds 1] [--wait-quiet N] [--retry-busy N]
-//                       [--node /path/to/node] [--only raw-grpc-js,svckit-grpc] [--shapes 50x1,1x50]
-//                       [--json out.json]
+//   node bench/grpc.mjs [--duration 10] [--warmup 3] [--rounds 1] [--keep-servers] [--wait-quiet N]
+//                       [--retry-busy N] [--node /path/to/node] [--only raw-grpc-js,svckit-grpc]
+//                       [--shapes 50x1,1x50] [--json out.json]
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,6 +35,7 @@ import {
   cpuDelta as delta,
   distStamp,
   gitHead,
+  logPrepared,
   loud,
   machineInfo,
   markdownTable,
@@ -42,6 +43,8 @@ import {
   nodeVersion,
   otherCpu,
   runBenchCli,
+  serverModeText,
+  serverPool,
 } from "./lib.mjs";
 import { ADDSVC_PROTO } from "./servers/grpc-common.mjs";
 
@@ -104,6 +107,7 @@ export const GRPC_OPTIONS = {
   duration: { type: "string", default: "10" },
   warmup: { type: "string", default: "3" },
   rounds: { type: "string", default: "1" },
+  "keep-servers": { type: "boolean" },
   "wait-quiet": { type: "string", default: "0" },
   "retry-busy": { type: "string", default: "0" },
   node: { type: "string" },
@@ -115,9 +119,15 @@ export const GRPC_OPTIONS = {
 
 export const GRPC_USAGE = `options:
   --duration N      seconds of measured load per variant and shape (h2load -D; default 10)
-  --warmup N        seconds of warm-up load before each measurement, not measured (default 3)
+  --warmup N        seconds of warm-up load before each measurement (with --keep-servers: once per server
+                    and shape), not measured (default 3)
   --rounds N        repeat the whole set N times, report medians (default 1)
-  --wait-quiet N    before each measurement, wait up to N s until other processes use < ${BUSY_CORES} cores (default 0)
+  --keep-servers    paired slices: start, check and warm up (in each shape) every variant's server once,
+                    keep them all running, and measure the variants back to back in each round; for a
+                    machine whose speed drifts, e.g. --keep-servers --rounds 10 --duration 2 (default: a
+                    fresh server per variant, shape and round)
+  --wait-quiet N    before each measurement (with --keep-servers: before each round), wait up to N s until
+                    other processes use < ${BUSY_CORES} cores (default 0)
   --retry-busy N    measure again (up to N times) when other processes used > ${BUSY_CORES} cores during a
                     measurement; the least disturbed measurement counts (default 0)
   --node PATH       Node binary that runs the servers (default: the one running this script)
@@ -158,6 +168,7 @@ export function grpcSettings(values) {
     duration: positiveInt("duration", values.duration),
     warmup: values.warmup === "0" ? 0 : positiveInt("warmup", values.warmup),
     rounds: positiveInt("rounds", values.rounds),
+    keepServers: values["keep-servers"] === true,
     waitQuiet: values["wait-quiet"] === "0" ? 0 : positiveInt("wait-quiet", values["wait-quiet"]),
     retryBusy: values["retry-busy"] === "0" ? 0 : positiveInt("retry-busy", values["retry-busy"]),
     node: values.node ?? process.execPath,
@@ -335,132 +346,158 @@ export function parseH2loadLog(text) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// one variant, one shape, one round
+// a server (start, answer check, warm-up) and one measurement on it (one variant, one shape)
 
-async function runOne(variant, shape, settings, files, log) {
-  const row = { variant: variant.name, shape: shape.id, valid: false, problems: [] };
-  if (settings.waitQuiet > 0) row.quietBefore = await waitQuiet(settings.waitQuiet, log);
+/** h2load's arguments for `shape` (without -D and the URL). */
+const h2loadArgs = (shape, files) => [
+  "-t1",
+  `-c${shape.clients}`,
+  `-m${shape.streams}`,
+  "-d",
+  files.body,
+  "-H",
+  "content-type: application/grpc",
+  "-H",
+  "te: trailers",
+];
+
+/**
+ * Starts `variant`'s server, waits until it answers Sum(1, 2) = 3 and warms it up with --warmup
+ * seconds of h2load in each of `shapes`. Returns what {@link measureOne} needs; `ready` is false when
+ * the server did not answer rightly. Its `problems` (also a failed warm-up) go into every row measured
+ * on this server.
+ */
+async function prepareOne(variant, shapes, settings, files) {
   const server = startServer(settings.node, variant);
+  const prepared = { variant, server, ready: false, problems: [] };
+  let ready;
   try {
-    let ready;
-    try {
-      ready = await waitReady(server);
-    } catch (error) {
-      row.problems.push(error.message);
-      const tail = server.stderr().trim();
-      if (tail) row.problems.push(`server stderr: ${tail.split("\n").slice(0, 12).join("\n")}`);
-      return row;
-    }
-    row.pid = server.child.pid;
-    row.replyBytes = ready.replyBytes;
-    const url = `http://127.0.0.1:${ready.port}${METHOD_PATH}`;
-    const base = [
-      "-t1",
-      `-c${shape.clients}`,
-      `-m${shape.streams}`,
-      "-d",
-      files.body,
-      "-H",
-      "content-type: application/grpc",
-      "-H",
-      "te: trailers",
-    ];
-    if (settings.warmup > 0) {
+    ready = await waitReady(server);
+  } catch (error) {
+    prepared.problems.push(error.message);
+    const tail = server.stderr().trim();
+    if (tail) prepared.problems.push(`server stderr: ${tail.split("\n").slice(0, 12).join("\n")}`);
+    return prepared;
+  }
+  prepared.ready = true;
+  prepared.port = ready.port;
+  prepared.replyBytes = ready.replyBytes;
+  prepared.url = `http://127.0.0.1:${ready.port}${METHOD_PATH}`;
+  if (settings.warmup > 0) {
+    for (const shape of shapes) {
       const warm = await runLoadTool(
         "h2load",
-        [...base, "-D", String(settings.warmup), url],
+        [...h2loadArgs(shape, files), "-D", String(settings.warmup), prepared.url],
         (settings.warmup + 30) * 1000,
       );
       if (warm.code !== 0)
-        row.problems.push(`warm-up h2load exited with ${warm.code}: ${warm.stderr.trim()}`);
-    }
-    rmSync(files.log, { force: true });
-    const before = cpuSnapshot();
-    // h2load runs as a child of this process (taskset execs it): its CPU time is our reaped children's.
-    const h2loadBefore = cpuSeconds(process.pid, true);
-    const serverBefore = cpuSeconds(server.child.pid);
-    const run = await runLoadTool(
-      "h2load",
-      [...base, "-D", String(settings.duration), `--log-file=${files.log}`, url],
-      (settings.duration + 30) * 1000,
-    );
-    const serverAfter = cpuSeconds(server.child.pid);
-    const h2loadAfter = cpuSeconds(process.pid, true);
-    row.cpu = otherCpu(before, cpuSnapshot(), [server.child.pid]);
-    const h2loadCpu = delta(h2loadBefore, h2loadAfter);
-    const serverCpu = delta(serverBefore, serverAfter);
-    if (h2loadCpu !== undefined) row.h2loadCores = Math.round((h2loadCpu / settings.duration) * 100) / 100;
-    if (serverCpu !== undefined) row.serverCores = Math.round((serverCpu / settings.duration) * 100) / 100;
-    row.h2loadOutput = run.stdout;
-    Object.assign(row, parseH2load(run.stdout));
-    if (serverCpu !== undefined && row.requests?.done > 0)
-      row.serverCpuUsPerReq = (serverCpu * 1e6) / row.requests.done;
-    let logged = { rows: 0, statuses: {}, latencyMs: {} };
-    try {
-      logged = parseH2loadLog(readFileSync(files.log, "utf8"));
-    } catch (error) {
-      row.problems.push(`cannot read h2load's log file: ${error.message}`);
-    }
-    row.latencyMs = logged.latencyMs;
-    row.loggedStatuses = logged.statuses;
-
-    if (run.timedOut) row.problems.push("h2load did not finish in time and was killed");
-    if (run.code !== 0) row.problems.push(`h2load exited with ${run.code}: ${run.stderr.trim()}`);
-    const rq = row.requests;
-    if (!(row.reqPerSec > 0) || rq === undefined || !(rq.done > 0))
-      row.problems.push("h2load reported no requests");
-    else {
-      if (rq.failed + rq.errored + rq.timeout > 0) {
-        row.problems.push(
-          `h2load saw ${rq.failed} failed, ${rq.errored} errored, ${rq.timeout} timed-out requests`,
+        prepared.problems.push(
+          `warm-up h2load (${shape.id}) exited with ${warm.code}: ${warm.stderr.trim()}`,
         );
-      }
-      if (rq.succeeded !== rq.done)
-        row.problems.push(`h2load: ${rq.done} done but ${rq.succeeded} succeeded`);
-      // Status codes also count the requests still in flight when the run ended whose response
-      // headers had come: between `succeeded` and `started` 2xx, and nothing else, is right.
-      const st = row.status;
-      if (st === undefined) row.problems.push("h2load printed no status codes");
-      else if (st["2xx"] < rq.succeeded || st["2xx"] > rq.started || st["3xx"] + st["4xx"] + st["5xx"] > 0) {
-        row.problems.push(
-          `HTTP statuses: ${st["2xx"]} 2xx, ${st["3xx"]} 3xx, ${st["4xx"]} 4xx, ${st["5xx"]} 5xx ` +
-            `for ${rq.succeeded} succeeded / ${rq.started} started requests`,
-        );
-      }
-      // h2load counts HTTP statuses only, and a gRPC error is HTTP 200 with grpc-status in a
-      // trailers-only response (no DATA). Every good answer is one 5-byte-framed SumReply, so the
-      // response body bytes must be (5 + reply size) per finished request (allowing for requests
-      // cut off at the end of the run after their DATA frame came).
-      const frame = 5 + ready.replyBytes;
-      if (row.dataBytes === undefined) row.problems.push("h2load printed no data byte count");
-      else if (row.dataBytes < rq.done * frame || row.dataBytes > rq.started * frame) {
-        row.problems.push(
-          `response data ${row.dataBytes} B for ${rq.done} done / ${rq.started} started requests; ` +
-            `expected ${frame} B (one framed SumReply) each: some calls did not get a reply message`,
-        );
-      }
-      const notOk = Object.entries(logged.statuses).filter(([s]) => s !== "200");
-      if (notOk.length > 0) {
-        row.problems.push(
-          `h2load's log has non-200 rows: ${notOk.map(([s, n]) => `${n} × ${s}`).join(", ")}`,
-        );
-      }
-      if (logged.rows === 0) row.problems.push("h2load's log file has no successful requests");
     }
-    if (!server.alive()) row.problems.push("server exited during the run");
-    else {
-      try {
-        const wrong = checkReply(await callSum(ready.port));
-        if (wrong !== undefined) row.problems.push(`wrong answer after the run: ${wrong}`);
-      } catch (error) {
-        row.problems.push(`no answer after the run: ${error.message}`);
-      }
-    }
-    row.valid = row.problems.length === 0;
-    return row;
-  } finally {
-    await stopServer(server);
   }
+  return prepared;
+}
+
+/** One measurement (--duration seconds of h2load in `shape`) on a prepared server, then the answer checked again. */
+async function measureOne(prepared, shape, settings, files) {
+  const { server } = prepared;
+  const row = {
+    variant: prepared.variant.name,
+    shape: shape.id,
+    valid: false,
+    problems: [...prepared.problems],
+  };
+  if (!prepared.ready) return row;
+  if (!server.alive()) {
+    row.problems.push("server exited before this measurement");
+    return row;
+  }
+  row.pid = server.child.pid;
+  row.replyBytes = prepared.replyBytes;
+  const url = prepared.url;
+  const base = h2loadArgs(shape, files);
+  rmSync(files.log, { force: true });
+  const before = cpuSnapshot();
+  // h2load runs as a child of this process (taskset execs it): its CPU time is our reaped children's.
+  const h2loadBefore = cpuSeconds(process.pid, true);
+  const serverBefore = cpuSeconds(server.child.pid);
+  const run = await runLoadTool(
+    "h2load",
+    [...base, "-D", String(settings.duration), `--log-file=${files.log}`, url],
+    (settings.duration + 30) * 1000,
+  );
+  const serverAfter = cpuSeconds(server.child.pid);
+  const h2loadAfter = cpuSeconds(process.pid, true);
+  row.cpu = otherCpu(before, cpuSnapshot(), [server.child.pid]);
+  const h2loadCpu = delta(h2loadBefore, h2loadAfter);
+  const serverCpu = delta(serverBefore, serverAfter);
+  if (h2loadCpu !== undefined) row.h2loadCores = Math.round((h2loadCpu / settings.duration) * 100) / 100;
+  if (serverCpu !== undefined) row.serverCores = Math.round((serverCpu / settings.duration) * 100) / 100;
+  row.h2loadOutput = run.stdout;
+  Object.assign(row, parseH2load(run.stdout));
+  if (serverCpu !== undefined && row.requests?.done > 0)
+    row.serverCpuUsPerReq = (serverCpu * 1e6) / row.requests.done;
+  let logged = { rows: 0, statuses: {}, latencyMs: {} };
+  try {
+    logged = parseH2loadLog(readFileSync(files.log, "utf8"));
+  } catch (error) {
+    row.problems.push(`cannot read h2load's log file: ${error.message}`);
+  }
+  row.latencyMs = logged.latencyMs;
+  row.loggedStatuses = logged.statuses;
+
+  if (run.timedOut) row.problems.push("h2load did not finish in time and was killed");
+  if (run.code !== 0) row.problems.push(`h2load exited with ${run.code}: ${run.stderr.trim()}`);
+  const rq = row.requests;
+  if (!(row.reqPerSec > 0) || rq === undefined || !(rq.done > 0))
+    row.problems.push("h2load reported no requests");
+  else {
+    if (rq.failed + rq.errored + rq.timeout > 0) {
+      row.problems.push(
+        `h2load saw ${rq.failed} failed, ${rq.errored} errored, ${rq.timeout} timed-out requests`,
+      );
+    }
+    if (rq.succeeded !== rq.done) row.problems.push(`h2load: ${rq.done} done but ${rq.succeeded} succeeded`);
+    // Status codes also count the requests still in flight when the run ended whose response
+    // headers had come: between `succeeded` and `started` 2xx, and nothing else, is right.
+    const st = row.status;
+    if (st === undefined) row.problems.push("h2load printed no status codes");
+    else if (st["2xx"] < rq.succeeded || st["2xx"] > rq.started || st["3xx"] + st["4xx"] + st["5xx"] > 0) {
+      row.problems.push(
+        `HTTP statuses: ${st["2xx"]} 2xx, ${st["3xx"]} 3xx, ${st["4xx"]} 4xx, ${st["5xx"]} 5xx ` +
+          `for ${rq.succeeded} succeeded / ${rq.started} started requests`,
+      );
+    }
+    // h2load counts HTTP statuses only, and a gRPC error is HTTP 200 with grpc-status in a
+    // trailers-only response (no DATA). Every good answer is one 5-byte-framed SumReply, so the
+    // response body bytes must be (5 + reply size) per finished request (allowing for requests
+    // cut off at the end of the run after their DATA frame came).
+    const frame = 5 + prepared.replyBytes;
+    if (row.dataBytes === undefined) row.problems.push("h2load printed no data byte count");
+    else if (row.dataBytes < rq.done * frame || row.dataBytes > rq.started * frame) {
+      row.problems.push(
+        `response data ${row.dataBytes} B for ${rq.done} done / ${rq.started} started requests; ` +
+          `expected ${frame} B (one framed SumReply) each: some calls did not get a reply message`,
+      );
+    }
+    const notOk = Object.entries(logged.statuses).filter(([s]) => s !== "200");
+    if (notOk.length > 0) {
+      row.problems.push(`h2load's log has non-200 rows: ${notOk.map(([s, n]) => `${n} × ${s}`).join(", ")}`);
+    }
+    if (logged.rows === 0) row.problems.push("h2load's log file has no successful requests");
+  }
+  if (!server.alive()) row.problems.push("server exited during the run");
+  else {
+    try {
+      const wrong = checkReply(await callSum(prepared.port));
+      if (wrong !== undefined) row.problems.push(`wrong answer after the run: ${wrong}`);
+    } catch (error) {
+      row.problems.push(`no answer after the run: ${error.message}`);
+    }
+  }
+  row.valid = row.problems.length === 0;
+  return row;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -483,22 +520,46 @@ export async function runGrpc(settings, log = console.log) {
   log(
     `grpc bench: servers on ${settings.node} (${serverNode}) pinned to CPU ${SERVER_CPU}; ${h2loadVersion} pinned to CPU ${WRK_CPU}`,
   );
+  log(`  mode: ${serverModeText(settings)}`);
   log(
     `  h2load -t1, shapes ${settings.shapes.map((s) => `-c${s.clients} -m${s.streams}`).join(" and ")}: ` +
-      `${settings.warmup}s warm-up + ${settings.duration}s measured each, ${settings.rounds} round(s), ` +
+      (settings.keepServers
+        ? `${settings.warmup}s warm-up per server and shape once, then ${settings.duration}s measured each in each round, `
+        : `${settings.warmup}s warm-up + ${settings.duration}s measured each, `) +
+      `${settings.rounds} round(s), ` +
       `POST ${METHOD_PATH} SumRequest{a: 1, b: 2} (gRPC-framed, ${framedSumRequest().length} B)`,
   );
   const items = settings.shapes.flatMap((shape) => settings.variants.map((variant) => ({ shape, variant })));
+  const pool = serverPool({
+    keep: settings.keepServers,
+    stop: (prepared) => stopServer(prepared.server),
+    quiet: settings.waitQuiet > 0 ? () => waitQuiet(settings.waitQuiet, log) : undefined,
+  });
   const rounds = [];
   try {
+    if (pool.keep) {
+      const kept = await pool.prepareAll(
+        settings.variants.map((variant) => [
+          variant.name,
+          () => prepareOne(variant, settings.shapes, settings, files),
+        ]),
+      );
+      for (const p of kept) logPrepared(p.variant.name, p, log);
+    }
     for (let r = 0; r < settings.rounds; r++) {
       // Alternate the order each round so neither side of a pair always runs first.
       const order = r % 2 === 0 ? items : [...items].reverse();
       const rows = [];
+      await pool.startRound();
       for (const { shape, variant } of order) {
         const label = `${variant.name} ${shape.id}`;
         const row = await measureRetryingBusy(
-          () => runOne(variant, shape, settings, files, log),
+          () =>
+            pool.use(
+              variant.name,
+              () => prepareOne(variant, [shape], settings, files),
+              (prepared) => measureOne(prepared, shape, settings, files),
+            ),
           label,
           settings.retryBusy,
           log,
@@ -522,6 +583,7 @@ export async function runGrpc(settings, log = console.log) {
       rounds.push(rows);
     }
   } finally {
+    await pool.stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -597,6 +659,7 @@ export async function runGrpc(settings, log = console.log) {
   }
   return {
     bench: "grpc",
+    mode: settings.keepServers ? "keep-servers" : "server-per-measurement",
     startedAt,
     finishedAt: new Date().toISOString(),
     command: `node ${process.argv.slice(1).join(" ")}`,
@@ -666,8 +729,10 @@ export function formatGrpc(result) {
   const m = result.machine;
   const lines = [
     `node ${result.node.server} (${result.node.serverPath}); machine: ${m.nproc} CPUs, ${m.cpuModel}; load average before: ${m.loadavg.join(" ")}`,
-    `${result.h2load} -t1 -D ${result.settings.duration} (after ${result.settings.warmup}s warm-up), POST ${METHOD_PATH}, ` +
+    `${result.h2load} -t1 -D ${result.settings.duration} (after ${result.settings.warmup}s warm-up` +
+      `${result.settings.keepServers ? " once per server and shape" : ""}), POST ${METHOD_PATH}, ` +
       `${result.settings.rounds} round(s)${multi ? ": req/s and latencies are medians, ratios are medians of the per-round ratios" : ""}`,
+    `mode: ${serverModeText(result.settings)}`,
     "latency: per request, from h2load's --log-file (p99 nearest-rank, mean); server CPU: cores the server used " +
       "while measured (1.00 = CPU 0 saturated); CPU/req: its CPU time per request (× raw's); h2load CPU: cores h2load used",
     "",

@@ -3,7 +3,7 @@
 // process pinned to CPU 0 while wrk (1 thread, 50 connections) runs pinned to CPU 1. Prints req/s,
 // p99 latency and the ratio of each svckit variant to its raw baseline, measured in the same run.
 //
-//   node bench/http.mjs [--duration 10] [--warmup 3] [--connections 50] [--rounds 1]
+//   node bench/http.mjs [--duration 10] [--warmup 3] [--connections 50] [--rounds 1] [--keep-servers]
 //                       [--node /path/to/node] [--only raw-http,svckit-http] [--json out.json]
 import { spawn } from "node:child_process";
 import http from "node:http";
@@ -16,6 +16,7 @@ import {
   cpuSnapshot,
   distStamp,
   gitHead,
+  logPrepared,
   loud,
   machineInfo,
   markdownTable,
@@ -23,6 +24,9 @@ import {
   nodeVersion,
   otherCpu,
   runBenchCli,
+  serverModeText,
+  serverPool,
+  trackChild,
 } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -131,6 +135,7 @@ export const HTTP_OPTIONS = {
   warmup: { type: "string", default: "3" },
   connections: { type: "string", default: "50" },
   rounds: { type: "string", default: "1" },
+  "keep-servers": { type: "boolean" },
   "wait-quiet": { type: "string", default: "0" },
   "retry-busy": { type: "string", default: "0" },
   node: { type: "string" },
@@ -141,10 +146,16 @@ export const HTTP_OPTIONS = {
 
 export const HTTP_USAGE = `options:
   --duration N      seconds of measured load per variant (default 10)
-  --warmup N        seconds of warm-up load per variant, not measured (default 3)
+  --warmup N        seconds of warm-up load per variant (with --keep-servers: once per server), not
+                    measured (default 3)
   --connections N   wrk connections (default 50; wrk always uses 1 thread)
   --rounds N        repeat the whole set N times, report medians (default 1)
-  --wait-quiet N    before each variant, wait up to N s until other processes use < ${BUSY_CORES} cores (default 0)
+  --keep-servers    paired slices: start, check and warm up every variant's server once, keep them all
+                    running, and measure the variants back to back in each round; for a machine whose
+                    speed drifts, e.g. --keep-servers --rounds 10 --duration 2 (default: a fresh server
+                    per variant and round)
+  --wait-quiet N    before each variant (with --keep-servers: before each round), wait up to N s until
+                    other processes use < ${BUSY_CORES} cores (default 0)
   --retry-busy N    measure a variant again (up to N times) when other processes used > ${BUSY_CORES} cores
                     during its measurement; the least disturbed measurement counts (default 0)
   --node PATH       Node binary that runs the servers (default: the one running this script)
@@ -181,6 +192,7 @@ export function httpSettings(values) {
     warmup: values.warmup === "0" ? 0 : positiveInt("warmup", values.warmup),
     connections: positiveInt("connections", values.connections),
     rounds: positiveInt("rounds", values.rounds),
+    keepServers: values["keep-servers"] === true,
     waitQuiet: values["wait-quiet"] === "0" ? 0 : positiveInt("wait-quiet", values["wait-quiet"]),
     retryBusy: values["retry-busy"] === "0" ? 0 : positiveInt("retry-busy", values["retry-busy"]),
     node: values.node ?? process.execPath,
@@ -202,6 +214,7 @@ export function startServer(nodeBin, variant) {
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
+  trackChild(child);
   let stderr = "";
   child.stderr.on("data", (d) => {
     stderr = (stderr + d).slice(-4_000);
@@ -333,6 +346,7 @@ async function waitReady(server, headers, call) {
 export function runLoadTool(tool, args, timeoutMs) {
   return new Promise((resolve) => {
     const child = spawn("taskset", ["-c", WRK_CPU, tool, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    trackChild(child);
     let stdout = "";
     let stderr = "";
     let timedOut = false;
@@ -385,7 +399,7 @@ export function parseWrk(text) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// one variant, one round
+// a server (start, answer check, warm-up) and one measurement on it (one variant, one round)
 
 export const isBusy = (row) => row.cpu !== undefined && row.cpu.otherCores + row.cpu.stealCores > BUSY_CORES;
 
@@ -412,67 +426,83 @@ export async function waitQuiet(seconds, log = console.log) {
   }
 }
 
-async function runVariant(variant, settings, log) {
-  const row = { variant: variant.name, valid: false, problems: [] };
+/**
+ * Starts `variant`'s server, waits until it gives the right answer and warms it up with --warmup
+ * seconds of wrk. Returns what {@link measureVariant} needs; `ready` is false when the server did not
+ * answer rightly. Its `problems` (also a failed warm-up) go into every row measured on this server.
+ */
+async function prepareVariant(variant, settings) {
   const call = callOf(variant);
-  const lua = join(here, call.lua);
-  if (settings.waitQuiet > 0) row.quietBefore = await waitQuiet(settings.waitQuiet, log);
   const server = startServer(settings.node, variant);
+  const prepared = { variant, call, server, ready: false, problems: [] };
   try {
-    let port;
-    try {
-      port = await waitReady(server, variant.headers, call);
-    } catch (error) {
-      row.problems.push(error.message);
-      const tail = server.stderr().trim();
-      if (tail) row.problems.push(`server stderr: ${tail.split("\n").slice(0, 12).join("\n")}`);
-      return row;
-    }
-    row.pid = server.child.pid;
-    const url = `http://127.0.0.1:${port}${call.path}`;
-    const base = ["-t1", `-c${settings.connections}`, "-s", lua];
-    for (const [name, value] of Object.entries(variant.headers ?? {})) base.push("-H", `${name}: ${value}`);
-    if (settings.warmup > 0) {
-      const warm = await runWrk([...base, `-d${settings.warmup}s`, url], (settings.warmup + 30) * 1000);
-      if (warm.code !== 0) row.problems.push(`warm-up wrk exited with ${warm.code}: ${warm.stderr.trim()}`);
-    }
-    const before = cpuSnapshot();
-    const serverBefore = cpuSeconds(server.child.pid);
-    const run = await runWrk(
-      [...base, `-d${settings.duration}s`, "--latency", url],
-      (settings.duration + 30) * 1000,
-    );
-    const serverCpu = cpuDelta(serverBefore, cpuSeconds(server.child.pid));
-    row.cpu = otherCpu(before, cpuSnapshot(), [server.child.pid]);
-    row.wrkOutput = run.stdout;
-    Object.assign(row, parseWrk(run.stdout));
-    // The server's own CPU time per request: steadier than req/s when other processes share the cores.
-    if (serverCpu !== undefined && row.requests > 0) row.serverCpuUsPerReq = (serverCpu * 1e6) / row.requests;
-    if (run.timedOut) row.problems.push("wrk did not finish in time and was killed");
-    if (run.code !== 0) row.problems.push(`wrk exited with ${run.code}: ${run.stderr.trim()}`);
-    if (!(row.reqPerSec > 0) || !(row.requests > 0)) row.problems.push("wrk reported no requests");
-    if (row.latencyMs.p99 === undefined) row.problems.push("wrk reported no p99 latency");
-    if (row.non2xx > 0) row.problems.push(`wrk saw ${row.non2xx} non-2xx/3xx responses`);
-    const se = row.socketErrors;
-    if (se.connect + se.read + se.write + se.timeout > 0) {
-      row.problems.push(
-        `wrk saw socket errors: connect ${se.connect}, read ${se.read}, write ${se.write}, timeout ${se.timeout}`,
-      );
-    }
-    if (!server.alive()) row.problems.push("server exited during the run");
-    else {
-      try {
-        const wrong = checkAnswer(await probe(port, variant.headers, call), call);
-        if (wrong !== undefined) row.problems.push(`wrong answer after the run: ${wrong}`);
-      } catch (error) {
-        row.problems.push(`no answer after the run: ${error.message}`);
-      }
-    }
-    row.valid = row.problems.length === 0;
-    return row;
-  } finally {
-    await stopServer(server);
+    prepared.port = await waitReady(server, variant.headers, call);
+  } catch (error) {
+    prepared.problems.push(error.message);
+    const tail = server.stderr().trim();
+    if (tail) prepared.problems.push(`server stderr: ${tail.split("\n").slice(0, 12).join("\n")}`);
+    return prepared;
   }
+  prepared.ready = true;
+  prepared.url = `http://127.0.0.1:${prepared.port}${call.path}`;
+  prepared.wrkArgs = ["-t1", `-c${settings.connections}`, "-s", join(here, call.lua)];
+  for (const [name, value] of Object.entries(variant.headers ?? {}))
+    prepared.wrkArgs.push("-H", `${name}: ${value}`);
+  if (settings.warmup > 0) {
+    const warm = await runWrk(
+      [...prepared.wrkArgs, `-d${settings.warmup}s`, prepared.url],
+      (settings.warmup + 30) * 1000,
+    );
+    if (warm.code !== 0)
+      prepared.problems.push(`warm-up wrk exited with ${warm.code}: ${warm.stderr.trim()}`);
+  }
+  return prepared;
+}
+
+/** One measurement (--duration seconds of wrk) on a prepared server, then the answer checked again. */
+async function measureVariant(prepared, settings) {
+  const { variant, call, server } = prepared;
+  const row = { variant: variant.name, valid: false, problems: [...prepared.problems] };
+  if (!prepared.ready) return row;
+  if (!server.alive()) {
+    row.problems.push("server exited before this measurement");
+    return row;
+  }
+  row.pid = server.child.pid;
+  const before = cpuSnapshot();
+  const serverBefore = cpuSeconds(server.child.pid);
+  const run = await runWrk(
+    [...prepared.wrkArgs, `-d${settings.duration}s`, "--latency", prepared.url],
+    (settings.duration + 30) * 1000,
+  );
+  const serverCpu = cpuDelta(serverBefore, cpuSeconds(server.child.pid));
+  row.cpu = otherCpu(before, cpuSnapshot(), [server.child.pid]);
+  row.wrkOutput = run.stdout;
+  Object.assign(row, parseWrk(run.stdout));
+  // The server's own CPU time per request: steadier than req/s when other processes share the cores.
+  if (serverCpu !== undefined && row.requests > 0) row.serverCpuUsPerReq = (serverCpu * 1e6) / row.requests;
+  if (run.timedOut) row.problems.push("wrk did not finish in time and was killed");
+  if (run.code !== 0) row.problems.push(`wrk exited with ${run.code}: ${run.stderr.trim()}`);
+  if (!(row.reqPerSec > 0) || !(row.requests > 0)) row.problems.push("wrk reported no requests");
+  if (row.latencyMs.p99 === undefined) row.problems.push("wrk reported no p99 latency");
+  if (row.non2xx > 0) row.problems.push(`wrk saw ${row.non2xx} non-2xx/3xx responses`);
+  const se = row.socketErrors;
+  if (se.connect + se.read + se.write + se.timeout > 0) {
+    row.problems.push(
+      `wrk saw socket errors: connect ${se.connect}, read ${se.read}, write ${se.write}, timeout ${se.timeout}`,
+    );
+  }
+  if (!server.alive()) row.problems.push("server exited during the run");
+  else {
+    try {
+      const wrong = checkAnswer(await probe(prepared.port, variant.headers, call), call);
+      if (wrong !== undefined) row.problems.push(`wrong answer after the run: ${wrong}`);
+    } catch (error) {
+      row.problems.push(`no answer after the run: ${error.message}`);
+    }
+  }
+  row.valid = row.problems.length === 0;
+  return row;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,40 +563,65 @@ export async function runHttp(settings, log = console.log) {
   log(
     `http bench: servers on ${settings.node} (${serverNode}) pinned to CPU ${SERVER_CPU}; wrk pinned to CPU ${WRK_CPU}`,
   );
+  log(`  mode: ${serverModeText(settings)}`);
   log(
-    `  wrk -t1 -c${settings.connections}: ${settings.warmup}s warm-up + ${settings.duration}s measured per variant, ` +
+    `  wrk -t1 -c${settings.connections}: ` +
+      (settings.keepServers
+        ? `${settings.warmup}s warm-up per server once, then ${settings.duration}s measured per variant in each round, `
+        : `${settings.warmup}s warm-up + ${settings.duration}s measured per variant, `) +
       `${settings.rounds} round(s), POST /sum {"a":1,"b":2}` +
       (settings.variants.some((v) => v.call === "jsonrpc")
         ? ` (JSON-RPC variants: POST / ${CALLS.jsonrpc.body})`
         : ""),
   );
+  const pool = serverPool({
+    keep: settings.keepServers,
+    stop: (prepared) => stopServer(prepared.server),
+    quiet: settings.waitQuiet > 0 ? () => waitQuiet(settings.waitQuiet, log) : undefined,
+  });
   const rounds = [];
-  for (let r = 0; r < settings.rounds; r++) {
-    // Alternate the order each round so neither side of a pair always runs first.
-    const order = r % 2 === 0 ? settings.variants : [...settings.variants].reverse();
-    const rows = [];
-    for (const variant of order) {
-      const row = await measureRetryingBusy(
-        () => runVariant(variant, settings, log),
-        variant.name,
-        settings.retryBusy,
-        log,
+  try {
+    if (pool.keep) {
+      const kept = await pool.prepareAll(
+        settings.variants.map((variant) => [variant.name, () => prepareVariant(variant, settings)]),
       );
-      row.round = r + 1;
-      rows.push(row);
-      const tag = `[round ${r + 1}/${settings.rounds}] ${variant.name.padEnd(15)}`;
-      const busy =
-        row.cpu === undefined
-          ? ""
-          : `   other processes: ${row.cpu.otherCores} cores, steal ${row.cpu.stealCores}`;
-      if (row.valid)
-        log(`${tag} ${fmtRps(row.reqPerSec).padStart(8)} req/s   p99 ${fmtMs(row.latencyMs.p99)}${busy}`);
-      else {
-        log(`${tag} INVALID ${row.reqPerSec === undefined ? "" : `(${fmtRps(row.reqPerSec)} req/s)`}`);
-        loud(`${variant.name} (round ${r + 1}) is INVALID:\n${row.problems.join("\n")}`);
-      }
+      for (const p of kept) logPrepared(p.variant.name, p, log);
     }
-    rounds.push(rows);
+    for (let r = 0; r < settings.rounds; r++) {
+      // Alternate the order each round so neither side of a pair always runs first.
+      const order = r % 2 === 0 ? settings.variants : [...settings.variants].reverse();
+      const rows = [];
+      await pool.startRound();
+      for (const variant of order) {
+        const row = await measureRetryingBusy(
+          () =>
+            pool.use(
+              variant.name,
+              () => prepareVariant(variant, settings),
+              (prepared) => measureVariant(prepared, settings),
+            ),
+          variant.name,
+          settings.retryBusy,
+          log,
+        );
+        row.round = r + 1;
+        rows.push(row);
+        const tag = `[round ${r + 1}/${settings.rounds}] ${variant.name.padEnd(15)}`;
+        const busy =
+          row.cpu === undefined
+            ? ""
+            : `   other processes: ${row.cpu.otherCores} cores, steal ${row.cpu.stealCores}`;
+        if (row.valid)
+          log(`${tag} ${fmtRps(row.reqPerSec).padStart(8)} req/s   p99 ${fmtMs(row.latencyMs.p99)}${busy}`);
+        else {
+          log(`${tag} INVALID ${row.reqPerSec === undefined ? "" : `(${fmtRps(row.reqPerSec)} req/s)`}`);
+          loud(`${variant.name} (round ${r + 1}) is INVALID:\n${row.problems.join("\n")}`);
+        }
+      }
+      rounds.push(rows);
+    }
+  } finally {
+    await pool.stopAll();
   }
 
   const distAfter = distStamp();
@@ -629,6 +684,7 @@ export async function runHttp(settings, log = console.log) {
   });
   return {
     bench: "http",
+    mode: settings.keepServers ? "keep-servers" : "server-per-measurement",
     startedAt,
     finishedAt: new Date().toISOString(),
     command: `node ${process.argv.slice(1).join(" ")}`,
@@ -669,8 +725,10 @@ export function formatHttp(result) {
   const m = result.machine;
   const lines = [
     `node ${result.node.server} (${result.node.serverPath}); machine: ${m.nproc} CPUs, ${m.cpuModel}; load average before: ${m.loadavg.join(" ")}`,
-    `wrk -t1 -c${result.settings.connections} -d${result.settings.duration}s --latency (after ${result.settings.warmup}s warm-up), ` +
+    `wrk -t1 -c${result.settings.connections} -d${result.settings.duration}s --latency (after ${result.settings.warmup}s warm-up` +
+      `${result.settings.keepServers ? " once per server" : ""}), ` +
       `${result.settings.rounds} round(s)${multi ? ": req/s and p99 are medians, the ratio is the median of the per-round ratios" : ""}`,
+    `mode: ${serverModeText(result.settings)}`,
     "",
     markdownTable(header, rows, ["left", "right", "right", "right", "left", "left", "left"]),
     "CPU/req: the server's own CPU time per request (× its baseline's), steadier than req/s on a shared machine.",

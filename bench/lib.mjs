@@ -232,3 +232,130 @@ export function cpuSeconds(pid, children = false) {
 
 /** `b - a`, or undefined when either is. */
 export const cpuDelta = (a, b) => (a !== undefined && b !== undefined ? b - a : undefined);
+
+// ---------------------------------------------------------------------------------------------
+// child processes and the servers of the load benches
+
+/** Every child process we spawned (servers, wrk, h2load) that has not exited yet. */
+const liveChildren = new Set();
+const STOP_CHILDREN_MS = 3_000;
+let exitHooked = false;
+/** Set once a signal asked the harness to stop. */
+let stopping = false;
+
+/**
+ * Remembers `child` (a server, wrk or h2load we spawned) until it exits, so that it does not outlive
+ * the harness: SIGINT, SIGTERM or SIGHUP to the harness stops every such child by its PID (SIGTERM,
+ * SIGKILL after 3 s; one spawned meanwhile is killed at once), waits until they have exited and then
+ * exits 128 + the signal's number; any other exit (an error, process.exit) sends them SIGTERM. A
+ * second signal kills the harness at once, as usual.
+ */
+export function trackChild(child) {
+  if (!exitHooked) {
+    exitHooked = true;
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"])
+      process.once(signal, () => stopChildrenAndExit(signal));
+    process.once("exit", () => {
+      for (const c of liveChildren) c.kill("SIGTERM");
+    });
+  }
+  liveChildren.add(child);
+  const done = () => liveChildren.delete(child);
+  child.once("exit", done);
+  child.once("error", done);
+  if (stopping) child.kill("SIGKILL");
+}
+
+async function stopChildrenAndExit(signal) {
+  stopping = true;
+  console.error(`\n${signal}: stopping the ${liveChildren.size} child process(es) we started, then exiting`);
+  for (const c of liveChildren) c.kill("SIGTERM");
+  const until = async (ms) => {
+    const deadline = Date.now() + ms;
+    while (liveChildren.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  };
+  await until(STOP_CHILDREN_MS);
+  for (const c of liveChildren) c.kill("SIGKILL");
+  await until(1_000);
+  process.exit(128 + (os.constants.signals[signal] ?? 0));
+}
+
+/** Once a signal asked the harness to stop, never resolves: the measurements stop while it exits. */
+const haltIfStopping = () => (stopping ? new Promise(() => {}) : undefined);
+
+/**
+ * Where a load bench's measurements get their servers. A "prepared" server has been started, has
+ * given the right answer and has been warmed up (`prepare`); `stop` stops it.
+ *
+ * By default (`keep` false) every measurement gets a server of its own: `use(name, prepare, measure)`
+ * waits for a quiet machine (`quiet`, if given), prepares a server, measures on it and stops it.
+ *
+ * With `keep` (--keep-servers) `prepareAll` prepares every variant's server once, up front; `use`
+ * measures on the kept server of that name (`prepare` is not called); `startRound` waits for a quiet
+ * machine once per round instead of before each measurement; `stopAll` (call it in a `finally`) stops
+ * the kept servers. After SIGINT/SIGTERM/SIGHUP (see {@link trackChild}) `use` and `prepareAll` start
+ * nothing more and report nothing more. Either way the quiet sample taken before a measurement (or before its round, on the
+ * round's first measurement) is set as the row's `quietBefore`.
+ */
+export function serverPool({ keep, stop, quiet }) {
+  const kept = new Map();
+  let roundQuiet;
+  return {
+    keep,
+    /** `entries`: [name, prepare] pairs; resolves with the prepared servers (keep mode only). */
+    async prepareAll(entries) {
+      for (const [name, prepare] of entries) {
+        await haltIfStopping();
+        kept.set(name, await prepare());
+      }
+      await haltIfStopping();
+      return [...kept.values()];
+    },
+    async startRound() {
+      if (keep && quiet !== undefined) roundQuiet = await quiet();
+    },
+    async use(name, prepare, measure) {
+      await haltIfStopping();
+      if (keep) {
+        const row = await measure(kept.get(name));
+        await haltIfStopping();
+        if (roundQuiet !== undefined) row.quietBefore = roundQuiet;
+        roundQuiet = undefined;
+        return row;
+      }
+      const quietBefore = quiet === undefined ? undefined : await quiet();
+      const prepared = await prepare();
+      try {
+        const row = await measure(prepared);
+        await haltIfStopping();
+        if (quietBefore !== undefined) row.quietBefore = quietBefore;
+        return row;
+      } finally {
+        await stop(prepared);
+      }
+    },
+    async stopAll() {
+      const all = [...kept.values()];
+      kept.clear();
+      await Promise.all(all.map((prepared) => stop(prepared)));
+    },
+  };
+}
+
+/** How the servers ran, for the header and the table (so that a recorded result says its mode). */
+export function serverModeText(settings) {
+  return settings.keepServers
+    ? "--keep-servers (paired slices): every server started, checked and warmed up once, all kept running " +
+        "side by side; each round measures the variants back to back on them"
+    : "a fresh server per measurement (started, checked, warmed up, measured, stopped)";
+}
+
+/** Logs how a kept server's start went (--keep-servers), loudly when it cannot be measured. */
+export function logPrepared(name, prepared, log = console.log) {
+  if (prepared.ready && prepared.problems.length === 0) {
+    log(`[start] ${name}: pid ${prepared.server.child.pid}, right answer, warmed up`);
+    return;
+  }
+  log(`[start] ${name}: ${prepared.ready ? "warm-up FAILED" : "FAILED"}`);
+  loud(`${name}: every measurement on this server will be INVALID:\n${prepared.problems.join("\n")}`);
+}

@@ -8,7 +8,9 @@
 // - tracing: @svckit/tracing's serverTracing with the OTel SDK recording every span (always-on
 //   sampler, W3C propagator) into a BatchSpanProcessor whose exporter drops the batches;
 // - sampled (with tracing): the SDK samples 10% of new traces instead (ParentBasedSampler over a
-//   TraceIdRatioBasedSampler(0.1)), as production setups commonly do; the others get non-recording spans.
+//   TraceIdRatioBasedSampler(0.1)), as production setups commonly do; the others get non-recording spans;
+// - nosdk (with tracing): no SDK at all, so @opentelemetry/api's no-op tracer answers: what is left is
+//   the tracing middleware's own work (extracting the propagated context, calling the tracer, contexts).
 import { createWriteStream } from "node:fs";
 import http from "node:http";
 import { propagation, trace } from "@opentelemetry/api";
@@ -35,13 +37,16 @@ import { serve } from "./common.mjs";
 
 const wanted = new Set((process.argv[2] ?? "").split(",").filter(Boolean));
 for (const w of wanted) {
-  if (!["log", "log-winston", "metrics", "tracing", "sampled"].includes(w)) {
+  if (!["log", "log-winston", "metrics", "tracing", "sampled", "nosdk"].includes(w)) {
     throw new Error(`unknown middleware "${w}"`);
   }
 }
 
 const middlewares = [];
-if (wanted.has("tracing")) {
+if (wanted.has("tracing") && wanted.has("nosdk")) {
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  middlewares.push(serverTracing());
+} else if (wanted.has("tracing")) {
   const dropping = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
   trace.setGlobalTracerProvider(
     new BasicTracerProvider({

@@ -8,16 +8,32 @@ const EMPTY = Buffer.alloc(0);
 const DISCARD_LIMIT = 1 << 20;
 
 /**
- * The 413 error. When the rest of a declared body is small enough, Node reads and discards it after
- * the answer (nothing is buffered) so the client, still writing, gets the 413 rather than a reset
- * socket, and the connection stays usable. A larger or undeclared remainder gets
- * `connection: close`, so Node closes the socket instead of reading on.
+ * The 413 error. When a declared body exceeds the limit by at most {@link DISCARD_LIMIT} bytes, Node
+ * reads and discards it after the answer (nothing is buffered) so a keep-alive client, still writing,
+ * gets the 413 rather than a reset socket, and the connection stays usable. A larger excess or an
+ * undeclared (chunked) body makes the server answer with `connection: close` (see {@link closesConnection}),
+ * so Node closes the socket instead of reading on.
  */
-function tooLarge(limit: number, remaining: number | undefined): HttpError {
-  const close = remaining === undefined || remaining > DISCARD_LIMIT;
-  return new HttpError(413, Code.RESOURCE_EXHAUSTED, `request body exceeds the limit of ${limit} bytes`, {
-    metadata: close ? { connection: "close" } : undefined,
-  });
+function tooLarge(limit: number, excess: number | undefined): HttpError {
+  const error = new HttpError(
+    413,
+    Code.RESOURCE_EXHAUSTED,
+    `request body exceeds the limit of ${limit} bytes`,
+  );
+  if (excess === undefined || excess > DISCARD_LIMIT) closing.add(error);
+  return error;
+}
+
+/** The errors of {@link readBody} after which the connection must close rather than read on. */
+const closing = new WeakSet<HttpError>();
+
+/**
+ * Whether the connection must close after answering `error` (a body too large to read to its end):
+ * the server sets `connection: close` on the response itself, whatever error encoder writes it (an
+ * error's own `connection` metadata is never passed on as a header).
+ */
+export function closesConnection(error: HttpError): boolean {
+  return closing.has(error);
 }
 
 function clientGone(cause: unknown): HttpError {
@@ -41,7 +57,7 @@ export function readBody(req: IncomingMessage, limit: number, callback: BodyCall
   if (declared !== undefined) {
     const length = Number(declared);
     if (length > limit) {
-      callback(tooLarge(limit, length), EMPTY);
+      callback(tooLarge(limit, length - limit), EMPTY);
       return;
     }
     if (length === 0) {

@@ -269,6 +269,30 @@ describe("createHttpHandler: body limit", () => {
     expect(res.json()).toEqual({ n: 1022 });
   });
 
+  it("a keep-alive client sending a body a little over the limit gets the 413 and keeps its connection", async () => {
+    const port = await serve(async (_ctx, req: string) => ({ n: req.length }), { bodyLimit: 1024 });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      // 1 MiB over the limit: the server answers at once, then reads and drops the body (no reset).
+      const res = await send(port, { headers: json, body: JSON.stringify("x".repeat(1 << 20)), agent });
+      expect(res.status).toBe(413);
+      expect(res.headers.connection).not.toBe("close");
+      expect(res.json()).toEqual(tooLarge);
+      const next = await send(port, { headers: json, body: JSON.stringify("abc"), agent });
+      expect(next.status).toBe(200);
+      expect(next.json()).toEqual({ n: 3 });
+      // More than 1 MiB over the limit: the server closes instead of reading it all.
+      const huge = await send(port, {
+        headers: { ...json, "content-length": String((2 << 20) + 1024) },
+        agent,
+      });
+      expect(huge.status).toBe(413);
+      expect(huge.headers.connection).toBe("close");
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it("answers 413 to a declared content-length over the limit before the body is sent", async () => {
     let called = false;
     let finalized: ServerFinalizerInfo | undefined;

@@ -11,7 +11,7 @@ import {
   metadataFromLowerCaseRecord,
   ServiceError,
 } from "@svckit/endpoint";
-import { readBody } from "./body.js";
+import { closesConnection, readBody } from "./body.js";
 import { HttpError } from "./http-error.js";
 
 /** The request as decoders and `before` functions see it: a thin, lazy view of `IncomingMessage`. */
@@ -553,6 +553,8 @@ export function createHttpHandler<Req, Res>(
       return;
     }
     readBody(req, bodyLimit, (error, body) => {
+      if (error !== undefined && closesConnection(error) && !res.headersSent)
+        res.setHeader("connection", "close");
       serve(req, res, body, undefined, deadline, error);
     });
   };

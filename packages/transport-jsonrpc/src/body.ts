@@ -12,8 +12,8 @@ const DRAIN_LIMIT = 1 << 20;
  * answer is sent, so a client still writing sees the 413 (not a reset) and the connection is reused;
  * otherwise `connection: close` makes Node close the socket instead of reading on.
  */
-function bodyTooLarge(limit: number, remaining: number | undefined): TransportError {
-  const close = remaining === undefined || remaining > DRAIN_LIMIT;
+function bodyTooLarge(limit: number, excess: number | undefined): TransportError {
+  const close = excess === undefined || excess > DRAIN_LIMIT;
   return new TransportError(
     413,
     Code.RESOURCE_EXHAUSTED,
@@ -43,7 +43,7 @@ export function readBody(req: IncomingMessage, limit: number, callback: BodyCall
   if (declared !== undefined) {
     const length = Number(declared);
     if (length > limit) {
-      callback(bodyTooLarge(limit, length), EMPTY);
+      callback(bodyTooLarge(limit, length - limit), EMPTY);
       return;
     }
     if (length === 0) {

@@ -3,13 +3,13 @@ import {
   context as otelContext,
   type TextMapPropagator,
   type Tracer,
-  trace,
 } from "@opentelemetry/api";
 import type { Context, Endpoint, GenericMiddleware } from "@svckit/endpoint";
 import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } from "./attributes.js";
 import { newHeaderRecord, recordSetter } from "./carrier.js";
 import { otelContextKey, traceIdKey, validTraceId } from "./context-keys.js";
 import { resolvePropagator, resolveTracer, type TracingOptions } from "./options.js";
+import { withSpan } from "./otel-context.js";
 import { planSpan, recordFailure, recordSuccess, type SpanPlan } from "./span-plan.js";
 
 /** Options of {@link clientTracing}: what the client endpoint calls, since its context is the caller's. */
@@ -105,7 +105,7 @@ export function clientTracing(options: ClientTracingOptions): GenericMiddleware 
     return async function clientTraced(ctx: Context, request: Req): Promise<Res> {
       const parent = ctx.value(otelContextKey) ?? otelContext.active();
       const span = tracer.startSpan(plan.name, plan.options, parent);
-      const otelCtx = trace.setSpan(parent, span);
+      const otelCtx = withSpan(parent, span);
       let inner = ctx.with(otelContextKey, otelCtx);
       const carrier = newHeaderRecord();
       propagator.inject(otelCtx, carrier, recordSetter);

@@ -3,7 +3,6 @@ import {
   ROOT_CONTEXT,
   type TextMapPropagator,
   type Tracer,
-  trace,
 } from "@opentelemetry/api";
 import {
   type CallInfo,
@@ -16,6 +15,7 @@ import { ATTR_USER_AGENT_ORIGINAL } from "./attributes.js";
 import { metadataGetter } from "./carrier.js";
 import { otelContextKey, traceIdKey, validTraceId } from "./context-keys.js";
 import { resolvePropagator, resolveTracer, type TracingOptions } from "./options.js";
+import { withSpan } from "./otel-context.js";
 import { planSpan, recordFailure, recordSuccess, type SpanPlan } from "./span-plan.js";
 
 /** Options of {@link serverTracing}. */
@@ -76,7 +76,7 @@ export function serverTracing(options: ServerTracingOptions = {}): GenericMiddle
       const parent = propagator.extract(ROOT_CONTEXT, ctx.metadata, metadataGetter);
       const plan = planFor(ctx.value(callInfoKey));
       const span = tracer.startSpan(plan.name, plan.options, parent);
-      const otelCtx = trace.setSpan(parent, span);
+      const otelCtx = withSpan(parent, span);
       let inner = ctx.with(otelContextKey, otelCtx);
       const spanContext = span.spanContext();
       const traceId = validTraceId(spanContext);

@@ -316,17 +316,28 @@ export function logging<Req, Res>(options: LoggingOptions<Req, Res>): Middleware
   }
 
   return function loggingMiddleware(next: Endpoint<Req, Res>): Endpoint<Req, Res> {
-    return async function loggingEndpoint(ctx: Context, request: Req): Promise<Res> {
+    // A `.then` continuation instead of an async function (as the metrics middleware): one promise
+    // fewer per call, with the same result, error and timing.
+    return function loggingEndpoint(ctx: Context, request: Req): Promise<Res> {
       const start = performance.now();
-      let response: Res;
+      let pending: Promise<Res>;
       try {
-        response = await next(ctx, request);
+        pending = next(ctx, request);
       } catch (err) {
+        // As an async function would: a synchronous throw becomes a rejection.
         emit(ctx, request, undefined, true, err, start);
-        throw err;
+        return Promise.reject(err);
       }
-      emit(ctx, request, response, false, undefined, start);
-      return response;
+      return Promise.resolve(pending).then(
+        (response) => {
+          emit(ctx, request, response, false, undefined, start);
+          return response;
+        },
+        (err: unknown) => {
+          emit(ctx, request, undefined, true, err, start);
+          throw err;
+        },
+      );
     };
   };
 }

@@ -1,6 +1,8 @@
 import {
+  type Context as OtelContext,
   context as otelContext,
   ROOT_CONTEXT,
+  type Span,
   type TextMapPropagator,
   type Tracer,
 } from "@opentelemetry/api";
@@ -17,6 +19,16 @@ import { otelContextKey, traceIdKey, validTraceId } from "./context-keys.js";
 import { resolvePropagator, resolveTracer, type TracingOptions } from "./options.js";
 import { withSpan } from "./otel-context.js";
 import { planSpan, recordFailure, recordSuccess, type SpanPlan } from "./span-plan.js";
+
+/** Records `error` on a recording span and ends the span; returns `error`, to be thrown on. */
+function ended(span: Span, plan: SpanPlan, recording: boolean, error: unknown): unknown {
+  try {
+    if (recording) recordFailure(span, plan, error);
+  } finally {
+    span.end();
+  }
+  return error;
+}
 
 /** Options of {@link serverTracing}. */
 export interface ServerTracingOptions extends TracingOptions {
@@ -72,30 +84,48 @@ export function serverTracing(options: ServerTracingOptions = {}): GenericMiddle
   }
 
   return function serverTracingMiddleware<Req, Res>(next: Endpoint<Req, Res>): Endpoint<Req, Res> {
-    return async function serverTraced(ctx: Context, request: Req): Promise<Res> {
-      const parent = propagator.extract(ROOT_CONTEXT, ctx.metadata, metadataGetter);
-      const plan = planFor(ctx.value(callInfoKey));
-      const span = tracer.startSpan(plan.name, plan.options, parent);
-      const otelCtx = withSpan(parent, span);
-      let inner = ctx.with(otelContextKey, otelCtx);
-      const spanContext = span.spanContext();
-      const traceId = validTraceId(spanContext);
-      if (traceId !== undefined) inner = inner.with(traceIdKey, traceId);
-      const recording = span.isRecording();
-      if (recording && plan.protocol === "http") {
-        const userAgent = ctx.metadata.get("user-agent");
-        if (userAgent !== undefined) span.setAttribute(ATTR_USER_AGENT_ORIGINAL, userAgent);
+    // `.then` continuations instead of an async function (as the metrics middleware): one promise
+    // fewer per call, with the same result, error and timing.
+    return function serverTraced(ctx: Context, request: Req): Promise<Res> {
+      let parent: OtelContext;
+      let span: Span;
+      let plan: SpanPlan;
+      let recording = false;
+      let pending: Promise<Res>;
+      try {
+        parent = propagator.extract(ROOT_CONTEXT, ctx.metadata, metadataGetter);
+        plan = planFor(ctx.value(callInfoKey));
+        span = tracer.startSpan(plan.name, plan.options, parent);
+      } catch (error) {
+        return Promise.reject(error);
       }
       try {
-        const response = await otelContext.with(otelCtx, next, undefined, inner, request);
-        if (recording) recordSuccess(span, plan);
-        return response;
+        const otelCtx = withSpan(parent, span);
+        let inner = ctx.with(otelContextKey, otelCtx);
+        const traceId = validTraceId(span.spanContext());
+        if (traceId !== undefined) inner = inner.with(traceIdKey, traceId);
+        recording = span.isRecording();
+        if (recording && plan.protocol === "http") {
+          const userAgent = ctx.metadata.get("user-agent");
+          if (userAgent !== undefined) span.setAttribute(ATTR_USER_AGENT_ORIGINAL, userAgent);
+        }
+        pending = otelContext.with(otelCtx, next, undefined, inner, request);
       } catch (error) {
-        if (recording) recordFailure(span, plan, error);
-        throw error;
-      } finally {
-        span.end();
+        return Promise.reject(ended(span, plan, recording, error));
       }
+      return Promise.resolve(pending).then(
+        (response) => {
+          try {
+            if (recording) recordSuccess(span, plan);
+          } finally {
+            span.end();
+          }
+          return response;
+        },
+        (error: unknown) => {
+          throw ended(span, plan, recording, error);
+        },
+      );
     };
   };
 }

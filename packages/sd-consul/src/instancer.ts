@@ -1,5 +1,5 @@
 import { Code, ServiceError } from "@svckit/endpoint";
-import { type Instance, InstanceCache, type Instancer, type InstancerState } from "@svckit/sd";
+import { BackendInstancer, type Instance, type Instancer, type InstancerState } from "@svckit/sd";
 import {
   backoff,
   type Connection,
@@ -110,7 +110,7 @@ export function createConsulInstancer(options: ConsulInstancerOptions): ConsulIn
   );
 }
 
-class ConsulInstancerImpl implements ConsulInstancer {
+class ConsulInstancerImpl extends BackendInstancer implements ConsulInstancer {
   readonly #conn: Connection;
   readonly #service: string;
   readonly #tags: readonly string[];
@@ -118,16 +118,11 @@ class ConsulInstancerImpl implements ConsulInstancer {
   readonly #wait: number;
   readonly #minBackoff: number;
   readonly #maxBackoff: number;
-  readonly #onError: (error: Error) => void;
-  readonly #cache: InstanceCache;
   readonly #abort = new AbortController();
   #index = 0n;
   #attempt = 0;
   #timer: NodeJS.Timeout | undefined;
   #wake: (() => void) | undefined;
-  #settled = false;
-  readonly #ready: Promise<InstancerState>;
-  #resolveReady: (state: InstancerState) => void = noop;
 
   constructor(
     conn: Connection,
@@ -139,6 +134,8 @@ class ConsulInstancerImpl implements ConsulInstancer {
     maxBackoff: number,
     onError: (error: Error) => void,
   ) {
+    // Listener errors and bad instances go to onError: nothing breaks the query loop.
+    super(onError);
     this.#conn = conn;
     this.#service = service;
     this.#tags = tags;
@@ -146,57 +143,25 @@ class ConsulInstancerImpl implements ConsulInstancer {
     this.#wait = wait;
     this.#minBackoff = minBackoff;
     this.#maxBackoff = maxBackoff;
-    this.#onError = onError;
-    // Listener errors and bad instances go to onError: nothing breaks the query loop.
-    this.#cache = new InstanceCache([], {
-      onClose: () => this.#stop(),
-      onError: (error) => this.#tell(error),
-    });
-    this.#ready = new Promise((resolve) => {
-      this.#resolveReady = resolve;
-    });
     void this.#loop();
   }
 
-  current(): InstancerState {
-    return this.#cache.current();
-  }
-
-  subscribe(listener: (state: InstancerState) => void): () => void {
-    return this.#cache.subscribe(listener);
-  }
-
-  close(): void {
-    this.#cache.close();
-  }
-
-  ready(): Promise<InstancerState> {
-    return this.#ready;
-  }
-
-  #stop(): void {
+  protected stop(): void {
     this.#abort.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#wake?.();
-    this.#settle();
-  }
-
-  #settle(): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#resolveReady(this.#cache.current());
   }
 
   async #loop(): Promise<void> {
-    while (!this.#cache.closed) {
+    while (!this.cache.closed) {
       try {
         await this.#poll();
         this.#attempt = 0;
       } catch (error) {
-        if (this.#cache.closed) return;
-        this.#cache.fail(error);
-        this.#settle();
+        if (this.cache.closed) return;
+        this.cache.fail(error);
+        this.settle();
         await this.#sleep(backoff(this.#attempt++, this.#minBackoff, this.#maxBackoff));
       }
     }
@@ -222,7 +187,7 @@ class ConsulInstancerImpl implements ConsulInstancer {
         timeout: this.#conn.timeout + (blocking ? this.#wait + this.#wait / 16 : 0),
       },
     );
-    if (this.#cache.closed) return;
+    if (this.cache.closed) return;
     const header = answer.headers.get("x-consul-index");
     if (header === null || !/^\d+$/.test(header.trim())) {
       throw new ServiceError(
@@ -244,8 +209,8 @@ class ConsulInstancerImpl implements ConsulInstancer {
     // Consul's rules for blocking queries: an index that goes backwards is reset to 0 (the next query
     // returns at once with the real index); one that is not above 0 is treated as 1.
     this.#index = index < this.#index ? 0n : index > 0n ? index : 1n;
-    this.#cache.update(this.#instances(entries as HealthEntry[]));
-    this.#settle();
+    this.cache.update(this.#instances(entries as HealthEntry[]));
+    this.settle();
   }
 
   #instances(entries: readonly HealthEntry[]): Instance[] {
@@ -255,7 +220,7 @@ class ConsulInstancerImpl implements ConsulInstancer {
         const instance = toInstance(entry, this.#tags);
         if (instance !== undefined) instances.push(instance);
       } catch (error) {
-        this.#tell(
+        this.tell(
           new ServiceError(
             Code.INVALID_ARGUMENT,
             `consul instancer: skipping an entry of ${this.#service}: ${messageOf(error)}`,
@@ -277,14 +242,6 @@ class ConsulInstancerImpl implements ConsulInstancer {
       }, ms);
       this.#timer.unref();
     });
-  }
-
-  #tell(error: unknown): void {
-    try {
-      this.#onError(error instanceof Error ? error : new Error(String(error)));
-    } catch {
-      // ignored: onError must not break the query loop
-    }
   }
 }
 

@@ -1,6 +1,6 @@
 import { Resolver } from "node:dns/promises";
 import { Code, ServiceError } from "@svckit/endpoint";
-import { type Instance, InstanceCache, type Instancer, type InstancerState } from "@svckit/sd";
+import { BackendInstancer, type Instance, type Instancer, type InstancerState } from "@svckit/sd";
 
 /** Options every DNS instancer takes. */
 export interface DnsInstancerOptions {
@@ -100,17 +100,13 @@ export function lookupError(what: string, error: unknown): ServiceError {
  * (or the records' TTL, bounded by `minInterval` and `interval`), after a failure `minInterval`
  * doubling up to `interval`. Timers are unref'd and cleared on close.
  */
-export class DnsPoller implements DnsInstancer {
+export class DnsPoller extends BackendInstancer implements DnsInstancer {
   readonly #what: string;
   readonly #lookup: () => Promise<LookupResult>;
   readonly #config: PollerConfig;
   readonly #cancel: (() => void) | undefined;
-  readonly #cache: InstanceCache;
   #timer: NodeJS.Timeout | undefined;
   #failures = 0;
-  #settled = false;
-  readonly #ready: Promise<InstancerState>;
-  #resolveReady: (state: InstancerState) => void = noop;
 
   /**
    * @param what - what a lookup is, for messages: `SRV lookup of _http._tcp.users`.
@@ -118,38 +114,16 @@ export class DnsPoller implements DnsInstancer {
    * @param cancel - cancels the lookups in flight (only for a resolver the instancer owns).
    */
   constructor(what: string, lookup: () => Promise<LookupResult>, config: PollerConfig, cancel?: () => void) {
+    // Listener errors and bad instances go to onError: nothing breaks the poll loop.
+    super(config.onError);
     this.#what = what;
     this.#lookup = lookup;
     this.#config = config;
     this.#cancel = cancel;
-    // Listener errors and bad instances go to onError: nothing breaks the poll loop.
-    this.#cache = new InstanceCache([], {
-      onClose: () => this.#stop(),
-      onError: (error) => tell(config.onError, error),
-    });
-    this.#ready = new Promise((resolve) => {
-      this.#resolveReady = resolve;
-    });
     void this.#poll();
   }
 
-  current(): InstancerState {
-    return this.#cache.current();
-  }
-
-  subscribe(listener: (state: InstancerState) => void): () => void {
-    return this.#cache.subscribe(listener);
-  }
-
-  close(): void {
-    this.#cache.close();
-  }
-
-  ready(): Promise<InstancerState> {
-    return this.#ready;
-  }
-
-  #stop(): void {
+  protected stop(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     try {
@@ -157,13 +131,6 @@ export class DnsPoller implements DnsInstancer {
     } catch {
       // nothing in flight
     }
-    this.#settle();
-  }
-
-  #settle(): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#resolveReady(this.#cache.current());
   }
 
   async #poll(): Promise<void> {
@@ -172,25 +139,25 @@ export class DnsPoller implements DnsInstancer {
     let delay: number;
     try {
       const result = await this.#withTimeout(this.#lookup());
-      if (this.#cache.closed) return;
+      if (this.cache.closed) return;
       this.#failures = 0;
-      this.#cache.update(result.instances);
+      this.cache.update(result.instances);
       delay =
         result.ttl === undefined ? interval : Math.min(interval, Math.max(minInterval, result.ttl * 1_000));
     } catch (error) {
-      if (this.#cache.closed) return;
+      if (this.cache.closed) return;
       const failure = lookupError(this.#what, error);
       if (failure.code === Code.NOT_FOUND && notFound === "empty") {
         this.#failures = 0;
-        this.#cache.update([]);
+        this.cache.update([]);
         delay = interval;
       } else {
         this.#failures += 1;
-        this.#cache.fail(failure);
+        this.cache.fail(failure);
         delay = Math.min(interval, minInterval * 2 ** Math.min(this.#failures - 1, 30));
       }
     }
-    this.#settle();
+    this.settle();
     this.#timer = setTimeout(() => void this.#poll(), delay);
     this.#timer.unref();
   }

@@ -1,5 +1,5 @@
 import { Code, ServiceError } from "@svckit/endpoint";
-import { type Instance, InstanceCache, type Instancer, type InstancerState } from "@svckit/sd";
+import { BackendInstancer, type Instance, type Instancer, type InstancerState } from "@svckit/sd";
 import type { Etcd3, IKeyValue, Watcher } from "etcd3";
 import { codeOf, messageOf, nonEmpty, noop, positive, retryDelay } from "./util.js";
 import { decodeValue } from "./value.js";
@@ -58,12 +58,10 @@ export function createEtcdInstancer(client: Etcd3, options: EtcdInstancerOptions
   return new EtcdInstancerImpl(client, prefix, timeout, options.onError ?? noop);
 }
 
-class EtcdInstancerImpl implements EtcdInstancer {
+class EtcdInstancerImpl extends BackendInstancer implements EtcdInstancer {
   readonly #client: Etcd3;
   readonly #prefix: string;
   readonly #timeout: number;
-  readonly #onError: (error: Error) => void;
-  readonly #cache: InstanceCache;
   #watcher: Watcher | undefined;
   /** The error reported for the current watch outage, if the watch is down. */
   #watchError: ServiceError | undefined;
@@ -71,50 +69,18 @@ class EtcdInstancerImpl implements EtcdInstancer {
   #relist = false;
   #timer: NodeJS.Timeout | undefined;
   #attempt = 0;
-  #settled = false;
-  readonly #ready: Promise<InstancerState>;
-  #resolveReady: (state: InstancerState) => void = noop;
 
   constructor(client: Etcd3, prefix: string, timeout: number, onError: (error: Error) => void) {
+    // Listener errors and bad instances go to onError: nothing breaks the watch.
+    super(onError);
     this.#client = client;
     this.#prefix = prefix;
     this.#timeout = timeout;
-    this.#onError = onError;
-    // Listener errors and bad instances go to onError: nothing breaks the watch.
-    this.#cache = new InstanceCache([], {
-      onClose: () => this.#stop(),
-      onError: (error) => this.#tell(error),
-    });
-    this.#ready = new Promise((resolve) => {
-      this.#resolveReady = resolve;
-    });
     this.#watch();
     this.#list();
   }
 
-  current(): InstancerState {
-    return this.#cache.current();
-  }
-
-  subscribe(listener: (state: InstancerState) => void): () => void {
-    return this.#cache.subscribe(listener);
-  }
-
-  close(): void {
-    this.#cache.close();
-  }
-
-  ready(): Promise<InstancerState> {
-    return this.#ready;
-  }
-
-  #settle(): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#resolveReady(this.#cache.current());
-  }
-
-  #stop(): void {
+  protected stop(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     const watcher = this.#watcher;
@@ -129,7 +95,6 @@ class EtcdInstancerImpl implements EtcdInstancer {
         // the client was closed first: nothing left to cancel
       }
     }
-    this.#settle();
   }
 
   /** Starts a watch on the prefix; its events only trigger listings. */
@@ -150,7 +115,7 @@ class EtcdInstancerImpl implements EtcdInstancer {
         `etcd instancer: watch on ${this.#prefix} lost: ${messageOf(error)}`,
         { cause: error },
       );
-      this.#cache.fail(this.#watchError);
+      this.cache.fail(this.#watchError);
     });
     watcher.on("error", (error: Error) => {
       // etcd cancelled the watch for good (e.g. permission denied): report it and start a new one.
@@ -163,14 +128,14 @@ class EtcdInstancerImpl implements EtcdInstancer {
         `etcd instancer: watch on ${this.#prefix} cancelled: ${messageOf(error)}`,
         { cause: error },
       );
-      this.#cache.fail(this.#watchError);
+      this.cache.fail(this.#watchError);
       this.#retry();
     });
   }
 
   /** Lists the prefix and updates the cache; a listing asked for while one runs runs after it. */
   #list(): void {
-    if (this.#cache.closed) return;
+    if (this.cache.closed) return;
     if (this.#listing) {
       this.#relist = true;
       return;
@@ -193,8 +158,8 @@ class EtcdInstancerImpl implements EtcdInstancer {
           .exec();
         kvs = response.kvs;
       } catch (error) {
-        if (this.#cache.closed) return;
-        this.#cache.fail(
+        if (this.cache.closed) return;
+        this.cache.fail(
           new ServiceError(
             codeOf(error),
             `etcd instancer: cannot list ${this.#prefix}: ${messageOf(error)}`,
@@ -203,26 +168,26 @@ class EtcdInstancerImpl implements EtcdInstancer {
             },
           ),
         );
-        this.#settle();
+        this.settle();
         this.#retry();
         return;
       }
-      if (this.#cache.closed) return;
+      if (this.cache.closed) return;
       this.#attempt = 0;
-      this.#cache.update(this.#decode(kvs));
+      this.cache.update(this.#decode(kvs));
       // A listing that succeeded while the watch is down is not being kept up to date: say so.
-      if (this.#watchError !== undefined) this.#cache.fail(this.#watchError);
-      this.#settle();
-    } while (this.#relist && !this.#cache.closed);
+      if (this.#watchError !== undefined) this.cache.fail(this.#watchError);
+      this.settle();
+    } while (this.#relist && !this.cache.closed);
   }
 
   /** Tries again after a failed listing or a cancelled watch, with backoff. */
   #retry(): void {
-    if (this.#cache.closed || this.#timer !== undefined) return;
+    if (this.cache.closed || this.#timer !== undefined) return;
     this.#timer = setTimeout(
       () => {
         this.#timer = undefined;
-        if (this.#cache.closed) return;
+        if (this.cache.closed) return;
         if (this.#watcher === undefined) this.#watch();
         this.#list();
       },
@@ -238,7 +203,7 @@ class EtcdInstancerImpl implements EtcdInstancer {
       try {
         instances.push(decodeValue(kv.value.toString()));
       } catch (error) {
-        this.#tell(
+        this.tell(
           new ServiceError(Code.INVALID_ARGUMENT, `etcd instancer: skipping ${key}: ${messageOf(error)}`, {
             cause: error,
           }),
@@ -246,14 +211,5 @@ class EtcdInstancerImpl implements EtcdInstancer {
       }
     }
     return instances;
-  }
-
-  /** Tells onError, which must never break the instancer. */
-  #tell(error: unknown): void {
-    try {
-      this.#onError(error instanceof Error ? error : new Error(String(error)));
-    } catch {
-      // ignored: nothing sensible to do with it
-    }
   }
 }

@@ -9,6 +9,7 @@
  * @packageDocumentation
  */
 
+export { BackendInstancer } from "./backend-instancer.js";
 export type {
   EndpointEntry,
   Endpointer,

@@ -12,9 +12,7 @@
 // servers/svckit-http-jwt.mjs): a fixed secret and EC key, and tokens signed with node:crypto at
 // import time, so the harness and the server agree without talking. Benchmark-only keys: never reuse.
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign } from "node:crypto";
-import { writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
-import { cliArgs, isMain, machineInfo, markdownTable, median } from "./lib.mjs";
+import { machineInfo, markdownTable, median, microBenchCli, microBenchOptions } from "./lib.mjs";
 
 /** The HS256 secret of the auth benches (32 bytes). */
 export const BENCH_SECRET = "svckit-bench-secret-0123456789ab";
@@ -63,12 +61,7 @@ export function benchAuthorization(alg) {
   return `Bearer ${benchToken(alg)}`;
 }
 
-export const AUTH_OPTIONS = {
-  calls: { type: "string", default: "4000" },
-  rounds: { type: "string", default: "5" },
-  json: { type: "string" },
-  help: { type: "boolean", short: "h" },
-};
+export const AUTH_OPTIONS = microBenchOptions(4_000);
 
 /** Calls of a fast case (cache hit, bare endpoint) per call of a slow one. */
 const FAST = 50;
@@ -206,21 +199,4 @@ export function formatAuth(result) {
   return markdownTable(["case", "per call", ""], rows, ["left", "right", "left"]);
 }
 
-async function main() {
-  const { values } = parseArgs({ args: cliArgs(), options: AUTH_OPTIONS, strict: true });
-  if (values.help) {
-    console.log("usage: node bench/auth.mjs [--calls 4000] [--rounds 5] [--json out.json]");
-    return;
-  }
-  const calls = Number(values.calls);
-  const rounds = Number(values.rounds);
-  if (!Number.isInteger(calls) || calls <= 0 || !Number.isInteger(rounds) || rounds <= 0) {
-    console.error("auth bench: --calls and --rounds must be positive integers");
-    process.exit(2);
-  }
-  const result = await runAuth({ calls, rounds });
-  console.log(formatAuth(result));
-  if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
-}
-
-if (isMain(import.meta.url)) await main();
+microBenchCli(import.meta.url, { file: "auth.mjs", options: AUTH_OPTIONS, run: runAuth, format: formatAuth });

@@ -45,6 +45,7 @@ import {
   runBenchCli,
   serverModeText,
   serverPool,
+  startFailed,
 } from "./lib.mjs";
 import { ADDSVC_PROTO } from "./servers/grpc-common.mjs";
 
@@ -374,10 +375,7 @@ async function prepareOne(variant, shapes, settings, files) {
   try {
     ready = await waitReady(server);
   } catch (error) {
-    prepared.problems.push(error.message);
-    const tail = server.stderr().trim();
-    if (tail) prepared.problems.push(`server stderr: ${tail.split("\n").slice(0, 12).join("\n")}`);
-    return prepared;
+    return startFailed(prepared, server, error);
   }
   prepared.ready = true;
   prepared.port = ready.port;

@@ -26,6 +26,7 @@ import {
   runBenchCli,
   serverModeText,
   serverPool,
+  startFailed,
   trackChild,
 } from "./lib.mjs";
 
@@ -442,10 +443,7 @@ async function prepareVariant(variant, settings) {
   try {
     prepared.port = await waitReady(server, variant.headers, call);
   } catch (error) {
-    prepared.problems.push(error.message);
-    const tail = server.stderr().trim();
-    if (tail) prepared.problems.push(`server stderr: ${tail.split("\n").slice(0, 12).join("\n")}`);
-    return prepared;
+    return startFailed(prepared, server, error);
   }
   prepared.ready = true;
   prepared.url = `http://127.0.0.1:${prepared.port}${call.path}`;

@@ -350,6 +350,14 @@ export function serverModeText(settings) {
     : "a fresh server per measurement (started, checked, warmed up, measured, stopped)";
 }
 
+/** Records on `prepared` why its server did not get ready: the error and the start of its stderr. */
+export function startFailed(prepared, server, error) {
+  prepared.problems.push(error.message);
+  const tail = server.stderr().trim();
+  if (tail) prepared.problems.push(`server stderr: ${tail.split("\n").slice(0, 12).join("\n")}`);
+  return prepared;
+}
+
 /** Logs how a kept server's start went (--keep-servers), loudly when it cannot be measured. */
 export function logPrepared(name, prepared, log = console.log) {
   if (prepared.ready && prepared.problems.length === 0) {
@@ -358,4 +366,70 @@ export function logPrepared(name, prepared, log = console.log) {
   }
   log(`[start] ${name}: ${prepared.ready ? "warm-up FAILED" : "FAILED"}`);
   loud(`${name}: every measurement on this server will be INVALID:\n${prepared.problems.join("\n")}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// in-process micro benches (middleware.mjs, observability.mjs, auth.mjs)
+
+/**
+ * The options every micro bench takes: `--calls` (per case and round), `--rounds`, `--json`, `--help`.
+ * `calls` is the bench's own default.
+ */
+export function microBenchOptions(calls) {
+  return {
+    calls: { type: "string", default: String(calls) },
+    rounds: { type: "string", default: "5" },
+    json: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  };
+}
+
+/**
+ * The command line of a micro bench run as a script: parse its options (exit 2 on calls or rounds
+ * that are not positive integers), print usage on --help, `run({ calls, rounds })`, print
+ * `format(result)`, write --json.
+ */
+export function microBenchCli(metaUrl, { file, options, run, format }) {
+  if (!isMain(metaUrl)) return;
+  const main = async () => {
+    const { values } = parseArgs({ args: cliArgs(), options, strict: true });
+    if (values.help) {
+      console.log(
+        `usage: node bench/${file} [--calls ${options.calls.default}] [--rounds ${options.rounds.default}] [--json out.json]`,
+      );
+      return;
+    }
+    const calls = Number(values.calls);
+    const rounds = Number(values.rounds);
+    if (!Number.isInteger(calls) || calls <= 0 || !Number.isInteger(rounds) || rounds <= 0) {
+      throw new Error("--calls and --rounds must be positive integers");
+    }
+    const result = await run({ calls, rounds });
+    console.log(format(result));
+    if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
+  };
+  main().catch((error) => {
+    console.error(`${file}: ${error.message}`);
+    process.exit(2);
+  });
+}
+
+/**
+ * Times every case after a warm-up (two passes of up to 100,000 calls each), in `rounds` rounds that
+ * each run every case in turn, and returns per case its samples (ns per call), their median and its
+ * overhead over the first case's median. `time(case, n)` runs `n` calls of a case and returns ns per call.
+ */
+export async function interleavedRounds(cases, { calls, rounds }, time) {
+  for (let w = 0; w < 2; w++) for (const c of cases) await time(c, Math.min(calls, 100_000));
+  const samples = cases.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < cases.length; i++) samples[i].push(await time(cases[i], calls));
+  }
+  const base = median(samples[0]);
+  return cases.map((c, i) => ({
+    name: c.name,
+    nsPerCall: median(samples[i]),
+    overheadNs: median(samples[i]) - base,
+    samples: samples[i],
+  }));
 }

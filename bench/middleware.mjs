@@ -6,22 +6,15 @@
 // Prints ns per call and the overhead over the bare endpoint.
 //
 //   node bench/middleware.mjs [--calls 300000] [--rounds 5] [--json out.json]
-import { writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { createBulkhead } from "@svckit/bulkhead";
 import { createCircuitBreaker } from "@svckit/circuitbreaker";
 import { chain, createContext, timeout } from "@svckit/endpoint";
 import { fallback } from "@svckit/fallback";
 import { createRateLimiter } from "@svckit/ratelimit";
 import { hedge, retry } from "@svckit/retry";
-import { cliArgs, isMain, machineInfo, markdownTable, median } from "./lib.mjs";
+import { interleavedRounds, machineInfo, markdownTable, microBenchCli, microBenchOptions } from "./lib.mjs";
 
-export const MIDDLEWARE_OPTIONS = {
-  calls: { type: "string", default: "300000" },
-  rounds: { type: "string", default: "5" },
-  json: { type: "string" },
-  help: { type: "boolean", short: "h" },
-};
+export const MIDDLEWARE_OPTIONS = microBenchOptions(300_000);
 
 const endpoint = async (_ctx, req) => req.a + req.b;
 const req = { a: 1, b: 2 };
@@ -60,14 +53,6 @@ function buildCases() {
   return { cases, close };
 }
 
-async function time(fn, ctx, n) {
-  const t0 = process.hrtime.bigint();
-  let s = 0;
-  for (let i = 0; i < n; i++) s += await fn(ctx, req);
-  sink += s;
-  return Number(process.hrtime.bigint() - t0) / n;
-}
-
 /** Runs every case and returns ns per call (median of rounds). */
 export async function runMiddleware({ calls, rounds }, log = console.log) {
   const { cases, close } = buildCases();
@@ -79,24 +64,20 @@ export async function runMiddleware({ calls, rounds }, log = console.log) {
     log(
       `middleware bench: node ${process.version}, ${calls.toLocaleString("en-US")} awaited calls × ${rounds} rounds per case`,
     );
-    for (let w = 0; w < 2; w++) for (const c of cases) await time(c.endpoint, ctx, Math.min(calls, 100_000));
-    const samples = cases.map(() => []);
-    for (let r = 0; r < rounds; r++) {
-      for (let i = 0; i < cases.length; i++) samples[i].push(await time(cases[i].endpoint, ctx, calls));
-    }
-    const ns = samples.map((xs) => median(xs));
+    const timed = await interleavedRounds(cases, { calls, rounds }, async (c, n) => {
+      const t0 = process.hrtime.bigint();
+      let s = 0;
+      for (let i = 0; i < n; i++) s += await c.endpoint(ctx, req);
+      sink += s;
+      return Number(process.hrtime.bigint() - t0) / n;
+    });
     return {
       bench: "middleware",
       node: process.version,
       machine: machineInfo(),
       calls,
       rounds,
-      cases: cases.map((c, i) => ({
-        name: c.name,
-        nsPerCall: ns[i],
-        overheadNs: ns[i] - ns[0],
-        samples: samples[i],
-      })),
+      cases: timed,
       sink,
     };
   } finally {
@@ -113,15 +94,9 @@ export function formatMiddleware(result) {
   return markdownTable(["case", "ns/call", "overhead ns/call"], rows, ["left", "right", "right"]);
 }
 
-async function main() {
-  const { values } = parseArgs({ args: cliArgs(), options: MIDDLEWARE_OPTIONS, strict: true });
-  if (values.help) {
-    console.log("usage: node bench/middleware.mjs [--calls 300000] [--rounds 5] [--json out.json]");
-    return;
-  }
-  const result = await runMiddleware({ calls: Number(values.calls), rounds: Number(values.rounds) });
-  console.log(formatMiddleware(result));
-  if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
-}
-
-if (isMain(import.meta.url)) await main();
+microBenchCli(import.meta.url, {
+  file: "middleware.mjs",
+  options: MIDDLEWARE_OPTIONS,
+  run: runMiddleware,
+  format: formatMiddleware,
+});

@@ -11,8 +11,6 @@
 // isolates the middlewares' own CPU, which a loopback load run on a drifting machine cannot.
 //
 //   node bench/observability.mjs [--calls 200000] [--rounds 5] [--json out.json]
-import { writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { propagation, trace } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
@@ -20,14 +18,9 @@ import { chain, createContext } from "@svckit/endpoint";
 import { createJsonLogger, logging } from "@svckit/log";
 import { createMetrics } from "@svckit/metrics";
 import { serverTracing } from "@svckit/tracing";
-import { cliArgs, isMain, machineInfo, markdownTable, median } from "./lib.mjs";
+import { interleavedRounds, machineInfo, markdownTable, microBenchCli, microBenchOptions } from "./lib.mjs";
 
-export const OBSERVABILITY_OPTIONS = {
-  calls: { type: "string", default: "200000" },
-  rounds: { type: "string", default: "5" },
-  json: { type: "string" },
-  help: { type: "boolean", short: "h" },
-};
+export const OBSERVABILITY_OPTIONS = microBenchOptions(200_000);
 
 const endpoint = async (_ctx, req) => req.a + req.b;
 const req = { a: 1, b: 2 };
@@ -68,18 +61,6 @@ function buildCases() {
   return { cases, close };
 }
 
-async function time(fn, n) {
-  const t0 = process.hrtime.bigint();
-  let s = 0;
-  for (let i = 0; i < n; i++) {
-    // A fresh context per call, as a server makes one per request.
-    const ctx = createContext({ callInfo, metadata: headers });
-    s += await fn(ctx, req);
-  }
-  sink += s;
-  return Number(process.hrtime.bigint() - t0) / n;
-}
-
 /** Runs every case and returns ns per call (median of rounds). */
 export async function runObservability({ calls, rounds }, log = console.log) {
   const { cases, close } = buildCases();
@@ -92,24 +73,23 @@ export async function runObservability({ calls, rounds }, log = console.log) {
     log(
       `observability bench: node ${process.version}, ${calls.toLocaleString("en-US")} awaited calls × ${rounds} rounds per case`,
     );
-    for (let w = 0; w < 2; w++) for (const c of cases) await time(c.endpoint, Math.min(calls, 100_000));
-    const samples = cases.map(() => []);
-    for (let r = 0; r < rounds; r++) {
-      for (let i = 0; i < cases.length; i++) samples[i].push(await time(cases[i].endpoint, calls));
-    }
-    const ns = samples.map((xs) => median(xs));
+    const timed = await interleavedRounds(cases, { calls, rounds }, async (c, n) => {
+      const t0 = process.hrtime.bigint();
+      let s = 0;
+      for (let i = 0; i < n; i++) {
+        // A fresh context per call, as a server makes one per request.
+        s += await c.endpoint(createContext({ callInfo, metadata: headers }), req);
+      }
+      sink += s;
+      return Number(process.hrtime.bigint() - t0) / n;
+    });
     return {
       bench: "observability",
       node: process.version,
       machine: machineInfo(),
       calls,
       rounds,
-      cases: cases.map((c, i) => ({
-        name: c.name,
-        nsPerCall: ns[i],
-        overheadNs: ns[i] - ns[0],
-        samples: samples[i],
-      })),
+      cases: timed,
       sink,
     };
   } finally {
@@ -126,15 +106,9 @@ export function formatObservability(result) {
   return markdownTable(["case", "µs/call", "overhead µs/call"], rows, ["left", "right", "right"]);
 }
 
-async function main() {
-  const { values } = parseArgs({ args: cliArgs(), options: OBSERVABILITY_OPTIONS, strict: true });
-  if (values.help) {
-    console.log("usage: node bench/observability.mjs [--calls 200000] [--rounds 5] [--json out.json]");
-    return;
-  }
-  const result = await runObservability({ calls: Number(values.calls), rounds: Number(values.rounds) });
-  console.log(formatObservability(result));
-  if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
-}
-
-if (isMain(import.meta.url)) await main();
+microBenchCli(import.meta.url, {
+  file: "observability.mjs",
+  options: OBSERVABILITY_OPTIONS,
+  run: runObservability,
+  format: formatObservability,
+});

@@ -734,8 +734,10 @@ function makeLogger(shared: Shared, baseFields: LogFields, root: boolean): JsonL
       try {
         let tail = "";
         for (let i = 0; i < count; i++) {
-          const value = values[i];
+          let value = values[i];
           if (value === undefined) continue;
+          // The sample checked the keys; a string's content may still hold a credential to scrub.
+          if (redactor !== undefined && typeof value === "string") value = redactor(value);
           const json = valueJson(value, tailKeys[i] as string);
           if (json !== undefined) tail += (tailParts[i] as string) + json;
         }

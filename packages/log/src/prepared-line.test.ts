@@ -168,15 +168,26 @@ describe("logging on the JSON logger: prepared lines of successful calls", () =>
     expect(fast[0]).not.toContain("/token/:token");
   });
 
-  it("escapes whatever trace id a context carries, as the general path does (fuzzed)", async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.string({ maxLength: 40 }), async (traceId) => {
-        const calls = [{ ctx: createContext({ callInfo: route }).with(traceIdKey, traceId) }];
-        const { fast, slow } = await bothPaths({ redact: false }, {}, calls);
-        expect(fast).toEqual(slow);
-        for (const line of fast) JSON.parse(line);
-      }),
-      { numRuns: 100 },
+  it("escapes and redacts whatever trace id a context carries, as the general path does (fuzzed)", async () => {
+    const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJlLWJ5dGVz";
+    const traceIds = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.constantFrom(`Bearer ${jwt}`, jwt, "Basic dXNlcjpwYXNz", TRACE_ID),
     );
+    for (const options of [{ redact: false }, {}] as JsonLoggerOptions[]) {
+      await fc.assert(
+        fc.asyncProperty(traceIds, async (traceId) => {
+          const calls = [{ ctx: createContext({ callInfo: route }).with(traceIdKey, traceId) }];
+          const { fast, slow } = await bothPaths(options, {}, calls);
+          expect(fast).toEqual(slow);
+          for (const line of fast) JSON.parse(line);
+        }),
+        { numRuns: 100 },
+      );
+    }
+    // With the default redaction, a credential in the trace id is scrubbed on the prepared path too.
+    const calls = [{ ctx: createContext({ callInfo: route }).with(traceIdKey, `Bearer ${jwt}`) }];
+    const { fast } = await bothPaths({}, {}, calls);
+    expect(fast[0]).not.toContain(jwt);
   });
 });

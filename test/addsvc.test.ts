@@ -19,6 +19,7 @@ import {
   JSON_TYPE,
   jsonLines,
   mainJs,
+  ONLY_HTTP,
   portOf,
   root,
   runNode,
@@ -248,16 +249,7 @@ describe("the addsvc binary", () => {
   it("exits 1 with a message when an address is in use", async () => {
     const taken = await listen((_req, res) => res.end());
     try {
-      const out = await runNode(mainJs, [
-        "--http-addr",
-        `127.0.0.1:${taken.port}`,
-        "--grpc-addr",
-        "off",
-        "--jsonrpc-addr",
-        "off",
-        "--debug-addr",
-        "off",
-      ]);
+      const out = await runNode(mainJs, ["--http-addr", `127.0.0.1:${taken.port}`, ...ONLY_HTTP]);
       expect(out.code).toBe(1);
       expect(out.stderr).toMatch(
         new RegExp(`^addsvc: HTTP: cannot listen on 127\\.0\\.0\\.1:${taken.port}: .*EADDRINUSE`),

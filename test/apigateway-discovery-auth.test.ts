@@ -14,34 +14,21 @@ import type { Logger } from "@svckit/log";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseCommandLine } from "../examples/apigateway/src/flags.js";
 import { type Apigateway, createApigateway } from "../examples/apigateway/src/gateway.js";
-import { newEcKeys } from "../packages/auth-jwt/src/test-helpers.js";
+import { es256KeySet, newEcKeys } from "../packages/auth-jwt/src/test-helpers.js";
 import { type FakeConsul, startFakeConsul } from "../packages/sd-consul/src/test-helpers.js";
-import { jsonLines, portOf, type RunningAddsvc, startAddsvc } from "./fixtures/addsvc-helpers.js";
+import {
+  jsonLines,
+  portOf,
+  type RunningAddsvc,
+  servedCalls,
+  startAddsvcHttp,
+} from "./fixtures/addsvc-helpers.js";
 import { ensureBuilt, startGateway } from "./fixtures/apigateway-helpers.js";
 import { closeServers, listen, type RawResponse, send, stopProcesses, type TestProcess } from "./support.js";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 const ISSUER = "https://idp.test/";
 const AUDIENCE = "apigateway";
-
-/** addsvc with HTTP only, no rate limits and no breakers. */
-function startAddsvcHttp(): Promise<RunningAddsvc> {
-  return startAddsvc([
-    "--grpc-addr",
-    "off",
-    "--jsonrpc-addr",
-    "off",
-    "--debug-addr",
-    "off",
-    "--breaker-calls",
-    "0",
-  ]);
-}
-
-/** The calls an addsvc logged so far (one line per call, from its logging middleware). */
-function servedCalls(svc: RunningAddsvc): number {
-  return jsonLines(svc.proc).filter((l) => typeof l.endpoint === "string" && l.kind === "server").length;
-}
 
 /** POST /addsvc/sum {a, b: 1} to the gateway on `port`, with a bearer token when given. */
 function sum(port: number, a: number, token?: string): Promise<RawResponse> {
@@ -230,13 +217,7 @@ async function keySetServer(keys: [string, KeyObject][]): Promise<KeySetServer> 
       res.writeHead(404).end();
       return;
     }
-    const body = state.keys.map(([kid, key]) => ({
-      ...key.export({ format: "jwk" }),
-      kid,
-      use: "sig",
-      alg: "ES256",
-    }));
-    res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(JSON.stringify({ keys: body }));
+    res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(es256KeySet(state.keys));
   });
   url = `${server.origin}/jwks.json`;
   return state;

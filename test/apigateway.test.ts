@@ -31,7 +31,14 @@ import {
   INTERNAL_AUDIENCE,
   INTERNAL_ISSUER,
 } from "../examples/apigateway/src/gateway.js";
-import { jsonLines, type RunningAddsvc, root, startAddsvc } from "./fixtures/addsvc-helpers.js";
+import {
+  jsonLines,
+  portOf,
+  type RunningAddsvc,
+  root,
+  servedCalls,
+  startAddsvcHttp,
+} from "./fixtures/addsvc-helpers.js";
 import {
   ensureBuilt,
   gatewayJs,
@@ -79,30 +86,6 @@ function post(
     },
     ...(options.agent === undefined ? {} : { agent: options.agent }),
   });
-}
-
-function portOf(addr: string | undefined): number {
-  if (addr === undefined) throw new Error("not listening");
-  return Number(addr.slice(addr.lastIndexOf(":") + 1));
-}
-
-/** addsvc with HTTP only, no rate limits and no breakers. */
-function startAddsvcHttp(): Promise<RunningAddsvc> {
-  return startAddsvc([
-    "--grpc-addr",
-    "off",
-    "--jsonrpc-addr",
-    "off",
-    "--debug-addr",
-    "off",
-    "--breaker-calls",
-    "0",
-  ]);
-}
-
-/** The calls an addsvc logged so far (one line per call, from its logging middleware). */
-function servedCalls(svc: RunningAddsvc): number {
-  return jsonLines(svc.proc).filter((l) => typeof l.endpoint === "string" && l.kind === "server").length;
 }
 
 /** A svckit error answer: `status`, JSON, `{code, message}`. */

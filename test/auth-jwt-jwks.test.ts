@@ -15,7 +15,12 @@ import {
   jsonResponseDecoder,
 } from "@svckit/transport-http";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { fixedClock, newEcKeys, serviceRejection } from "../packages/auth-jwt/src/test-helpers.js";
+import {
+  es256KeySet,
+  fixedClock,
+  newEcKeys,
+  serviceRejection,
+} from "../packages/auth-jwt/src/test-helpers.js";
 import { closeServers, listen } from "./support.js";
 
 const T0 = Date.UTC(2031, 5, 1);
@@ -38,13 +43,7 @@ async function keySetServer(): Promise<KeySetServer> {
       res.writeHead(state.down ? 503 : 404).end();
       return;
     }
-    const keys = state.keys.map(([kid, key]) => ({
-      ...key.export({ format: "jwk" }),
-      kid,
-      use: "sig",
-      alg: "ES256",
-    }));
-    res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(JSON.stringify({ keys }));
+    res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(es256KeySet(state.keys));
   });
   state.url = `${origin}/.well-known/jwks.json`;
   return state;

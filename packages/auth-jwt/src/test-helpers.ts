@@ -36,6 +36,13 @@ export function newEcKeys(): KeyPair {
   return generateKeyPairSync("ec", { namedCurve: "P-256" });
 }
 
+/** The body of a JWKS endpoint serving `keys` (`[kid, public key]`) as ES256 signing keys. */
+export function es256KeySet(keys: readonly (readonly [string, KeyObject])[]): string {
+  return JSON.stringify({
+    keys: keys.map(([kid, key]) => ({ ...key.export({ format: "jwk" }), kid, use: "sig", alg: "ES256" })),
+  });
+}
+
 /** An RSA-2048 key pair (made once per test file). */
 export function rsaKeys(): KeyPair {
   rsa ??= generateKeyPairSync("rsa", { modulusLength: 2048 });

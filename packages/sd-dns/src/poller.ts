@@ -102,7 +102,9 @@ export function lookupError(what: string, error: unknown): ServiceError {
  */
 export class DnsPoller extends BackendInstancer implements DnsInstancer {
   readonly #what: string;
-  readonly #lookup: () => Promise<LookupResult>;
+  readonly #lookup: (tell: (error: Error) => void) => Promise<LookupResult>;
+  /** {@link BackendInstancer.tell}, bound once, for lookups to report what they skip. */
+  readonly #tell = (error: Error): void => this.tell(error);
   readonly #config: PollerConfig;
   readonly #cancel: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -110,10 +112,15 @@ export class DnsPoller extends BackendInstancer implements DnsInstancer {
 
   /**
    * @param what - what a lookup is, for messages: `SRV lookup of _http._tcp.users`.
-   * @param lookup - one lookup; rejects with the resolver's error.
+   * @param lookup - one lookup; rejects with the resolver's error; reports records it skips to `tell`.
    * @param cancel - cancels the lookups in flight (only for a resolver the instancer owns).
    */
-  constructor(what: string, lookup: () => Promise<LookupResult>, config: PollerConfig, cancel?: () => void) {
+  constructor(
+    what: string,
+    lookup: (tell: (error: Error) => void) => Promise<LookupResult>,
+    config: PollerConfig,
+    cancel?: () => void,
+  ) {
     // Listener errors and bad instances go to onError: nothing breaks the poll loop.
     super(config.onError);
     this.#what = what;
@@ -138,7 +145,7 @@ export class DnsPoller extends BackendInstancer implements DnsInstancer {
     const { interval, minInterval, notFound } = this.#config;
     let delay: number;
     try {
-      const result = await this.#withTimeout(this.#lookup());
+      const result = await this.#withTimeout(this.#lookup(this.#tell));
       if (this.cache.closed) return;
       this.#failures = 0;
       this.cache.update(result.instances);
@@ -182,15 +189,6 @@ export class DnsPoller extends BackendInstancer implements DnsInstancer {
       timer.unref();
     });
     return Promise.race([lookup, expired]).finally(() => clearTimeout(timer));
-  }
-}
-
-/** Tells `onError` about `error`; an onError that throws never breaks the loop. */
-export function tell(onError: (error: Error) => void, error: unknown): void {
-  try {
-    onError(error instanceof Error ? error : new Error(String(error)));
-  } catch {
-    // ignored
   }
 }
 

@@ -9,7 +9,6 @@ import {
   type LookupResult,
   nonEmpty,
   pollerConfig,
-  tell,
 } from "./poller.js";
 
 const where = "createDnsSrvInstancer";
@@ -61,11 +60,11 @@ export function createDnsSrvInstancer(name: string, options: DnsSrvInstancerOpti
     cancel = () => own.cancel();
   }
   const what = `SRV lookup of ${name}`;
-  const lookup = async (): Promise<LookupResult> => {
+  const lookup = async (tell: (error: Error) => void): Promise<LookupResult> => {
     const records = await resolver.resolveSrv(name);
     if (!Array.isArray(records))
       throw new TypeError("the resolver answered with something other than a list");
-    return { instances: lowestPriority(records, what, config.onError) };
+    return { instances: lowestPriority(records, what, tell) };
   };
   return new DnsPoller(what, lookup, config, cancel);
 }
@@ -73,14 +72,13 @@ export function createDnsSrvInstancer(name: string, options: DnsSrvInstancerOpti
 function lowestPriority(
   records: readonly SrvRecord[],
   what: string,
-  onError: (error: Error) => void,
+  tell: (error: Error) => void,
 ): Instance[] {
   const valid: SrvRecord[] = [];
   for (const record of records) {
     const problem = invalid(record);
     if (problem === undefined) valid.push(record);
-    else
-      tell(onError, new ServiceError(Code.INVALID_ARGUMENT, `dns: ${what}: skipping a record: ${problem}`));
+    else tell(new ServiceError(Code.INVALID_ARGUMENT, `dns: ${what}: skipping a record: ${problem}`));
   }
   if (valid.length === 0) return [];
   const lowest = Math.min(...valid.map((r) => r.priority));

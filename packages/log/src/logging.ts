@@ -173,13 +173,7 @@ export function logging<Req, Res>(options: LoggingOptions<Req, Res>): Middleware
   // trace id) are values svckit produced, not what a caller sent: a line holding nothing else is
   // redacted only if the redaction would change them — checked once for the fixed names and values,
   // and once per call description (transports reuse one CallInfo per method and route).
-  const fixedSafe = untouched(redactor, {
-    endpoint: name,
-    kind,
-    code: "OK",
-    durationMs: 1,
-    traceId: "0af7651916cd43dd8448eb211c80319c",
-  });
+  const fixedSafe = untouched(redactor, { endpoint: name, kind, code: "OK", ...TAIL_SAMPLE });
   const safeInfos = new WeakMap<object, boolean>();
   function infoSafe(line: LogFields, info: object | undefined): boolean {
     if (!fixedSafe) return false;

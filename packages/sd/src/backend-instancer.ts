@@ -1,5 +1,5 @@
 import type { Instancer, InstancerState } from "./instance.js";
-import { InstanceCache } from "./instance-cache.js";
+import { InstanceCache, report } from "./instance-cache.js";
 
 function noop(): void {}
 
@@ -57,7 +57,7 @@ export abstract class BackendInstancer implements Instancer {
         this.stop();
         this.settle();
       },
-      onError: (error) => this.tell(error),
+      onError,
     });
     this.#ready = new Promise((resolve) => {
       this.#resolveReady = resolve;
@@ -96,11 +96,7 @@ export abstract class BackendInstancer implements Instancer {
 
   /** Hands `error` (a non-Error is wrapped in one) to `onError`; never throws. */
   protected tell(error: unknown): void {
-    try {
-      this.#onError(error instanceof Error ? error : new Error(String(error)));
-    } catch {
-      // ignored: onError must not break the backend's loop
-    }
+    report(this.#onError, error);
   }
 
   /** Cancels the backend's timers, watches and requests in flight; called once, by `close()`. */

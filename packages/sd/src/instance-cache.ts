@@ -146,11 +146,7 @@ export class InstanceCache implements Instancer {
   }
 
   #report(error: unknown): void {
-    try {
-      this.#onError?.(error instanceof Error ? error : new Error(String(error)));
-    } catch {
-      // ignored: onError must not break the backend's loop
-    }
+    if (this.#onError !== undefined) report(this.#onError, error);
   }
 
   /** Drops the listeners, ignores later updates and calls `onClose` once. */
@@ -159,6 +155,18 @@ export class InstanceCache implements Instancer {
     this.#closed = true;
     this.#emitter.clear();
     this.#onClose?.();
+  }
+}
+
+/**
+ * Hands `error` (a non-Error wrapped in one) to `onError`, ignoring what `onError` throws, so a
+ * backend's loop is never broken by it. Internal to the package (also used by BackendInstancer).
+ */
+export function report(onError: (error: Error) => void, error: unknown): void {
+  try {
+    onError(error instanceof Error ? error : new Error(String(error)));
+  } catch {
+    // ignored: onError must not break the backend's loop
   }
 }
 

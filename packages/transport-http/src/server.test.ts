@@ -288,6 +288,7 @@ describe("createHttpHandler: body limit", () => {
       });
       expect(huge.status).toBe(413);
       expect(huge.headers.connection).toBe("close");
+      expect(huge.json()).toEqual(tooLarge);
     } finally {
       agent.destroy();
     }

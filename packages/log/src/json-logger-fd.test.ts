@@ -11,33 +11,44 @@ const fake = vi.hoisted(() => ({
   fd: 1000,
   /** What the next writeSync calls do: throw that code, or take at most that many bytes. */
   script: [] as Step[],
-  /** The bytes each writeSync call took. */
+  /** The bytes each writeSync call took, as text. */
   written: [] as string[],
+  /** The same, as bytes (a short write may end inside a character). */
+  bytes: [] as Buffer[],
   calls: 0,
 }));
 
 vi.mock("node:fs", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs")>();
-  const writeSync = (fd: number, buffer: Buffer, offset = 0, length = buffer.length - offset): number => {
-    if (fd !== fake.fd) return real.writeSync(fd, buffer, offset, length);
+  // The logger hands a batch over as a string first, and what a short write left as bytes.
+  const writeSync = (fd: number, data: Buffer | string, at?: number, size?: number): number => {
+    if (fd !== fake.fd) {
+      return typeof data === "string" ? real.writeSync(fd, data) : real.writeSync(fd, data, at, size);
+    }
+    const buffer = typeof data === "string" ? Buffer.from(data) : data;
+    const offset = typeof data === "string" ? 0 : (at ?? 0);
+    const length = typeof data === "string" ? buffer.length : (size ?? buffer.length - offset);
     fake.calls++;
     const step = fake.script.shift();
     if (step === "EAGAIN" || step === "EPIPE") {
       throw Object.assign(new Error(`${step}: fake`), { code: step });
     }
     const n = Math.min(step ?? length, length);
-    fake.written.push(buffer.subarray(offset, offset + n).toString("utf8"));
+    const taken = Buffer.from(buffer.subarray(offset, offset + n));
+    fake.written.push(taken.toString("utf8"));
+    fake.bytes.push(taken);
     return n;
   };
   return { ...real, writeSync, default: { ...real, writeSync } };
 });
 
 const FAKE_FD = fake.fd;
-const text = (): string => fake.written.join("");
+const text = (): string => Buffer.concat(fake.bytes).toString("utf8");
 
 afterEach(() => {
   fake.script.length = 0;
   fake.written.length = 0;
+  fake.bytes.length = 0;
   fake.calls = 0;
 });
 
@@ -50,6 +61,17 @@ describe("createJsonLogger on a file descriptor that does not keep up", () => {
     await logger.flush();
     expect(fake.written.slice(0, 2)).toEqual(['{"lev', 'el":"in']);
     expect(text()).toBe('{"level":"info","message":"one"}\n{"level":"info","message":"two"}\n');
+    await logger.close();
+  });
+
+  it("goes on from the right byte when a short write ends inside a multi-byte character", async () => {
+    const logger = createJsonLogger({ destination: FAKE_FD, timestamp: false });
+    // '{"level":"info","message":"' is 27 bytes; 28 takes the first of "é"'s two bytes.
+    fake.script.push(28);
+    logger.log("info", "é€😀", {});
+    await logger.flush();
+    expect(fake.bytes[0]?.length).toBe(28);
+    expect(text()).toBe('{"level":"info","message":"é€😀"}\n');
     await logger.close();
   });
 

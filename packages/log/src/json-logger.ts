@@ -481,7 +481,7 @@ class Sink implements ExitFlushable {
     if (this.blocked || this.failed) return;
     const chunk = this.takePending();
     if (chunk !== undefined) {
-      if (this.fd !== undefined) this.writeFd(Buffer.from(chunk));
+      if (this.fd !== undefined) this.writeFdText(chunk);
       else this.writeStream(chunk);
     }
     if (this.settled()) this.resolve(this.flushWaiters);
@@ -508,20 +508,41 @@ class Sink implements ExitFlushable {
     }
   }
 
-  private writeFd(bytes: Buffer): void {
-    let offset = 0;
+  /**
+   * Writes a batch to the file descriptor as a string, so no Buffer is made for it (a batch is past
+   * Buffer's pool size, so `Buffer.from` would allocate one outside the heap per batch). A write that
+   * stops short goes on from the first byte not written.
+   */
+  private writeFdText(chunk: string): void {
+    let written: number;
+    try {
+      written = writeSync(this.fd as number, chunk);
+    } catch (error) {
+      this.stall(Buffer.from(chunk), error);
+      return;
+    }
+    if (written < Buffer.byteLength(chunk)) this.writeFd(Buffer.from(chunk), written);
+  }
+
+  private writeFd(bytes: Buffer, from = 0): void {
+    let offset = from;
     while (offset < bytes.length) {
       try {
         offset += writeSync(this.fd as number, bytes, offset, bytes.length - offset);
       } catch (error) {
-        this.stalled = bytes.subarray(offset);
-        if ((error as NodeJS.ErrnoException).code === "EAGAIN") {
-          this.blocked = true;
-          setTimeout(this.retry, RETRY_MS);
-        } else this.fail(error);
+        this.stall(bytes.subarray(offset), error);
         return;
       }
     }
+  }
+
+  /** Keeps the bytes a failed write left; retries them later after EAGAIN, else fails the sink. */
+  private stall(rest: Buffer, error: unknown): void {
+    this.stalled = rest;
+    if ((error as NodeJS.ErrnoException).code === "EAGAIN") {
+      this.blocked = true;
+      setTimeout(this.retry, RETRY_MS);
+    } else this.fail(error);
   }
 
   /** Writes all of `bytes`, sleeping between EAGAIN retries (at exit only); false if it gave up. */

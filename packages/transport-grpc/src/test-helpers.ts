@@ -1,4 +1,5 @@
-// Shared by the tests of this package only: excluded from the build (see tsconfig.json), never exported.
+// Shared by the tests of this package (and, by relative path, of the middleware packages that test
+// over real gRPC): excluded from the build (see tsconfig.json), never exported.
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import {
@@ -13,7 +14,14 @@ import {
   type StatusObject,
 } from "@grpc/grpc-js";
 import { loadProtoSync, type ProtoRoot } from "@svckit/codec-protobuf";
-import type { GrpcMessageCodec } from "@svckit/transport-grpc";
+import type { Endpoint } from "@svckit/endpoint";
+import {
+  bindService,
+  createGrpcClient,
+  createGrpcHandler,
+  type GrpcMessageCodec,
+  type GrpcService,
+} from "@svckit/transport-grpc";
 
 /** The absolute path of a file in `src/testdata`. */
 export function testdata(name: string): string {
@@ -62,6 +70,45 @@ export function jsonCodec<T>(): GrpcMessageCodec<T> {
     encode: (message) => Buffer.from(JSON.stringify(message)),
     decode: (bytes) => JSON.parse(Buffer.from(bytes).toString("utf8")) as T,
   };
+}
+
+/** pb.Add with Sum only, its messages as JSON text: no proto needed by a test that just wants a gRPC hop. */
+export const jsonAdd: GrpcService = {
+  name: "pb.Add",
+  methods: {
+    Sum: {
+      name: "Sum",
+      path: "/pb.Add/Sum",
+      requestType: jsonCodec(),
+      responseType: jsonCodec(),
+      requestStream: false,
+      responseStream: false,
+    },
+  },
+};
+
+/**
+ * Serves `endpoint` as `/pb.Add/Sum` of {@link jsonAdd} (messages are the request and response as
+ * they are) on a grpc-js server, and returns a svckit client endpoint that calls it over a real
+ * connection. {@link closeAll} closes both.
+ */
+export async function jsonSumOverGrpc<Req, Res>(endpoint: Endpoint<Req, Res>): Promise<Endpoint<Req, Res>> {
+  const { address } = await startServer((server) =>
+    bindService(server, jsonAdd, {
+      Sum: createGrpcHandler(
+        endpoint,
+        (_ctx, message: Req) => message,
+        (_ctx, response: Res) => response,
+      ),
+    }),
+  );
+  return createGrpcClient(
+    grpcClient(address),
+    jsonAdd,
+    "Sum",
+    (_ctx, request: Req) => request,
+    (_ctx, reply: Res) => reply,
+  );
 }
 
 /** A running grpc-js server on 127.0.0.1 and its address. */

@@ -34,12 +34,15 @@ import {
   cpuSnapshot,
   cpuDelta as delta,
   distStamp,
+  fmtInterval,
   gitHead,
+  INTERVAL_NOTE,
   logPrepared,
   loud,
   machineInfo,
   markdownTable,
   median,
+  medianInterval,
   nodeVersion,
   otherCpu,
   runBenchCli,
@@ -627,7 +630,9 @@ export async function runGrpc(settings, log = console.log) {
         s.cpuPerReqRatioPerRound = pairs.map(([a, b]) => ratio(a.serverCpuUsPerReq, b.serverCpuUsPerReq));
         s.cpuPerReqRatio = median(s.cpuPerReqRatioPerRound);
         s.ratio = median(s.ratioPerRound);
+        s.ratioInterval = medianInterval(s.ratioPerRound);
         s.p99Ratio = median(s.p99RatioPerRound);
+        s.p99RatioInterval = medianInterval(s.p99RatioPerRound);
         if (variant.ceiling !== undefined) {
           s.ceiling = variant.ceiling;
           s.ceilingTarget = variant.ceilingTarget;
@@ -712,8 +717,16 @@ export function formatGrpc(result) {
         ? "—"
         : `${s.serverCpuUsPerReq.toFixed(1)} µs${s.cpuPerReqRatio === undefined ? "" : ` (${s.cpuPerReqRatio.toFixed(2)}×)`}`,
       s.h2loadCores === undefined ? "—" : s.h2loadCores.toFixed(2),
-      s.baseline === undefined ? "(baseline)" : s.ratio === undefined ? "—" : `${s.ratio.toFixed(3)}×`,
-      s.baseline === undefined ? "" : s.p99Ratio === undefined ? "—" : `${s.p99Ratio.toFixed(3)}×`,
+      s.baseline === undefined
+        ? "(baseline)"
+        : s.ratio === undefined
+          ? "—"
+          : `${s.ratio.toFixed(3)}×${fmtInterval(s.ratioInterval)}`,
+      s.baseline === undefined
+        ? ""
+        : s.p99Ratio === undefined
+          ? "—"
+          : `${s.p99Ratio.toFixed(3)}×${fmtInterval(s.p99RatioInterval)}`,
       s.ceiling === undefined ? "" : s.ceilingRatio === undefined ? "—" : `${s.ceilingRatio.toFixed(3)}×`,
       s.target === undefined
         ? ""
@@ -729,7 +742,7 @@ export function formatGrpc(result) {
     `node ${result.node.server} (${result.node.serverPath}); machine: ${m.nproc} CPUs, ${m.cpuModel}; load average before: ${m.loadavg.join(" ")}`,
     `${result.h2load} -t1 -D ${result.settings.duration} (after ${result.settings.warmup}s warm-up` +
       `${result.settings.keepServers ? " once per server and shape" : ""}), POST ${METHOD_PATH}, ` +
-      `${result.settings.rounds} round(s)${multi ? ": req/s and latencies are medians, ratios are medians of the per-round ratios" : ""}`,
+      `${result.settings.rounds} round(s)${multi ? `: req/s and latencies are medians, ratios are medians of the per-round ratios${INTERVAL_NOTE}` : ""}`,
     `mode: ${serverModeText(result.settings)}`,
     "latency: per request, from h2load's --log-file (p99 nearest-rank, mean); server CPU: cores the server used " +
       "while measured (1.00 = CPU 0 saturated); CPU/req: its CPU time per request (× raw's); h2load CPU: cores h2load used",

@@ -15,12 +15,15 @@ import {
   cpuSeconds,
   cpuSnapshot,
   distStamp,
+  fmtInterval,
   gitHead,
+  INTERVAL_NOTE,
   logPrepared,
   loud,
   machineInfo,
   markdownTable,
   median,
+  medianInterval,
   nodeVersion,
   otherCpu,
   runBenchCli,
@@ -660,6 +663,7 @@ export async function runHttp(settings, log = console.log) {
         })
         .filter((x) => x !== undefined);
       s.ratio = median(ratios);
+      s.ratioInterval = medianInterval(ratios);
       s.ratioPerRound = ratios;
       const cpuRatios = rounds
         .map((rows) => {
@@ -717,7 +721,7 @@ export function formatHttp(result) {
         ? "(baseline)"
         : s.ratio === undefined
           ? "—"
-          : `${s.ratio.toFixed(3)}× ${s.baseline}`,
+          : `${s.ratio.toFixed(3)}× ${s.baseline}${fmtInterval(s.ratioInterval)}`,
       s.target === undefined ? "" : `≥ ${s.target.toFixed(2)}×`,
       s.result,
     ];
@@ -729,7 +733,7 @@ export function formatHttp(result) {
     `node ${result.node.server} (${result.node.serverPath}); machine: ${m.nproc} CPUs, ${m.cpuModel}; load average before: ${m.loadavg.join(" ")}`,
     `wrk -t1 -c${result.settings.connections} -d${result.settings.duration}s --latency (after ${result.settings.warmup}s warm-up` +
       `${result.settings.keepServers ? " once per server" : ""}), ` +
-      `${result.settings.rounds} round(s)${multi ? ": req/s and p99 are medians, the ratio is the median of the per-round ratios" : ""}`,
+      `${result.settings.rounds} round(s)${multi ? `: req/s and p99 are medians, the ratio is the median of the per-round ratios${INTERVAL_NOTE}` : ""}`,
     `mode: ${serverModeText(result.settings)}`,
     "",
     markdownTable(header, rows, ["left", "right", "right", "right", "left", "left", "left"]),

@@ -51,6 +51,37 @@ export function median(xs) {
   return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
+/**
+ * A distribution-free confidence interval for the median of the finite numbers in `xs`: the k-th
+ * smallest and k-th largest value, with k the largest rank for which a Binomial(n, 1/2) count falls
+ * below k with probability at most (1 − level)/2. Undefined when there are too few values for the level
+ * (fewer than 6 for 95%). What a median of per-round ratios can honestly claim on a noisy machine.
+ */
+export function medianInterval(xs, level = 0.95) {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  const n = v.length;
+  const tail = (1 - level) / 2;
+  // P(B ≤ j) for B ~ Binomial(n, 1/2), accumulated term by term.
+  let term = 0.5 ** n;
+  let below = 0;
+  let k = 0;
+  for (let j = 0; j < n; j++) {
+    below += term;
+    if (below > tail) break;
+    k = j + 1;
+    term = (term * (n - j)) / (j + 1);
+  }
+  return k === 0 ? undefined : [v[k - 1], v[n - k]];
+}
+
+/** How tables print a {@link medianInterval}: ` [lo–hi]`, or nothing when there is none. */
+export function fmtInterval(interval) {
+  return interval === undefined ? "" : ` [${interval[0].toFixed(2)}–${interval[1].toFixed(2)}]`;
+}
+
+/** The sentence that says what the bracketed ranges after ratios are. */
+export const INTERVAL_NOTE = " ([lo–hi]: 95% confidence interval of that median, from 6 rounds up)";
+
 /** Renders rows (arrays of strings) as a Markdown table, padded for the terminal. */
 export function markdownTable(header, rows, align = []) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));

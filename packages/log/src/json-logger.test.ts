@@ -15,7 +15,7 @@ import {
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import winston from "winston";
-import { flushAllOnExit } from "./json-logger.js";
+import { flushAllOnExit, numberJson } from "./json-logger.js";
 import { capture } from "./test-helpers.js";
 import { createWinstonLogger } from "./winston.js";
 
@@ -855,5 +855,38 @@ describe("createJsonLogger: options", () => {
     await logger.close();
     expect(write).toHaveBeenCalledTimes(1);
     expect(write.mock.calls[0]?.[0]).toBe('{"level":"info","message":"to stdout"}\n');
+  });
+});
+
+describe("numberJson", () => {
+  it("writes exactly what String(n) does, for durations and for any other number", () => {
+    const milliseconds = fc
+      .integer({ min: -5, max: 0x80000005 })
+      .map((k) => Math.round((k / 1000) * 1000) / 1000);
+    const durations = fc.double({ min: 0, max: 1e7, noNaN: true }).map((ms) => Math.round(ms * 1000) / 1000);
+    fc.assert(
+      fc.property(fc.oneof(milliseconds, durations, fc.double(), fc.integer()), (n) => {
+        expect(numberJson(n)).toBe(Number.isFinite(n) ? String(n) : "null");
+      }),
+      { numRuns: 20_000 },
+    );
+    for (const [n, text] of [
+      [0.001, "0.001"],
+      [0.01, "0.01"],
+      [0.1, "0.1"],
+      [0.12, "0.12"],
+      [1.005, "1.005"],
+      [12.3, "12.3"],
+      [12.04, "12.04"],
+      [2147483.647, "2147483.647"],
+      [2147483.648, "2147483.648"],
+      [-0, "0"],
+      [-1.5, "-1.5"],
+      [1e21, "1e+21"],
+      [Number.NaN, "null"],
+      [Number.NEGATIVE_INFINITY, "null"],
+    ] as const) {
+      expect(numberJson(n), String(n)).toBe(text);
+    }
   });
 });

@@ -149,6 +149,43 @@ describe("clientTracing: propagation", () => {
     expect(seen[0]?.outgoingMetadata.has("traceparent")).toBe(false);
   });
 
+  it("ends its span with the error when the propagator throws, and never calls the client", async () => {
+    const otel = installOtel();
+    const broken: TextMapPropagator = {
+      fields: () => [],
+      extract: (ctx) => ctx,
+      inject() {
+        throw new TypeError("propagator broke");
+      },
+    };
+    let called = false;
+    const endpoint: Endpoint<string, string> = async () => {
+      called = true;
+      return "ok";
+    };
+    await expect(
+      clientTracing({ ...HTTP, propagator: broken })(endpoint)(createContext(), "x"),
+    ).rejects.toThrow("propagator broke");
+    expect(called).toBe(false);
+    const [span] = otel.spans();
+    expect(otel.spans()).toHaveLength(1);
+    expect(span?.ended).toBe(true);
+    expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: "propagator broke" });
+    expect(span?.events[0]?.attributes).toMatchObject({ "exception.type": "TypeError" });
+  });
+
+  it("turns a client that throws instead of rejecting into a rejection, and ends its span", async () => {
+    const otel = installOtel();
+    const endpoint = ((): Promise<string> => {
+      throw new ServiceError(Code.UNAVAILABLE, "no instances");
+    }) as Endpoint<string, string>;
+    const call = clientTracing(GRPC)(endpoint)(createContext(), "x");
+    expect(call).toBeInstanceOf(Promise);
+    await expect(call).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    expect(otel.spans()).toHaveLength(1);
+    expect(otel.spans()[0]?.attributes).toMatchObject({ "svckit.code": "UNAVAILABLE" });
+  });
+
   it("sends nothing and adds no outgoing metadata without a propagator", async () => {
     const otel = installOtel({ global: false });
     const { endpoint, seen } = transport();

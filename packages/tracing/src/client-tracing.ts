@@ -1,6 +1,8 @@
 import {
   type Attributes,
+  type Context as OtelContext,
   context as otelContext,
+  type Span,
   type TextMapPropagator,
   type Tracer,
 } from "@opentelemetry/api";
@@ -10,7 +12,7 @@ import { newHeaderRecord, recordSetter } from "./carrier.js";
 import { otelContextKey, traceIdKey, validTraceId } from "./context-keys.js";
 import { resolvePropagator, resolveTracer, type TracingOptions } from "./options.js";
 import { withSpan } from "./otel-context.js";
-import { planSpan, recordFailure, recordSuccess, type SpanPlan } from "./span-plan.js";
+import { endedOk, endedWith, planSpan, type SpanPlan } from "./span-plan.js";
 
 /** Options of {@link clientTracing}: what the client endpoint calls, since its context is the caller's. */
 export interface ClientTracingOptions extends TracingOptions {
@@ -102,31 +104,41 @@ export function clientTracing(options: ClientTracingOptions): GenericMiddleware 
   );
 
   return function clientTracingMiddleware<Req, Res>(next: Endpoint<Req, Res>): Endpoint<Req, Res> {
-    return async function clientTraced(ctx: Context, request: Req): Promise<Res> {
-      const parent = ctx.value(otelContextKey) ?? otelContext.active();
-      const span = tracer.startSpan(plan.name, plan.options, parent);
-      const otelCtx = withSpan(parent, span);
-      let inner = ctx.with(otelContextKey, otelCtx);
-      const carrier = newHeaderRecord();
-      propagator.inject(otelCtx, carrier, recordSetter);
-      for (const _ in carrier) {
-        inner = inner.withOutgoingMetadata(carrier);
-        break;
-      }
-      const spanContext = span.spanContext();
-      const traceId = validTraceId(spanContext);
-      if (traceId !== undefined) inner = inner.with(traceIdKey, traceId);
-      const recording = span.isRecording();
+    // `.then` continuations instead of an async function, as serverTracing: one promise fewer per call.
+    return function clientTraced(ctx: Context, request: Req): Promise<Res> {
+      let parent: OtelContext;
+      let span: Span;
       try {
-        const response = await otelContext.with(otelCtx, next, undefined, inner, request);
-        if (recording) recordSuccess(span, plan);
-        return response;
+        parent = ctx.value(otelContextKey) ?? otelContext.active();
+        span = tracer.startSpan(plan.name, plan.options, parent);
       } catch (error) {
-        if (recording) recordFailure(span, plan, error);
-        throw error;
-      } finally {
-        span.end();
+        return Promise.reject(error);
       }
+      let recording = false;
+      let pending: Promise<Res>;
+      try {
+        recording = span.isRecording();
+        const otelCtx = withSpan(parent, span);
+        let inner = ctx.with(otelContextKey, otelCtx);
+        const carrier = newHeaderRecord();
+        propagator.inject(otelCtx, carrier, recordSetter);
+        for (const _ in carrier) {
+          inner = inner.withOutgoingMetadata(carrier);
+          break;
+        }
+        const traceId = validTraceId(span.spanContext());
+        if (traceId !== undefined) inner = inner.with(traceIdKey, traceId);
+        pending = otelContext.with(otelCtx, next, undefined, inner, request);
+      } catch (error) {
+        // A throwing propagator or client still gets its span ended, with the error on it.
+        return Promise.reject(endedWith(span, plan, recording, error));
+      }
+      return Promise.resolve(pending).then(
+        (response) => endedOk(span, plan, recording, response),
+        (error: unknown) => {
+          throw endedWith(span, plan, recording, error);
+        },
+      );
     };
   };
 }

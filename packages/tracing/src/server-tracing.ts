@@ -18,17 +18,7 @@ import { metadataGetter } from "./carrier.js";
 import { otelContextKey, traceIdKey, validTraceId } from "./context-keys.js";
 import { resolvePropagator, resolveTracer, type TracingOptions } from "./options.js";
 import { withSpan } from "./otel-context.js";
-import { planSpan, recordFailure, recordSuccess, type SpanPlan } from "./span-plan.js";
-
-/** Records `error` on a recording span and ends the span; returns `error`, to be thrown on. */
-function ended(span: Span, plan: SpanPlan, recording: boolean, error: unknown): unknown {
-  try {
-    if (recording) recordFailure(span, plan, error);
-  } finally {
-    span.end();
-  }
-  return error;
-}
+import { endedOk, endedWith, planSpan, type SpanPlan } from "./span-plan.js";
 
 /** Options of {@link serverTracing}. */
 export interface ServerTracingOptions extends TracingOptions {
@@ -111,19 +101,12 @@ export function serverTracing(options: ServerTracingOptions = {}): GenericMiddle
         }
         pending = otelContext.with(otelCtx, next, undefined, inner, request);
       } catch (error) {
-        return Promise.reject(ended(span, plan, recording, error));
+        return Promise.reject(endedWith(span, plan, recording, error));
       }
       return Promise.resolve(pending).then(
-        (response) => {
-          try {
-            if (recording) recordSuccess(span, plan);
-          } finally {
-            span.end();
-          }
-          return response;
-        },
+        (response) => endedOk(span, plan, recording, response),
         (error: unknown) => {
-          throw ended(span, plan, recording, error);
+          throw endedWith(span, plan, recording, error);
         },
       );
     };

@@ -179,3 +179,23 @@ export function recordFailure(span: Span, plan: SpanPlan, error: unknown): void 
     span.setStatus({ code: SpanStatusCode.ERROR, message: messageOf(error) });
   }
 }
+
+/** Records `error` on a recording span and ends the span; returns `error`, for the caller to throw on. */
+export function endedWith(span: Span, plan: SpanPlan, recording: boolean, error: unknown): unknown {
+  try {
+    if (recording) recordFailure(span, plan, error);
+  } finally {
+    span.end();
+  }
+  return error;
+}
+
+/** Records success on a recording span and ends the span; returns `response`. */
+export function endedOk<Res>(span: Span, plan: SpanPlan, recording: boolean, response: Res): Res {
+  try {
+    if (recording) recordSuccess(span, plan);
+  } finally {
+    span.end();
+  }
+  return response;
+}

@@ -760,16 +760,6 @@ describe("bindService", () => {
     );
   });
 
-  it("throws for client-streaming methods, which are not supported yet", () => {
-    const counter = protos.service("counter.Counter");
-    const handler = createGrpcHandler(
-      async () => 0,
-      (_ctx, msg: unknown) => msg,
-      (_ctx, v: number) => ({ start: BigInt(v), count: 0, payloadSize: 0 }),
-    );
-    expect(() => bindService(new Server(), counter, { Total: handler })).toThrow(/not supported yet/);
-  });
-
   it("leaves the grpc-js server able to serve other services", async () => {
     const { address } = await startServer((server) => {
       bindService(server, add, { Sum: sumHandler() });

@@ -1,6 +1,8 @@
 import type {
   Metadata as GrpcMetadata,
   Server,
+  ServerDuplexStream,
+  ServerReadableStream,
   ServerUnaryCall,
   ServerWritableStream,
   ServiceDefinition,
@@ -115,6 +117,34 @@ export function createGrpcHandler<Req, Res, Msg, Out>(
   endpoint: Endpoint<Req, Res> | Endpoint<Req, AsyncIterable<Res>>,
   decode: DecodeGrpcRequestFunc<Msg, Req>,
   encode: EncodeGrpcResponseFunc<Res, Out>,
+  options?: GrpcServerOptions,
+): GrpcHandler<Msg, Out>;
+/**
+ * The same for a client-streaming or bidi method: the endpoint takes an `AsyncIterable` of requests
+ * (each request message passed through `decode` as it arrives) and returns one response (client
+ * streaming) or an `AsyncIterable` of them (bidi). The iterable throws INVALID_ARGUMENT for a malformed
+ * message, and CANCELLED or DEADLINE_EXCEEDED when the call ends that way while it waits.
+ *
+ * @example
+ * ```ts
+ * const total: Endpoint<AsyncIterable<number>, number> = async (_ctx, values) => {
+ *   let sum = 0;
+ *   for await (const v of values) sum += v;
+ *   return sum;
+ * };
+ * const handler = createGrpcHandler(total, (_ctx, msg: { v: bigint }) => Number(msg.v), (_ctx, sum: number) => ({ v: BigInt(sum) }));
+ * ```
+ */
+export function createGrpcHandler<Req, Res, Msg, Out>(
+  endpoint: Endpoint<AsyncIterable<Req>, Res> | Endpoint<AsyncIterable<Req>, AsyncIterable<Res>>,
+  decode: DecodeGrpcRequestFunc<Msg, Req>,
+  encode: EncodeGrpcResponseFunc<Res, Out>,
+  options?: GrpcServerOptions,
+): GrpcHandler<Msg, Out>;
+export function createGrpcHandler<Req, Res, Msg, Out>(
+  endpoint: Endpoint<Req, Res> | Endpoint<Req, AsyncIterable<Res>> | Endpoint<AsyncIterable<Req>, Res>,
+  decode: DecodeGrpcRequestFunc<Msg, Req>,
+  encode: EncodeGrpcResponseFunc<Res, Out>,
   options: GrpcServerOptions = {},
 ): GrpcHandler<Msg, Out> {
   return {
@@ -125,7 +155,14 @@ export function createGrpcHandler<Req, Res, Msg, Out>(
   };
 }
 
-type AnyCall = ServerUnaryCall<Buffer, Buffer> | ServerWritableStream<Buffer, Buffer>;
+type AnyCall =
+  | ServerUnaryCall<Buffer, Buffer>
+  | ServerWritableStream<Buffer, Buffer>
+  | ServerReadableStream<Buffer, Buffer>
+  | ServerDuplexStream<Buffer, Buffer>;
+
+/** A call whose responses go out as a stream: server streaming and bidi. */
+type WritingCall = ServerWritableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>;
 
 /**
  * How close to its deadline a cancelled call counts as having run out of time: grpc-js reports its own
@@ -146,8 +183,11 @@ const callCancelled: CancelSource<AnyCall> = {
   isCancelled: (call) => call.cancelled,
   subscribe(call, cancel) {
     const onCancel = (): void => cancel(cancelReason(call));
-    call.once("cancelled", onCancel);
-    return () => call.off("cancelled", onCancel);
+    // Every grpc-js call type is an EventEmitter that emits "cancelled"; their typed `once` overloads
+    // do not unify, so the call is viewed as the EventEmitter it is.
+    const emitter = call as unknown as NodeJS.EventEmitter;
+    emitter.once("cancelled", onCancel);
+    return () => emitter.off("cancelled", onCancel);
   },
 };
 
@@ -215,7 +255,11 @@ function startCall(plan: Plan, call: AnyCall): ReturnType<typeof createCancelabl
 }
 
 /** Runs `before`, decodes the request; returns the context to use and the endpoint's request. */
-async function prepare(plan: Plan, ctx: Context, call: AnyCall): Promise<[Context, unknown]> {
+async function prepare(
+  plan: Plan,
+  ctx: Context,
+  call: ServerWritableStream<Buffer, Buffer>,
+): Promise<[Context, unknown]> {
   for (const fn of plan.before) ctx = fn(ctx, call.metadata) ?? ctx;
   let request = plan.decode(ctx, decodeMessage(plan, call.request));
   if (isPromise(request)) request = await request;
@@ -376,7 +420,7 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return typeof (value as { [Symbol.asyncIterator]?: unknown } | null)?.[Symbol.asyncIterator] === "function";
 }
 
-function waitDrain(call: ServerWritableStream<Buffer, Buffer>, ctx: Context): Promise<void> {
+function waitDrain(call: WritingCall, ctx: Context): Promise<void> {
   return new Promise((resolve, reject) => {
     const signal = ctx.signal;
     const done = (): void => {
@@ -397,44 +441,149 @@ function waitDrain(call: ServerWritableStream<Buffer, Buffer>, ctx: Context): Pr
   });
 }
 
-function serverStreamHandler(plan: Plan) {
-  async function serve(call: ServerWritableStream<Buffer, Buffer>): Promise<void> {
+/**
+ * The request messages of a client-streaming or bidi call, each decoded (bad bytes: INVALID_ARGUMENT)
+ * and passed through the handler's decoder, as the endpoint's request. Iterable once. A stream cut off
+ * by a cancellation or by the deadline throws CANCELLED (DEADLINE_EXCEEDED) instead of just ending.
+ * A grpc-js client that cancels ends its side of the stream first and resets it a moment later, so
+ * the server sees a complete stream and then the cancellation, which aborts `ctx.signal`.
+ */
+async function* requestStream(
+  plan: Plan,
+  ctx: Context,
+  call: ServerReadableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>,
+): AsyncGenerator<unknown, void, undefined> {
+  try {
+    // Not destroyed when the loop ends: for bidi the same stream still has the responses to send.
+    for await (const bytes of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      ctx.throwIfAborted();
+      let request = plan.decode(ctx, decodeMessage(plan, bytes));
+      if (isPromise(request)) request = await request;
+      yield request;
+    }
+  } catch (err) {
+    // grpc-js destroys the stream when the call is cancelled or runs out of time: say which.
+    if (call.cancelled) throw cancelReason(call);
+    ctx.throwIfAborted();
+    throw err;
+  }
+  if (call.cancelled) throw cancelReason(call);
+  ctx.throwIfAborted();
+}
+
+/** Runs `before` for a call that streams its requests; returns the context and the request stream. */
+function prepareStream(
+  plan: Plan,
+  ctx: Context,
+  call: ServerReadableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>,
+): [Context, AsyncIterable<unknown>] {
+  for (const fn of plan.before) ctx = fn(ctx, call.metadata) ?? ctx;
+  return [ctx, requestStream(plan, ctx, call)];
+}
+
+/**
+ * Writes the endpoint's response stream, encoding each item, waiting for `drain` when the client
+ * reads slowly; runs `after` first (headers must precede messages), ends with its trailer.
+ */
+async function sendStream(plan: Plan, ctx: Context, call: WritingCall, stream: unknown): Promise<Context> {
+  if (!isAsyncIterable(stream)) {
+    throw new ServiceError(Code.INTERNAL, "a server-streaming endpoint must return an AsyncIterable");
+  }
+  // Response headers go out with the first message, so `after` runs once the endpoint has returned
+  // its stream, before the first item; the trailer it fills is sent when the stream ends well.
+  let trailer: GrpcMetadata | undefined;
+  [ctx, trailer] = responseMetadata(plan, ctx, call);
+  for await (const item of stream) {
+    ctx.throwIfAborted();
+    let message = plan.encode(ctx, item);
+    if (isPromise(message)) message = await message;
+    if (!call.write(encodeMessage(plan, message))) await waitDrain(call, ctx);
+  }
+  // A stream that stopped because its deadline passed (or the call was cancelled) was cut short:
+  // the caller gets DEADLINE_EXCEEDED (CANCELLED), not OK, whichever timer fired first.
+  ctx.throwIfAborted();
+  call.end(trailer);
+  return ctx;
+}
+
+/** Ends a streaming call that failed: the status to the client unless it is gone, then the hooks. */
+function streamFailed(plan: Plan, ctx: Context, call: AnyCall, err: unknown): ServiceError {
+  const error = fail(plan, ctx, err);
+  if (!call.cancelled) call.emit("error", toGrpcStatus(error));
+  return error;
+}
+
+/** Swallows what a finalizer threw after a streaming call was answered (as the unary path does). */
+function ignoreFailure(failure: unknown): void {
+  void failure;
+}
+
+/**
+ * Server streaming and bidi: `requestOf` gives the endpoint's request (the decoded message, or the
+ * stream of them), and the endpoint's AsyncIterable is sent item by item.
+ */
+function writingHandler<C extends WritingCall>(
+  plan: Plan,
+  requestOf: (plan: Plan, ctx: Context, call: C) => [Context, unknown] | Promise<[Context, unknown]>,
+) {
+  async function serve(call: C): Promise<void> {
     const handle = startCall(plan, call);
     let ctx = handle.context;
     let error: ServiceError | undefined;
     try {
       let request: unknown;
-      [ctx, request] = await prepare(plan, ctx, call);
-      const stream = await plan.endpoint(ctx, request);
-      if (!isAsyncIterable(stream)) {
-        throw new ServiceError(Code.INTERNAL, "a server-streaming endpoint must return an AsyncIterable");
-      }
-      // Response headers go out with the first message, so `after` runs once the endpoint has returned
-      // its stream, before the first item; the trailer it fills is sent when the stream ends well.
-      let trailer: GrpcMetadata | undefined;
-      [ctx, trailer] = responseMetadata(plan, ctx, call);
-      for await (const item of stream) {
-        ctx.throwIfAborted();
-        let message = plan.encode(ctx, item);
-        if (isPromise(message)) message = await message;
-        if (!call.write(encodeMessage(plan, message))) await waitDrain(call, ctx);
-      }
-      // A stream that stopped because its deadline passed (or the call was cancelled) was cut short:
-      // the caller gets DEADLINE_EXCEEDED (CANCELLED), not OK, whichever timer fired first.
-      ctx.throwIfAborted();
-      call.end(trailer);
+      [ctx, request] = await requestOf(plan, ctx, call);
+      ctx = await sendStream(plan, ctx, call, await plan.endpoint(ctx, request));
     } catch (err) {
-      error = fail(plan, ctx, err);
-      if (!call.cancelled) call.emit("error", toGrpcStatus(error));
+      error = streamFailed(plan, ctx, call, err);
     }
     handle.release();
     finish(plan, ctx, error);
   }
-  return function serverStream(call: ServerWritableStream<Buffer, Buffer>): void {
-    serve(call).catch((failure: unknown) => {
-      void failure;
-    });
+  return function streamingResponse(call: C): void {
+    serve(call).catch(ignoreFailure);
   };
+}
+
+/** Client streaming: the endpoint gets an AsyncIterable of requests and returns one response. */
+function clientStreamHandler(plan: Plan) {
+  async function serve(
+    call: ServerReadableStream<Buffer, Buffer>,
+    callback: sendUnaryData<Buffer>,
+  ): Promise<void> {
+    const handle = startCall(plan, call);
+    let ctx = handle.context;
+    let error: ServiceError | undefined;
+    try {
+      let requests: AsyncIterable<unknown>;
+      [ctx, requests] = prepareStream(plan, ctx, call);
+      const response = await plan.endpoint(ctx, requests);
+      let message = plan.encode(ctx, response);
+      if (isPromise(message)) message = await message;
+      const bytes = encodeMessage(plan, message);
+      let trailer: GrpcMetadata | undefined;
+      if (plan.after.length > 0) [ctx, trailer] = responseMetadata(plan, ctx, call);
+      callback(null, bytes, trailer);
+    } catch (err) {
+      error = fail(plan, ctx, err);
+      callback(toGrpcStatus(error));
+    }
+    handle.release();
+    finish(plan, ctx, error);
+  }
+  return function clientStream(
+    call: ServerReadableStream<Buffer, Buffer>,
+    callback: sendUnaryData<Buffer>,
+  ): void {
+    serve(call, callback).catch(ignoreFailure);
+  };
+}
+
+function handlerFor(plan: Plan, method: GrpcMethod<unknown, unknown>) {
+  if (!method.responseStream) return method.requestStream ? clientStreamHandler(plan) : unaryHandler(plan);
+  return method.requestStream
+    ? writingHandler<ServerDuplexStream<Buffer, Buffer>>(plan, prepareStream)
+    : writingHandler<ServerWritableStream<Buffer, Buffer>>(plan, prepare);
 }
 
 /**
@@ -497,12 +646,9 @@ export function bindService(
       finalizers: [...list(options.finalizer), ...list(own.finalizer)],
       callInfo: Object.freeze({ transport: "grpc", method: method.path }),
     };
-    if (method.requestStream) {
-      throw new Error(`bindService: ${method.path} is client- or bidi-streaming, which is not supported yet`);
-    }
     definition[name] = {
       path: method.path,
-      requestStream: false,
+      requestStream: method.requestStream,
       responseStream: method.responseStream,
       requestSerialize: passThrough,
       requestDeserialize: passThrough,
@@ -510,7 +656,7 @@ export function bindService(
       responseDeserialize: passThrough,
       originalName: name,
     };
-    implementation[name] = method.responseStream ? serverStreamHandler(plan) : unaryHandler(plan);
+    implementation[name] = handlerFor(plan, method);
   }
   server.addService(definition, implementation);
 }

@@ -1,0 +1,337 @@
+// Client streaming and bidi: endpoints that take an AsyncIterable of requests, served to a plain
+// grpc-js client over a real connection.
+import {
+  type Client,
+  type ClientDuplexStream,
+  type ClientWritableStream,
+  type ServiceError as GrpcServiceError,
+  Metadata,
+  status,
+} from "@grpc/grpc-js";
+import { Code, type Context, type Endpoint, ServiceError } from "@svckit/endpoint";
+import {
+  bindService,
+  createGrpcHandler,
+  type GrpcServerFinalizerInfo,
+  type GrpcServerOptions,
+} from "@svckit/transport-grpc";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  aborted,
+  type CountRequest,
+  closeAll,
+  deferred,
+  grpcClient,
+  protos,
+  sleep,
+  startServer,
+  Tick,
+} from "./test-helpers.js";
+
+afterEach(closeAll);
+
+const counter = protos.service("counter.Counter");
+const CountReply = protos.messageType<CountRequest>("counter.CountRequest");
+
+/** What the test client sends: a tick, or bytes that are not a Tick. */
+type Outgoing = Tick | { bad: Uint8Array };
+const serialize = (m: Outgoing): Buffer => ("bad" in m ? Buffer.from(m.bad) : Buffer.from(Tick.encode(m)));
+const tick = (n: bigint): Tick => ({ n, payload: new Uint8Array() });
+/** A length-delimited field 2 that claims 100 bytes and has 1: truncated. */
+const TRUNCATED = { bad: new Uint8Array([0x12, 100, 1]) };
+
+/** Sums the ticks it is given: `start` = Σ n, `count` = how many. */
+const totalEndpoint: Endpoint<AsyncIterable<Tick>, CountRequest> = async (_ctx, ticks) => {
+  let start = 0n;
+  let count = 0;
+  for await (const t of ticks) {
+    start += t.n;
+    count++;
+  }
+  return { start, count, payloadSize: 0 };
+};
+
+async function serveTotal(
+  endpoint: Endpoint<AsyncIterable<Tick>, CountRequest> = totalEndpoint,
+  options?: GrpcServerOptions,
+  decode: (ctx: Context, msg: Tick) => Tick | Promise<Tick> = (_ctx, msg) => msg,
+): Promise<Client> {
+  const handler = createGrpcHandler(endpoint, decode, (_ctx, res: CountRequest) => res, options);
+  const { address } = await startServer((server) => bindService(server, counter, { Total: handler }));
+  return grpcClient(address);
+}
+
+interface TotalCall {
+  readonly stream: ClientWritableStream<Outgoing>;
+  readonly result: Promise<{ error: GrpcServiceError | null; value: CountRequest | undefined }>;
+}
+
+function total(client: Client, options: { metadata?: Metadata; deadline?: number } = {}): TotalCall {
+  const done = deferred<{ error: GrpcServiceError | null; value: CountRequest | undefined }>();
+  const stream = client.makeClientStreamRequest(
+    "/counter.Counter/Total",
+    serialize,
+    (b: Buffer) => CountReply.decode(b),
+    options.metadata ?? new Metadata(),
+    options.deadline === undefined ? {} : { deadline: options.deadline },
+    (error, value) => done.resolve({ error, value }),
+  );
+  return { stream, result: done.promise };
+}
+
+async function sendAll(call: TotalCall, items: readonly Outgoing[]): Promise<void> {
+  for (const item of items) call.stream.write(item);
+  call.stream.end();
+}
+
+function finalizers(): { infos: GrpcServerFinalizerInfo[]; options: GrpcServerOptions } {
+  const infos: GrpcServerFinalizerInfo[] = [];
+  return { infos, options: { finalizer: (_ctx, info) => infos.push(info) } };
+}
+
+describe("client streaming", () => {
+  it("hands the endpoint every message in order and answers with its one response", async () => {
+    const client = await serveTotal();
+    const call = total(client);
+    await sendAll(call, [tick(1n), tick(2n), tick(2n ** 60n), tick(2n ** 60n)]);
+    const { error, value } = await call.result;
+    expect(error).toBeNull();
+    expect(value).toEqual({ start: 2n ** 61n + 3n, count: 4, payloadSize: 0 });
+  });
+
+  it("gives an empty stream to the endpoint when the client sends nothing", async () => {
+    const client = await serveTotal();
+    const call = total(client);
+    await sendAll(call, []);
+    expect((await call.result).value).toEqual({ start: 0n, count: 0, payloadSize: 0 });
+  });
+
+  it("runs each message through the decoder, sync or async, and before/after around the call", async () => {
+    const seenMetadata: string[] = [];
+    const client = await serveTotal(
+      totalEndpoint,
+      {
+        before: [
+          (ctx, md) => {
+            seenMetadata.push(String(md.get("x-tenant")[0]));
+            return ctx;
+          },
+        ],
+        after: [
+          (ctx, _header, trailer) => {
+            trailer.set("x-total", "done");
+            return ctx;
+          },
+        ],
+      },
+      async (_ctx, msg) => ({ ...msg, n: msg.n * 10n }),
+    );
+    const metadata = new Metadata();
+    metadata.set("x-tenant", "acme");
+    const call = total(client, { metadata });
+    const trailer = deferred<Metadata>();
+    call.stream.on("status", (s: { metadata: Metadata }) => trailer.resolve(s.metadata));
+    await sendAll(call, [tick(1n), tick(2n)]);
+    expect((await call.result).value).toEqual({ start: 30n, count: 2, payloadSize: 0 });
+    expect(seenMetadata).toEqual(["acme"]);
+    expect((await trailer.promise).get("x-total")).toEqual(["done"]);
+  });
+
+  it("answers a malformed message with INVALID_ARGUMENT and keeps serving", async () => {
+    const { infos, options } = finalizers();
+    const client = await serveTotal(totalEndpoint, options);
+    const call = total(client);
+    await sendAll(call, [tick(1n), TRUNCATED, tick(3n)]);
+    const { error } = await call.result;
+    expect(error?.code).toBe(status.INVALID_ARGUMENT);
+    expect(error?.details).toMatch(/^invalid counter\.Tick message: /);
+    expect(infos.map((i) => i.code)).toEqual([Code.INVALID_ARGUMENT]);
+
+    const again = total(client);
+    await sendAll(again, [tick(5n)]);
+    expect((await again.result).value?.start).toBe(5n);
+  });
+
+  it("answers with the endpoint's error when it fails, and OK when it stops reading early", async () => {
+    const failing: Endpoint<AsyncIterable<Tick>, CountRequest> = async (_ctx, ticks) => {
+      for await (const t of ticks) {
+        if (t.n > 10n) throw new ServiceError(Code.OUT_OF_RANGE, `tick ${t.n} is too large`);
+      }
+      return { start: 0n, count: 0, payloadSize: 0 };
+    };
+    const client = await serveTotal(failing);
+    const call = total(client);
+    await sendAll(call, [tick(1n), tick(11n)]);
+    const { error } = await call.result;
+    expect(error?.code).toBe(status.OUT_OF_RANGE);
+    expect(error?.details).toBe("tick 11 is too large");
+
+    const firstOnly: Endpoint<AsyncIterable<Tick>, CountRequest> = async (_ctx, ticks) => {
+      for await (const t of ticks) return { start: t.n, count: 1, payloadSize: 0 };
+      return { start: -1n, count: 0, payloadSize: 0 };
+    };
+    const other = await serveTotal(firstOnly);
+    const early = total(other);
+    early.stream.write(tick(7n));
+    expect((await early.result).value).toEqual({ start: 7n, count: 1, payloadSize: 0 });
+    early.stream.end();
+  });
+
+  it("aborts the endpoint's context when the client cancels, and answers nothing more", async () => {
+    const { infos, options } = finalizers();
+    const read = deferred<number>();
+    const endpoint: Endpoint<AsyncIterable<Tick>, CountRequest> = async (ctx, ticks) => {
+      let count = 0;
+      // A grpc-js client that cancels ends its side first: the stream may end before the reset.
+      try {
+        for await (const _ of ticks) count++;
+      } finally {
+        read.resolve(count);
+      }
+      await Promise.race([aborted(ctx.signal), sleep(5_000)]);
+      ctx.throwIfAborted();
+      return { start: 0n, count, payloadSize: 0 };
+    };
+    const client = await serveTotal(endpoint, options);
+    const call = total(client);
+    call.stream.write(tick(1n));
+    await sleep(50);
+    call.stream.cancel();
+    expect(await read.promise).toBe(1);
+    expect((await call.result).error?.code).toBe(status.CANCELLED);
+    await expect.poll(() => infos.map((i) => i.code)).toEqual([Code.CANCELLED]);
+  });
+
+  it("ends a stream whose deadline passes while the endpoint waits for messages with DEADLINE_EXCEEDED", async () => {
+    const { infos, options } = finalizers();
+    const client = await serveTotal(totalEndpoint, options);
+    const call = total(client, { deadline: Date.now() + 150 });
+    call.stream.write(tick(1n));
+    const { error } = await call.result;
+    expect(error?.code).toBe(status.DEADLINE_EXCEEDED);
+    await expect.poll(() => infos.map((i) => i.code)).toEqual([Code.DEADLINE_EXCEEDED]);
+    call.stream.end();
+  });
+});
+
+/** Answers each tick with a tick of n + 1000, as it comes. */
+const echoEndpoint: Endpoint<AsyncIterable<Tick>, AsyncIterable<Tick>> = async (_ctx, ticks) =>
+  (async function* echo() {
+    for await (const t of ticks) yield { n: t.n + 1000n, payload: t.payload };
+  })();
+
+async function serveEcho(
+  endpoint: Endpoint<AsyncIterable<Tick>, unknown> = echoEndpoint,
+  options?: GrpcServerOptions,
+): Promise<Client> {
+  const handler = createGrpcHandler(
+    endpoint as Endpoint<AsyncIterable<Tick>, AsyncIterable<Tick>>,
+    (_ctx, msg: Tick) => msg,
+    (_ctx, res: Tick) => res,
+    options,
+  );
+  const { address } = await startServer((server) => bindService(server, counter, { Echo: handler }));
+  return grpcClient(address);
+}
+
+interface EchoCall {
+  readonly stream: ClientDuplexStream<Outgoing, Tick>;
+  /** Resolves with the next message, or null when the stream ended or failed. */
+  next(): Promise<Tick | null>;
+  readonly status: Promise<{ code: number; details: string }>;
+}
+
+function echo(client: Client): EchoCall {
+  const stream = client.makeBidiStreamRequest(
+    "/counter.Counter/Echo",
+    serialize,
+    (b: Buffer) => Tick.decode(b),
+    new Metadata(),
+    {},
+  );
+  const queue: (Tick | null)[] = [];
+  const waiting: ((t: Tick | null) => void)[] = [];
+  const push = (t: Tick | null): void => {
+    const w = waiting.shift();
+    if (w !== undefined) w(t);
+    else queue.push(t);
+  };
+  stream.on("data", (t: Tick) => push(t));
+  stream.on("end", () => push(null));
+  stream.on("error", () => push(null));
+  const done = deferred<{ code: number; details: string }>();
+  stream.on("status", (s: { code: number; details: string }) => done.resolve(s));
+  return {
+    stream,
+    status: done.promise,
+    next: () =>
+      queue.length > 0
+        ? Promise.resolve(queue.shift() as Tick | null)
+        : new Promise<Tick | null>((resolve) => waiting.push(resolve)),
+  };
+}
+
+describe("bidi streaming", () => {
+  it("answers each message as it comes, before the client sends the next, then ends with OK", async () => {
+    const client = await serveEcho();
+    const call = echo(client);
+    for (const n of [1n, 2n, 2n ** 62n]) {
+      call.stream.write(tick(n));
+      expect((await call.next())?.n).toBe(n + 1000n);
+    }
+    call.stream.end();
+    expect(await call.next()).toBeNull();
+    expect((await call.status).code).toBe(status.OK);
+  });
+
+  it("answers a malformed message with INVALID_ARGUMENT after the answers before it", async () => {
+    const { infos, options } = finalizers();
+    const client = await serveEcho(echoEndpoint, options);
+    const call = echo(client);
+    call.stream.write(tick(1n));
+    expect((await call.next())?.n).toBe(1001n);
+    call.stream.write(TRUNCATED);
+    expect(await call.next()).toBeNull();
+    const s = await call.status;
+    expect(s.code).toBe(status.INVALID_ARGUMENT);
+    expect(s.details).toMatch(/^invalid counter\.Tick message: /);
+    expect(infos.map((i) => i.code)).toEqual([Code.INVALID_ARGUMENT]);
+  });
+
+  it("answers INTERNAL when the endpoint returns something that is not an AsyncIterable", async () => {
+    const client = await serveEcho(async () => ({ n: 1n }));
+    const call = echo(client);
+    call.stream.end();
+    const s = await call.status;
+    expect(s.code).toBe(status.INTERNAL);
+    expect(s.details).toBe("a server-streaming endpoint must return an AsyncIterable");
+  });
+
+  it("aborts the endpoint's context when the client cancels, and tells the finalizer", async () => {
+    const { infos, options } = finalizers();
+    const signalled = deferred<unknown>();
+    // Echoes, then (a grpc-js client that cancels ends its side first) keeps sending heartbeats.
+    const endpoint: Endpoint<AsyncIterable<Tick>, AsyncIterable<Tick>> = async (ctx, ticks) => {
+      void aborted(ctx.signal).then(() => signalled.resolve(ctx.signal.reason));
+      return (async function* echoThenBeat() {
+        for await (const t of ticks) yield { n: t.n + 1000n, payload: t.payload };
+        for (;;) {
+          await sleep(10);
+          yield tick(0n);
+        }
+      })();
+    };
+    const client = await serveEcho(endpoint, options);
+    const call = echo(client);
+    call.stream.write(tick(1n));
+    expect((await call.next())?.n).toBe(1001n);
+    call.stream.cancel();
+    expect(await signalled.promise).toMatchObject({ code: Code.CANCELLED });
+    await expect.poll(() => infos.map((i) => i.code)).toEqual([Code.CANCELLED]);
+
+    const again = echo(client);
+    again.stream.write(tick(2n));
+    expect((await again.next())?.n).toBe(1002n);
+    again.stream.end();
+  });
+});

@@ -62,6 +62,76 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** The grpc-js client and the hooks of a client endpoint, resolved once at setup. */
+function clientSetup(
+  target: string | Client,
+  options: GrpcClientOptions,
+): {
+  client: Client;
+  before: readonly GrpcClientRequestFunc[];
+  after: readonly GrpcClientResponseFunc[];
+  finalizers: readonly GrpcClientFinalizerFunc[];
+} {
+  return {
+    client:
+      typeof target === "string"
+        ? new Client(target, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions)
+        : target,
+    before: options.before ?? [],
+    after: options.after ?? [],
+    finalizers:
+      options.finalizer === undefined
+        ? []
+        : Array.isArray(options.finalizer)
+          ? options.finalizer
+          : [options.finalizer as GrpcClientFinalizerFunc],
+  };
+}
+
+/** Encodes the request (`encode`, then the method's codec) and runs `before` on the outgoing metadata. */
+async function startRequest<Req, Msg>(
+  ctx: Context,
+  request: Req,
+  method: GrpcMethod<Msg, unknown>,
+  encode: EncodeGrpcRequestFunc<Req, Msg>,
+  before: readonly GrpcClientRequestFunc[],
+): Promise<{ ctx: Context; bytes: Buffer; metadata: GrpcMetadata }> {
+  ctx.throwIfAborted();
+  const message = await encode(ctx, request);
+  let bytes: Buffer;
+  try {
+    bytes = asBuffer(method.requestType.encode(message));
+  } catch (err) {
+    throw new ServiceError(Code.INVALID_ARGUMENT, `request message for ${method.path} could not be encoded`, {
+      cause: err,
+    });
+  }
+  const metadata = toGrpcMetadata(ctx.outgoingMetadata);
+  for (const fn of before) ctx = fn(ctx, metadata) ?? ctx;
+  return { ctx, bytes, metadata };
+}
+
+/** A reply's bytes as a message; bytes that do not decode are the server's fault (INTERNAL). */
+function decodeReply<Out>(method: GrpcMethod<unknown, Out>, reply: Buffer): Out {
+  try {
+    return method.responseType.decode(reply);
+  } catch (err) {
+    throw new ServiceError(Code.INTERNAL, `invalid response message from ${method.path}`, { cause: err });
+  }
+}
+
+/** Tells the finalizers how a call ended. */
+function finished(
+  finalizers: readonly GrpcClientFinalizerFunc[],
+  path: string,
+  ctx: Context,
+  error: ServiceError | undefined,
+): void {
+  if (finalizers.length === 0) return;
+  const info: GrpcClientFinalizerInfo = { method: path, code: error?.code ?? Code.OK, error };
+  for (const fn of finalizers) fn(ctx, info);
+}
+
 /**
  * Makes an endpoint that calls one unary gRPC method, go-kit style: `encode` turns the request into the
  * request message, the method's codec serializes it, and the response message goes through `decode`.
@@ -94,21 +164,10 @@ export function createGrpcClient<Req, Res, Msg, Out>(
   }
   if (method.requestStream || method.responseStream) {
     throw new Error(
-      `createGrpcClient: ${method.path} is a streaming method; only unary methods are supported yet`,
+      `createGrpcClient: ${method.path} is a streaming method; use createGrpcStreamClient for server streaming`,
     );
   }
-  const client =
-    typeof target === "string"
-      ? new Client(target, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions)
-      : target;
-  const before = options.before ?? [];
-  const after = options.after ?? [];
-  const finalizers =
-    options.finalizer === undefined
-      ? []
-      : Array.isArray(options.finalizer)
-        ? options.finalizer
-        : [options.finalizer as GrpcClientFinalizerFunc];
+  const { client, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
 
   function call(
@@ -158,35 +217,130 @@ export function createGrpcClient<Req, Res, Msg, Out>(
   return async function grpcClient(ctx: Context, request: Req): Promise<Res> {
     let error: ServiceError | undefined;
     try {
-      ctx.throwIfAborted();
-      const message = await encode(ctx, request);
-      let bytes: Buffer;
-      try {
-        bytes = asBuffer(method.requestType.encode(message));
-      } catch (err) {
-        throw new ServiceError(Code.INVALID_ARGUMENT, `request message for ${path} could not be encoded`, {
-          cause: err,
-        });
-      }
-      const metadata = toGrpcMetadata(ctx.outgoingMetadata);
-      for (const fn of before) ctx = fn(ctx, metadata) ?? ctx;
-      const { reply, header, trailer } = await call(ctx, bytes, metadata);
+      const started = await startRequest(ctx, request, method, encode, before);
+      ctx = started.ctx;
+      const { reply, header, trailer } = await call(ctx, started.bytes, started.metadata);
       for (const fn of after) ctx = fn(ctx, header, trailer) ?? ctx;
-      let out: Out;
-      try {
-        out = method.responseType.decode(reply);
-      } catch (err) {
-        throw new ServiceError(Code.INTERNAL, `invalid response message from ${path}`, { cause: err });
-      }
-      return await decode(ctx, out);
+      return await decode(ctx, decodeReply(method, reply));
     } catch (err) {
       error = ServiceError.from(err);
       throw error;
     } finally {
-      if (finalizers.length > 0) {
-        const info: GrpcClientFinalizerInfo = { method: path, code: error?.code ?? Code.OK, error };
-        for (const fn of finalizers) fn(ctx, info);
+      finished(finalizers, path, ctx, error);
+    }
+  };
+}
+
+/** Options of {@link createGrpcStreamClient}: those of {@link createGrpcClient}. */
+export type GrpcStreamClientOptions = GrpcClientOptions;
+
+/**
+ * Makes an endpoint that calls one server-streaming gRPC method: it encodes the request and resolves
+ * with an `AsyncIterable` of the decoded responses. The call starts when the caller starts reading and
+ * yields each response as it arrives (the call is paused while the caller does not read). The iterable throws a {@link ServiceError} when the
+ * call fails (also for a failure before the first response, such as UNIMPLEMENTED); stopping early
+ * (`break`) cancels the call. The context's deadline is the call's, its abort signal cancels the call,
+ * and `after` and the finalizers run when the stream is over.
+ *
+ * @example
+ * ```ts
+ * const count = createGrpcStreamClient(address, root.service("counter.Counter"), "Count",
+ *   (_ctx, n: number) => ({ start: 0n, count: n, payloadSize: 0 }),
+ *   (_ctx, tick: { n: bigint }) => Number(tick.n));
+ * for await (const n of await count(createContext({ timeout: 5_000 }), 3)) console.log(n); // 0, 1, 2
+ * ```
+ */
+export function createGrpcStreamClient<Req, Res, Msg, Out>(
+  target: string | Client,
+  service: GrpcService,
+  methodName: string,
+  encode: EncodeGrpcRequestFunc<Req, Msg>,
+  decode: DecodeGrpcResponseFunc<Out, Res>,
+  options: GrpcStreamClientOptions = {},
+): Endpoint<Req, AsyncIterable<Res>> {
+  const found = service.methods[methodName] as GrpcMethod<Msg, Out> | undefined;
+  if (found === undefined) {
+    throw new Error(`createGrpcStreamClient: ${service.name} has no method ${methodName}`);
+  }
+  const method: GrpcMethod<Msg, Out> = found;
+  if (method.requestStream || !method.responseStream) {
+    throw new Error(
+      `createGrpcStreamClient: ${method.path} is not a server-streaming method (unary: use createGrpcClient)`,
+    );
+  }
+  const { client, before, after, finalizers } = clientSetup(target, options);
+  const path = method.path;
+
+  async function* responses(
+    ctx: Context,
+    bytes: Buffer,
+    metadata: GrpcMetadata,
+  ): AsyncGenerator<Res, void, undefined> {
+    const callOptions: CallOptions = {};
+    if (ctx.deadline !== undefined) callOptions.deadline = ctx.deadline;
+    const grpcCall = client.makeServerStreamRequest(
+      path,
+      passThrough,
+      passThrough,
+      bytes,
+      metadata,
+      callOptions,
+    );
+    let header = new GrpcMetadata();
+    let status: StatusObject | undefined;
+    const ended = new Promise<StatusObject>((resolve) => {
+      grpcCall.on("status", (s: StatusObject) => {
+        status = s;
+        resolve(s);
+      });
+    });
+    grpcCall.on("metadata", (md: GrpcMetadata) => {
+      header = md;
+    });
+    // As the unary client: a per-call child's signal, so a long-lived context collects no listeners.
+    const child = ctx.withCancel();
+    const signal = child.context.signal;
+    const onAbort = (): void => grpcCall.cancel();
+    if (signal.aborted) grpcCall.cancel();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    let error: ServiceError | undefined;
+    let complete = false;
+    try {
+      try {
+        for await (const reply of grpcCall as AsyncIterable<Buffer>) {
+          yield await decode(ctx, decodeReply(method, reply));
+        }
+      } catch (err) {
+        if (err instanceof ServiceError) throw err;
+        throw ctx.abortReason ?? fromGrpcStatus(status ?? (err as GrpcServiceError));
       }
+      const final = await ended;
+      if (final.code !== Code.OK) throw ctx.abortReason ?? fromGrpcStatus(final);
+      for (const fn of after) ctx = fn(ctx, header, final.metadata) ?? ctx;
+      complete = true;
+    } catch (err) {
+      error = ServiceError.from(err);
+      throw error;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      child.release();
+      if (!complete && error === undefined) {
+        // The caller stopped reading: the call is not needed any more.
+        grpcCall.cancel();
+        error = new ServiceError(Code.CANCELLED, "the caller stopped reading the stream");
+      }
+      finished(finalizers, path, ctx, error);
+    }
+  }
+
+  return async function grpcStreamClient(ctx: Context, request: Req): Promise<AsyncIterable<Res>> {
+    try {
+      const started = await startRequest(ctx, request, method, encode, before);
+      return responses(started.ctx, started.bytes, started.metadata);
+    } catch (err) {
+      const error = ServiceError.from(err);
+      finished(finalizers, path, ctx, error);
+      throw error;
     }
   };
 }

@@ -805,6 +805,24 @@ describe("createCancelableContext", () => {
     expect(call.context.abortReason?.code).toBe(Code.CANCELLED);
   });
 
+  it("cancel aborts the signals of children and grandchildren watched before it", () => {
+    // A root with nothing but its handle: its children still follow it.
+    const call = createCancelableContext();
+    const child = call.context.withCancel();
+    const grandchild = child.context.withTimeout(60_000);
+    const watched: string[] = [];
+    const childSignal = child.context.signal;
+    const grandchildSignal = grandchild.context.signal;
+    childSignal.addEventListener("abort", () => watched.push("child"));
+    grandchildSignal.addEventListener("abort", () => watched.push("grandchild"));
+    call.cancel();
+    expect([childSignal.aborted, grandchildSignal.aborted]).toEqual([true, true]);
+    expect((grandchildSignal.reason as ServiceError).code).toBe(Code.CANCELLED);
+    expect(watched.sort()).toEqual(["child", "grandchild"]);
+    grandchild.release();
+    child.release();
+  });
+
   it("release drops the deadline timer without aborting the signal", () => {
     vi.useFakeTimers();
     const call = createCancelableContext({ timeout: 100 });

@@ -230,9 +230,15 @@ class Scope {
     readonly external: AbortSignal | undefined,
     readonly source: CancelSource<unknown> | undefined,
     readonly target: unknown,
+    /** A handle can cancel it (`createCancelableContext`), whatever else it has. */
+    byHandle = false,
   ) {
     this.cancellable =
-      parent !== undefined || deadline !== undefined || external !== undefined || source !== undefined;
+      byHandle ||
+      parent !== undefined ||
+      deadline !== undefined ||
+      external !== undefined ||
+      source !== undefined;
   }
 
   /** Returns the abort reason, noticing a passed deadline, a cancelled parent or source. */
@@ -526,16 +532,17 @@ function minDeadline(deadline: number | Date | undefined, timeout: number | unde
  */
 export function createContext<T>(init?: ContextInit<T>): Context {
   if (init === undefined) return background;
-  return rootContext(init);
+  return rootContext(init, false);
 }
 
-function rootContext<T>(init: ContextInit<T>): ContextImpl {
+function rootContext<T>(init: ContextInit<T>, byHandle: boolean): ContextImpl {
   const scope = new Scope(
     undefined,
     minDeadline(init.deadline, init.timeout),
     init.signal,
     init.cancelSource as CancelSource<unknown> | undefined,
     init.cancelTarget,
+    byHandle,
   );
   return new ContextImpl(
     scope,
@@ -561,7 +568,7 @@ function rootContext<T>(init: ContextInit<T>): ContextImpl {
  * ```
  */
 export function createCancelableContext<T>(init: ContextInit<T> = {}): CancelableContext {
-  const context = rootContext(init);
+  const context = rootContext(init, true);
   return new Handle(context, context.scope);
 }
 

@@ -321,16 +321,47 @@ describe("leaving the queue", () => {
     expect(error.code).toBe(Code.CANCELLED);
   });
 
-  it("a call that got its slot stops listening to its context's signal", async () => {
+  it("waiting calls add no listeners to their context's signal, however many share it", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on("warning", onWarning);
+    try {
+      const b = createBulkhead({ maxConcurrent: 1, maxQueue: 20 });
+      const { endpoint, finish } = gated();
+      void b.middleware(endpoint)(background, "first");
+      const shared = createCancelableContext();
+      const waiting = Array.from({ length: 20 }, (_, i) =>
+        b
+          .middleware(endpoint)(shared.context, `w${i}`)
+          .catch((e: unknown) => e),
+      );
+      expect(b.queued).toBe(20);
+      expect(getEventListeners(shared.context.signal, "abort")).toHaveLength(0);
+      shared.cancel();
+      const errors = await Promise.all(waiting);
+      expect(errors.map((e) => (e as ServiceError).code)).toEqual(Array(20).fill(Code.CANCELLED));
+      expect(b.queued).toBe(0);
+      await finish("first");
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning")).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
+  it("a call that got its slot no longer follows its context", async () => {
     const b = createBulkhead({ maxConcurrent: 1, maxQueue: 1 });
-    const { endpoint, finish } = gated();
+    const { endpoint, started, finish } = gated();
     void b.middleware(endpoint)(background, "1");
     const c = createCancelableContext();
-    void b.middleware(endpoint)(c.context, "2");
-    expect(getEventListeners(c.context.signal, "abort")).toHaveLength(1);
+    const second = b.middleware(endpoint)(c.context, "2");
     await finish("1");
-    expect(getEventListeners(c.context.signal, "abort")).toHaveLength(0);
+    expect(started).toEqual(["1", "2"]);
+    c.cancel();
     await finish("2");
+    await expect(second).resolves.toBe("done 2");
   });
 });
 

@@ -1,4 +1,5 @@
 import {
+  type CancelableContext,
   Code,
   type Context,
   type Endpoint,
@@ -41,6 +42,8 @@ interface Waiter {
   prev: Waiter | undefined;
   next: Waiter | undefined;
   readonly grant: () => void;
+  /** A child of the caller's context: its signal is this waiter's alone (see `acquire`). */
+  readonly watch: CancelableContext;
   readonly signal: AbortSignal;
   readonly onAbort: () => void;
 }
@@ -56,8 +59,9 @@ function check(ok: boolean, message: string): void {
  * DEADLINE_EXCEEDED, without ever taking a slot. A slot is freed when its call settles, whether it succeeded,
  * failed or threw synchronously, and handed straight to the oldest waiting call.
  *
- * A call that gets a slot at once costs no allocation beyond the endpoint's promise: the context's signal is only
- * asked for (and so created) by calls that have to wait.
+ * A call that gets a slot at once costs no allocation beyond the endpoint's promise: only a call that has to wait
+ * watches its context, through a child context of its own, so any number of calls can wait with one shared context
+ * without piling listeners on its signal.
  *
  * @example
  * ```ts
@@ -93,6 +97,7 @@ export function createBulkhead(options: BulkheadOptions): Bulkhead {
     waiter.next = undefined;
     queued--;
     waiter.signal.removeEventListener("abort", waiter.onAbort);
+    waiter.watch.release();
   };
 
   /** Frees a slot: hands it to the oldest waiting call, if any (so `running` stays), else gives it back. */
@@ -127,12 +132,17 @@ export function createBulkhead(options: BulkheadOptions): Bulkhead {
   /** Waits for a slot; resolves holding it, or rejects (holding none) when `ctx` aborts first. */
   const acquire = (ctx: Context): Promise<void> => {
     if (ctx.aborted) return Promise.reject(left(ctx.abortReason));
-    const signal = ctx.signal;
+    // A child per waiting call, with a signal of its own: many calls waiting with one long-lived
+    // context then add no listeners to that context's signal (Node warns past 10); the child is linked
+    // to it instead, and released when the call leaves the queue.
+    const watch = ctx.withCancel();
+    const signal = watch.context.signal;
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         prev: tail,
         next: undefined,
         grant: resolve,
+        watch,
         signal,
         onAbort: () => {
           unlink(waiter);
@@ -140,6 +150,7 @@ export function createBulkhead(options: BulkheadOptions): Bulkhead {
         },
       };
       if (signal.aborted) {
+        watch.release();
         reject(left(signal.reason));
         return;
       }

@@ -264,7 +264,8 @@ describe("delaying limiter", () => {
     await e(background, 1);
     const call = createCancelableContext({ timeout: 5_000 });
     const waiting = [e(background, 2), e(call.context, 3)];
-    expect(vi.getTimerCount()).toBe(2); // the limiter's window timer and the context's deadline
+    // The limiter's window timer, the context's deadline, and that of the waiting call's own child.
+    expect(vi.getTimerCount()).toBe(3);
     await limiter.close();
     for (const w of waiting) {
       const err = await serviceRejection(w);
@@ -275,19 +276,38 @@ describe("delaying limiter", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it("removes its abort listener from a call's signal once the call got its slot", async () => {
+  it("adds no listener to a waiting call's signal, and no longer follows the call once admitted", async () => {
     const e = delayingLimiter({ limit: 1, interval: 1_000 })(recorder().endpoint);
     await e(background, 1);
     const call = createCancelableContext();
     const signal = call.context.signal;
     const add = vi.spyOn(signal, "addEventListener");
-    const remove = vi.spyOn(signal, "removeEventListener");
     const waiting = e(call.context, 2);
     await vi.advanceTimersByTimeAsync(1_000);
     await expect(waiting).resolves.toBe(2);
-    expect(add).toHaveBeenCalledTimes(1);
-    expect(remove).toHaveBeenCalledWith("abort", add.mock.calls[0]?.[1]);
+    expect(add).not.toHaveBeenCalled();
     // Cancelling afterwards changes nothing.
     call.cancel();
+  });
+
+  it("lets any number of calls wait with one context without a MaxListenersExceededWarning", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on("warning", onWarning);
+    try {
+      const e = delayingLimiter({ limit: 1, interval: 1_000, maxQueue: 30 })(recorder().endpoint);
+      await e(background, 0);
+      const shared = createCancelableContext();
+      const waiting = Array.from({ length: 20 }, (_, i) => e(shared.context, i + 1).catch((x: unknown) => x));
+      shared.cancel();
+      const errors = await Promise.all(waiting);
+      expect(errors.map((x) => (x as ServiceError).code)).toEqual(Array(20).fill(Code.CANCELLED));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning")).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
   });
 });

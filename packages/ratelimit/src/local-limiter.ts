@@ -1,4 +1,4 @@
-import { Code, type Context, type Endpoint, ServiceError } from "@svckit/endpoint";
+import { type CancelableContext, Code, type Context, type Endpoint, ServiceError } from "@svckit/endpoint";
 import { closedError, concurrencyError, deadlineError, keysError, limitError, queueError } from "./errors.js";
 import { KeyMap } from "./key-map.js";
 import type { RejectReason, Settings } from "./options.js";
@@ -29,6 +29,8 @@ interface Waiter {
   next: Waiter | undefined;
   resolve: () => void;
   reject: (error: unknown) => void;
+  /** A child of the caller's context: its signal is this waiter's alone (see `#wait`). */
+  watch: CancelableContext;
   signal: AbortSignal;
   onAbort: () => void;
 }
@@ -71,6 +73,7 @@ class LocalKey {
   }
 }
 
+/** Takes a waiter out of its key's queue and stops watching its context. */
 function unlink(state: LocalKey, w: Waiter): void {
   if (w.prev === undefined) state.head = w.next;
   else w.prev.next = w.next;
@@ -79,6 +82,8 @@ function unlink(state: LocalKey, w: Waiter): void {
   w.prev = undefined;
   w.next = undefined;
   state.waiting--;
+  w.signal.removeEventListener("abort", w.onAbort);
+  w.watch.release();
 }
 
 /**
@@ -222,12 +227,17 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
       return this.#reject(key, "deadline", deadlineError(s, eta - now));
     }
     return new Promise<void>((resolve, reject) => {
-      const signal = ctx.signal;
+      // A child per waiting call, with a signal of its own: many calls waiting with one long-lived
+      // context then add no listeners to that context's signal (Node warns past 10); the child is
+      // linked to it instead, and released when the call leaves the queue.
+      const watch = ctx.withCancel();
+      const signal = watch.context.signal;
       const waiter: Waiter = {
         prev: state.tail,
         next: undefined,
         resolve,
         reject,
+        watch,
         signal,
         onAbort: () => {
           unlink(state, waiter);
@@ -256,7 +266,6 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
         return;
       }
       unlink(state, w);
-      w.signal.removeEventListener("abort", w.onAbort);
       w.resolve();
     }
     this.#clearTimer(state);
@@ -293,7 +302,6 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
       this.#clearTimer(state);
       for (let w = state.head; w !== undefined; w = state.head) {
         unlink(state, w);
-        w.signal.removeEventListener("abort", w.onAbort);
         w.reject(error);
       }
     }

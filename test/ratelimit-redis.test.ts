@@ -433,7 +433,9 @@ describe.skipIf(skip)("ratelimit with Redis", () => {
       expect((await rejectionOf(closed(background, i))).code).toBe(Code.UNAVAILABLE);
       await expect(open(background, i)).resolves.toBe(i);
     }
-    expect(Date.now() - t).toBeLessThan(100);
+    // Waiting for the 300 ms timeout each time would take 3 s for these 10 calls; a loaded machine
+    // still stays far below that (a tighter bound failed once under a parallel test run).
+    expect(Date.now() - t).toBeLessThan(1_000);
     await own.restart();
     await eventually(async () => (await outcomes([closed(background, 0)]))[0] === "ok", 6_000, "Redis up");
     expect(await outcomes([open(background, 1), open(background, 2)])).toEqual(["ok", "RESOURCE_EXHAUSTED"]);

@@ -417,9 +417,13 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
   /** {@link RedisLimiter.#attempt}, but rejects at once when the call is cancelled meanwhile. */
   #attemptUnlessAborted(entry: RedisKey, ctx: Context, key: string): Promise<Attempt> {
     const attempt = this.#attempt(entry);
-    const signal = ctx.signal;
+    // A child of the caller's context, as for a local limiter's waiting call: many calls in flight
+    // with one shared context add no listeners to its signal.
+    const watch = ctx.withCancel();
+    const signal = watch.context.signal;
     return new Promise<Attempt>((resolve, reject) => {
       const onAbort = (): void => {
+        watch.release();
         const reason = ctx.abortReason ?? unavailableError(this.#s, signal.reason);
         this.#report(key, abortKind(reason));
         reject(reason);
@@ -432,10 +436,12 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
       attempt.then(
         (result) => {
           signal.removeEventListener("abort", onAbort);
+          watch.release();
           resolve(result);
         },
         (err: unknown) => {
           signal.removeEventListener("abort", onAbort);
+          watch.release();
           reject(err);
         },
       );
@@ -445,7 +451,8 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
   /** Sleeps `ms` (plus a little jitter so waiters do not all retry at once), unless cancelled or closed. */
   #sleep(ms: number, ctx: Context, key: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const signal = ctx.signal;
+      const watch = ctx.withCancel();
+      const signal = watch.context.signal;
       const onAbort = (): void => {
         finish();
         const reason = ctx.abortReason ?? unavailableError(this.#s, signal.reason);
@@ -455,6 +462,7 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
       const finish = (): void => {
         clearTimeout(sleeper.timer);
         signal.removeEventListener("abort", onAbort);
+        watch.release();
         this.#sleepers.delete(sleeper);
       };
       const sleeper: Sleeper = {

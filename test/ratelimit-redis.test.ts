@@ -246,7 +246,8 @@ describe.skipIf(skip)("ratelimit with Redis", () => {
     const tc = Date.now();
     call.cancel();
     expect((await rejectionOf(cancelled)).code).toBe(Code.CANCELLED);
-    expect(Date.now() - tc).toBeLessThan(50);
+    // At once, not at the next 300 ms window (a loose bound: a loaded machine is slow too).
+    expect(Date.now() - tc).toBeLessThan(250);
     await expect(Promise.all(calls)).resolves.toEqual([1, 2, 3, 4, 5, 6]);
     expect(times).toHaveLength(6);
     times.sort((x, y) => x - y);
@@ -476,7 +477,8 @@ describe.skipIf(skip)("ratelimit with Redis", () => {
     t = Date.now();
     call.cancel();
     expect((await rejectionOf(waiting)).code).toBe(Code.CANCELLED);
-    expect(Date.now() - t).toBeLessThan(50);
+    // At once, not when the hanging round trip times out (a loose bound: a loaded machine is slow too).
+    expect(Date.now() - t).toBeLessThan(1_000);
     own.resume();
   }, 10_000);
 

@@ -8,10 +8,13 @@ import {
   Metadata,
   status,
 } from "@grpc/grpc-js";
-import { Code, type Context, type Endpoint, ServiceError } from "@svckit/endpoint";
+import { Code, type Context, createContext, type Endpoint, ServiceError } from "@svckit/endpoint";
 import {
   bindService,
+  createGrpcBidiClient,
+  createGrpcClientStreamClient,
   createGrpcHandler,
+  type GrpcClientFinalizerInfo,
   type GrpcServerFinalizerInfo,
   type GrpcServerOptions,
 } from "@svckit/transport-grpc";
@@ -333,5 +336,175 @@ describe("bidi streaming", () => {
     again.stream.write(tick(2n));
     expect((await again.next())?.n).toBe(1002n);
     again.stream.end();
+  });
+});
+
+/** Yields 1, 2, 3, ... forever (or `count` of them), then throws `end` if given; tells when it stopped. */
+function numbers(
+  count = Number.POSITIVE_INFINITY,
+  end?: Error,
+): {
+  items: AsyncGenerator<number>;
+  stopped: Promise<void>;
+} {
+  const stopped = deferred<void>();
+  const items = (async function* gen() {
+    try {
+      for (let n = 1; n <= count; n++) {
+        await sleep(2);
+        yield n;
+      }
+      if (end !== undefined) throw end;
+    } finally {
+      stopped.resolve();
+    }
+  })();
+  return { items, stopped: stopped.promise };
+}
+
+const toTick = (_ctx: Context, n: number): Tick => tick(BigInt(n));
+
+/** The svckit client of Total: numbers in, the reply as it is. */
+const totalClient = (client: Client): Endpoint<AsyncIterable<number> | Iterable<number>, CountRequest> =>
+  createGrpcClientStreamClient(client, counter, "Total", toTick, (_ctx, r: CountRequest) => r);
+
+describe("svckit clients of client-streaming and bidi methods", () => {
+  it("client streaming: sends every request and resolves with the reply; after and finalizer run", async () => {
+    const client = await serveTotal();
+    const infos: GrpcClientFinalizerInfo[] = [];
+    const headers: string[] = [];
+    const total = createGrpcClientStreamClient(
+      client,
+      counter,
+      "Total",
+      toTick,
+      (_ctx, reply: CountRequest) => reply,
+      {
+        finalizer: (_ctx, info) => infos.push(info),
+        after: [
+          (ctx, _header, trailer) => {
+            headers.push(String(trailer.get("x-total")[0] ?? "none"));
+            return ctx;
+          },
+        ],
+      },
+    );
+    expect(await total(createContext({ timeout: 5_000 }), [1, 2, 2 ** 40])).toEqual({
+      start: 2n ** 40n + 3n,
+      count: 3,
+      payloadSize: 0,
+    });
+    expect(await total(createContext(), numbers(4).items)).toEqual({ start: 10n, count: 4, payloadSize: 0 });
+    expect(infos.map((i) => [i.method, i.code])).toEqual([
+      ["/counter.Counter/Total", Code.OK],
+      ["/counter.Counter/Total", Code.OK],
+    ]);
+    expect(headers).toEqual(["none", "none"]);
+  });
+
+  it("client streaming: a request iterable that throws cancels the call and rejects with its error", async () => {
+    // (The server may still take the stream as complete: grpc-js half-closes before it resets.)
+    const client = await serveTotal();
+    const total = totalClient(client);
+    const failing = numbers(3, new ServiceError(Code.INVALID_ARGUMENT, "bad input"));
+    await expect(total(createContext(), failing.items)).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      message: "bad input",
+    });
+  });
+
+  it("client streaming: stops reading the requests once the server has answered or failed", async () => {
+    const failing: Endpoint<AsyncIterable<Tick>, CountRequest> = async (_ctx, ticks) => {
+      for await (const t of ticks) {
+        if (t.n >= 3n) throw new ServiceError(Code.OUT_OF_RANGE, "enough");
+      }
+      return { start: 0n, count: 0, payloadSize: 0 };
+    };
+    const client = await serveTotal(failing);
+    const total = totalClient(client);
+    const endless = numbers();
+    await expect(total(createContext(), endless.items)).rejects.toMatchObject({
+      code: Code.OUT_OF_RANGE,
+      message: "enough",
+    });
+    await endless.stopped;
+  });
+
+  it("client streaming: a cancelled context cancels the call and stops reading the requests", async () => {
+    const client = await serveTotal();
+    const total = totalClient(client);
+    const call = createContext().withCancel();
+    const endless = numbers();
+    setTimeout(() => call.cancel(), 50);
+    await expect(total(call.context, endless.items)).rejects.toMatchObject({ code: Code.CANCELLED });
+    await endless.stopped;
+  });
+
+  it("bidi: sends the requests as they come and yields each answer; after and finalizer at the end", async () => {
+    const client = await serveEcho();
+    const infos: GrpcClientFinalizerInfo[] = [];
+    const echo = createGrpcBidiClient(client, counter, "Echo", toTick, (_ctx, t: Tick) => Number(t.n), {
+      finalizer: (_ctx, info) => infos.push(info),
+    });
+    const answers: number[] = [];
+    for await (const n of await echo(createContext({ timeout: 5_000 }), numbers(5).items)) answers.push(n);
+    expect(answers).toEqual([1001, 1002, 1003, 1004, 1005]);
+    expect(infos.map((i) => i.code)).toEqual([Code.OK]);
+  });
+
+  it("bidi: stopping reading cancels the call and stops the requests; the server's context aborts", async () => {
+    const serverAborted = deferred<unknown>();
+    // Echoes, then (grpc-js half-closes before it resets) keeps sending until the reset arrives.
+    const endpoint: Endpoint<AsyncIterable<Tick>, AsyncIterable<Tick>> = async (ctx, ticks) => {
+      void aborted(ctx.signal).then(() => serverAborted.resolve(ctx.signal.reason));
+      return (async function* echoThenBeat() {
+        for await (const t of ticks) yield { n: t.n + 1000n, payload: t.payload };
+        for (;;) {
+          await sleep(10);
+          yield tick(0n);
+        }
+      })();
+    };
+    const client = await serveEcho(endpoint);
+    const clientInfos: GrpcClientFinalizerInfo[] = [];
+    const echo = createGrpcBidiClient(client, counter, "Echo", toTick, (_ctx, t: Tick) => Number(t.n), {
+      finalizer: (_ctx, info) => clientInfos.push(info),
+    });
+    const endless = numbers();
+    for await (const n of await echo(createContext(), endless.items)) {
+      if (n === 1003) break;
+    }
+    await endless.stopped;
+    expect(clientInfos.map((i) => i.code)).toEqual([Code.CANCELLED]);
+    expect(await serverAborted.promise).toMatchObject({ code: Code.CANCELLED });
+  });
+
+  it("bidi: a request iterable that throws cancels the call and the responses throw its error", async () => {
+    const client = await serveEcho();
+    const echo = createGrpcBidiClient(client, counter, "Echo", toTick, (_ctx, t: Tick) => Number(t.n));
+    const answers: number[] = [];
+    const failing = numbers(2, new ServiceError(Code.DATA_LOSS, "source broke"));
+    await expect(
+      (async () => {
+        for await (const n of await echo(createContext(), failing.items)) answers.push(n);
+      })(),
+    ).rejects.toMatchObject({ code: Code.DATA_LOSS, message: "source broke" });
+    expect(answers.length).toBeLessThanOrEqual(2);
+  });
+
+  it("throws at setup for a method of another kind", () => {
+    const enc = (_ctx: unknown, req: unknown) => req;
+    expect(() => createGrpcClientStreamClient("127.0.0.1:1", counter, "Echo", enc, enc)).toThrow(
+      "createGrpcClientStreamClient: /counter.Counter/Echo is not a client-streaming method",
+    );
+    expect(() => createGrpcBidiClient("127.0.0.1:1", counter, "Total", enc, enc)).toThrow(
+      "createGrpcBidiClient: /counter.Counter/Total is not a bidi-streaming method",
+    );
+    expect(() => createGrpcBidiClient("127.0.0.1:1", counter, "Count", enc, enc)).toThrow(
+      /is not a bidi-streaming method/,
+    );
+    expect(() => createGrpcClientStreamClient("127.0.0.1:1", counter, "Nope", enc, enc)).toThrow(
+      "createGrpcClientStreamClient: counter.Counter has no method Nope",
+    );
   });
 });

@@ -2,7 +2,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type ClientWritableStream,
   Metadata as GrpcMetadata,
   type ServiceError as GrpcServiceError,
   credentials as grpcCredentials,
@@ -97,18 +101,199 @@ async function startRequest<Req, Msg>(
   before: readonly GrpcClientRequestFunc[],
 ): Promise<{ ctx: Context; bytes: Buffer; metadata: GrpcMetadata }> {
   ctx.throwIfAborted();
-  const message = await encode(ctx, request);
-  let bytes: Buffer;
+  const bytes = encodeRequestMessage(method, await encode(ctx, request));
+  const metadata = toGrpcMetadata(ctx.outgoingMetadata);
+  for (const fn of before) ctx = fn(ctx, metadata) ?? ctx;
+  return { ctx, bytes, metadata };
+}
+
+/** A request message as bytes; one that does not fit its schema is INVALID_ARGUMENT. */
+function encodeRequestMessage<Msg>(method: GrpcMethod<Msg, unknown>, message: Msg): Buffer {
   try {
-    bytes = asBuffer(method.requestType.encode(message));
+    return asBuffer(method.requestType.encode(message));
   } catch (err) {
     throw new ServiceError(Code.INVALID_ARGUMENT, `request message for ${method.path} could not be encoded`, {
       cause: err,
     });
   }
+}
+
+/** The outgoing metadata of a call whose requests are streamed: `before` runs on them, nothing is encoded yet. */
+function startStream(
+  ctx: Context,
+  before: readonly GrpcClientRequestFunc[],
+): { ctx: Context; metadata: GrpcMetadata } {
+  ctx.throwIfAborted();
   const metadata = toGrpcMetadata(ctx.outgoingMetadata);
   for (const fn of before) ctx = fn(ctx, metadata) ?? ctx;
-  return { ctx, bytes, metadata };
+  return { ctx, metadata };
+}
+
+/** A call's deadline from its context's. */
+function callOptionsOf(ctx: Context): CallOptions {
+  const callOptions: CallOptions = {};
+  if (ctx.deadline !== undefined) callOptions.deadline = ctx.deadline;
+  return callOptions;
+}
+
+/**
+ * Cancels `call` when `ctx` aborts. Listening on a per-call child's signal keeps the abort listeners off
+ * the caller's signal, where a long-lived context (e.g. `background`) would collect one per concurrent
+ * call; the returned function (call it once the call is over) drops the child's timer and parent link.
+ */
+function cancelOnAbort(ctx: Context, call: { cancel(): void }): () => void {
+  const child = ctx.withCancel();
+  const signal = child.context.signal;
+  const onAbort = (): void => call.cancel();
+  if (signal.aborted) call.cancel();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return () => {
+    signal.removeEventListener("abort", onAbort);
+    child.release();
+  };
+}
+
+/** What a call with one reply ended with. */
+interface Reply {
+  readonly reply: Buffer;
+  readonly header: GrpcMetadata;
+  readonly trailer: GrpcMetadata;
+}
+
+/**
+ * Runs a call that has one reply (unary, client streaming): `start` makes it with the deadline and the
+ * callback; `started` (client streaming) gets it and a `fail` that cancels it with that error instead.
+ */
+function awaitReply<C extends ClientUnaryCall | ClientWritableStream<Buffer>>(
+  ctx: Context,
+  start: (options: CallOptions, callback: (err: GrpcServiceError | null, value?: Buffer) => void) => C,
+  started?: (call: C, fail: (error: unknown) => void) => void,
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    let header = new GrpcMetadata();
+    let reply: Buffer | undefined;
+    let failure: ServiceError | undefined;
+    const grpcCall = start(callOptionsOf(ctx), (err, value) => {
+      if (err) failure ??= ctx.abortReason ?? fromGrpcStatus(err);
+      else reply = value;
+    });
+    grpcCall.on("metadata", (md: GrpcMetadata) => {
+      header = md;
+    });
+    const stopWatching = cancelOnAbort(ctx, grpcCall);
+    grpcCall.on("status", (status: StatusObject) => {
+      stopWatching();
+      if (failure !== undefined) reject(failure);
+      else if (reply === undefined) reject(fromGrpcStatus(status));
+      else resolve({ reply, header, trailer: status.metadata });
+    });
+    started?.(grpcCall, (error) => {
+      failure ??= ServiceError.from(error);
+      grpcCall.cancel();
+    });
+  });
+}
+
+/**
+ * Writes each of `requests`, encoded, to a client-streaming or bidi call, waiting for `drain` when the
+ * server reads slowly, and half-closes the call at the end. Stops (ending the requests' iteration) once
+ * the call is over. Rejects with what the requests or `encode` threw.
+ */
+async function pumpRequests<Req, Msg>(
+  ctx: Context,
+  requests: AsyncIterable<Req>,
+  method: GrpcMethod<Msg, unknown>,
+  encode: EncodeGrpcRequestFunc<Req, Msg>,
+  call: ClientWritableStream<Buffer> | ClientDuplexStream<Buffer, Buffer>,
+  isOver: () => boolean,
+): Promise<void> {
+  for await (const request of requests) {
+    if (isOver()) return;
+    const bytes = encodeRequestMessage(method, await encode(ctx, request));
+    if (isOver()) return;
+    if (!call.write(bytes)) {
+      await new Promise<void>((resolve) => {
+        const go = (): void => {
+          call.off("drain", go);
+          call.off("status", go);
+          resolve();
+        };
+        call.on("drain", go);
+        call.on("status", go);
+      });
+    }
+  }
+  if (!isOver()) call.end();
+}
+
+/** What a response stream needs of its client endpoint. */
+interface StreamPlan<Res, Out> {
+  readonly method: GrpcMethod<unknown, Out>;
+  readonly decode: DecodeGrpcResponseFunc<Out, Res>;
+  readonly after: readonly GrpcClientResponseFunc[];
+  readonly finalizers: readonly GrpcClientFinalizerFunc[];
+}
+
+/**
+ * The decoded responses of a server-streaming or bidi call that `start` makes when reading begins;
+ * `started` (bidi) gets the call and a `fail` that cancels it with that error instead. Runs `after` and
+ * the finalizers when the stream is over; a caller that stops reading cancels the call.
+ */
+async function* streamResponses<
+  Res,
+  Out,
+  C extends ClientReadableStream<Buffer> | ClientDuplexStream<Buffer, Buffer>,
+>(
+  ctx: Context,
+  plan: StreamPlan<Res, Out>,
+  start: (options: CallOptions) => C,
+  started?: (call: C, fail: (error: unknown) => void) => void,
+): AsyncGenerator<Res, void, undefined> {
+  const grpcCall = start(callOptionsOf(ctx));
+  let header = new GrpcMetadata();
+  let status: StatusObject | undefined;
+  let failure: ServiceError | undefined;
+  const ended = new Promise<StatusObject>((resolve) => {
+    grpcCall.on("status", (s: StatusObject) => {
+      status = s;
+      resolve(s);
+    });
+  });
+  grpcCall.on("metadata", (md: GrpcMetadata) => {
+    header = md;
+  });
+  const stopWatching = cancelOnAbort(ctx, grpcCall);
+  started?.(grpcCall, (error) => {
+    failure ??= ServiceError.from(error);
+    grpcCall.cancel();
+  });
+  let error: ServiceError | undefined;
+  let complete = false;
+  try {
+    try {
+      for await (const reply of grpcCall as AsyncIterable<Buffer>) {
+        yield await plan.decode(ctx, decodeReply(plan.method, reply));
+      }
+    } catch (err) {
+      if (err instanceof ServiceError) throw err;
+      throw failure ?? ctx.abortReason ?? fromGrpcStatus(status ?? (err as GrpcServiceError));
+    }
+    const final = await ended;
+    if (final.code !== Code.OK) throw failure ?? ctx.abortReason ?? fromGrpcStatus(final);
+    for (const fn of plan.after) ctx = fn(ctx, header, final.metadata) ?? ctx;
+    complete = true;
+  } catch (err) {
+    error = ServiceError.from(err);
+    throw error;
+  } finally {
+    stopWatching();
+    if (!complete && error === undefined) {
+      // The caller stopped reading: the call is not needed any more.
+      grpcCall.cancel();
+      error = new ServiceError(Code.CANCELLED, "the caller stopped reading the stream");
+    }
+    finished(plan.finalizers, plan.method.path, ctx, error);
+  }
 }
 
 /** A reply's bytes as a message; bytes that do not decode are the server's fault (INTERNAL). */
@@ -170,56 +355,22 @@ export function createGrpcClient<Req, Res, Msg, Out>(
   const { client, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
 
-  function call(
-    ctx: Context,
-    bytes: Buffer,
-    metadata: GrpcMetadata,
-  ): Promise<{ reply: Buffer; header: GrpcMetadata; trailer: GrpcMetadata }> {
-    return new Promise((resolve, reject) => {
-      const callOptions: CallOptions = {};
-      if (ctx.deadline !== undefined) callOptions.deadline = ctx.deadline;
-      let header = new GrpcMetadata();
-      let reply: Buffer | undefined;
-      let failure: ServiceError | undefined;
-      // Listening on a per-call child's signal keeps the abort listeners off the caller's signal, where a
-      // long-lived context (e.g. `background`) would collect one per concurrent call; `release` afterwards
-      // drops the child's timer and parent link without aborting anything.
-      const child = ctx.withCancel();
-      const signal = child.context.signal;
-      const onAbort = (): void => grpcCall.cancel();
-      const grpcCall = client.makeUnaryRequest(
-        path,
-        passThrough,
-        passThrough,
-        bytes,
-        metadata,
-        callOptions,
-        (err: GrpcServiceError | null, value?: Buffer) => {
-          if (err) failure = ctx.abortReason ?? fromGrpcStatus(err);
-          else reply = value;
-        },
-      );
-      grpcCall.on("metadata", (md: GrpcMetadata) => {
-        header = md;
-      });
-      grpcCall.on("status", (status: StatusObject) => {
-        signal.removeEventListener("abort", onAbort);
-        child.release();
-        if (failure !== undefined) reject(failure);
-        else if (reply === undefined) reject(fromGrpcStatus(status));
-        else resolve({ reply, header, trailer: status.metadata });
-      });
-      if (signal.aborted) grpcCall.cancel();
-      else signal.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
   return async function grpcClient(ctx: Context, request: Req): Promise<Res> {
     let error: ServiceError | undefined;
     try {
       const started = await startRequest(ctx, request, method, encode, before);
       ctx = started.ctx;
-      const { reply, header, trailer } = await call(ctx, started.bytes, started.metadata);
+      const { reply, header, trailer } = await awaitReply(ctx, (callOptions, callback) =>
+        client.makeUnaryRequest(
+          path,
+          passThrough,
+          passThrough,
+          started.bytes,
+          started.metadata,
+          callOptions,
+          callback,
+        ),
+      );
       for (const fn of after) ctx = fn(ctx, header, trailer) ?? ctx;
       return await decode(ctx, decodeReply(method, reply));
     } catch (err) {
@@ -271,76 +422,170 @@ export function createGrpcStreamClient<Req, Res, Msg, Out>(
   const { client, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
 
-  async function* responses(
-    ctx: Context,
-    bytes: Buffer,
-    metadata: GrpcMetadata,
-  ): AsyncGenerator<Res, void, undefined> {
-    const callOptions: CallOptions = {};
-    if (ctx.deadline !== undefined) callOptions.deadline = ctx.deadline;
-    const grpcCall = client.makeServerStreamRequest(
-      path,
-      passThrough,
-      passThrough,
-      bytes,
-      metadata,
-      callOptions,
-    );
-    let header = new GrpcMetadata();
-    let status: StatusObject | undefined;
-    const ended = new Promise<StatusObject>((resolve) => {
-      grpcCall.on("status", (s: StatusObject) => {
-        status = s;
-        resolve(s);
-      });
-    });
-    grpcCall.on("metadata", (md: GrpcMetadata) => {
-      header = md;
-    });
-    // As the unary client: a per-call child's signal, so a long-lived context collects no listeners.
-    const child = ctx.withCancel();
-    const signal = child.context.signal;
-    const onAbort = (): void => grpcCall.cancel();
-    if (signal.aborted) grpcCall.cancel();
-    else signal.addEventListener("abort", onAbort, { once: true });
-    let error: ServiceError | undefined;
-    let complete = false;
-    try {
-      try {
-        for await (const reply of grpcCall as AsyncIterable<Buffer>) {
-          yield await decode(ctx, decodeReply(method, reply));
-        }
-      } catch (err) {
-        if (err instanceof ServiceError) throw err;
-        throw ctx.abortReason ?? fromGrpcStatus(status ?? (err as GrpcServiceError));
-      }
-      const final = await ended;
-      if (final.code !== Code.OK) throw ctx.abortReason ?? fromGrpcStatus(final);
-      for (const fn of after) ctx = fn(ctx, header, final.metadata) ?? ctx;
-      complete = true;
-    } catch (err) {
-      error = ServiceError.from(err);
-      throw error;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      child.release();
-      if (!complete && error === undefined) {
-        // The caller stopped reading: the call is not needed any more.
-        grpcCall.cancel();
-        error = new ServiceError(Code.CANCELLED, "the caller stopped reading the stream");
-      }
-      finished(finalizers, path, ctx, error);
-    }
-  }
+  const plan: StreamPlan<Res, Out> = { method, decode, after, finalizers };
 
   return async function grpcStreamClient(ctx: Context, request: Req): Promise<AsyncIterable<Res>> {
     try {
       const started = await startRequest(ctx, request, method, encode, before);
-      return responses(started.ctx, started.bytes, started.metadata);
+      return streamResponses(started.ctx, plan, (callOptions) =>
+        client.makeServerStreamRequest(
+          path,
+          passThrough,
+          passThrough,
+          started.bytes,
+          started.metadata,
+          callOptions,
+        ),
+      );
     } catch (err) {
       const error = ServiceError.from(err);
       finished(finalizers, path, ctx, error);
       throw error;
     }
   };
+}
+
+/** Checks that `methodName` is a method of `service` whose request is streamed, with a streamed response or not. */
+function streamingRequestMethod<Msg, Out>(
+  creator: string,
+  service: GrpcService,
+  methodName: string,
+  responseStream: boolean,
+): GrpcMethod<Msg, Out> {
+  const method = service.methods[methodName] as GrpcMethod<Msg, Out> | undefined;
+  if (method === undefined) throw new Error(`${creator}: ${service.name} has no method ${methodName}`);
+  if (!method.requestStream || method.responseStream !== responseStream) {
+    throw new Error(
+      `${creator}: ${method.path} is not a ${responseStream ? "bidi" : "client"}-streaming method`,
+    );
+  }
+  return method;
+}
+
+/**
+ * Makes an endpoint that calls one client-streaming gRPC method: it takes an `AsyncIterable` of
+ * requests, encodes and sends each as it comes (waiting while the server reads slowly), half-closes the
+ * call when the iterable ends, and resolves with the decoded reply. When the iterable (or `encode`)
+ * throws, the call is cancelled and the endpoint rejects with that error; when the call ends first
+ * (the server answered or failed, or the context was cancelled), the iteration is stopped. Options as
+ * {@link createGrpcClient}.
+ *
+ * @example
+ * ```ts
+ * const total = createGrpcClientStreamClient(address, root.service("counter.Counter"), "Total",
+ *   (_ctx, n: number) => ({ n: BigInt(n), payload: new Uint8Array() }),
+ *   (_ctx, reply: { start: bigint }) => Number(reply.start));
+ * await total(createContext({ timeout: 5_000 }), [1, 2, 3]); // 6 (an array is an iterable too)
+ * ```
+ */
+export function createGrpcClientStreamClient<Req, Res, Msg, Out>(
+  target: string | Client,
+  service: GrpcService,
+  methodName: string,
+  encode: EncodeGrpcRequestFunc<Req, Msg>,
+  decode: DecodeGrpcResponseFunc<Out, Res>,
+  options: GrpcStreamClientOptions = {},
+): Endpoint<AsyncIterable<Req> | Iterable<Req>, Res> {
+  const method = streamingRequestMethod<Msg, Out>("createGrpcClientStreamClient", service, methodName, false);
+  const { client, before, after, finalizers } = clientSetup(target, options);
+  const path = method.path;
+  return async function grpcClientStream(
+    ctx: Context,
+    requests: AsyncIterable<Req> | Iterable<Req>,
+  ): Promise<Res> {
+    let error: ServiceError | undefined;
+    try {
+      const opened = startStream(ctx, before);
+      ctx = opened.ctx;
+      let over = false;
+      const { reply, header, trailer } = await awaitReply(
+        ctx,
+        (callOptions, callback) =>
+          client.makeClientStreamRequest(
+            path,
+            passThrough,
+            passThrough,
+            opened.metadata,
+            callOptions,
+            callback,
+          ),
+        (call, fail) => {
+          call.on("status", () => {
+            over = true;
+          });
+          pumpRequests(ctx, toAsync(requests), method, encode, call, () => over).catch(fail);
+        },
+      );
+      for (const fn of after) ctx = fn(ctx, header, trailer) ?? ctx;
+      return await decode(ctx, decodeReply(method, reply));
+    } catch (err) {
+      error = ServiceError.from(err);
+      throw error;
+    } finally {
+      finished(finalizers, path, ctx, error);
+    }
+  };
+}
+
+/**
+ * Makes an endpoint that calls one bidi-streaming gRPC method: it takes an `AsyncIterable` of requests
+ * and resolves with an `AsyncIterable` of the decoded responses. The call starts when the caller starts
+ * reading the responses; requests are sent as they come, concurrently, and the call is half-closed when
+ * the requests end. A request iterable (or `encode`) that throws cancels the call and the responses
+ * throw that error; stopping reading the responses (`break`) cancels the call. Options as
+ * {@link createGrpcClient}; `after` and the finalizers run when the response stream is over.
+ *
+ * @example
+ * ```ts
+ * const echo = createGrpcBidiClient(address, root.service("counter.Counter"), "Echo",
+ *   (_ctx, n: number) => ({ n: BigInt(n), payload: new Uint8Array() }),
+ *   (_ctx, tick: { n: bigint }) => Number(tick.n));
+ * for await (const n of await echo(createContext(), [1, 2, 3])) console.log(n);
+ * ```
+ */
+export function createGrpcBidiClient<Req, Res, Msg, Out>(
+  target: string | Client,
+  service: GrpcService,
+  methodName: string,
+  encode: EncodeGrpcRequestFunc<Req, Msg>,
+  decode: DecodeGrpcResponseFunc<Out, Res>,
+  options: GrpcStreamClientOptions = {},
+): Endpoint<AsyncIterable<Req> | Iterable<Req>, AsyncIterable<Res>> {
+  const method = streamingRequestMethod<Msg, Out>("createGrpcBidiClient", service, methodName, true);
+  const { client, before, after, finalizers } = clientSetup(target, options);
+  const path = method.path;
+  const plan: StreamPlan<Res, Out> = { method, decode, after, finalizers };
+  return async function grpcBidi(
+    ctx: Context,
+    requests: AsyncIterable<Req> | Iterable<Req>,
+  ): Promise<AsyncIterable<Res>> {
+    try {
+      const opened = startStream(ctx, before);
+      let over = false;
+      return streamResponses(
+        opened.ctx,
+        plan,
+        (callOptions) =>
+          client.makeBidiStreamRequest(path, passThrough, passThrough, opened.metadata, callOptions),
+        (call, fail) => {
+          call.on("status", () => {
+            over = true;
+          });
+          pumpRequests(opened.ctx, toAsync(requests), method, encode, call, () => over).catch(fail);
+        },
+      );
+    } catch (err) {
+      const error = ServiceError.from(err);
+      finished(finalizers, path, ctx, error);
+      throw error;
+    }
+  };
+}
+
+/** An iterable as an async one (an array of requests is fine too). */
+function toAsync<T>(items: AsyncIterable<T> | Iterable<T>): AsyncIterable<T> {
+  if (Symbol.asyncIterator in items) return items;
+  return (async function* sync() {
+    yield* items;
+  })();
 }

@@ -109,7 +109,7 @@ describe("README", () => {
       .slice(readme.indexOf("## Streaming"), readme.indexOf("## When to use"))
       .replace(/\s+/g, " ");
     expect(streaming).toContain("All four kinds are served");
-    expect(streaming).toContain("Not yet: a svckit client for client-streaming and bidi methods");
+    expect(streaming).toContain("A svckit client exists for each kind");
     expect(streaming).toContain("`@svckit/grpc-h2`'s engine serves unary and server-streaming methods only");
   });
 });

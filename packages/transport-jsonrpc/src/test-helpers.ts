@@ -1,110 +1,42 @@
 // Shared by the tests of this package only: excluded from the build (see tsconfig.json), never exported.
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+// The HTTP plumbing (servers, a raw client, promises) is transport-http's test helpers', reached by
+// relative path; what is JSON-RPC's own (the /rpc URL and defaults, envelopes, addsvc) is here.
+import type http from "node:http";
 import { Code, type Context, type Endpoint, ServiceError } from "@svckit/endpoint";
 import { type JsonRpcMethod, jsonRpcMethod } from "@svckit/transport-jsonrpc";
 import { expect } from "vitest";
+import {
+  type TestServer as HttpTestServer,
+  listen as listenHttp,
+  send as sendHttp,
+  type TestRequest,
+  type TestResponse,
+} from "../../transport-http/src/test-helpers.js";
 
-/** A real HTTP server on 127.0.0.1, on a free port. */
-export interface TestServer {
-  readonly server: http.Server;
-  readonly port: number;
+export { aborted, closeServers, deferred, freePort } from "../../transport-http/src/test-helpers.js";
+export type { TestRequest, TestResponse };
+
+/** A real HTTP server on 127.0.0.1, on a free port, with its JSON-RPC URL. */
+export interface TestServer extends HttpTestServer {
   /** `http://127.0.0.1:<port>/rpc` */
   readonly url: string;
-  close(): Promise<void>;
 }
-
-const open = new Set<TestServer>();
 
 /** Starts `http.createServer(listener)` on 127.0.0.1, port 0. Close with {@link closeServers}. */
 export async function listen(listener: http.RequestListener): Promise<TestServer> {
-  const server = http.createServer(listener);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const testServer: TestServer = {
-    server,
-    port,
-    url: `http://127.0.0.1:${port}/rpc`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        open.delete(testServer);
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-  open.add(testServer);
-  return testServer;
+  const server = await listenHttp(listener);
+  return Object.assign(server, { url: `${server.origin}/rpc` });
 }
 
-/** Closes every server {@link listen} started and that is still open. */
-export async function closeServers(): Promise<void> {
-  await Promise.all([...open].map((s) => s.close()));
-}
-
-/** A port nothing listens on (it was free a moment ago). */
-export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** What {@link send} resolves with. */
-export interface TestResponse {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: Buffer;
-  readonly text: string;
-  json(): unknown;
-}
-
-/** A request for {@link send}; POST with `content-type: application/json` unless told otherwise. */
-export interface TestRequest {
-  method?: string;
-  path?: string;
-  headers?: http.OutgoingHttpHeaders;
-  body?: string | Uint8Array;
-  agent?: http.Agent;
-}
-
-/** Sends one request with `node:http` (fresh connection unless an agent is given) and reads the whole answer. */
+/**
+ * Sends one request with `node:http` (fresh connection unless an agent is given) and reads the whole
+ * answer; POST /rpc with `content-type: application/json` unless told otherwise.
+ */
 export function send(port: number, request: TestRequest = {}): Promise<TestResponse> {
-  return new Promise<TestResponse>((resolve, reject) => {
-    const req = http.request(
-      {
-        host: "127.0.0.1",
-        port,
-        method: request.method ?? "POST",
-        path: request.path ?? "/rpc",
-        headers: request.headers ?? { "content-type": "application/json" },
-        agent: request.agent ?? false,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("error", reject);
-        res.on("end", () => {
-          const body = Buffer.concat(chunks);
-          const text = body.toString("utf8");
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body,
-            text,
-            json: () => JSON.parse(text) as unknown,
-          });
-        });
-      },
-    );
-    req.on("error", reject);
-    req.end(request.body);
+  return sendHttp(port, {
+    ...request,
+    path: request.path ?? "/rpc",
+    headers: request.headers ?? { "content-type": "application/json" },
   });
 }
 
@@ -127,21 +59,6 @@ export function envelope(res: TestResponse, status = 200): unknown {
   expect(res.headers["content-type"]).toBe(JSON_TYPE);
   expect(res.headers["content-length"]).toBe(String(res.body.byteLength));
   return res.json();
-}
-
-/** Resolves once `signal` aborts. */
-export function aborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
-}
-
-/** A promise with its resolve function. */
-export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -197,33 +197,40 @@ function awaitReply<C extends ClientUnaryCall | ClientWritableStream<Buffer>>(
 /**
  * Writes each of `requests`, encoded, to a client-streaming or bidi call, waiting for `drain` when the
  * server reads slowly, and half-closes the call at the end. Stops (ending the requests' iteration) once
- * the call is over. Rejects with what the requests or `encode` threw.
+ * the call is over. What the requests or `encode` throw goes to `fail`.
  */
-async function pumpRequests<Req, Msg>(
+function pumpRequests<Req, Msg>(
   ctx: Context,
-  requests: AsyncIterable<Req>,
+  requests: AsyncIterable<Req> | Iterable<Req>,
   method: GrpcMethod<Msg, unknown>,
   encode: EncodeGrpcRequestFunc<Req, Msg>,
   call: ClientWritableStream<Buffer> | ClientDuplexStream<Buffer, Buffer>,
-  isOver: () => boolean,
-): Promise<void> {
-  for await (const request of requests) {
-    if (isOver()) return;
-    const bytes = encodeRequestMessage(method, await encode(ctx, request));
-    if (isOver()) return;
-    if (!call.write(bytes)) {
-      await new Promise<void>((resolve) => {
-        const go = (): void => {
-          call.off("drain", go);
-          call.off("status", go);
-          resolve();
-        };
-        call.on("drain", go);
-        call.on("status", go);
-      });
+  fail: (error: unknown) => void,
+): void {
+  let over = false;
+  call.on("status", () => {
+    over = true;
+  });
+  const pump = async (): Promise<void> => {
+    for await (const request of toAsync(requests)) {
+      if (over) return;
+      const bytes = encodeRequestMessage(method, await encode(ctx, request));
+      if (over) return;
+      if (!call.write(bytes)) {
+        await new Promise<void>((resolve) => {
+          const go = (): void => {
+            call.off("drain", go);
+            call.off("status", go);
+            resolve();
+          };
+          call.on("drain", go);
+          call.on("status", go);
+        });
+      }
     }
-  }
-  if (!isOver()) call.end();
+    if (!over) call.end();
+  };
+  pump().catch(fail);
 }
 
 /** What a response stream needs of its client endpoint. */
@@ -349,7 +356,7 @@ export function createGrpcClient<Req, Res, Msg, Out>(
   }
   if (method.requestStream || method.responseStream) {
     throw new Error(
-      `createGrpcClient: ${method.path} is a streaming method; use createGrpcStreamClient for server streaming`,
+      `createGrpcClient: ${method.path} is a streaming method; use createGrpcStreamClient, createGrpcClientStreamClient or createGrpcBidiClient`,
     );
   }
   const { client, before, after, finalizers } = clientSetup(target, options);
@@ -382,14 +389,18 @@ export function createGrpcClient<Req, Res, Msg, Out>(
   };
 }
 
-/** Options of {@link createGrpcStreamClient}: those of {@link createGrpcClient}. */
+/**
+ * Options of {@link createGrpcStreamClient}, {@link createGrpcClientStreamClient} and
+ * {@link createGrpcBidiClient}: those of {@link createGrpcClient}.
+ */
 export type GrpcStreamClientOptions = GrpcClientOptions;
 
 /**
  * Makes an endpoint that calls one server-streaming gRPC method: it encodes the request and resolves
  * with an `AsyncIterable` of the decoded responses. The call starts when the caller starts reading and
- * yields each response as it arrives (the call is paused while the caller does not read). The iterable throws a {@link ServiceError} when the
- * call fails (also for a failure before the first response, such as UNIMPLEMENTED); stopping early
+ * yields each response as it arrives (the call is paused while the caller does not read). The iterable
+ * throws a {@link ServiceError} when the call fails (also for a failure before the first response, such
+ * as UNIMPLEMENTED); stopping early
  * (`break`) cancels the call. The context's deadline is the call's, its abort signal cancels the call,
  * and `after` and the finalizers run when the stream is over.
  *
@@ -497,7 +508,6 @@ export function createGrpcClientStreamClient<Req, Res, Msg, Out>(
     try {
       const opened = startStream(ctx, before);
       ctx = opened.ctx;
-      let over = false;
       const { reply, header, trailer } = await awaitReply(
         ctx,
         (callOptions, callback) =>
@@ -509,12 +519,7 @@ export function createGrpcClientStreamClient<Req, Res, Msg, Out>(
             callOptions,
             callback,
           ),
-        (call, fail) => {
-          call.on("status", () => {
-            over = true;
-          });
-          pumpRequests(ctx, toAsync(requests), method, encode, call, () => over).catch(fail);
-        },
+        (call, fail) => pumpRequests(ctx, requests, method, encode, call, fail),
       );
       for (const fn of after) ctx = fn(ctx, header, trailer) ?? ctx;
       return await decode(ctx, decodeReply(method, reply));
@@ -561,18 +566,12 @@ export function createGrpcBidiClient<Req, Res, Msg, Out>(
   ): Promise<AsyncIterable<Res>> {
     try {
       const opened = startStream(ctx, before);
-      let over = false;
       return streamResponses(
         opened.ctx,
         plan,
         (callOptions) =>
           client.makeBidiStreamRequest(path, passThrough, passThrough, opened.metadata, callOptions),
-        (call, fail) => {
-          call.on("status", () => {
-            over = true;
-          });
-          pumpRequests(opened.ctx, toAsync(requests), method, encode, call, () => over).catch(fail);
-        },
+        (call, fail) => pumpRequests(opened.ctx, requests, method, encode, call, fail),
       );
     } catch (err) {
       const error = ServiceError.from(err);

@@ -183,7 +183,7 @@ describe("createGrpcStreamClient", () => {
       /is not a server-streaming method/,
     );
     expect(() => createGrpcClient("127.0.0.1:1", counter, "Count", enc, enc)).toThrow(
-      /use createGrpcStreamClient for server streaming/,
+      "createGrpcClient: /counter.Counter/Count is a streaming method; use createGrpcStreamClient, createGrpcClientStreamClient or createGrpcBidiClient",
     );
     expect(() => createGrpcStreamClient("127.0.0.1:1", counter, "Nope", enc, enc)).toThrow(
       "createGrpcStreamClient: counter.Counter has no method Nope",

@@ -161,6 +161,9 @@ type AnyCall =
   | ServerReadableStream<Buffer, Buffer>
   | ServerDuplexStream<Buffer, Buffer>;
 
+/** A call answered with one response: unary and client streaming. */
+type OneReplyCall = ServerUnaryCall<Buffer, Buffer> | ServerReadableStream<Buffer, Buffer>;
+
 /** A call whose responses go out as a stream: server streaming and bidi. */
 type WritingCall = ServerWritableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>;
 
@@ -352,7 +355,7 @@ function unaryRespond(
   plan: Plan,
   handle: CallHandle,
   ctx: Context,
-  call: ServerUnaryCall<Buffer, Buffer>,
+  call: OneReplyCall,
   callback: sendUnaryData<Buffer>,
   response: unknown,
 ): void {
@@ -377,7 +380,7 @@ function unarySend(
   plan: Plan,
   handle: CallHandle,
   ctx: Context,
-  call: ServerUnaryCall<Buffer, Buffer>,
+  call: OneReplyCall,
   callback: sendUnaryData<Buffer>,
   message: unknown,
 ): void {
@@ -545,7 +548,10 @@ function writingHandler<C extends WritingCall>(
   };
 }
 
-/** Client streaming: the endpoint gets an AsyncIterable of requests and returns one response. */
+/**
+ * Client streaming: the endpoint gets an AsyncIterable of requests and returns one response, which is
+ * sent (and the call finished) as a unary call's.
+ */
 function clientStreamHandler(plan: Plan) {
   async function serve(
     call: ServerReadableStream<Buffer, Buffer>,
@@ -553,23 +559,16 @@ function clientStreamHandler(plan: Plan) {
   ): Promise<void> {
     const handle = startCall(plan, call);
     let ctx = handle.context;
-    let error: ServiceError | undefined;
+    let response: unknown;
     try {
       let requests: AsyncIterable<unknown>;
       [ctx, requests] = prepareStream(plan, ctx, call);
-      const response = await plan.endpoint(ctx, requests);
-      let message = plan.encode(ctx, response);
-      if (isPromise(message)) message = await message;
-      const bytes = encodeMessage(plan, message);
-      let trailer: GrpcMetadata | undefined;
-      if (plan.after.length > 0) [ctx, trailer] = responseMetadata(plan, ctx, call);
-      callback(null, bytes, trailer);
+      response = await plan.endpoint(ctx, requests);
     } catch (err) {
-      error = fail(plan, ctx, err);
-      callback(toGrpcStatus(error));
+      unaryFailed(plan, handle, ctx, callback, err);
+      return;
     }
-    handle.release();
-    finish(plan, ctx, error);
+    unaryRespond(plan, handle, ctx, call, callback, response);
   }
   return function clientStream(
     call: ServerReadableStream<Buffer, Buffer>,

@@ -242,6 +242,29 @@ interface StreamPlan<Res, Out> {
 }
 
 /**
+ * Runs a call with one reply (unary, client streaming): `call` starts it and returns the context
+ * `before` left and the reply; then `after` runs, the reply is decoded and the finalizers are told.
+ */
+async function replyCall<Res, Out>(
+  ctx: Context,
+  plan: StreamPlan<Res, Out>,
+  call: (ctx: Context) => Promise<[Context, Reply]>,
+): Promise<Res> {
+  let error: ServiceError | undefined;
+  try {
+    let reply: Reply;
+    [ctx, reply] = await call(ctx);
+    for (const fn of plan.after) ctx = fn(ctx, reply.header, reply.trailer) ?? ctx;
+    return await plan.decode(ctx, decodeReply(plan.method, reply.reply));
+  } catch (err) {
+    error = ServiceError.from(err);
+    throw error;
+  } finally {
+    finished(plan.finalizers, plan.method.path, ctx, error);
+  }
+}
+
+/**
  * The decoded responses of a server-streaming or bidi call that `start` makes when reading begins;
  * `started` (bidi) gets the call and a `fail` that cancels it with that error instead. Runs `after` and
  * the finalizers when the stream is over; a caller that stops reading cancels the call.
@@ -362,12 +385,12 @@ export function createGrpcClient<Req, Res, Msg, Out>(
   const { client, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
 
-  return async function grpcClient(ctx: Context, request: Req): Promise<Res> {
-    let error: ServiceError | undefined;
-    try {
-      const started = await startRequest(ctx, request, method, encode, before);
-      ctx = started.ctx;
-      const { reply, header, trailer } = await awaitReply(ctx, (callOptions, callback) =>
+  const plan: StreamPlan<Res, Out> = { method, decode, after, finalizers };
+
+  return function grpcClient(ctx: Context, request: Req): Promise<Res> {
+    return replyCall(ctx, plan, async (at) => {
+      const started = await startRequest(at, request, method, encode, before);
+      const reply = await awaitReply(started.ctx, (callOptions, callback) =>
         client.makeUnaryRequest(
           path,
           passThrough,
@@ -378,14 +401,8 @@ export function createGrpcClient<Req, Res, Msg, Out>(
           callback,
         ),
       );
-      for (const fn of after) ctx = fn(ctx, header, trailer) ?? ctx;
-      return await decode(ctx, decodeReply(method, reply));
-    } catch (err) {
-      error = ServiceError.from(err);
-      throw error;
-    } finally {
-      finished(finalizers, path, ctx, error);
-    }
+      return [started.ctx, reply];
+    });
   };
 }
 
@@ -500,16 +517,12 @@ export function createGrpcClientStreamClient<Req, Res, Msg, Out>(
   const method = streamingRequestMethod<Msg, Out>("createGrpcClientStreamClient", service, methodName, false);
   const { client, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
-  return async function grpcClientStream(
-    ctx: Context,
-    requests: AsyncIterable<Req> | Iterable<Req>,
-  ): Promise<Res> {
-    let error: ServiceError | undefined;
-    try {
-      const opened = startStream(ctx, before);
-      ctx = opened.ctx;
-      const { reply, header, trailer } = await awaitReply(
-        ctx,
+  const plan: StreamPlan<Res, Out> = { method, decode, after, finalizers };
+  return function grpcClientStream(ctx: Context, requests: AsyncIterable<Req> | Iterable<Req>): Promise<Res> {
+    return replyCall(ctx, plan, async (at) => {
+      const opened = startStream(at, before);
+      const reply = await awaitReply(
+        opened.ctx,
         (callOptions, callback) =>
           client.makeClientStreamRequest(
             path,
@@ -519,16 +532,10 @@ export function createGrpcClientStreamClient<Req, Res, Msg, Out>(
             callOptions,
             callback,
           ),
-        (call, fail) => pumpRequests(ctx, requests, method, encode, call, fail),
+        (call, fail) => pumpRequests(opened.ctx, requests, method, encode, call, fail),
       );
-      for (const fn of after) ctx = fn(ctx, header, trailer) ?? ctx;
-      return await decode(ctx, decodeReply(method, reply));
-    } catch (err) {
-      error = ServiceError.from(err);
-      throw error;
-    } finally {
-      finished(finalizers, path, ctx, error);
-    }
+      return [opened.ctx, reply];
+    });
   };
 }
 

@@ -863,6 +863,30 @@ describe("CancelableContext handles destructure", () => {
     release();
     expect(root.aborted).toBe(false);
   });
+
+  it("a function read off one handle acts on that handle only, with the reason given", () => {
+    const first = background.withCancel();
+    const second = background.withCancel();
+    const cancelFirst = first.cancel;
+    const reason = new ServiceError(Code.ABORTED, "stop");
+    cancelFirst(reason);
+    expect(first.context.abortReason).toBe(reason);
+    expect(second.context.aborted).toBe(false);
+    // The signal of a released handle's context never aborts afterwards, whichever read did it.
+    const timed = createCancelableContext({ timeout: 5 });
+    const signal = timed.context.signal;
+    const release = timed.release;
+    release();
+    timed.release();
+    return new Promise<void>((resolve) => {
+      setTimeout(() => {
+        expect(signal.aborted).toBe(false);
+        second.cancel();
+        expect(second.context.abortReason?.code).toBe(Code.CANCELLED);
+        resolve();
+      }, 20);
+    });
+  });
 });
 
 describe("call info", () => {

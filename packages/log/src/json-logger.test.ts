@@ -15,7 +15,7 @@ import {
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import winston from "winston";
-import { flushAllOnExit, numberJson } from "./json-logger.js";
+import { flushAllOnExit, isoTime, numberJson } from "./json-logger.js";
 import { capture } from "./test-helpers.js";
 import { createWinstonLogger } from "./winston.js";
 
@@ -888,5 +888,30 @@ describe("numberJson", () => {
     ] as const) {
       expect(numberJson(n), String(n)).toBe(text);
     }
+  });
+});
+
+describe("isoTime", () => {
+  it("writes exactly what Date#toISOString does, in and out of the cached second", () => {
+    // The whole range a Date holds (±8.64e15 ms), times around the epoch and the four-digit-year edges,
+    // and runs of nearby milliseconds so that the per-second prefix is reused and then replaced.
+    const MAX = 8.64e15;
+    const edges = [0, -1, 1, 253402300799999, 253402300800000, -62167219200000, -62167219200001, MAX, -MAX];
+    const anyTime = fc.oneof(
+      fc.integer({ min: -MAX, max: MAX }),
+      fc.integer({ min: -2e12, max: 5e12 }),
+      fc.constantFrom(...edges),
+    );
+    fc.assert(
+      fc.property(anyTime, fc.array(fc.integer({ min: -1500, max: 1500 }), { maxLength: 6 }), (t, steps) => {
+        for (const ms of [t, ...steps.map((d) => Math.max(-MAX, Math.min(MAX, t + d)))]) {
+          expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+        }
+      }),
+      { numRuns: 20_000 },
+    );
+    expect(isoTime(Date.UTC(2026, 11, 2, 11, 22, 33, 7))).toBe("2026-12-02T11:22:33.007Z");
+    expect(isoTime(253402300800000)).toBe("+010000-01-01T00:00:00.000Z");
+    expect(isoTime(-62167219200001)).toBe("-000001-12-31T23:59:59.999Z");
   });
 });

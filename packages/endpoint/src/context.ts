@@ -599,6 +599,56 @@ export function watchContext(ctx: Context, fn: (reason: ServiceError) => void): 
 }
 
 /**
+ * Calls `fn` once, with the reason, when `ctx` is aborted: its deadline passes, or it or a context it
+ * derives from is cancelled (like Go's `context.AfterFunc`). If `ctx` already is, `fn` runs before
+ * `onAbort` returns. What waits for something on behalf of a call (a queue slot, a timer, a reply)
+ * uses it to give up when the call does.
+ *
+ * It watches a child of `ctx`, so many waiters sharing one long-lived context add no listeners to
+ * that context's signal (Node warns past 10), and a context made by this package is watched without
+ * an AbortController or event listener. Call the returned `stop` when the wait is over: it drops the
+ * child (its timer and its link to `ctx`) and returns whether it kept `fn` from running.
+ *
+ * @example
+ * ```ts
+ * const stop = onAbort(ctx, (reason) => reject(reason));
+ * await somethingSlow();
+ * if (stop()) resolve();
+ * ```
+ */
+export function onAbort(ctx: Context, fn: (reason: ServiceError) => void): () => boolean {
+  const child = ctx.withCancel();
+  let pending = true;
+  let unlisten: (() => void) | undefined;
+  const fire = (reason: ServiceError): void => {
+    if (!pending) return;
+    pending = false;
+    unlisten?.();
+    child.release();
+    fn(reason);
+  };
+  const watched = child.context;
+  if (watched instanceof ContextImpl) {
+    watched.scope.watch(fire);
+  } else {
+    const signal = watched.signal;
+    const listener = (): void => fire(toReason(signal.reason));
+    if (signal.aborted) listener();
+    else {
+      signal.addEventListener("abort", listener, { once: true });
+      unlisten = () => signal.removeEventListener("abort", listener);
+    }
+  }
+  return (): boolean => {
+    if (!pending) return false;
+    pending = false;
+    unlisten?.();
+    child.release();
+    return true;
+  };
+}
+
+/**
  * The empty root context: never cancelled, no deadline, no metadata, no values.
  * Derive from it; it is shared, so never wait on its signal expecting an abort.
  */

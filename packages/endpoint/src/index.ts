@@ -33,6 +33,7 @@ export {
   createCancelableContext,
   createContext,
   createContextKey,
+  onAbort,
 } from "./context.js";
 export type { Endpoint, GenericMiddleware, Middleware } from "./endpoint.js";
 export { chain, nop } from "./endpoint.js";

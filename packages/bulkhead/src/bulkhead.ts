@@ -1,10 +1,10 @@
 import {
-  type CancelableContext,
   Code,
   type Context,
   type Endpoint,
   type GenericMiddleware,
   type Middleware,
+  onAbort,
   ServiceError,
 } from "@svckit/endpoint";
 
@@ -42,10 +42,8 @@ interface Waiter {
   prev: Waiter | undefined;
   next: Waiter | undefined;
   readonly grant: () => void;
-  /** A child of the caller's context: its signal is this waiter's alone (see `acquire`). */
-  readonly watch: CancelableContext;
-  readonly signal: AbortSignal;
-  readonly onAbort: () => void;
+  /** Stops watching the caller's context (see `acquire`). */
+  stop: (() => boolean) | undefined;
 }
 
 function check(ok: boolean, message: string): void {
@@ -96,8 +94,7 @@ export function createBulkhead(options: BulkheadOptions): Bulkhead {
     waiter.prev = undefined;
     waiter.next = undefined;
     queued--;
-    waiter.signal.removeEventListener("abort", waiter.onAbort);
-    waiter.watch.release();
+    waiter.stop?.();
   };
 
   /** Frees a slot: hands it to the oldest waiting call, if any (so `running` stays), else gives it back. */
@@ -132,33 +129,18 @@ export function createBulkhead(options: BulkheadOptions): Bulkhead {
   /** Waits for a slot; resolves holding it, or rejects (holding none) when `ctx` aborts first. */
   const acquire = (ctx: Context): Promise<void> => {
     if (ctx.aborted) return Promise.reject(left(ctx.abortReason));
-    // A child per waiting call, with a signal of its own: many calls waiting with one long-lived
-    // context then add no listeners to that context's signal (Node warns past 10); the child is linked
-    // to it instead, and released when the call leaves the queue.
-    const watch = ctx.withCancel();
-    const signal = watch.context.signal;
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        prev: tail,
-        next: undefined,
-        grant: resolve,
-        watch,
-        signal,
-        onAbort: () => {
-          unlink(waiter);
-          reject(left(signal.reason));
-        },
-      };
-      if (signal.aborted) {
-        watch.release();
-        reject(left(signal.reason));
-        return;
-      }
+      const waiter: Waiter = { prev: tail, next: undefined, grant: resolve, stop: undefined };
       if (tail === undefined) head = waiter;
       else tail.next = waiter;
       tail = waiter;
       queued++;
-      signal.addEventListener("abort", waiter.onAbort, { once: true });
+      // onAbort watches a child of the context: any number of calls waiting with one shared context
+      // add no listeners to its signal. It is stopped when the call leaves the queue.
+      waiter.stop = onAbort(ctx, (reason) => {
+        unlink(waiter);
+        reject(left(reason));
+      });
     });
   };
 

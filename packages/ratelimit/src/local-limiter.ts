@@ -1,4 +1,4 @@
-import { type CancelableContext, Code, type Context, type Endpoint, ServiceError } from "@svckit/endpoint";
+import { Code, type Context, type Endpoint, onAbort, type ServiceError } from "@svckit/endpoint";
 import { closedError, concurrencyError, deadlineError, keysError, limitError, queueError } from "./errors.js";
 import { KeyMap } from "./key-map.js";
 import type { RejectReason, Settings } from "./options.js";
@@ -29,10 +29,8 @@ interface Waiter {
   next: Waiter | undefined;
   resolve: () => void;
   reject: (error: unknown) => void;
-  /** A child of the caller's context: its signal is this waiter's alone (see `#wait`). */
-  watch: CancelableContext;
-  signal: AbortSignal;
-  onAbort: () => void;
+  /** Stops watching the caller's context (see `#wait`). */
+  stop: (() => boolean) | undefined;
 }
 
 /** One key's state: its window, its running calls and its waiting calls. */
@@ -82,8 +80,7 @@ function unlink(state: LocalKey, w: Waiter): void {
   w.prev = undefined;
   w.next = undefined;
   state.waiting--;
-  w.signal.removeEventListener("abort", w.onAbort);
-  w.watch.release();
+  w.stop?.();
 }
 
 /**
@@ -227,31 +224,19 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
       return this.#reject(key, "deadline", deadlineError(s, eta - now));
     }
     return new Promise<void>((resolve, reject) => {
-      // A child per waiting call, with a signal of its own: many calls waiting with one long-lived
-      // context then add no listeners to that context's signal (Node warns past 10); the child is
-      // linked to it instead, and released when the call leaves the queue.
-      const watch = ctx.withCancel();
-      const signal = watch.context.signal;
-      const waiter: Waiter = {
-        prev: state.tail,
-        next: undefined,
-        resolve,
-        reject,
-        watch,
-        signal,
-        onAbort: () => {
-          unlink(state, waiter);
-          if (state.waiting === 0) this.#clearTimer(state);
-          const why = ctx.abortReason ?? ServiceError.from(signal.reason, Code.CANCELLED);
-          this.#report(key, why.code === Code.DEADLINE_EXCEEDED ? "deadline" : "cancelled");
-          reject(why);
-        },
-      };
+      const waiter: Waiter = { prev: state.tail, next: undefined, resolve, reject, stop: undefined };
       if (state.tail === undefined) state.head = waiter;
       else state.tail.next = waiter;
       state.tail = waiter;
       state.waiting++;
-      signal.addEventListener("abort", waiter.onAbort, { once: true });
+      // onAbort watches a child of the context: any number of calls waiting with one shared context
+      // add no listeners to its signal. It is stopped when the call leaves the queue.
+      waiter.stop = onAbort(ctx, (why) => {
+        unlink(state, waiter);
+        if (state.waiting === 0) this.#clearTimer(state);
+        this.#report(key, why.code === Code.DEADLINE_EXCEEDED ? "deadline" : "cancelled");
+        reject(why);
+      });
       // A slot may be free already (the key only had to keep FIFO order); otherwise arm the timer.
       this.#drain(state, now);
     }).then(() => this.#run(state, next, ctx, request));

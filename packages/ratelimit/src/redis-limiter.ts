@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { Code, type Context, type Endpoint, type ServiceError } from "@svckit/endpoint";
+import { Code, type Context, type Endpoint, onAbort, type ServiceError } from "@svckit/endpoint";
 import Bottleneck from "bottleneck";
 import {
   type ConnectionInternals,
@@ -417,32 +417,23 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
   /** {@link RedisLimiter.#attempt}, but rejects at once when the call is cancelled meanwhile. */
   #attemptUnlessAborted(entry: RedisKey, ctx: Context, key: string): Promise<Attempt> {
     const attempt = this.#attempt(entry);
-    // A child of the caller's context, as for a local limiter's waiting call: many calls in flight
-    // with one shared context add no listeners to its signal.
-    const watch = ctx.withCancel();
-    const signal = watch.context.signal;
     return new Promise<Attempt>((resolve, reject) => {
-      const onAbort = (): void => {
-        watch.release();
-        const reason = ctx.abortReason ?? unavailableError(this.#s, signal.reason);
+      // onAbort watches a child of the context, as for a local limiter's waiting call: many calls in
+      // flight with one shared context add no listeners to its signal.
+      const stop = onAbort(ctx, (reason) => {
         this.#report(key, abortKind(reason));
         reject(reason);
         // A slot granted after the caller left is given back (a window slot stays used).
         attempt.then((late) => {
           if (late.kind === "admitted" && this.#s.hasConcurrency) this.#free(entry, late.index);
         }, ignore);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
+      });
       attempt.then(
         (result) => {
-          signal.removeEventListener("abort", onAbort);
-          watch.release();
-          resolve(result);
+          if (stop()) resolve(result);
         },
         (err: unknown) => {
-          signal.removeEventListener("abort", onAbort);
-          watch.release();
-          reject(err);
+          if (stop()) reject(err);
         },
       );
     });
@@ -451,18 +442,10 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
   /** Sleeps `ms` (plus a little jitter so waiters do not all retry at once), unless cancelled or closed. */
   #sleep(ms: number, ctx: Context, key: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const watch = ctx.withCancel();
-      const signal = watch.context.signal;
-      const onAbort = (): void => {
-        finish();
-        const reason = ctx.abortReason ?? unavailableError(this.#s, signal.reason);
-        this.#report(key, abortKind(reason));
-        reject(reason);
-      };
+      let stop: (() => boolean) | undefined;
       const finish = (): void => {
         clearTimeout(sleeper.timer);
-        signal.removeEventListener("abort", onAbort);
-        watch.release();
+        stop?.();
         this.#sleepers.delete(sleeper);
       };
       const sleeper: Sleeper = {
@@ -479,7 +462,11 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
         },
       };
       this.#sleepers.add(sleeper);
-      signal.addEventListener("abort", onAbort, { once: true });
+      stop = onAbort(ctx, (reason) => {
+        finish();
+        this.#report(key, abortKind(reason));
+        reject(reason);
+      });
     });
   }
 

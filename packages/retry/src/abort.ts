@@ -1,4 +1,4 @@
-import { Code, type Context, ServiceError } from "@svckit/endpoint";
+import { Code, type Context, onAbort, ServiceError } from "@svckit/endpoint";
 
 /** Whether the context's own deadline has passed (as opposed to it being cancelled). */
 export function deadlinePassed(ctx: Context): boolean {
@@ -13,30 +13,21 @@ export function abortReasonOf(ctx: Context): ServiceError {
 
 /**
  * Waits `ms` milliseconds unless `ctx` aborts first; then rejects with its abort reason at once and
- * clears the timer. It watches a child of `ctx` and releases it afterwards, so the caller's context
- * drops the deadline timer and listeners that watching set up (unless someone else watches it).
+ * clears the timer. It watches `ctx` with `onAbort` and stops watching afterwards, so the caller's
+ * context keeps no timer or listener that waiting set up.
  * The timer is not unref'd: a pending retry is work the caller is awaiting, and an unref'd timer
  * would let a process that has nothing else to do exit in the middle of it.
  */
 export function sleep(ctx: Context, ms: number): Promise<void> {
+  if (ctx.aborted) return Promise.reject(abortReasonOf(ctx));
   return new Promise<void>((resolve, reject) => {
-    const watch = ctx.withCancel();
-    const signal = watch.context.signal;
-    if (signal.aborted) {
-      watch.release();
-      reject(abortReasonOf(ctx));
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      watch.release();
-      reject(abortReasonOf(ctx));
-    };
     const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      watch.release();
+      stop();
       resolve();
     }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
+    const stop = onAbort(ctx, (reason) => {
+      clearTimeout(timer);
+      reject(reason);
+    });
   });
 }

@@ -5,6 +5,7 @@ import {
   type Endpoint,
   type GenericMiddleware,
   type Middleware,
+  onAbort,
   ServiceError,
 } from "@svckit/endpoint";
 import { abortReasonOf, deadlinePassed } from "./abort.js";
@@ -182,8 +183,8 @@ class HedgedCall<Req, Res> {
   #last: unknown = undefined;
   #useful: unknown = undefined;
   #hasUseful = false;
-  /** A child of the caller's context, watched so that a cancel ends the call at once. */
-  #watch: CancelableContext | undefined = undefined;
+  /** Stops watching the caller's context (set once a hedge is sent), so that a cancel ends the call at once. */
+  #stopWatching: (() => boolean) | undefined = undefined;
 
   constructor(
     readonly config: HedgeConfig,
@@ -203,15 +204,12 @@ class HedgedCall<Req, Res> {
   /**
    * Makes a caller's cancel end the call at once even if attempts ignore their signals. Done only
    * once a hedge is sent: until then there is one attempt, which sees the cancel through its own
-   * signal, and the common fast call creates no AbortController. A child is watched, not the
-   * caller's context itself, so that releasing it at the end also drops the timer and listeners that
-   * watching set up on the caller's context.
+   * signal, and the common fast call creates no AbortController. `onAbort` watches a child of the
+   * caller's context, so stopping it at the end also drops the timer and links that watching set up.
    */
   #watchCaller(): void {
-    if (this.#watch !== undefined) return;
-    const watch = this.ctx.withCancel();
-    this.#watch = watch;
-    watch.context.signal.addEventListener("abort", this.#onAbort, { once: true });
+    if (this.#stopWatching !== undefined) return;
+    this.#stopWatching = onAbort(this.ctx, this.#onAbort);
   }
 
   readonly #onAbort = (): void => {
@@ -234,7 +232,10 @@ class HedgedCall<Req, Res> {
 
   #launch(error: ServiceError | undefined): void {
     const index = this.#started++;
-    if (index > 0) this.#watchCaller();
+    if (index > 0) {
+      this.#watchCaller();
+      if (this.#settled) return; // the caller was aborted already: #onAbort ended the call
+    }
     const child = this.ctx.withCancel();
     this.#attempts[index] = child;
     this.#inFlight++;
@@ -332,11 +333,7 @@ class HedgedCall<Req, Res> {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    const watch = this.#watch;
-    if (watch !== undefined) {
-      watch.context.signal.removeEventListener("abort", this.#onAbort);
-      watch.release();
-    }
+    this.#stopWatching?.();
     const attempts = this.#attempts;
     let lost: ServiceError | undefined;
     for (let i = 0; i < attempts.length; i++) {

@@ -12,7 +12,7 @@ import {
   credentials as grpcCredentials,
   type StatusObject,
 } from "@grpc/grpc-js";
-import { Code, type Context, type Endpoint, ServiceError } from "@svckit/endpoint";
+import { Code, type Context, type Endpoint, onAbort, ServiceError } from "@svckit/endpoint";
 import { toGrpcMetadata } from "./metadata.js";
 import type { GrpcMethod, GrpcService } from "./method.js";
 import { fromGrpcStatus } from "./status.js";
@@ -136,23 +136,6 @@ function callOptionsOf(ctx: Context): CallOptions {
   return callOptions;
 }
 
-/**
- * Cancels `call` when `ctx` aborts. Listening on a per-call child's signal keeps the abort listeners off
- * the caller's signal, where a long-lived context (e.g. `background`) would collect one per concurrent
- * call; the returned function (call it once the call is over) drops the child's timer and parent link.
- */
-function cancelOnAbort(ctx: Context, call: { cancel(): void }): () => void {
-  const child = ctx.withCancel();
-  const signal = child.context.signal;
-  const onAbort = (): void => call.cancel();
-  if (signal.aborted) call.cancel();
-  else signal.addEventListener("abort", onAbort, { once: true });
-  return () => {
-    signal.removeEventListener("abort", onAbort);
-    child.release();
-  };
-}
-
 /** What a call with one reply ended with. */
 interface Reply {
   readonly reply: Buffer;
@@ -180,7 +163,9 @@ function awaitReply<C extends ClientUnaryCall | ClientWritableStream<Buffer>>(
     grpcCall.on("metadata", (md: GrpcMetadata) => {
       header = md;
     });
-    const stopWatching = cancelOnAbort(ctx, grpcCall);
+    // onAbort watches a child of ctx: a long-lived context (e.g. `background`) shared by many
+    // concurrent calls collects no listeners on its signal.
+    const stopWatching = onAbort(ctx, () => grpcCall.cancel());
     grpcCall.on("status", (status: StatusObject) => {
       stopWatching();
       if (failure !== undefined) reject(failure);
@@ -292,7 +277,9 @@ async function* streamResponses<
   grpcCall.on("metadata", (md: GrpcMetadata) => {
     header = md;
   });
-  const stopWatching = cancelOnAbort(ctx, grpcCall);
+  // onAbort watches a child of ctx: a long-lived context (e.g. `background`) shared by many
+  // concurrent calls collects no listeners on its signal.
+  const stopWatching = onAbort(ctx, () => grpcCall.cancel());
   started?.(grpcCall, (error) => {
     failure ??= ServiceError.from(error);
     grpcCall.cancel();

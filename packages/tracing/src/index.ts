@@ -15,6 +15,8 @@ export { metadataGetter } from "./carrier.js";
 export type { ClientTracingOptions } from "./client-tracing.js";
 export { clientTracing } from "./client-tracing.js";
 export { otelContextKey, traceIdKey, withOtelContext } from "./context-keys.js";
+export type { IdGenerator } from "./id-generator.js";
+export { createIdGenerator } from "./id-generator.js";
 export type { TracingOptions } from "./options.js";
 export type { ServerTracingOptions } from "./server-tracing.js";
 export { serverTracing } from "./server-tracing.js";

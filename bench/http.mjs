@@ -86,6 +86,10 @@ export const VARIANTS = [
     // The same with a production-style sampler: 10% of new traces recorded (parent-based ratio).
     ["svckit-http+tracing-10%", "tracing,sampled"],
     ["svckit-http+all3-10%", "log,metrics,tracing,sampled"],
+    // Every span recorded, the SDK making its ids with @svckit/tracing's createIdGenerator (as that
+    // package's README advises) instead of its default generator.
+    ["svckit-http+tracing-ids", "tracing,ids"],
+    ["svckit-http+all3-ids", "log,metrics,tracing,ids"],
     // @svckit/tracing's own cost: no SDK registered, so the API's no-op tracer hands out non-recording
     // spans; what is left is the middleware (propagation extract, span start/end calls, contexts).
     ["svckit-http+tracing-nosdk", "tracing,nosdk"],
@@ -95,7 +99,7 @@ export const VARIANTS = [
     server: "servers/svckit-http-observed.mjs",
     args: [set],
     baseline: "svckit-http",
-    target: name === "svckit-http+all3" ? 0.8 : undefined,
+    target: name === "svckit-http+all3" || name === "svckit-http+all3-ids" ? 0.8 : undefined,
     optional: true,
   })),
   // Bearer-token authentication on the svckit route (@svckit/auth-jwt's authenticate), each against the
@@ -169,7 +173,8 @@ export const HTTP_USAGE = `options:
   --node PATH       Node binary that runs the servers (default: the one running this script)
   --only a,b        run only these variants: ${VARIANTS.map((v) => v.name).join(", ")};
                     "observability" = svckit-http and its +log/+log-winston/+metrics/+tracing/+all3 variants, tracing also
-                    with 10% sampling and with no SDK (-nosdk: the middleware's own cost) (not run by default)
+                    with 10% sampling, with @svckit/tracing's id generator (-ids) and with no SDK (-nosdk: the
+                    middleware's own cost) (not run by default)
                     "auth" = svckit-http and its +jwt-hs256/es256 variants, cache on and off (not run by default)
                     "addsvc" = examples/addsvc's full stack over HTTP and JSON-RPC vs raw node:http (not run by default)
   --json FILE       also write the results as JSON to FILE`;

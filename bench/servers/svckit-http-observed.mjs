@@ -9,6 +9,7 @@
 //   sampler, W3C propagator) into a BatchSpanProcessor whose exporter drops the batches;
 // - sampled (with tracing): the SDK samples 10% of new traces instead (ParentBasedSampler over a
 //   TraceIdRatioBasedSampler(0.1)), as production setups commonly do; the others get non-recording spans;
+// - ids (with tracing): the SDK makes its trace and span ids with @svckit/tracing's createIdGenerator;
 // - nosdk (with tracing): no SDK at all, so @opentelemetry/api's no-op tracer answers: what is left is
 //   the tracing middleware's own work (extracting the propagated context, calling the tracer, contexts).
 import { createWriteStream } from "node:fs";
@@ -25,7 +26,7 @@ import { chain } from "@svckit/endpoint";
 import { createJsonLogger, logging } from "@svckit/log";
 import { createWinstonLogger } from "@svckit/log/winston";
 import { createMetrics } from "@svckit/metrics";
-import { serverTracing } from "@svckit/tracing";
+import { createIdGenerator, serverTracing } from "@svckit/tracing";
 import {
   createHttpHandler,
   createRouter,
@@ -37,7 +38,7 @@ import { serve } from "./common.mjs";
 
 const wanted = new Set((process.argv[2] ?? "").split(",").filter(Boolean));
 for (const w of wanted) {
-  if (!["log", "log-winston", "metrics", "tracing", "sampled", "nosdk"].includes(w)) {
+  if (!["log", "log-winston", "metrics", "tracing", "sampled", "ids", "nosdk"].includes(w)) {
     throw new Error(`unknown middleware "${w}"`);
   }
 }
@@ -51,6 +52,7 @@ if (wanted.has("tracing") && wanted.has("nosdk")) {
   trace.setGlobalTracerProvider(
     new BasicTracerProvider({
       spanProcessors: [new BatchSpanProcessor(dropping)],
+      ...(wanted.has("ids") ? { idGenerator: createIdGenerator() } : {}),
       ...(wanted.has("sampled")
         ? { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.1) }) }
         : {}),

@@ -864,6 +864,18 @@ describe("CancelableContext handles destructure", () => {
     expect(root.aborted).toBe(false);
   });
 
+  it("stores no function on the handle: cancel and release are made when read", () => {
+    // Two closures stored per handle (one handle per call) made V8 pretenure grpc-js's per-call
+    // objects under load, ~15% of a gRPC server's throughput (bench/RESULTS.md, 2026-12-02, fourth
+    // entry). Keep them off the instance.
+    for (const handle of [createCancelableContext({ timeout: 1_000 }), background.withTimeout(1_000)]) {
+      expect(Object.values(handle).filter((v) => typeof v === "function")).toEqual([]);
+      expect(typeof handle.cancel).toBe("function");
+      expect(typeof handle.release).toBe("function");
+      handle.release();
+    }
+  });
+
   it("a function read off one handle acts on that handle only, with the reason given", () => {
     const first = background.withCancel();
     const second = background.withCancel();

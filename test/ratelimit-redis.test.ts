@@ -257,6 +257,32 @@ describe.skipIf(skip)("ratelimit with Redis", () => {
     expect(seen.map((s) => s.reason).sort()).toEqual(["cancelled", "deadline"]);
   });
 
+  it("a call whose context is over already is refused at once in delay mode and takes no slot", async () => {
+    const seen: RejectInfo[] = [];
+    let ran = 0;
+    const endpoint: Endpoint<number, number> = async (_ctx, n) => {
+      ran++;
+      return n;
+    };
+    const limited = limiter({
+      name: unique("over"),
+      limit: 1,
+      interval: 2_000,
+      mode: "delay",
+      onReject: (i: RejectInfo) => seen.push(i),
+    }).middleware(endpoint);
+    const call = createCancelableContext();
+    call.cancel();
+    expect((await rejectionOf(limited(call.context, 1))).code).toBe(Code.CANCELLED);
+    expect(ran).toBe(0);
+    expect(seen.map((s) => s.reason)).toEqual(["cancelled"]);
+    // The window's one slot is still free: a live call runs now, not in the next 2 s window.
+    const t = Date.now();
+    await expect(limited(createContext({ timeout: 5_000 }), 2)).resolves.toBe(2);
+    expect(Date.now() - t).toBeLessThan(1_000);
+    expect(ran).toBe(1);
+  });
+
   it("shares maxConcurrent across limiters and frees each slot after its call", async () => {
     const name = unique("conc");
     const release: (() => void)[] = [];

@@ -416,6 +416,12 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
 
   /** {@link RedisLimiter.#attempt}, but rejects at once when the call is cancelled meanwhile. */
   #attemptUnlessAborted(entry: RedisKey, ctx: Context, key: string): Promise<Attempt> {
+    // A call that is over already takes no slot: a window slot once taken stays used.
+    const over = ctx.abortReason;
+    if (over !== undefined) {
+      this.#report(key, abortKind(over));
+      return Promise.reject(over);
+    }
     const attempt = this.#attempt(entry);
     return new Promise<Attempt>((resolve, reject) => {
       // onAbort watches a child of the context, as for a local limiter's waiting call: many calls in

@@ -612,8 +612,11 @@ export function watchContext(ctx: Context, fn: (reason: ServiceError) => void): 
  * @example
  * ```ts
  * const stop = onAbort(ctx, (reason) => reject(reason));
- * await somethingSlow();
- * if (stop()) resolve();
+ * try {
+ *   resolve(await somethingSlow());
+ * } finally {
+ *   stop();
+ * }
  * ```
  */
 export function onAbort(ctx: Context, fn: (reason: ServiceError) => void): () => boolean {
@@ -625,7 +628,9 @@ export function onAbort(ctx: Context, fn: (reason: ServiceError) => void): () =>
     pending = false;
     unlisten?.();
     child.release();
-    fn(reason);
+    // The context's own reason when it has one: the child's timer can fire first with an equal
+    // DEADLINE_EXCEEDED of its own, and callers compare with ctx.abortReason.
+    fn(ctx.abortReason ?? reason);
   };
   const watched = child.context;
   if (watched instanceof ContextImpl) {

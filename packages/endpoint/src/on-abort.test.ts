@@ -57,6 +57,8 @@ describe("onAbort", () => {
     vi.advanceTimersByTime(1);
     expect(fn).toHaveBeenCalledTimes(1);
     expect(fn).toHaveBeenCalledWith(expect.objectContaining({ code: Code.DEADLINE_EXCEEDED }));
+    // The context's own reason, not an equal one the watched child made for itself.
+    expect(fn.mock.lastCall?.[0]).toBe(ctx.abortReason);
   });
 
   it("runs fn before returning when the context is already aborted", () => {

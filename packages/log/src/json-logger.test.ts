@@ -910,6 +910,16 @@ describe("isoTime", () => {
       }),
       { numRuns: 20_000 },
     );
+    // Fractions of a millisecond are dropped toward zero, as a Date does.
+    fc.assert(
+      fc.property(fc.double({ min: -MAX, max: MAX, noNaN: true }), (ms) => {
+        expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+      }),
+      { numRuns: 5_000 },
+    );
+    for (const ms of [1.5, -1.5, 999.9, -0.2]) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+    // Out of a Date's range it throws as toISOString does, every time (nothing stale is cached).
+    for (const ms of [1e16, 1e16, Number.NaN, Number.NaN]) expect(() => isoTime(ms)).toThrow(RangeError);
     expect(isoTime(Date.UTC(2026, 11, 2, 11, 22, 33, 7))).toBe("2026-12-02T11:22:33.007Z");
     expect(isoTime(253402300800000)).toBe("+010000-01-01T00:00:00.000Z");
     expect(isoTime(-62167219200001)).toBe("-000001-12-31T23:59:59.999Z");

@@ -283,14 +283,15 @@ let isoPrefix = "";
  * @internal
  */
 export function isoTime(ms: number): string {
-  const second = Math.floor(ms / 1000);
+  const t = Math.trunc(ms); // as a Date does with a fraction of a millisecond
+  const second = Math.floor(t / 1000);
   if (second !== isoSecond) {
-    isoSecond = second;
-    const full = new Date(second * 1000).toISOString();
+    const full = new Date(second * 1000).toISOString(); // throws for NaN or out of range, caching nothing
     // Years outside 0000–9999 are written "+YYYYYY"/"-YYYYYY": no fixed-width prefix to reuse.
     isoPrefix = full.length === 24 ? full.slice(0, 20) : "";
+    isoSecond = second;
   }
-  return isoPrefix === "" ? new Date(ms).toISOString() : `${isoPrefix}${THREE_DIGITS[ms - second * 1000]}Z`;
+  return isoPrefix === "" ? new Date(t).toISOString() : `${isoPrefix}${THREE_DIGITS[t - second * 1000]}Z`;
 }
 
 let isoMs = Number.NaN;

@@ -280,13 +280,14 @@ async function* streamResponses<
   // onAbort watches a child of ctx: a long-lived context (e.g. `background`) shared by many
   // concurrent calls collects no listeners on its signal.
   const stopWatching = onAbort(ctx, () => grpcCall.cancel());
-  started?.(grpcCall, (error) => {
-    failure ??= ServiceError.from(error);
-    grpcCall.cancel();
-  });
   let error: ServiceError | undefined;
   let complete = false;
   try {
+    // Inside the try: were `started` to throw, the call is still cancelled, unwatched and finalized.
+    started?.(grpcCall, (error) => {
+      failure ??= ServiceError.from(error);
+      grpcCall.cancel();
+    });
     try {
       for await (const reply of grpcCall as AsyncIterable<Buffer>) {
         yield await plan.decode(ctx, decodeReply(plan.method, reply));
@@ -304,10 +305,11 @@ async function* streamResponses<
     throw error;
   } finally {
     stopWatching();
-    if (!complete && error === undefined) {
-      // The caller stopped reading: the call is not needed any more.
+    if (!complete) {
+      // The caller stopped reading, or something failed on this side: the call is not needed any
+      // more (cancelling a call that has ended already does nothing).
       grpcCall.cancel();
-      error = new ServiceError(Code.CANCELLED, "the caller stopped reading the stream");
+      error ??= new ServiceError(Code.CANCELLED, "the caller stopped reading the stream");
     }
     finished(plan.finalizers, plan.method.path, ctx, error);
   }

@@ -620,8 +620,16 @@ export function watchContext(ctx: Context, fn: (reason: ServiceError) => void): 
  * ```
  */
 export function onAbort(ctx: Context, fn: (reason: ServiceError) => void): () => boolean {
-  const child = ctx.withCancel();
   let pending = true;
+  if (ctx instanceof ContextImpl && !ctx.scope.cancellable) {
+    // Nothing can ever abort it (e.g. `background`): no child to watch.
+    return (): boolean => {
+      const was = pending;
+      pending = false;
+      return was;
+    };
+  }
+  const child = ctx.withCancel();
   let unlisten: (() => void) | undefined;
   const fire = (reason: ServiceError): void => {
     if (!pending) return;

@@ -5,6 +5,7 @@ import {
   Code,
   type Context,
   createCancelableContext,
+  createContext,
   onAbort,
   ServiceError,
 } from "@svckit/endpoint";
@@ -95,6 +96,16 @@ describe("onAbort", () => {
     expect(heard).toHaveLength(20);
     expect(new Set(heard.map((r) => r.code))).toEqual(new Set([Code.CANCELLED]));
     expect(signal.aborted).toBe(true);
+  });
+
+  it("on a context nothing can abort (background), stop still says once that fn did not run", () => {
+    const fn = vi.fn();
+    for (const ctx of [background, createContext({ metadata: { a: "b" } })]) {
+      const stop = onAbort(ctx, fn);
+      expect(stop()).toBe(true);
+      expect(stop()).toBe(false);
+    }
+    expect(fn).not.toHaveBeenCalled();
   });
 
   it("a child's abort does not reach a waiter on its parent", () => {

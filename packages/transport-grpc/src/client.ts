@@ -92,6 +92,26 @@ function clientSetup(
   };
 }
 
+/**
+ * The method `creator` was asked for: `methodName` of `service`, checked to stream its request and its
+ * response as `[requestStream, responseStream]` says; else an Error naming the creator, the method and
+ * `misfit` (what is wrong with it and what to use instead).
+ */
+function methodOf<Msg, Out>(
+  creator: string,
+  service: GrpcService,
+  methodName: string,
+  [requestStream, responseStream]: readonly [boolean, boolean],
+  misfit: string,
+): GrpcMethod<Msg, Out> {
+  const method = service.methods[methodName] as GrpcMethod<Msg, Out> | undefined;
+  if (method === undefined) throw new Error(`${creator}: ${service.name} has no method ${methodName}`);
+  if (method.requestStream !== requestStream || method.responseStream !== responseStream) {
+    throw new Error(`${creator}: ${method.path} ${misfit}`);
+  }
+  return method;
+}
+
 /** Encodes the request (`encode`, then the method's codec) and runs `before` on the outgoing metadata. */
 async function startRequest<Req, Msg>(
   ctx: Context,
@@ -362,15 +382,13 @@ export function createGrpcClient<Req, Res, Msg, Out>(
   decode: DecodeGrpcResponseFunc<Out, Res>,
   options: GrpcClientOptions = {},
 ): Endpoint<Req, Res> {
-  const method = service.methods[methodName] as GrpcMethod<Msg, Out> | undefined;
-  if (method === undefined) {
-    throw new Error(`createGrpcClient: ${service.name} has no method ${methodName}`);
-  }
-  if (method.requestStream || method.responseStream) {
-    throw new Error(
-      `createGrpcClient: ${method.path} is a streaming method; use createGrpcStreamClient, createGrpcClientStreamClient or createGrpcBidiClient`,
-    );
-  }
+  const method = methodOf<Msg, Out>(
+    "createGrpcClient",
+    service,
+    methodName,
+    [false, false],
+    "is a streaming method; use createGrpcStreamClient, createGrpcClientStreamClient or createGrpcBidiClient",
+  );
   const { client, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
 
@@ -426,16 +444,13 @@ export function createGrpcStreamClient<Req, Res, Msg, Out>(
   decode: DecodeGrpcResponseFunc<Out, Res>,
   options: GrpcStreamClientOptions = {},
 ): Endpoint<Req, AsyncIterable<Res>> {
-  const found = service.methods[methodName] as GrpcMethod<Msg, Out> | undefined;
-  if (found === undefined) {
-    throw new Error(`createGrpcStreamClient: ${service.name} has no method ${methodName}`);
-  }
-  const method: GrpcMethod<Msg, Out> = found;
-  if (method.requestStream || !method.responseStream) {
-    throw new Error(
-      `createGrpcStreamClient: ${method.path} is not a server-streaming method (unary: use createGrpcClient)`,
-    );
-  }
+  const method = methodOf<Msg, Out>(
+    "createGrpcStreamClient",
+    service,
+    methodName,
+    [false, true],
+    "is not a server-streaming method (unary: use createGrpcClient)",
+  );
   const { client, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
 
@@ -462,23 +477,6 @@ export function createGrpcStreamClient<Req, Res, Msg, Out>(
   };
 }
 
-/** Checks that `methodName` is a method of `service` whose request is streamed, with a streamed response or not. */
-function streamingRequestMethod<Msg, Out>(
-  creator: string,
-  service: GrpcService,
-  methodName: string,
-  responseStream: boolean,
-): GrpcMethod<Msg, Out> {
-  const method = service.methods[methodName] as GrpcMethod<Msg, Out> | undefined;
-  if (method === undefined) throw new Error(`${creator}: ${service.name} has no method ${methodName}`);
-  if (!method.requestStream || method.responseStream !== responseStream) {
-    throw new Error(
-      `${creator}: ${method.path} is not a ${responseStream ? "bidi" : "client"}-streaming method`,
-    );
-  }
-  return method;
-}
-
 /**
  * Makes an endpoint that calls one client-streaming gRPC method: it takes an `AsyncIterable` of
  * requests, encodes and sends each as it comes (waiting while the server reads slowly), half-closes the
@@ -503,7 +501,13 @@ export function createGrpcClientStreamClient<Req, Res, Msg, Out>(
   decode: DecodeGrpcResponseFunc<Out, Res>,
   options: GrpcStreamClientOptions = {},
 ): Endpoint<AsyncIterable<Req> | Iterable<Req>, Res> {
-  const method = streamingRequestMethod<Msg, Out>("createGrpcClientStreamClient", service, methodName, false);
+  const method = methodOf<Msg, Out>(
+    "createGrpcClientStreamClient",
+    service,
+    methodName,
+    [true, false],
+    "is not a client-streaming method",
+  );
   const { client, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
   const plan: StreamPlan<Res, Out> = { method, decode, after, finalizers };
@@ -552,7 +556,13 @@ export function createGrpcBidiClient<Req, Res, Msg, Out>(
   decode: DecodeGrpcResponseFunc<Out, Res>,
   options: GrpcStreamClientOptions = {},
 ): Endpoint<AsyncIterable<Req> | Iterable<Req>, AsyncIterable<Res>> {
-  const method = streamingRequestMethod<Msg, Out>("createGrpcBidiClient", service, methodName, true);
+  const method = methodOf<Msg, Out>(
+    "createGrpcBidiClient",
+    service,
+    methodName,
+    [true, true],
+    "is not a bidi-streaming method",
+  );
   const { client, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
   const plan: StreamPlan<Res, Out> = { method, decode, after, finalizers };

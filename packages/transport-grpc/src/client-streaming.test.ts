@@ -223,6 +223,26 @@ const echoEndpoint: Endpoint<AsyncIterable<Tick>, AsyncIterable<Tick>> = async (
     for await (const t of ticks) yield { n: t.n + 1000n, payload: t.payload };
   })();
 
+/**
+ * An Echo endpoint that answers each tick with n + 1000, then sends a heartbeat every 10 ms until the
+ * call is cancelled (a grpc-js client that cancels half-closes first and resets a moment later), and
+ * tells `onAbort` the reason its context's signal aborted with.
+ */
+function echoThenBeat(
+  onAbort: (reason: unknown) => void,
+): Endpoint<AsyncIterable<Tick>, AsyncIterable<Tick>> {
+  return async (ctx, ticks) => {
+    void aborted(ctx.signal).then(() => onAbort(ctx.signal.reason));
+    return (async function* () {
+      for await (const t of ticks) yield { n: t.n + 1000n, payload: t.payload };
+      for (;;) {
+        await sleep(10);
+        yield tick(0n);
+      }
+    })();
+  };
+}
+
 async function serveEcho(
   endpoint: Endpoint<AsyncIterable<Tick>, unknown> = echoEndpoint,
   options?: GrpcServerOptions,
@@ -313,18 +333,7 @@ describe("bidi streaming", () => {
   it("aborts the endpoint's context when the client cancels, and tells the finalizer", async () => {
     const { infos, options } = finalizers();
     const signalled = deferred<unknown>();
-    // Echoes, then (a grpc-js client that cancels ends its side first) keeps sending heartbeats.
-    const endpoint: Endpoint<AsyncIterable<Tick>, AsyncIterable<Tick>> = async (ctx, ticks) => {
-      void aborted(ctx.signal).then(() => signalled.resolve(ctx.signal.reason));
-      return (async function* echoThenBeat() {
-        for await (const t of ticks) yield { n: t.n + 1000n, payload: t.payload };
-        for (;;) {
-          await sleep(10);
-          yield tick(0n);
-        }
-      })();
-    };
-    const client = await serveEcho(endpoint, options);
+    const client = await serveEcho(echoThenBeat(signalled.resolve), options);
     const call = echo(client);
     call.stream.write(tick(1n));
     expect((await call.next())?.n).toBe(1001n);
@@ -454,18 +463,7 @@ describe("svckit clients of client-streaming and bidi methods", () => {
 
   it("bidi: stopping reading cancels the call and stops the requests; the server's context aborts", async () => {
     const serverAborted = deferred<unknown>();
-    // Echoes, then (grpc-js half-closes before it resets) keeps sending until the reset arrives.
-    const endpoint: Endpoint<AsyncIterable<Tick>, AsyncIterable<Tick>> = async (ctx, ticks) => {
-      void aborted(ctx.signal).then(() => serverAborted.resolve(ctx.signal.reason));
-      return (async function* echoThenBeat() {
-        for await (const t of ticks) yield { n: t.n + 1000n, payload: t.payload };
-        for (;;) {
-          await sleep(10);
-          yield tick(0n);
-        }
-      })();
-    };
-    const client = await serveEcho(endpoint);
+    const client = await serveEcho(echoThenBeat(serverAborted.resolve));
     const clientInfos: GrpcClientFinalizerInfo[] = [];
     const echo = createGrpcBidiClient(client, counter, "Echo", toTick, (_ctx, t: Tick) => Number(t.n), {
       finalizer: (_ctx, info) => clientInfos.push(info),

@@ -102,6 +102,16 @@ export const VARIANTS = [
     target: name === "svckit-http+all3" || name === "svckit-http+all3-ids" ? 0.8 : undefined,
     optional: true,
   })),
+  // Yardsticks for the observability group: the bare svckit route with a busy-wait of 1 and 2 µs per
+  // call in the endpoint, so a run shows what a known amount of per-call work costs at load on this
+  // machine (a middleware's in-process cost from observability.mjs can be read against it).
+  ...[1, 2].map((us) => ({
+    name: `svckit-http+spin-${us}us`,
+    server: "servers/svckit-http.mjs",
+    args: [`spin=${us}`],
+    baseline: "svckit-http",
+    optional: true,
+  })),
   // Bearer-token authentication on the svckit route (@svckit/auth-jwt's authenticate), each against the
   // bare svckit route of the same run; `headers` go with every request (wrk -H and the readiness probe).
   // The verifier's cache is on by default, so "-nocache" pays the signature check on every request.
@@ -133,6 +143,8 @@ export const GROUPS = {
   observability: [
     "svckit-http",
     ...VARIANTS.filter((v) => v.server.endsWith("observed.mjs")).map((v) => v.name),
+    "svckit-http+spin-1us",
+    "svckit-http+spin-2us",
   ],
   auth: ["svckit-http", ...VARIANTS.filter((v) => v.server.endsWith("-jwt.mjs")).map((v) => v.name)],
   addsvc: ["raw-http", "addsvc-http", "raw-jsonrpc", "addsvc-jsonrpc"],

@@ -3,17 +3,23 @@
 // a no-op async endpoint called with the context svckit's HTTP server gives it (CallInfo for
 // POST /sum, request headers as metadata), bare, then through each of @svckit/log (built-in JSON-lines
 // logger writing to /dev/null), @svckit/metrics (prom-client), @svckit/tracing (OTel SDK recording
-// every span into a BatchSpanProcessor whose exporter drops the batches) and all three, composed as
-// bench/servers/svckit-http-observed.mjs composes them. Cases are interleaved round by round after a
+// every span into a BatchSpanProcessor whose exporter drops the batches; also with the SDK sampling 10%
+// of new traces, and with no SDK, so the API's no-op tracer answers) and all three (with the SDK recording
+// every span, and with no SDK), composed as bench/servers/svckit-http-observed.mjs composes them. Cases are interleaved round by round after a
 // warm-up; the median round counts. Prints µs per call and the overhead over the bare endpoint.
 //
 // The load bench (http.mjs --only observability) is what the issue's target is judged on; this one
 // isolates the middlewares' own CPU, which a loopback load run on a drifting machine cannot.
 //
 //   node bench/observability.mjs [--calls 200000] [--rounds 5] [--json out.json]
-import { propagation, trace } from "@opentelemetry/api";
+import { ProxyTracerProvider, propagation, trace } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+} from "@opentelemetry/sdk-trace-base";
 import { chain, createContext } from "@svckit/endpoint";
 import { createJsonLogger, logging } from "@svckit/log";
 import { createMetrics } from "@svckit/metrics";
@@ -43,19 +49,38 @@ function buildCases() {
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   const logger = createJsonLogger({ destination: "/dev/null", redact: false });
   const log = () => logging({ logger, name: "sum" });
+  // The bench servers' other two set-ups: the SDK sampling 10% of new traces, and no SDK at all (an
+  // unregistered ProxyTracerProvider, which is what the global one is until an SDK registers: the API's
+  // no-op tracer answers).
+  const sampled = new BasicTracerProvider({
+    spanProcessors: [new BatchSpanProcessor(dropping)],
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.1) }),
+  });
+  const noSdk = new ProxyTracerProvider();
   const metrics = createMetrics();
   const cases = [
     { name: "bare endpoint", endpoint },
     { name: "log (JSON logger)", endpoint: log()(endpoint) },
     { name: "metrics", endpoint: metrics.middleware({ name: "sum" })(endpoint) },
     { name: "tracing (SDK, every span recorded)", endpoint: serverTracing()(endpoint) },
+    { name: "tracing (SDK, 10% sampled)", endpoint: serverTracing({ tracerProvider: sampled })(endpoint) },
+    { name: "tracing (no SDK)", endpoint: serverTracing({ tracerProvider: noSdk })(endpoint) },
     {
       name: "log + metrics + tracing",
       endpoint: chain(serverTracing(), log(), metrics.middleware({ name: "sum-all3" }))(endpoint),
     },
+    {
+      name: "log + metrics + tracing (no SDK)",
+      endpoint: chain(
+        serverTracing({ tracerProvider: noSdk }),
+        log(),
+        metrics.middleware({ name: "sum-all3-nosdk" }),
+      )(endpoint),
+    },
   ];
   const close = async () => {
     await provider.shutdown();
+    await sampled.shutdown();
     await logger.close();
   };
   return { cases, close };

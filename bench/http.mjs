@@ -186,7 +186,7 @@ export const HTTP_USAGE = `options:
   --only a,b        run only these variants: ${VARIANTS.map((v) => v.name).join(", ")};
                     "observability" = svckit-http and its +log/+log-winston/+metrics/+tracing/+all3 variants, tracing also
                     with 10% sampling, with @svckit/tracing's id generator (-ids) and with no SDK (-nosdk: the
-                    middleware's own cost) (not run by default)
+                    middleware's own cost), and the +spin-1us/+spin-2us yardsticks (not run by default)
                     "auth" = svckit-http and its +jwt-hs256/es256 variants, cache on and off (not run by default)
                     "addsvc" = examples/addsvc's full stack over HTTP and JSON-RPC vs raw node:http (not run by default)
   --json FILE       also write the results as JSON to FILE`;

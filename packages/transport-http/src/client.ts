@@ -67,6 +67,8 @@ export interface HttpClientOptions {
 
 const ERROR_SNIPPET = 200;
 
+const ignore = (): void => undefined;
+
 /** Reads an error response: svckit's `{code, message, details}` body, else a code from the status. */
 async function decodeError(ctx: Context, response: Response): Promise<ServiceError> {
   let text = "";
@@ -110,16 +112,37 @@ async function decodeError(ctx: Context, response: Response): Promise<ServiceErr
   );
 }
 
-function transportError(err: unknown, ctx: Context): ServiceError {
+/**
+ * The error of a request (`phase` "request") or of reading its response body ("response") that failed
+ * on the way: the context's own reason when it was cancelled or ran out of time; UNAVAILABLE for a
+ * network failure (fetch's `TypeError` with the socket error as `cause`, a connection reset while the
+ * body arrives); INTERNAL for a request fetch refused to make at all (a `TypeError` without a cause,
+ * e.g. a GET with a body): that is a bug on this side, and retrying it cannot help.
+ */
+export function transportError(
+  err: unknown,
+  ctx: Context,
+  phase: "request" | "response" = "request",
+): ServiceError {
   const aborted = ctx.abortReason;
   if (aborted !== undefined) return aborted;
   if (err instanceof ServiceError) return err;
   const name = (err as { name?: unknown } | null)?.name;
   if (name === "AbortError" || name === "TimeoutError") return ServiceError.from(err);
   const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+  if (phase === "request" && err instanceof TypeError && cause === undefined) {
+    return new ServiceError(Code.INTERNAL, `request could not be made: ${err.message}`, { cause: err });
+  }
   const detail =
-    typeof cause?.code === "string" ? cause.code : typeof cause?.message === "string" ? cause.message : "";
-  return new ServiceError(Code.UNAVAILABLE, `request failed${detail ? `: ${detail}` : ""}`, { cause: err });
+    typeof cause?.code === "string"
+      ? cause.code
+      : typeof cause?.message === "string"
+        ? cause.message
+        : phase === "response" && err instanceof Error
+          ? err.message
+          : "";
+  const what = phase === "request" ? "request failed" : "reading the response failed";
+  return new ServiceError(Code.UNAVAILABLE, `${what}${detail ? `: ${detail}` : ""}`, { cause: err });
 }
 
 /**
@@ -163,6 +186,7 @@ export function createHttpClient<Req, Res>(
     let error: ServiceError | undefined;
     let target = base.href;
     let call: CancelableContext | undefined;
+    let response: Response | undefined;
     try {
       ctx.throwIfAborted();
       const encoded = await encode(ctx, request);
@@ -192,7 +216,6 @@ export function createHttpClient<Req, Res>(
       // signal, where a long-lived context (e.g. `background`) would collect one per call; `release`
       // afterwards drops the child's timer and parent link without aborting anything.
       call = ctx.withCancel();
-      let response: Response;
       try {
         response = await doFetch(target, {
           method: upperMethod,
@@ -209,6 +232,9 @@ export function createHttpClient<Req, Res>(
       return await decode(ctx, response);
     } catch (err) {
       error = ServiceError.from(err);
+      // A body nobody will read (an `after` function or the decoder failed) would keep its connection
+      // busy until garbage collection; give it back now.
+      if (response !== undefined && !response.bodyUsed) response.body?.cancel().catch(ignore);
       throw error;
     } finally {
       call?.release();

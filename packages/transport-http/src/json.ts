@@ -1,6 +1,11 @@
 import { encodeJson, parseJson, type StandardSchemaV1, validate } from "@svckit/codec-json";
 import { Code, type Context, ServiceError } from "@svckit/endpoint";
-import type { DecodeResponseFunc, EncodeRequestFunc, HttpClientRequest } from "./client.js";
+import {
+  type DecodeResponseFunc,
+  type EncodeRequestFunc,
+  type HttpClientRequest,
+  transportError,
+} from "./client.js";
 import { HttpError } from "./http-error.js";
 import {
   type DecodeRequestFunc,
@@ -107,8 +112,14 @@ export function jsonResponseDecoder<T = unknown>(
   options: JsonResponseDecoderOptions<T> = {},
 ): DecodeResponseFunc<T> {
   const schema = options.schema;
-  return async function decodeJsonResponse(_ctx: Context, response: Response): Promise<T> {
-    const bytes = new Uint8Array(await response.arrayBuffer());
+  return async function decodeJsonResponse(ctx: Context, response: Response): Promise<T> {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await response.arrayBuffer());
+    } catch (err) {
+      // Cut off on the way (connection reset, the caller's deadline): not the server's contract.
+      throw transportError(err, ctx, "response");
+    }
     try {
       const value = parseJson(bytes);
       return schema === undefined ? (value as T) : await validate(schema, value);

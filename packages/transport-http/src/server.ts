@@ -180,11 +180,17 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
 }
 
 /**
- * Headers an error's metadata never sets on an error answer: the answer's own framing, and the
- * hop-by-hop headers of RFC 9110 §7.6.1, which belonged to another connection (an error a client call
- * returned carries that upstream response's headers as metadata).
+ * Headers an error's metadata never sets on an error answer, because they describe another message:
+ * an error a client call returned carries that upstream response's headers as metadata, and a gateway
+ * that throws it on must not answer its own JSON body with the upstream's `content-encoding: gzip`, hand
+ * its caller the upstream's cookies, or make its error cacheable with the upstream's validators.
+ * - the answer's own framing and the hop-by-hop headers of RFC 9110 §7.6.1;
+ * - representation metadata (RFC 9110 §8): the answer's body is a new representation;
+ * - validators, caching and the upstream's own response fields (RFC 9110 §8.8, §10.2, RFC 9111 §5);
+ * - cookies (RFC 6265), and origin policies that belong to the upstream's host.
  */
 const NEVER_PASSED_HEADERS: ReadonlySet<string> = new Set([
+  // framing, hop-by-hop
   "content-length",
   "content-type",
   "transfer-encoding",
@@ -194,14 +200,45 @@ const NEVER_PASSED_HEADERS: ReadonlySet<string> = new Set([
   "te",
   "trailer",
   "upgrade",
+  // representation metadata
+  "content-encoding",
+  "content-language",
+  "content-location",
+  "content-range",
+  "content-disposition",
+  "content-md5",
+  "content-digest",
+  "repr-digest",
+  "digest",
+  "accept-ranges",
+  // validators, caching, the upstream's own response fields
+  "etag",
+  "last-modified",
+  "cache-control",
+  "expires",
+  "age",
+  "vary",
+  "date",
+  "server",
+  "via",
+  "location",
+  "alt-svc",
+  // cookies and the upstream host's policies
+  "set-cookie",
+  "set-cookie2",
+  "strict-transport-security",
 ]);
 
 /** Options of {@link createJsonErrorEncoder}. */
 export interface JsonErrorEncoderOptions {
   /**
-   * Which of the error's metadata (lower-case names) become response headers. Default: all but the
-   * framing and hop-by-hop headers, which are never passed. A gateway passing on its upstreams' errors
-   * wants an allow-list, e.g. `(name) => name === "www-authenticate" || name === "retry-after"`.
+   * Which of the error's metadata (lower-case names) become response headers. Default: all but those
+   * that describe another message, which are never passed: framing and hop-by-hop headers
+   * (`content-length`, `transfer-encoding`, `connection`, ...), representation metadata
+   * (`content-encoding`, `content-range`, `content-language`, ...), validators and caching (`etag`,
+   * `last-modified`, `cache-control`, `expires`, `vary`, ...), the upstream's `date`, `server`,
+   * `location`, `set-cookie` and `strict-transport-security`. A gateway passing on its upstreams' errors
+   * may want an allow-list still, e.g. `(name) => name === "www-authenticate" || name === "retry-after"`.
    */
   passHeader?: (name: string) => boolean;
 }
@@ -210,8 +247,9 @@ export interface JsonErrorEncoderOptions {
  * An error encoder that writes an error as `status` (an {@link HttpError}'s own, else the code's from
  * `codeToHttpStatus`) with a JSON body `{"code":"NOT_FOUND","message":"...","details":[...]}`; the
  * error's metadata that `passHeader` accepts become response headers (e.g. `allow`, `retry-after`).
- * Framing (`content-length`, `content-type`, `transfer-encoding`) and hop-by-hop headers
- * (`connection`, `keep-alive`, `te`, `trailer`, `upgrade`, `proxy-connection`) never do.
+ * Headers that describe another message never do (see {@link JsonErrorEncoderOptions.passHeader}):
+ * framing and hop-by-hop headers, `content-*` representation metadata, validators and caching headers,
+ * `date`, `server`, `location`, cookies.
  *
  * @example
  * ```ts

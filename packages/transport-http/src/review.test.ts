@@ -1,0 +1,168 @@
+// Regression tests for what a review of the transport found (2026-12-02): a gateway passing on an
+// upstream's error, client-side failures that were mapped to the wrong code, and an unread error body.
+import { gzipSync } from "node:zlib";
+import { Code, createContext, ServiceError } from "@svckit/endpoint";
+import {
+  createHttpClient,
+  createHttpHandler,
+  encodeJsonRequest,
+  encodeJsonResponse,
+  jsonRequestDecoder,
+  jsonResponseDecoder,
+} from "@svckit/transport-http";
+import { afterEach, describe, expect, it } from "vitest";
+import { closeServers, listen, send } from "./test-helpers.js";
+
+afterEach(closeServers);
+
+const UPSTREAM_DATE = "Tue, 01 Dec 2026 00:00:00 GMT";
+
+describe("a gateway throwing an upstream's error on", () => {
+  it("answers with its own JSON body and none of the upstream's representation, caching or cookie headers", async () => {
+    // The upstream answers 503 with a gzip-compressed svckit error body and headers that describe
+    // its own response.
+    const upstream = await listen((_req, res) => {
+      const body = gzipSync(JSON.stringify({ code: "UNAVAILABLE", message: "db down" }));
+      res.writeHead(503, {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+        "content-length": body.length,
+        "set-cookie": ["upstream_session=secret; HttpOnly"],
+        etag: '"v1"',
+        "last-modified": UPSTREAM_DATE,
+        "cache-control": "max-age=600",
+        expires: UPSTREAM_DATE,
+        vary: "accept-encoding",
+        date: UPSTREAM_DATE,
+        server: "upstream/1.0",
+        location: "/elsewhere",
+        "content-language": "de",
+        "strict-transport-security": "max-age=31536000",
+        "retry-after": "7",
+        "x-upstream-id": "u-42",
+      });
+      res.end(body);
+    });
+    const callUpstream = createHttpClient(
+      `http://127.0.0.1:${upstream.port}/`,
+      "POST",
+      encodeJsonRequest,
+      jsonResponseDecoder(),
+    );
+    const gateway = await listen(
+      createHttpHandler((ctx, req) => callUpstream(ctx, req), jsonRequestDecoder(), encodeJsonResponse),
+    );
+
+    const res = await send(gateway.port, { headers: { "content-type": "application/json" }, body: "{}" });
+    expect(res.status).toBe(503);
+    // The body is the gateway's plain JSON, readable as such.
+    expect(res.json()).toEqual({ code: "UNAVAILABLE", message: "db down" });
+    for (const name of [
+      "content-encoding",
+      "set-cookie",
+      "etag",
+      "last-modified",
+      "cache-control",
+      "expires",
+      "vary",
+      "server",
+      "location",
+      "content-language",
+      "strict-transport-security",
+    ]) {
+      expect(res.headers[name], name).toBeUndefined();
+    }
+    expect(res.headers.date).toBeDefined();
+    expect(res.headers.date).not.toBe(UPSTREAM_DATE);
+    // What is about the error itself still passes.
+    expect(res.headers["retry-after"]).toBe("7");
+    expect(res.headers["x-upstream-id"]).toBe("u-42");
+
+    // And a svckit client of the gateway gets the error as the upstream said it.
+    const callGateway = createHttpClient(
+      `http://127.0.0.1:${gateway.port}/`,
+      "POST",
+      encodeJsonRequest,
+      jsonResponseDecoder(),
+    );
+    const error = await callGateway(createContext(), {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServiceError);
+    expect((error as ServiceError).code).toBe(Code.UNAVAILABLE);
+    expect((error as ServiceError).message).toBe("db down");
+  });
+});
+
+describe("client failures after the request left", () => {
+  it("a connection cut off while a 2xx body arrives is UNAVAILABLE, not INTERNAL", async () => {
+    const server = await listen((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": "1000" });
+      res.write('{"v":');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const call = createHttpClient(
+      `http://127.0.0.1:${server.port}/`,
+      "POST",
+      encodeJsonRequest,
+      jsonResponseDecoder(),
+    );
+    const error = await call(createContext(), {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServiceError);
+    expect((error as ServiceError).code).toBe(Code.UNAVAILABLE);
+    expect((error as ServiceError).message).toMatch(/^reading the response failed/);
+  });
+
+  it("a request fetch refuses to make (a body on GET) is INTERNAL and never sent", async () => {
+    let hits = 0;
+    const server = await listen((_req, res) => {
+      hits++;
+      res.end("{}");
+    });
+    const call = createHttpClient(
+      `http://127.0.0.1:${server.port}/`,
+      "GET",
+      encodeJsonRequest,
+      jsonResponseDecoder(),
+    );
+    const error = await call(createContext(), { a: 1 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServiceError);
+    expect((error as ServiceError).code).toBe(Code.INTERNAL);
+    expect((error as ServiceError).message).toMatch(/^request could not be made: .*GET/);
+    expect(hits).toBe(0);
+  });
+
+  it("cancels the body an `after` function left unread instead of holding its connection until GC", async () => {
+    const body = JSON.stringify({ pad: "x".repeat(256 * 1024) });
+    const open = new Set<unknown>();
+    const server = await listen((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+    });
+    server.server.on("connection", (socket) => {
+      open.add(socket);
+      socket.on("close", () => open.delete(socket));
+    });
+    const call = createHttpClient(
+      `http://127.0.0.1:${server.port}/`,
+      "POST",
+      encodeJsonRequest,
+      jsonResponseDecoder(),
+      {
+        after: [
+          () => {
+            throw new ServiceError(Code.PERMISSION_DENIED, "no");
+          },
+        ],
+      },
+    );
+    for (let i = 0; i < 5; i++) {
+      const error = await call(createContext(), {}).catch((e: unknown) => e);
+      expect((error as ServiceError).code).toBe(Code.PERMISSION_DENIED);
+    }
+    // Each unread 256 KiB body held its connection open (the server still writing it) until the
+    // response was garbage-collected (5 open here); cancelled, the client closes it now (the pool may
+    // keep one or two).
+    const deadline = Date.now() + 2_000;
+    while (open.size > 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(open.size).toBeLessThanOrEqual(2);
+  });
+});

@@ -218,3 +218,52 @@ describe("validate with any Standard Schema", () => {
     expectTypeOf<StandardSchemaV1.InferInput<typeof schema>>().toEqualTypeOf<{ n: string }>();
   });
 });
+
+describe("validate on a value nested deeper than a recursive schema can follow", () => {
+  type Tree = { c?: Tree[] };
+  const tree: z.ZodType<Tree> = z.lazy(() => z.object({ c: z.array(tree).optional() }));
+  const vtree: v.GenericSchema<Tree> = v.lazy(() => v.object({ c: v.optional(v.array(vtree)) }));
+  // Built as JSON and parsed (as a request body would be); JSON.parse itself copes with any depth.
+  const deep = JSON.parse(`${'{"c":['.repeat(50_000)}{}${"]}".repeat(50_000)}`) as unknown;
+
+  it("is INVALID_ARGUMENT, not the stack overflow (zod)", async () => {
+    // zod's standard validate retries a throwing parse asynchronously, so the error comes as a rejection.
+    const error = await Promise.resolve()
+      .then(() => validate(tree, deep))
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServiceError);
+    expect((error as ServiceError).code).toBe(Code.INVALID_ARGUMENT);
+    expect((error as ServiceError).message).toBe("invalid request: nested too deeply to validate");
+    expect((error as ServiceError).cause).toBeInstanceOf(RangeError);
+  });
+
+  it("is INVALID_ARGUMENT, not the stack overflow (valibot)", () => {
+    const error = thrown(() => validate(vtree, deep));
+    expect(error.code).toBe(Code.INVALID_ARGUMENT);
+    expect(error.message).toBe("invalid request: nested too deeply to validate");
+  });
+
+  it("is INVALID_ARGUMENT from an async schema too", async () => {
+    const asyncTree: z.ZodType<Tree> = z.lazy(() =>
+      z.object({ c: z.array(asyncTree).optional() }).refine(async () => true),
+    );
+    const error = await Promise.resolve()
+      .then(() => validate(asyncTree, deep))
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServiceError);
+    expect((error as ServiceError).code).toBe(Code.INVALID_ARGUMENT);
+  });
+
+  it("leaves other errors a schema throws alone", () => {
+    const broken: StandardSchemaV1<unknown, unknown> = {
+      "~standard": {
+        version: 1,
+        vendor: "test",
+        validate: () => {
+          throw new RangeError("bad range");
+        },
+      },
+    };
+    expect(() => validate(broken, 1)).toThrow("bad range");
+  });
+});

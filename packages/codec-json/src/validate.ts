@@ -48,9 +48,31 @@ export function validate<T>(schema: StandardSchemaV1<unknown, T>, value: unknown
  * @internal
  */
 export function validateWith<T>(props: StandardSchemaV1.Props<unknown, T>, value: unknown): T | Promise<T> {
-  const result = props.validate(value);
-  if (isPromiseLike(result)) return Promise.resolve(result).then(unwrapResult);
+  let result: StandardSchemaV1.Result<T> | Promise<StandardSchemaV1.Result<T>>;
+  try {
+    result = props.validate(value);
+  } catch (err) {
+    throw tooDeep(err) ?? err;
+  }
+  if (isPromiseLike(result)) return Promise.resolve(result).then(unwrapResult, rethrowTooDeep);
   return unwrapResult(result);
+}
+
+/**
+ * A recursive schema (`z.lazy`, `v.lazy`) recurses as deep as the value does, so a request nested a few
+ * thousand levels deep (well inside a body limit) overflows the stack. That is the request's fault:
+ * INVALID_ARGUMENT, not a 500.
+ */
+function tooDeep(err: unknown): ServiceError | undefined {
+  return err instanceof RangeError && /call stack/i.test(err.message)
+    ? new ServiceError(Code.INVALID_ARGUMENT, "invalid request: nested too deeply to validate", {
+        cause: err,
+      })
+    : undefined;
+}
+
+function rethrowTooDeep(err: unknown): never {
+  throw tooDeep(err) ?? err;
 }
 
 function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {

@@ -1,5 +1,5 @@
 // Regression tests for what a review of the transport found (2026-12-02): a gateway passing on an
-// upstream's error, client-side failures that were mapped to the wrong code, and an unread error body.
+// upstream's error, client-side failures mapped to the wrong code, an unread body, a deep request.
 import { gzipSync } from "node:zlib";
 import { Code, createContext, ServiceError } from "@svckit/endpoint";
 import {
@@ -11,6 +11,7 @@ import {
   jsonResponseDecoder,
 } from "@svckit/transport-http";
 import { afterEach, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { closeServers, listen, send } from "./test-helpers.js";
 
 afterEach(closeServers);
@@ -164,5 +165,23 @@ describe("client failures after the request left", () => {
     const deadline = Date.now() + 2_000;
     while (open.size > 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(open.size).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("a request nested deeper than its recursive schema can follow", () => {
+  it("is answered 400, not 500", async () => {
+    type Tree = { c?: Tree[] };
+    const tree: z.ZodType<Tree> = z.lazy(() => z.object({ c: z.array(tree).optional() }));
+    const server = await listen(
+      createHttpHandler(async () => ({}), jsonRequestDecoder({ schema: tree }), encodeJsonResponse),
+    );
+    // ~350 KB, inside the default body limit.
+    const body = `${'{"c":['.repeat(50_000)}{}${"]}".repeat(50_000)}`;
+    const res = await send(server.port, { headers: { "content-type": "application/json" }, body });
+    expect(res.status).toBe(400);
+    expect(res.json()).toEqual({
+      code: "INVALID_ARGUMENT",
+      message: "invalid request: nested too deeply to validate",
+    });
   });
 });

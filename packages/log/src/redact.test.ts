@@ -203,6 +203,12 @@ describe("credentials in strings", () => {
     ["authorization=bearer x1, next", "authorization=bearer [REDACTED], next"],
     ["Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==", "Basic [REDACTED]"],
     [`token ${JWT} used`, "token [REDACTED] used"],
+    [JWT, "[REDACTED]"],
+    [`token=${JWT}`, "token=[REDACTED]"],
+    [`"${JWT}"`, '"[REDACTED]"'],
+    [`a${JWT}`, `a${JWT}`],
+    // A run of `eyJ` pieces is no JWT (and is scanned once, not once per piece).
+    [`${"eyJ-".repeat(64)} ${JWT}`, `${"eyJ-".repeat(64)} [REDACTED]`],
     ['{"auth":"Bearer 12345678"}', '{"auth":"Bearer [REDACTED]"}'],
     ["nothing to see here", "nothing to see here"],
   ])("%s → %s", (input, output) => {

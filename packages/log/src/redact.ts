@@ -49,7 +49,11 @@ export type Redactor = (value: unknown) => unknown;
 const CREDENTIALS = /\b(bearer|basic)(\s+)([^\s,;"']+)/gi;
 /** A lower-case word: with a lower-case scheme ("missing bearer token"), prose, not a credential. */
 const LOWER_WORD = /^[a-z]+$/;
-const JWT = /\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
+/**
+ * A JWT, starting where a token starts: `\b` alone would let every `eyJ` inside a run such as
+ * `eyJ-eyJ-…` start a scan to the run's end, quadratic in the string (17 ms for 8 KiB).
+ */
+const JWT = /(?<![\w-])eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
 /** What both patterns above need somewhere in a string: one cheap test spares most strings both scans. */
 const MAYBE_CREDENTIALS = /bearer|basic|eyJ/i;
 const TRUNCATED_KEY = "…";

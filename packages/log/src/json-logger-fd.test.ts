@@ -120,16 +120,37 @@ describe("createJsonLogger on a file descriptor that does not keep up", () => {
     await logger.close();
   });
 
-  it("at exit, gives up on a descriptor that keeps answering EAGAIN, without throwing", async () => {
+  it("at exit, gives up on a descriptor that takes nothing for 2 s, without throwing, and counts what it lost", async () => {
+    const onError = vi.fn();
+    const logger = createJsonLogger({ destination: FAKE_FD, timestamp: false, onError });
+    fake.script.push("EAGAIN");
+    logger.log("error", "one", {});
+    await new Promise((resolve) => setImmediate(resolve));
+    logger.log("error", "two", {});
+    fake.script.push(...Array.from({ length: 250 }, (): Step => "EAGAIN"));
+    const calls = fake.calls;
+    expect(() => flushAllOnExit()).not.toThrow();
+    // The first try and 200 retries 10 ms apart.
+    expect(fake.calls - calls).toBe(201);
+    expect(logger.dropped).toBe(2);
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(onError.mock.calls[0]?.[0]).toMatchObject({ code: "EAGAIN" });
+    fake.script.length = 0;
+    await logger.close();
+  });
+
+  it("at exit, keeps retrying a slow descriptor as long as it takes something within 2 s", async () => {
     const logger = createJsonLogger({ destination: FAKE_FD, timestamp: false });
     fake.script.push("EAGAIN");
     logger.log("error", "one", {});
     await new Promise((resolve) => setImmediate(resolve));
-    fake.script.push(...Array.from({ length: 50 }, (): Step => "EAGAIN"));
-    const calls = fake.calls;
-    expect(() => flushAllOnExit()).not.toThrow();
-    expect(fake.calls - calls).toBe(11);
-    fake.script.length = 0;
+    logger.log("error", "two", {});
+    // 150 EAGAINs (1.5 s), 5 bytes, 150 more, then the rest: 300 in all, never 2 s without progress.
+    const stalls = Array.from({ length: 150 }, (): Step => "EAGAIN");
+    fake.script.push(...stalls, 5, ...stalls);
+    flushAllOnExit();
+    expect(text()).toBe('{"level":"error","message":"one"}\n{"level":"error","message":"two"}\n');
+    expect(logger.dropped).toBe(0);
     await logger.close();
   });
 

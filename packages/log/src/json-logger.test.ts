@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,7 +16,7 @@ import {
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import winston from "winston";
-import { flushAllOnExit, isoTime, numberJson } from "./json-logger.js";
+import { flushAllOnExit, isoTime, numberJson, onProcessExit } from "./json-logger.js";
 import { capture } from "./test-helpers.js";
 import { createWinstonLogger } from "./winston.js";
 
@@ -719,13 +720,41 @@ describe("createJsonLogger: file destinations", () => {
     const path = join(dir, "exit.log");
     try {
       const logger = createJsonLogger({ ...quiet, destination: path });
-      expect(process.listeners("exit")).toContain(flushAllOnExit);
+      expect(process.listeners("exit")).toContain(onProcessExit);
       logger.log("error", "crashing", { code: 1 });
       flushAllOnExit(); // what process.on("exit") runs, synchronously
       expect(readFileSync(path, "utf8")).toBe('{"level":"error","message":"crashing","code":1}\n');
       await logger.close();
-      expect(process.listeners("exit")).not.toContain(flushAllOnExit);
+      expect(process.listeners("exit")).not.toContain(onProcessExit);
       expect(readFileSync(path, "utf8")).toBe('{"level":"error","message":"crashing","code":1}\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("writes a line an exit listener logs after its own, in a real process exit", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "svckit-json-logger-"));
+    const path = join(dir, "exit.log");
+    const entry = new URL("../dist/index.js", import.meta.url).href;
+    // The app's exit listener is added after the logger's (which the first logger adds), so it runs
+    // after the logger flushed: no event-loop turn is left to write its line in.
+    const script = [
+      `import { createJsonLogger } from ${JSON.stringify(entry)};`,
+      "const logger = createJsonLogger({ destination: process.argv[1], timestamp: false });",
+      'logger.log("info", "started", {});',
+      'process.on("exit", (code) => logger.log("info", "exiting", { code }));',
+      "process.exitCode = 3;",
+    ].join("\n");
+    try {
+      const child = spawnSync(process.execPath, ["--input-type=module", "-e", script, path], {
+        timeout: 10_000,
+        encoding: "utf8",
+      });
+      expect(child.stderr).toBe("");
+      expect(child.status).toBe(3);
+      expect(readFileSync(path, "utf8")).toBe(
+        '{"level":"info","message":"started"}\n{"level":"info","message":"exiting","code":3}\n',
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -733,7 +762,7 @@ describe("createJsonLogger: file destinations", () => {
 
   it("does not hook process exit for other streams", async () => {
     const logger = createJsonLogger({ destination: capture().stream });
-    expect(process.listeners("exit")).not.toContain(flushAllOnExit);
+    expect(process.listeners("exit")).not.toContain(onProcessExit);
     await logger.close();
   });
 });

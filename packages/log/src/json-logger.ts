@@ -101,8 +101,12 @@ const BATCH_LENGTH = 64 * 1024;
 const MAX_DEPTH = 32;
 /** How long to wait before writing again to a file descriptor that answered EAGAIN. */
 const RETRY_MS = 10;
-/** At exit, how many times to retry a write to a file descriptor that answers EAGAIN (RETRY_MS apart). */
-const EXIT_RETRIES = 10;
+/**
+ * At exit, how long a file descriptor may go on answering EAGAIN without taking a byte before the
+ * logger gives up on it (retrying RETRY_MS apart). A pipe whose reader is slow to start (a log shipper,
+ * `node app | tee`) fills up in an instant once Node has made stdout non-blocking.
+ */
+const EXIT_PATIENCE_MS = 2_000;
 
 // ---------------------------------------------------------------------------------------------------
 // Serialization: JSON text for one line, written by hand for the common values and never throwing.
@@ -320,6 +324,12 @@ function noTimestamp(): string {
 
 type ExitFlushable = { flushSync(): void };
 
+/**
+ * Set once the process `exit` event has flushed the sinks: a line logged after that (by a later `exit`
+ * listener) is written at once, since no event-loop turn is left to write it in.
+ */
+let exiting = false;
+
 /** Sinks that write what they hold synchronously when the process exits. Weak, so an unclosed logger can be collected. */
 const exitSinks = new Set<WeakRef<ExitFlushable>>();
 const collected = new FinalizationRegistry<WeakRef<ExitFlushable>>((ref) => removeExitSink(ref));
@@ -340,9 +350,20 @@ export function flushAllOnExit(): void {
   }
 }
 
+/**
+ * The process `exit` listener: from then on lines are written as they are logged.
+ * Exported for tests only; the package entry does not export it.
+ *
+ * @internal
+ */
+export function onProcessExit(): void {
+  exiting = true;
+  flushAllOnExit();
+}
+
 function addExitSink(sink: ExitFlushable): WeakRef<ExitFlushable> {
   const ref = new WeakRef(sink);
-  if (exitSinks.size === 0) process.on("exit", flushAllOnExit);
+  if (exitSinks.size === 0) process.on("exit", onProcessExit);
   exitSinks.add(ref);
   collected.register(sink, ref, ref);
   return ref;
@@ -351,7 +372,7 @@ function addExitSink(sink: ExitFlushable): WeakRef<ExitFlushable> {
 function removeExitSink(ref: WeakRef<ExitFlushable>): void {
   if (!exitSinks.delete(ref)) return;
   collected.unregister(ref);
-  if (exitSinks.size === 0) process.off("exit", flushAllOnExit);
+  if (exitSinks.size === 0) process.off("exit", onProcessExit);
 }
 
 function sleepSync(ms: number): void {
@@ -427,7 +448,8 @@ class Sink implements ExitFlushable {
     }
     this.pending += line;
     this.pendingLines++;
-    if (length >= this.batchLength) this.flushNow();
+    if (exiting) this.flushSync();
+    else if (length >= this.batchLength) this.flushNow();
     else if (!this.scheduled && !this.blocked) {
       this.scheduled = true;
       setImmediate(this.onImmediate);
@@ -450,11 +472,20 @@ class Sink implements ExitFlushable {
     if (this.failed) return;
     if (this.fd !== undefined) {
       const pending = this.takePending();
-      const stalled = this.stalled;
+      const chunks: Buffer[] = [];
+      if (this.stalled !== undefined) chunks.push(this.stalled);
+      if (pending !== undefined) chunks.push(Buffer.from(pending));
       this.stalled = undefined;
-      // If the rest of a half-written line cannot go, later lines would only follow a broken one.
-      if (stalled !== undefined && !this.writeFdSync(stalled)) return;
-      if (pending !== undefined) this.writeFdSync(Buffer.from(pending));
+      for (let i = 0; i < chunks.length; i++) {
+        const failure = this.writeFdSync(chunks[i] as Buffer);
+        if (failure !== undefined) {
+          // What did not go is lost: counted as dropped and reported (a half-written line included,
+          // since later lines would only follow a broken one).
+          this.stalled = Buffer.concat([failure.rest, ...chunks.slice(i + 1)]);
+          this.fail(failure.error);
+          return;
+        }
+      }
     } else if (this.stream !== undefined) {
       const chunk = this.takePending();
       if (chunk !== undefined) this.stream.write(chunk);
@@ -591,19 +622,27 @@ class Sink implements ExitFlushable {
     } else this.fail(error);
   }
 
-  /** Writes all of `bytes`, sleeping between EAGAIN retries (at exit only); false if it gave up. */
-  private writeFdSync(bytes: Buffer): boolean {
+  /**
+   * Writes all of `bytes`, sleeping between EAGAIN retries (at exit only) for as long as the descriptor
+   * takes something within EXIT_PATIENCE_MS; what did not go and why, if it gave up.
+   */
+  private writeFdSync(bytes: Buffer): { rest: Buffer; error: unknown } | undefined {
     let offset = 0;
-    let retries = 0;
+    let waited = 0;
     while (offset < bytes.length) {
       try {
-        offset += writeSync(this.fd as number, bytes, offset, bytes.length - offset);
+        const written = writeSync(this.fd as number, bytes, offset, bytes.length - offset);
+        offset += written;
+        if (written > 0) waited = 0;
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EAGAIN" || retries++ >= EXIT_RETRIES) return false;
+        if ((error as NodeJS.ErrnoException).code !== "EAGAIN" || waited >= EXIT_PATIENCE_MS) {
+          return { rest: bytes.subarray(offset), error };
+        }
         sleepSync(RETRY_MS);
+        waited += RETRY_MS;
       }
     }
-    return true;
+    return undefined;
   }
 
   private fail(error: unknown): void {

@@ -188,6 +188,59 @@ describe("createRouter", () => {
     expect(other.json()).toEqual({ route: "user", params: { id: "you" } });
   });
 
+  it("chooses among the routes that fit the path the one with the method, and lists all their methods on 405", async () => {
+    const router = createRouter()
+      .get("/files/:name", echoParams("get file"))
+      .post("/:bucket/upload", echoParams("upload"))
+      .get("/users/me", echoParams("me"))
+      .delete("/users/:id", echoParams("delete user"));
+    const { port } = await listen(router.handle);
+    const post = await send(port, { method: "POST", path: "/files/upload", headers: json, body: "{}" });
+    expect(post.json()).toEqual({ route: "upload", params: { bucket: "files" } });
+    const get = await send(port, { method: "GET", path: "/files/upload" });
+    expect(get.json()).toEqual({ route: "get file", params: { name: "upload" } });
+    const put = await send(port, { method: "PUT", path: "/files/upload", headers: json, body: "{}" });
+    expect(put.status).toBe(405);
+    expect(put.headers.allow).toBe("GET, HEAD, POST");
+    // A literal route without the method leaves the request to a parameter route that has it.
+    const del = await send(port, { method: "DELETE", path: "/users/me" });
+    expect(del.json()).toEqual({ route: "delete user", params: { id: "me" } });
+    const patch = await send(port, { method: "PATCH", path: "/users/me", headers: json, body: "{}" });
+    expect(patch.status).toBe(405);
+    expect(patch.headers.allow).toBe("DELETE, GET, HEAD");
+  });
+
+  it("prefers a literal segment over a parameter at the same position, whatever the order routes were added in", async () => {
+    for (const reversed of [false, true]) {
+      const routes: [string, HttpHandler][] = [
+        ["/users/:id/profile", echoParams("profile")],
+        ["/users/me/:section", echoParams("my section")],
+        ["/users/:id/:section", echoParams("section")],
+      ];
+      const router = createRouter();
+      for (const [path, handler] of reversed ? routes.reverse() : routes) router.get(path, handler);
+      const { port } = await listen(router.handle);
+      const me = await send(port, { method: "GET", path: "/users/me/profile" });
+      expect(me.json()).toEqual({ route: "my section", params: { section: "profile" } });
+      const other = await send(port, { method: "GET", path: "/users/42/profile" });
+      expect(other.json()).toEqual({ route: "profile", params: { id: "42" } });
+      const any = await send(port, { method: "GET", path: "/users/42/posts" });
+      expect(any.json()).toEqual({ route: "section", params: { id: "42", section: "posts" } });
+    }
+  });
+
+  it("decodes parameters only of the route that answers: a path that does not fit is 404, not 400", async () => {
+    const router = createRouter().get("/a/:x/b", echoParams("a"));
+    const { port } = await listen(router.handle);
+    expect((await send(port, { method: "GET", path: "/a/%ZZ/c" })).status).toBe(404);
+    const bad = await send(port, { method: "GET", path: "/a/%ZZ/b" });
+    expect(bad.status).toBe(400);
+    expect(bad.json()).toEqual({
+      code: "INVALID_ARGUMENT",
+      message: "malformed percent-encoding in the request path",
+    });
+  });
+
   it("cuts very long paths in error messages", async () => {
     const port = await serveRouter();
     const long = `/${"a".repeat(1000)}`;

@@ -50,10 +50,26 @@ interface ParamRoute {
 
 const METHOD_PATTERN = /^[A-Z]+$/;
 
-function allowHeader(methods: Methods): string {
-  const list = [...methods.keys()];
-  if (methods.has("GET") && !methods.has("HEAD")) list.push("HEAD");
-  return list.sort().join(", ");
+/** The Allow header for the methods of every route that fits a path. */
+function allowHeader(all: readonly Methods[]): string {
+  const list = new Set<string>();
+  for (const methods of all) for (const m of methods.keys()) list.add(m);
+  if (list.has("GET")) list.add("HEAD");
+  return [...list].sort().join(", ");
+}
+
+/**
+ * Orders parameter routes so that, of two routes fitting the same path, the one with a literal segment
+ * where the other has a parameter (at the first position where they differ) comes first: `/users/me/:tab`
+ * before `/users/:id/posts`, whatever the order they were added in.
+ */
+function moreSpecific(a: ParamRoute, b: ParamRoute): number {
+  if (a.segments.length !== b.segments.length) return a.segments.length - b.segments.length;
+  for (let i = 0; i < a.segments.length; i++) {
+    const aLiteral = a.segments[i] !== undefined;
+    if (aLiteral !== (b.segments[i] !== undefined)) return aLiteral ? -1 : 1;
+  }
+  return 0;
 }
 
 function pick(methods: Methods, method: string): HttpHandler | undefined {
@@ -118,44 +134,33 @@ export function createRouter(options: RouterOptions = {}): Router {
       tag: Object.freeze({ path }),
     };
     withParams.push(route);
+    withParams.sort(moreSpecific);
     return route.methods;
   }
 
-  function matchParams(
-    path: string,
-  ): { route: ParamRoute; params: Record<string, string> } | HttpError | undefined {
-    if (withParams.length === 0) return undefined;
-    const parts = path.split("/").slice(1);
-    for (const route of withParams) {
-      if (route.segments.length !== parts.length) continue;
-      let params: Record<string, string> | undefined;
-      let ok = true;
-      for (let i = 0; i < parts.length; i++) {
-        const part = parts[i] as string;
-        const literal = route.segments[i];
-        if (literal !== undefined) {
-          if (literal !== part) {
-            ok = false;
-            break;
-          }
-          continue;
-        }
-        if (part === "") {
-          ok = false;
-          break;
-        }
-        let value: string;
-        try {
-          value = decodeURIComponent(part);
-        } catch {
-          return new HttpError(400, Code.INVALID_ARGUMENT, "malformed percent-encoding in the request path");
-        }
-        params ??= Object.create(null) as Record<string, string>;
-        params[route.names[i] as string] = value;
-      }
-      if (ok) return { route, params: params ?? {} };
+  /** Whether `route` fits the path's segments: every literal equal, every parameter non-empty. */
+  function fits(route: ParamRoute, parts: readonly string[]): boolean {
+    if (route.segments.length !== parts.length) return false;
+    for (let i = 0; i < parts.length; i++) {
+      const literal = route.segments[i];
+      if (literal === undefined ? parts[i] === "" : literal !== parts[i]) return false;
     }
-    return undefined;
+    return true;
+  }
+
+  /** The route's parameters from a path it fits, percent-decoded; a 400 for a malformed escape. */
+  function paramsOf(route: ParamRoute, parts: readonly string[]): Record<string, string> | HttpError {
+    const params = Object.create(null) as Record<string, string>;
+    for (let i = 0; i < parts.length; i++) {
+      const name = route.names[i];
+      if (name === undefined) continue;
+      try {
+        params[name] = decodeURIComponent(parts[i] as string);
+      } catch {
+        return new HttpError(400, Code.INVALID_ARGUMENT, "malformed percent-encoding in the request path");
+      }
+    }
+    return params;
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -164,37 +169,48 @@ export function createRouter(options: RouterOptions = {}): Router {
     const path = q < 0 ? url : url.slice(0, q);
     const method = req.method ?? "GET";
     const found = exact.get(path);
-    let methods: Methods | undefined;
     if (found !== undefined) {
-      methods = found.methods;
-      (req as { route?: RouteTag }).route = found.tag;
-    } else {
-      const match = matchParams(path);
-      if (match instanceof Error) {
-        fail(res, match);
+      const handler = pick(found.methods, method);
+      if (handler !== undefined) {
+        (req as { route?: RouteTag }).route = found.tag;
+        handler(req, res);
         return;
       }
-      if (match !== undefined) {
-        methods = match.route.methods;
-        (req as { params?: Record<string, string> }).params = match.params;
-        (req as { route?: RouteTag }).route = match.route.tag;
+    }
+    // The fitting routes that lack the method, for the 405's Allow header.
+    let others: Methods[] | undefined = found === undefined ? undefined : [found.methods];
+    if (withParams.length > 0) {
+      const parts = path.split("/").slice(1);
+      // Most specific first (see `moreSpecific`): the first fitting route with the method answers.
+      for (const route of withParams) {
+        if (!fits(route, parts)) continue;
+        const handler = pick(route.methods, method);
+        if (handler === undefined) {
+          if (others === undefined) others = [route.methods];
+          else others.push(route.methods);
+          continue;
+        }
+        const params = paramsOf(route, parts);
+        if (params instanceof HttpError) {
+          fail(res, params);
+          return;
+        }
+        (req as { params?: Record<string, string> }).params = params;
+        (req as { route?: RouteTag }).route = route.tag;
+        handler(req, res);
+        return;
       }
     }
-    if (methods === undefined) {
+    if (others === undefined) {
       fail(res, new HttpError(404, Code.NOT_FOUND, `no route for ${method} ${path.slice(0, 200)}`));
       return;
     }
-    const handler = pick(methods, method);
-    if (handler === undefined) {
-      fail(
-        res,
-        new HttpError(405, Code.UNIMPLEMENTED, `method ${method} is not allowed on ${path.slice(0, 200)}`, {
-          metadata: { allow: allowHeader(methods) },
-        }),
-      );
-      return;
-    }
-    handler(req, res);
+    fail(
+      res,
+      new HttpError(405, Code.UNIMPLEMENTED, `method ${method} is not allowed on ${path.slice(0, 200)}`, {
+        metadata: { allow: allowHeader(others) },
+      }),
+    );
   }
 
   const router: Router = {

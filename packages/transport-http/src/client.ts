@@ -11,7 +11,7 @@ import {
 
 /** What a request encoder returns: an optional path and query relative to the client's URL, headers and body. */
 export interface HttpClientRequest {
-  /** A path appended to the client's base URL (e.g. `/users/42`). */
+  /** A path appended to the client's base URL (e.g. `/users/42`); a `.` or `..` segment is refused (INVALID_ARGUMENT). */
   path?: string;
   /** Query parameters added to the URL. */
   query?: Record<string, string> | URLSearchParams;
@@ -68,6 +68,12 @@ export interface HttpClientOptions {
 const ERROR_SNIPPET = 200;
 
 const ignore = (): void => undefined;
+
+/**
+ * A `.` or `..` path segment, also percent-encoded (`%2e`, `.%2E`, ...): a URL removes it, so
+ * `/users/${encodeURIComponent(id)}` with the id `..` would call `/` instead of a user.
+ */
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
 
 /** Reads an error response: svckit's `{code, message, details}` body, else a code from the status. */
 async function decodeError(ctx: Context, response: Response): Promise<ServiceError> {
@@ -194,6 +200,12 @@ export function createHttpClient<Req, Res>(
       if (encoded.path !== undefined || encoded.query !== undefined) {
         targetUrl = new URL(base);
         if (encoded.path !== undefined) {
+          if (DOT_SEGMENT.test(encoded.path)) {
+            throw new ServiceError(
+              Code.INVALID_ARGUMENT,
+              `request path ${JSON.stringify(encoded.path.slice(0, 200))} has a "." or ".." segment, which a URL resolves away`,
+            );
+          }
           targetUrl.pathname = `${base.pathname.replace(/\/$/, "")}/${encoded.path.replace(/^\//, "")}`;
         }
         if (encoded.query !== undefined) {

@@ -185,3 +185,45 @@ describe("a request nested deeper than its recursive schema can follow", () => {
     });
   });
 });
+
+describe("a client path with a dot segment", () => {
+  it.each(["..", ".", "%2e%2E", ".%2E", "%2e"])(
+    "refuses %s instead of letting the URL resolve it away, and sends nothing",
+    async (id) => {
+      let hits = 0;
+      const server = await listen((_req, res) => {
+        hits++;
+        res.end("{}");
+      });
+      const call = createHttpClient<{ id: string }, unknown>(
+        `http://127.0.0.1:${server.port}/api/v1/users`,
+        "GET",
+        (_ctx, req) => ({ path: `/${req.id}/profile` }),
+        jsonResponseDecoder(),
+      );
+      const error = await call(createContext(), { id }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ServiceError);
+      expect((error as ServiceError).code).toBe(Code.INVALID_ARGUMENT);
+      expect((error as ServiceError).message).toContain('has a "." or ".." segment');
+      expect(hits).toBe(0);
+    },
+  );
+
+  it("lets dots inside a segment through", async () => {
+    let path = "";
+    const server = await listen((req, res) => {
+      path = req.url ?? "";
+      res.end("{}");
+    });
+    const call = createHttpClient<{ id: string }, unknown>(
+      `http://127.0.0.1:${server.port}/api`,
+      "GET",
+      (_ctx, req) => ({ path: `/files/${encodeURIComponent(req.id)}` }),
+      jsonResponseDecoder(),
+    );
+    for (const id of ["a.b", "...", "..x", ".hidden"]) {
+      await call(createContext(), { id });
+      expect(path).toBe(`/api/files/${id}`);
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code } from "@svckit/endpoint";
 import { HttpError } from "./http-error.js";
 
@@ -42,6 +42,27 @@ function clientGone(cause: unknown): HttpError {
   });
 }
 
+/**
+ * Sends `100 Continue` to a client that waits for it (`Expect: 100-continue`) before sending a body
+ * the server is about to read. Node sends it itself before the `request` event unless the server
+ * listens to `checkContinue`; with such a listener (which lets a body over the limit be refused with
+ * 413 before the client sends it) nobody else would, and the client would wait.
+ */
+function continueIfExpected(req: IncomingMessage, res: ServerResponse): void {
+  const expect = req.headers.expect;
+  if (expect === undefined || expect.trim().toLowerCase() !== "100-continue") return;
+  // `_sent100`: set by `writeContinue`, also when Node answered the expectation itself.
+  if ((res as { _sent100?: boolean })._sent100 === true || res.headersSent) return;
+  res.writeContinue();
+}
+
+/** Whether the request declares no body, or a `content-length` within `limit`. */
+export function declaredWithin(req: IncomingMessage, limit: number): boolean {
+  const declared = req.headers["content-length"];
+  if (declared === undefined) return req.headers["transfer-encoding"] === undefined;
+  return Number(declared) <= limit;
+}
+
 /** Receives a request body, or the error that ended reading it; called exactly once. */
 export type BodyCallback = (error: HttpError | undefined, body: Buffer) => void;
 
@@ -52,7 +73,12 @@ export type BodyCallback = (error: HttpError | undefined, body: Buffer) => void;
  * the body cannot be read, or 499 CANCELLED when the client leaves. A callback rather than a promise:
  * this runs once per request and the handler continues synchronously from it.
  */
-export function readBody(req: IncomingMessage, limit: number, callback: BodyCallback): void {
+export function readBody(
+  req: IncomingMessage,
+  limit: number,
+  callback: BodyCallback,
+  res?: ServerResponse,
+): void {
   const declared = req.headers["content-length"];
   if (declared !== undefined) {
     const length = Number(declared);
@@ -73,6 +99,7 @@ export function readBody(req: IncomingMessage, limit: number, callback: BodyCall
     callback(undefined, EMPTY);
     return;
   }
+  if (res !== undefined) continueIfExpected(req, res);
   let first: Buffer | undefined;
   let chunks: Buffer[] | undefined;
   let size = 0;

@@ -1,5 +1,6 @@
 // Regression tests for what a review of the transport found (2026-12-02): a gateway passing on an
 // upstream's error, client-side failures mapped to the wrong code, an unread body, a deep request.
+import { connect } from "node:net";
 import { gzipSync } from "node:zlib";
 import { Code, createContext, ServiceError } from "@svckit/endpoint";
 import {
@@ -225,5 +226,94 @@ describe("a client path with a dot segment", () => {
       await call(createContext(), { id });
       expect(path).toBe(`/api/files/${id}`);
     }
+  });
+});
+
+describe("Expect: 100-continue with a checkContinue listener", () => {
+  /** Sends headers with `Expect: 100-continue`, waits for the interim answer up to `waitMs`, then the body. */
+  function expectContinue(
+    port: number,
+    length: number,
+    waitMs: number,
+  ): Promise<{ interim: boolean; answer: string }> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, "127.0.0.1");
+      let received = "";
+      let interim = false;
+      let sent = false;
+      const sendBody = (): void => {
+        if (sent) return;
+        sent = true;
+        socket.write(JSON.stringify({ pad: "x".repeat(Math.max(0, length - 10)) }).slice(0, length));
+      };
+      const timer = setTimeout(sendBody, waitMs);
+      socket.on("data", (chunk: Buffer) => {
+        received += chunk.toString("latin1");
+        if (!interim && received.startsWith("HTTP/1.1 100 Continue\r\n\r\n")) {
+          interim = true;
+          received = received.slice("HTTP/1.1 100 Continue\r\n\r\n".length);
+          sendBody();
+        }
+        if (/\r\n\r\n/.test(received) && /^HTTP\/1\.1 [2-5]\d\d/.test(received)) {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve({ interim, answer: received });
+        }
+      });
+      socket.on("error", reject);
+      socket.write(
+        `POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\nexpect: 100-continue\r\n\r\n`,
+      );
+    });
+  }
+
+  it("sends 100 Continue once the declared body is accepted, and refuses one over the limit without it", async () => {
+    const handler = createHttpHandler(async () => ({ ok: true }), jsonRequestDecoder(), encodeJsonResponse, {
+      bodyLimit: 100,
+    });
+    const server = await listen(handler);
+    server.server.on("checkContinue", handler);
+    // The client would wait 5 s for the 100 before sending anyway; it gets it at once.
+    const small = await expectContinue(server.port, 50, 5_000);
+    expect(small.interim).toBe(true);
+    expect(small.answer).toMatch(/^HTTP\/1\.1 200 /);
+    const large = await expectContinue(server.port, 5_000, 5_000);
+    expect(large.interim).toBe(false);
+    expect(large.answer).toMatch(/^HTTP\/1\.1 413 /);
+  });
+
+  it("does not send a second 100 when Node already sent it (no checkContinue listener)", async () => {
+    const server = await listen(
+      createHttpHandler(async () => ({ ok: true }), jsonRequestDecoder(), encodeJsonResponse),
+    );
+    const answer = await expectContinue(server.port, 50, 5_000);
+    expect(answer.interim).toBe(true);
+    expect(answer.answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer.answer).not.toContain("100 Continue");
+  });
+});
+
+describe("a request refused before its body is read (bad timeout header)", () => {
+  it("closes the connection when the declared body is over the limit, and keeps it for one within", async () => {
+    const server = await listen(
+      createHttpHandler(async () => ({}), jsonRequestDecoder(), encodeJsonResponse, { bodyLimit: 1024 }),
+    );
+    const headers = {
+      "content-type": "application/json",
+      "x-request-timeout": "soon",
+      connection: "keep-alive",
+    };
+    const large = await send(server.port, { headers, body: Buffer.alloc(64 * 1024, 0x20) });
+    expect(large.status).toBe(400);
+    expect(large.headers.connection).toBe("close");
+    const small = await send(server.port, { headers, body: "{}" });
+    expect(small.status).toBe(400);
+    expect(small.headers.connection).toBe("keep-alive");
+    const chunked = await send(server.port, {
+      headers: { ...headers, "transfer-encoding": "chunked" },
+      body: "{}",
+    });
+    expect(chunked.status).toBe(400);
+    expect(chunked.headers.connection).toBe("close");
   });
 });

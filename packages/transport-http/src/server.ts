@@ -11,7 +11,7 @@ import {
   metadataFromLowerCaseRecord,
   ServiceError,
 } from "@svckit/endpoint";
-import { closesConnection, readBody } from "./body.js";
+import { closesConnection, declaredWithin, readBody } from "./body.js";
 import { HttpError } from "./http-error.js";
 
 /** The request as decoders and `before` functions see it: a thin, lazy view of `IncomingMessage`. */
@@ -583,6 +583,11 @@ export function createHttpHandler<Req, Res>(
     const deadline = typeof timeout === "number" ? Date.now() + timeout : undefined;
     const failure = typeof timeout === "object" ? timeout : undefined;
     if (req.readableEnded || failure !== undefined) {
+      // Answered without reading the body: Node reads what is left to reuse the connection, so a body
+      // not declared within the limit must not keep it (as readBody's 413 does).
+      if (failure !== undefined && !req.readableEnded && !declaredWithin(req, bodyLimit)) {
+        res.setHeader("connection", "close");
+      }
       // A framework consumed the body before us (e.g. express.json()); use what it left.
       const prior = failure === undefined ? (req as { body?: unknown }).body : undefined;
       if (prior instanceof Uint8Array) serve(req, res, prior, undefined, deadline, failure);
@@ -590,11 +595,16 @@ export function createHttpHandler<Req, Res>(
       else serve(req, res, EMPTY_BODY, prior, deadline, failure);
       return;
     }
-    readBody(req, bodyLimit, (error, body) => {
-      if (error !== undefined && closesConnection(error) && !res.headersSent)
-        res.setHeader("connection", "close");
-      serve(req, res, body, undefined, deadline, error);
-    });
+    readBody(
+      req,
+      bodyLimit,
+      (error, body) => {
+        if (error !== undefined && closesConnection(error) && !res.headersSent)
+          res.setHeader("connection", "close");
+        serve(req, res, body, undefined, deadline, error);
+      },
+      res,
+    );
   };
 }
 

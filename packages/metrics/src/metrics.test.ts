@@ -925,6 +925,23 @@ describe("observeBreaker", () => {
     );
   });
 
+  it("refuses the same breaker name from a second createMetrics sharing the registry (they share the series)", async () => {
+    const registry = new Registry();
+    const a = createMetrics({ registry });
+    const b = createMetrics({ registry });
+    const stopA = a.observeBreaker(fakeBreaker("users"));
+    expect(() => b.observeBreaker(fakeBreaker("users"))).toThrow(
+      'metrics.observeBreaker: a breaker named "users" is observed already; stop observing it first',
+    );
+    stopA();
+    const breaker = fakeBreaker("users");
+    b.observeBreaker(breaker);
+    breaker.move("open");
+    expect(await state(b, "users")).toBe(2);
+    // Other registries keep their own names.
+    expect(() => createMetrics().observeBreaker(fakeBreaker("users"))).not.toThrow();
+  });
+
   it("ignores states it does not know", async () => {
     const metrics = createMetrics();
     const breaker = fakeBreaker("odd", "weird" as BreakerState);

@@ -361,6 +361,9 @@ class DurationHistogram {
   }
 }
 
+/** The breaker names each breaker-state gauge has an observer for (one observer per name and gauge). */
+const observedBreakers = new WeakMap<object, Set<string>>();
+
 /** Metrics this package made (which a second {@link createMetrics} on the registry may reuse). */
 const ours = new WeakSet<object>();
 
@@ -627,7 +630,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   let breakerState: Gauge<"breaker"> | undefined;
   let breakerTransitions: Counter<"breaker" | "from" | "to"> | undefined;
-  const observed = new Set<string>();
 
   function observeBreaker(breaker: ObservableBreaker): () => void {
     if (typeof breaker !== "object" || breaker === null || typeof breaker.subscribe !== "function") {
@@ -636,11 +638,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     const name = breaker.name;
     if (typeof name !== "string" || name === "") {
       throw new TypeError("metrics.observeBreaker: the breaker's name must be a non-empty string");
-    }
-    if (observed.has(name)) {
-      throw new Error(
-        `metrics.observeBreaker: a breaker named "${name}" is observed already; stop observing it first`,
-      );
     }
     breakerState ??= metric(registry, Gauge, `${prefix}circuit_breaker_state`, ["breaker"], () => {
       return new Gauge<"breaker">({
@@ -666,6 +663,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     );
     const gauge = breakerState;
     const transitions = breakerTransitions;
+    // Per gauge, not per createMetrics: metrics sharing a registry share the gauge and its series.
+    let observed = observedBreakers.get(gauge);
+    if (observed === undefined) {
+      observed = new Set();
+      observedBreakers.set(gauge, observed);
+    }
+    if (observed.has(name)) {
+      throw new Error(
+        `metrics.observeBreaker: a breaker named "${name}" is observed already; stop observing it first`,
+      );
+    }
+    const names = observed;
     const state = gauge.labels(name);
     const set = (value: BreakerState): void => {
       if (Object.hasOwn(BREAKER_STATE_VALUES, value)) state.set(BREAKER_STATE_VALUES[value]);
@@ -677,14 +686,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       set(next);
       transitions.labels(name, previous, next).inc();
     });
-    observed.add(name);
+    names.add(name);
     let stopped = false;
     return function stopObserving(): void {
       if (stopped) return;
       stopped = true;
       unsubscribe();
       gauge.remove(name);
-      observed.delete(name);
+      names.delete(name);
     };
   }
 

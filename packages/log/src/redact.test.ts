@@ -215,6 +215,41 @@ describe("credentials in strings", () => {
     expect(redact(input)).toBe(output);
   });
 
+  it.each([
+    [
+      "GET / HTTP/1.1\r\nHost: x\r\nCookie: sid=SESSION123\r\nX-Api-Key: KEY123\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: x\r\nCookie: [REDACTED]\r\nX-Api-Key: [REDACTED]\r\n\r\n",
+    ],
+    ["authorization: Token abc123", "authorization: Token [REDACTED]"],
+    ["line one\npassword:hunter2\nline three", "line one\npassword:[REDACTED]\nline three"],
+    ["host: example.com", "host: example.com"],
+    ["at 2026-12-02T13:00:00Z", "at 2026-12-02T13:00:00Z"],
+    ["note: the token: abc", "note: the token: abc"],
+  ])("header lines: %j → %j", (input, output) => {
+    expect(redact(input)).toBe(output);
+  });
+
+  it("redacts the value after a sensitive name in header pairs and flat header lists", () => {
+    expect(redact(["Cookie", "sid=1", "Host", "x", "X-Api-Key", "k"])).toEqual([
+      "Cookie",
+      "[REDACTED]",
+      "Host",
+      "x",
+      "X-Api-Key",
+      "[REDACTED]",
+    ]);
+    expect(
+      redact([
+        ["cookie", "sid=1"],
+        ["accept", "*/*"],
+      ]),
+    ).toEqual([
+      ["cookie", "[REDACTED]"],
+      ["accept", "*/*"],
+    ]);
+    expect(redact(["a", "b", "c"])).toEqual(["a", "b", "c"]);
+  });
+
   it("can be turned off", () => {
     expect(redact({ s: `Bearer x ${JWT}` }, { scrubStrings: false })).toEqual({ s: `Bearer x ${JWT}` });
   });

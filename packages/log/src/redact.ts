@@ -54,6 +54,13 @@ const LOWER_WORD = /^[a-z]+$/;
  * `eyJ-eyJ-…` start a scan to the run's end, quadratic in the string (17 ms for 8 KiB).
  */
 const JWT = /(?<![\w-])eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
+/**
+ * A header line, `Name: value`, at the start of the string or of a line: a raw header block (the
+ * `_header` of a `ClientRequest` that an HTTP library's error carries) or a single header.
+ */
+const HEADER_LINE = /^([\w-]{1,64})([ \t]*:[ \t]*)([^\r\n]+)/gm;
+/** An auth scheme at the start of a header value (`Bearer `, `Token `), kept when the value is hidden. */
+const AUTH_SCHEME = /^[A-Za-z][\w-]{0,19}[ \t]+(?=\S)/;
 /** What both patterns above need somewhere in a string: one cheap test spares most strings both scans. */
 const MAYBE_CREDENTIALS = /bearer|basic|eyJ/i;
 const TRUNCATED_KEY = "…";
@@ -108,12 +115,23 @@ export function createRedactor(options: RedactOptions = {}): Redactor {
     return verdict;
   };
 
+  /**
+   * A sensitive header's value in a header line, keeping an auth scheme (`Bearer`, `Token`) as the
+   * credential scrub does; the verdict is not cached (a line's "name" may be any word).
+   */
+  const censorHeaderLine = (match: string, name: string, separator: string, value: string): string => {
+    if (!keys.has(name) && !keys.has(normalizeKey(name))) return match;
+    const scheme = AUTH_SCHEME.exec(value);
+    return name + separator + (scheme === null ? "" : scheme[0]) + censor;
+  };
+
   function cleanString(s: string): string {
     if (s.length > maxStringLength) {
       s = `${s.slice(0, maxStringLength)}…[${s.length - maxStringLength} more characters]`;
     }
-    if (scrub && s.length >= 8 && MAYBE_CREDENTIALS.test(s)) {
-      s = s.replace(CREDENTIALS, censorCredentials).replace(JWT, censor);
+    if (scrub && s.length >= 8) {
+      if (MAYBE_CREDENTIALS.test(s)) s = s.replace(CREDENTIALS, censorCredentials).replace(JWT, censor);
+      if (s.includes(":")) s = s.replace(HEADER_LINE, censorHeaderLine);
     }
     return s;
   }
@@ -150,7 +168,15 @@ export function createRedactor(options: RedactOptions = {}): Redactor {
       const n = Math.min(array.length, budget);
       budget -= n;
       const out: unknown[] = new Array(n);
-      for (let i = 0; i < n; i++) out[i] = walk(array[i], depth + 1);
+      for (let i = 0; i < n; i++) {
+        // The value after a sensitive name: header pairs (`[["cookie", "sid=1"]]`) and flat header
+        // lists (`IncomingMessage.rawHeaders`: `["Cookie", "sid=1", "Host", "x"]`).
+        const previous = i > 0 ? array[i - 1] : undefined;
+        out[i] =
+          typeof previous === "string" && previous.length <= 64 && sensitive(previous)
+            ? censor
+            : walk(array[i], depth + 1);
+      }
       if (n < array.length) out.push("[Truncated]");
       return out;
     }

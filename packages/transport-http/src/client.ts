@@ -75,11 +75,52 @@ const ignore = (): void => undefined;
  */
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
 
+/** The most of an error answer's body the client reads (the rest is not read, and the connection closed). */
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+/** The default `bodyLimit` of {@link jsonResponseDecoder}: 16 MiB. */
+export const DEFAULT_RESPONSE_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * Reads a response body, at most `limit` bytes after any decompression fetch did: `undefined` when the
+ * body is longer (what was not read is cancelled). A body that declares its length within the limit and
+ * is not compressed is read in one go.
+ */
+export async function readResponse(response: Response, limit: number): Promise<Uint8Array | undefined> {
+  const declared = response.headers.get("content-length");
+  const encoded = response.headers.get("content-encoding");
+  if (declared !== null && (encoded === null || encoded === "identity")) {
+    if (Number(declared) > limit) {
+      await response.body?.cancel().catch(ignore);
+      return undefined;
+    }
+    return new Uint8Array(await response.arrayBuffer());
+  }
+  const body = response.body;
+  if (body === null) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(ignore);
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
+}
+
 /** Reads an error response: svckit's `{code, message, details}` body, else a code from the status. */
 async function decodeError(ctx: Context, response: Response): Promise<ServiceError> {
   let text = "";
   try {
-    text = await response.text();
+    // An error body past the limit is read no further: its status still says what happened.
+    const bytes = await readResponse(response, ERROR_BODY_LIMIT);
+    text = bytes === undefined ? "" : new TextDecoder().decode(bytes);
   } catch {
     // Cut off by the caller's deadline or cancel: that is the error. Otherwise the status says it.
     const aborted = ctx.abortReason;

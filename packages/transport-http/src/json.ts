@@ -1,9 +1,11 @@
 import { encodeJson, parseJson, type StandardSchemaV1, validate } from "@svckit/codec-json";
 import { Code, type Context, ServiceError } from "@svckit/endpoint";
 import {
+  DEFAULT_RESPONSE_LIMIT,
   type DecodeResponseFunc,
   type EncodeRequestFunc,
   type HttpClientRequest,
+  readResponse,
   transportError,
 } from "./client.js";
 import { HttpError } from "./http-error.js";
@@ -97,11 +99,18 @@ export const encodeJsonRequest: EncodeRequestFunc<unknown> = function encodeJson
 export interface JsonResponseDecoderOptions<T> {
   /** A Standard Schema the response must satisfy. */
   schema?: StandardSchemaV1<unknown, T>;
+  /**
+   * The largest response body in bytes, counted after decompression (default 16 MiB). A longer one is
+   * not read further and the call fails with RESOURCE_EXHAUSTED, so a server that answers too much (or
+   * a compressed body that inflates) cannot take the client's memory.
+   */
+  bodyLimit?: number;
 }
 
 /**
  * A client response decoder for JSON bodies (used for 2xx answers; errors are decoded by the client).
- * A body that is not JSON, or fails the schema, is an INTERNAL error: the server broke its contract.
+ * A body that is not JSON, or fails the schema, is an INTERNAL error: the server broke its contract; a
+ * body longer than `bodyLimit` is RESOURCE_EXHAUSTED, read no further.
  *
  * @example
  * ```ts
@@ -112,13 +121,20 @@ export function jsonResponseDecoder<T = unknown>(
   options: JsonResponseDecoderOptions<T> = {},
 ): DecodeResponseFunc<T> {
   const schema = options.schema;
+  const limit = options.bodyLimit ?? DEFAULT_RESPONSE_LIMIT;
+  if (!(Number.isSafeInteger(limit) && limit >= 0)) {
+    throw new RangeError(`jsonResponseDecoder: bodyLimit must be a whole number of bytes ≥ 0, got ${limit}`);
+  }
   return async function decodeJsonResponse(ctx: Context, response: Response): Promise<T> {
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | undefined;
     try {
-      bytes = new Uint8Array(await response.arrayBuffer());
+      bytes = await readResponse(response, limit);
     } catch (err) {
       // Cut off on the way (connection reset, the caller's deadline): not the server's contract.
       throw transportError(err, ctx, "response");
+    }
+    if (bytes === undefined) {
+      throw new ServiceError(Code.RESOURCE_EXHAUSTED, `response body exceeds the limit of ${limit} bytes`);
     }
     try {
       const value = parseJson(bytes);

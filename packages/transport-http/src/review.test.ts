@@ -317,3 +317,73 @@ describe("a request refused before its body is read (bad timeout header)", () =>
     expect(chunked.headers.connection).toBe("close");
   });
 });
+
+describe("response bodies the client will not read whole", () => {
+  const decoderCall = (port: number, limit?: number) =>
+    createHttpClient(
+      `http://127.0.0.1:${port}/`,
+      "POST",
+      encodeJsonRequest,
+      jsonResponseDecoder(limit === undefined ? {} : { bodyLimit: limit }),
+    );
+
+  it.each([
+    ["declared", false, false],
+    ["chunked", true, false],
+    ["gzip-compressed (inflating past the limit)", false, true],
+  ])("refuses a %s 2xx body over bodyLimit with RESOURCE_EXHAUSTED", async (_name, chunked, gzip) => {
+    const json = JSON.stringify({ pad: "0".repeat(1024 * 1024) });
+    const body = gzip ? gzipSync(json) : Buffer.from(json);
+    const server = await listen((_req, res) => {
+      res.writeHead(200, {
+        "content-type": "application/json",
+        ...(chunked ? {} : { "content-length": body.length }),
+        ...(gzip ? { "content-encoding": "gzip" } : {}),
+      });
+      res.end(body);
+    });
+    const error = await decoderCall(server.port, 64 * 1024)(createContext(), {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServiceError);
+    expect((error as ServiceError).code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect((error as ServiceError).message).toBe("response body exceeds the limit of 65536 bytes");
+  });
+
+  it("reads a compressed or chunked body within the limit", async () => {
+    const json = JSON.stringify({ v: "x".repeat(1000) });
+    const server = await listen((req, res) => {
+      const gzip = req.url === "/gz";
+      res.writeHead(200, {
+        "content-type": "application/json",
+        ...(gzip ? { "content-encoding": "gzip" } : {}),
+      });
+      res.end(gzip ? gzipSync(json) : json);
+    });
+    const plain = await decoderCall(server.port, 4096)(createContext(), {});
+    expect(plain).toEqual({ v: "x".repeat(1000) });
+    const gz = createHttpClient(
+      `http://127.0.0.1:${server.port}/gz`,
+      "POST",
+      encodeJsonRequest,
+      jsonResponseDecoder({ bodyLimit: 4096 }),
+    );
+    expect(await gz(createContext(), {})).toEqual({ v: "x".repeat(1000) });
+  });
+
+  it("reads no more than 64 KiB of an error answer: the status still says what happened", async () => {
+    const server = await listen((_req, res) => {
+      res.writeHead(502, { "content-type": "text/plain" });
+      res.end("e".repeat(1024 * 1024));
+    });
+    const error = await decoderCall(server.port)(createContext(), {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServiceError);
+    expect((error as ServiceError).code).toBe(Code.UNAVAILABLE);
+    expect((error as ServiceError).message).toBe("HTTP 502 Bad Gateway");
+  });
+
+  it("refuses a bodyLimit that is not a whole number of bytes", () => {
+    expect(() => jsonResponseDecoder({ bodyLimit: -1 })).toThrow(
+      "jsonResponseDecoder: bodyLimit must be a whole number of bytes ≥ 0, got -1",
+    );
+    expect(() => jsonResponseDecoder({ bodyLimit: 1.5 })).toThrow(RangeError);
+  });
+});

@@ -2,7 +2,6 @@ import { Code, type CodeName, codeNames, createMetadata, ServiceError } from "@s
 import { describe, expect, it } from "vitest";
 
 const defaultMessages: readonly (readonly [Code, string])[] = [
-  [Code.OK, "ok"],
   [Code.CANCELLED, "operation was cancelled"],
   [Code.UNKNOWN, "unknown error"],
   [Code.INVALID_ARGUMENT, "invalid argument"],
@@ -58,6 +57,16 @@ describe("ServiceError", () => {
 
   it("keeps an empty message as given", () => {
     expect(new ServiceError(Code.INTERNAL, "").message).toBe("");
+  });
+
+  it("turns OK into UNKNOWN: an error is never answered as a success", () => {
+    const err = new ServiceError(Code.OK);
+    expect(err.code).toBe(Code.UNKNOWN);
+    expect(err.message).toBe("unknown error");
+    expect(new ServiceError(Code.OK, "boom").toJSON()).toEqual({ code: "UNKNOWN", message: "boom" });
+    const foreign = ServiceError.from(new ForeignServiceError(0, "boom"));
+    expect(foreign.code).toBe(Code.UNKNOWN);
+    expect(foreign.message).toBe("boom");
   });
 
   it("turns a code outside the table into UNKNOWN", () => {

@@ -71,11 +71,13 @@ export class ServiceError extends Error {
    * @param options - cause, details and metadata.
    */
   constructor(code: Code, message?: string, options?: ServiceErrorOptions) {
+    // An error is never OK: a code of 0 (or none of the 17) would be answered as a success (HTTP 200).
+    const known = isCode(code) && code !== Code.OK;
     super(
-      message ?? defaultMessages[code] ?? "unknown error",
+      message ?? (known ? defaultMessages[code] : undefined) ?? "unknown error",
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
-    this.code = isCode(code) ? code : Code.UNKNOWN;
+    this.code = known ? code : Code.UNKNOWN;
     this.details = options?.details ?? [];
     this.metadata = options?.metadata === undefined ? emptyMetadata : createMetadata(options.metadata);
   }

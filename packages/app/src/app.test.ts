@@ -665,11 +665,19 @@ describe("createApp: signals", () => {
 
 describe("createApp: options are checked", () => {
   it.each([
-    [{ drainTimeout: -1 }, "invalid drainTimeout -1: expected a finite number of milliseconds >= 0"],
-    [{ stopTimeout: Number.NaN }, "invalid stopTimeout NaN: expected a finite number of milliseconds >= 0"],
+    [{ drainTimeout: -1 }, "invalid drainTimeout -1: expected a number of milliseconds from 0 to 2147483647"],
+    [
+      { stopTimeout: Number.NaN },
+      "invalid stopTimeout NaN: expected a number of milliseconds from 0 to 2147483647",
+    ],
     [
       { deregisterDelay: Number.POSITIVE_INFINITY },
-      "invalid deregisterDelay Infinity: expected a finite number of milliseconds >= 0",
+      "invalid deregisterDelay Infinity: expected a number of milliseconds from 0 to 2147483647",
+    ],
+    // Node's timers fire a longer delay after 1 ms: a drain meant to wait long would force-close at once.
+    [
+      { drainTimeout: 3_000_000_000 },
+      "invalid drainTimeout 3000000000: expected a number of milliseconds from 0 to 2147483647",
     ],
     [{ signals: ["SIGNOPE" as NodeJS.Signals] }, 'unknown signal "SIGNOPE"'],
   ])("%o → INVALID_ARGUMENT", (options, message) => {

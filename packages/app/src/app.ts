@@ -164,10 +164,11 @@ function list<T>(value: T | readonly T[] | undefined): readonly T[] {
 
 function checkDuration(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < 0) {
+  // Past 2^31 - 1 ms (24.8 days) Node's timers fire after 1 ms instead.
+  if (!Number.isFinite(value) || value < 0 || value > 0x7fffffff) {
     throw new ServiceError(
       Code.INVALID_ARGUMENT,
-      `invalid ${name} ${String(value)}: expected a finite number of milliseconds >= 0`,
+      `invalid ${name} ${String(value)}: expected a number of milliseconds from 0 to 2147483647`,
     );
   }
   return value;

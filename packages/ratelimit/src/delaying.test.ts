@@ -290,6 +290,34 @@ describe("delaying limiter", () => {
     call.cancel();
   });
 
+  it("waits out a window longer than setTimeout can arm (30 days) in steps, never with an oversized timer", async () => {
+    const delays: number[] = [];
+    const real = globalThis.setTimeout;
+    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((fn: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      return real(fn, ms);
+    }) as typeof setTimeout);
+    try {
+      const month = 30 * 24 * 60 * 60 * 1000;
+      const { endpoint, runs } = recorder();
+      const e = delayingLimiter({ limit: 1, interval: month })(endpoint);
+      await e(background, 1);
+      const waiting = e(background, 2);
+      await vi.advanceTimersByTimeAsync(month - 1_000);
+      expect(await settled(waiting)).toBe(false);
+      await vi.advanceTimersByTimeAsync(1_000);
+      await expect(waiting).resolves.toBe(2);
+      expect(runs).toEqual([
+        [1, 0],
+        [2, month],
+      ]);
+      expect(delays.length).toBeGreaterThan(0);
+      expect(Math.max(...delays)).toBeLessThanOrEqual(0x7fffffff);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it("lets any number of calls wait with one context without a MaxListenersExceededWarning", async () => {
     const warnings: Error[] = [];
     const onWarning = (w: Error): void => {

@@ -3,6 +3,9 @@ import { closedError, concurrencyError, deadlineError, keysError, limitError, qu
 import { KeyMap } from "./key-map.js";
 import type { RejectReason, Settings } from "./options.js";
 
+/** The longest delay `setTimeout` keeps (2^31 - 1 ms, 24.8 days). */
+const MAX_TIMER_MS = 0x7fffffff;
+
 /** What both limiter kinds (in-process and Redis) offer {@link createRateLimiter}. */
 export interface LimiterCore<Req> {
   /** Tracked keys. */
@@ -267,7 +270,8 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
         state.timer = undefined;
         if (!this.#closed) this.#drain(state, Date.now());
       },
-      Math.max(0, at - Date.now()),
+      // Capped: a longer delay fires after 1 ms in Node; woken early, `#drain` arms the rest again.
+      Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS),
     );
   }
 

@@ -23,6 +23,9 @@ import { type KeyEntry, KeyMap } from "./key-map.js";
 import type { KeyOf, LimiterCore, Reporter } from "./local-limiter.js";
 import type { RedisRateLimitOptions, RedisSettings, RejectReason, Settings } from "./options.js";
 
+/** The longest delay `setTimeout` keeps (2^31 - 1 ms, 24.8 days). */
+const MAX_TIMER_MS = 0x7fffffff;
+
 /** One key's Bottleneck limiter (its state lives in Redis). */
 class RedisKey implements KeyEntry {
   lastUsed = 0;
@@ -460,7 +463,8 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
             finish();
             resolve();
           },
-          ms + Math.floor(Math.random() * 5),
+          // Capped (a longer delay fires after 1 ms in Node): woken early, the caller asks again.
+          Math.min(ms + Math.floor(Math.random() * 5), MAX_TIMER_MS),
         ),
         fail: (error) => {
           finish();

@@ -270,18 +270,44 @@ describe("retry: per-attempt timeout and deadlines", () => {
     expect(calls).toBe(2);
   });
 
-  it("a DEADLINE_EXCEEDED the endpoint returns before its per-attempt timeout counts as the attempt's", async () => {
+  it("a DEADLINE_EXCEEDED the endpoint returns in the last tenth of its per-attempt time counts as the attempt's", async () => {
     // e.g. the server saw the attempt's deadline (propagated by the transport) and gave up first.
+    const lateFailure = (): Endpoint<string, string> => {
+      let calls = 0;
+      return () =>
+        ++calls === 1
+          ? new Promise((_resolve, reject) =>
+              setTimeout(
+                () => reject(new ServiceError(Code.DEADLINE_EXCEEDED, "server: deadline exceeded")),
+                95,
+              ),
+            )
+          : Promise.resolve("ok");
+    };
     const retryOn = vi.fn(() => true);
-    const e = failing(new ServiceError(Code.DEADLINE_EXCEEDED, "server: deadline exceeded"));
-    await expect(retry({ ...instant, perAttemptTimeout: 100, retryOn })(e)(background, "x")).resolves.toBe(
-      "ok",
-    );
+    const p = retry({ ...instant, perAttemptTimeout: 100, retryOn })(lateFailure())(background, "x");
+    await vi.advanceTimersByTimeAsync(95);
+    await expect(p).resolves.toBe("ok");
     expect(retryOn).toHaveBeenCalledWith(expect.any(ServiceError), 1, true);
-    const defaults = failing(new ServiceError(Code.DEADLINE_EXCEEDED, "server: deadline exceeded"));
-    await expect(retry({ ...instant, perAttemptTimeout: 100 })(defaults)(background, "x")).resolves.toBe(
-      "ok",
-    );
+    const defaults = retry({ ...instant, perAttemptTimeout: 100 })(lateFailure())(background, "x");
+    await vi.advanceTimersByTimeAsync(95);
+    await expect(defaults).resolves.toBe("ok");
+  });
+
+  it("a DEADLINE_EXCEEDED the backend answers early is its own, not the attempt's: not retried by default", async () => {
+    const error = new ServiceError(Code.DEADLINE_EXCEEDED, "backend: its dependency timed out");
+    const retryOn = vi.fn(() => false);
+    await expect(
+      rejection(retry({ ...instant, perAttemptTimeout: 1_000, retryOn })(failing(error))(background, "x")),
+    ).resolves.toBe(error);
+    expect(retryOn).toHaveBeenCalledWith(error, 1, false);
+    let calls = 0;
+    const e: Endpoint<string, string> = () => {
+      calls++;
+      return Promise.reject(error);
+    };
+    expect(await rejection(retry({ ...instant, perAttemptTimeout: 1_000 })(e)(background, "x"))).toBe(error);
+    expect(calls).toBe(1);
   });
 
   it("does not retry a DEADLINE_EXCEEDED without a per-attempt timeout (the caller's or the server's)", async () => {

@@ -145,16 +145,19 @@ export function retry<Req, Res>(options: RetryOptions = {}): Middleware<Req, Res
       let lastError: ServiceError | undefined;
       for (let attempt = 1; ; attempt++) {
         if (ctx.aborted) throw stopped(ctx, attempt - 1, last, lastError);
+        const outcome: AttemptOutcome = { expired: false };
         try {
           return timeoutMs === undefined
             ? await next(ctx, request)
-            : await attemptWithTimeout(next, ctx, request, timeoutMs, attempt);
+            : await attemptWithTimeout(next, ctx, request, timeoutMs, attempt, outcome);
         } catch (thrown) {
           last = thrown;
           lastError = ServiceError.from(thrown);
         }
         if (ctx.aborted) throw stopped(ctx, attempt, last, lastError);
-        const timedOut = timeoutMs !== undefined && lastError.code === Code.DEADLINE_EXCEEDED;
+        // Only this attempt running out of its own time counts, not a DEADLINE_EXCEEDED the backend
+        // answered with (its own deadline, a dependency's) before the attempt's time was up.
+        const timedOut = outcome.expired && lastError.code === Code.DEADLINE_EXCEEDED;
         if (!retryOn(lastError, attempt, timedOut)) throw last;
         let reason: GiveUpReason | undefined;
         let delay = 0;
@@ -182,6 +185,12 @@ export function retry<Req, Res>(options: RetryOptions = {}): Middleware<Req, Res
   };
 }
 
+/** What {@link attemptWithTimeout} tells about how an attempt ended. */
+interface AttemptOutcome {
+  /** The attempt's time (its child context's deadline) ran out. */
+  expired: boolean;
+}
+
 /**
  * Runs one attempt with a child context whose deadline is `ms` away, and fails it once that passes
  * even if `next` ignores the signal. Cancellation stays lazy: the deadline is enforced by one unref'd
@@ -195,6 +204,7 @@ function attemptWithTimeout<Req, Res>(
   request: Req,
   ms: number,
   attempt: number,
+  outcome: AttemptOutcome,
 ): Promise<Res> {
   const remaining = ctx.timeRemaining();
   // When the caller's deadline comes first, the timer stops the attempt there instead.
@@ -206,6 +216,7 @@ function attemptWithTimeout<Req, Res>(
       () => {
         if (done) return;
         done = true;
+        outcome.expired = true;
         // The caller's own abort (a cancel, or its deadline) wins over the attempt's timeout.
         const reason =
           ctx.abortReason ??
@@ -235,7 +246,16 @@ function attemptWithTimeout<Req, Res>(
           if (settle()) resolve(value);
         },
         (err: unknown) => {
-          if (settle()) reject(err);
+          // The endpoint may fail first on the attempt's own deadline (a client watching the child
+          // context's signal, a server that got the deadline propagated and gave up a moment before
+          // the timer): within the last tenth of the attempt's time that is the attempt running out
+          // of time too. A DEADLINE_EXCEEDED that comes earlier is the backend's own.
+          const left = child.context.timeRemaining() ?? 0;
+          const expired = child.context.aborted || left <= ms / 10;
+          if (settle()) {
+            outcome.expired = expired;
+            reject(err);
+          }
         },
       );
     } catch (err) {

@@ -3,6 +3,7 @@ import { circuitBreaker, createCircuitBreaker, defaultIsFailure } from "@svckit/
 import {
   background,
   Code,
+  type Context,
   chain,
   codeToHttpStatus,
   createCancelableContext,
@@ -279,24 +280,41 @@ describe("client faults and cancellation", () => {
     },
   );
 
-  it("CANCELLED does not trip the breaker", async () => {
+  /** A context its caller has cancelled. */
+  function cancelledByCaller(): Context {
+    const handle = createCancelableContext();
+    handle.cancel();
+    return handle.context;
+  }
+
+  it("CANCELLED because the caller gave up does not trip the breaker", async () => {
     const breaker = make();
     const endpoint = scripted();
     endpoint.fail = true;
     endpoint.error = new ServiceError(Code.CANCELLED, "caller went away");
     const call = breaker.middleware(endpoint);
-    for (let i = 0; i < 20; i++) await call(background, "x").catch(() => undefined);
+    for (let i = 0; i < 20; i++) await call(cancelledByCaller(), "x").catch(() => undefined);
     expect(breaker.state).toBe("closed");
   });
 
-  it("an AbortError (CANCELLED by ServiceError.from) does not trip it either", async () => {
+  it("an AbortError (CANCELLED by ServiceError.from) with the caller gone does not trip it either", async () => {
     const breaker = make();
     const endpoint = scripted();
     endpoint.fail = true;
     endpoint.error = new DOMException("aborted", "AbortError");
     const call = breaker.middleware(endpoint);
-    for (let i = 0; i < 20; i++) await call(background, "x").catch(() => undefined);
+    for (let i = 0; i < 20; i++) await call(cancelledByCaller(), "x").catch(() => undefined);
     expect(breaker.state).toBe("closed");
+  });
+
+  it("a CANCELLED the caller did not cause (the endpoint's own abort timer) counts as a failure", async () => {
+    const breaker = make();
+    const endpoint = scripted();
+    endpoint.fail = true;
+    endpoint.error = new DOMException("The operation was aborted.", "AbortError");
+    const call = breaker.middleware(endpoint);
+    for (let i = 0; i < 20; i++) await call(background, "x").catch(() => undefined);
+    expect(breaker.state).toBe("open");
   });
 
   it.each([

@@ -114,7 +114,8 @@ const clientFaults: ReadonlySet<Code> = new Set<Code>([
  *   FAILED_PRECONDITION, OUT_OF_RANGE): the dependency answered, correctly, so it is healthy;
  * - CANCELLED: the caller gave up, which says nothing about the dependency; counting it would let
  *   impatient callers open the breaker for everyone. (DEADLINE_EXCEEDED does count: it is what a slow
- *   dependency looks like.)
+ *   dependency looks like.) A CANCELLED while the caller's context is still live is not the caller's:
+ *   the breaker counts it as a failure before asking this predicate.
  *
  * @example
  * ```ts
@@ -212,13 +213,20 @@ export function createCircuitBreaker<Req, Res>(
     throw new TypeError("createCircuitBreaker: fallback must be an endpoint (a function)");
   }
 
-  const counts = (error: unknown): boolean => {
+  const counts = (error: unknown, ctx: Context | undefined): boolean => {
     const serviceError = ServiceError.from(error);
     let failed: boolean;
-    try {
-      failed = isFailure(serviceError) !== false;
-    } catch {
+    if (serviceError.code === Code.CANCELLED && ctx?.aborted === false) {
+      // Not the caller giving up (its context is live): something on the dependency's side aborted the
+      // call (an AbortController timer, a client library's timeout), which is what a hanging
+      // dependency looks like.
       failed = true;
+    } else {
+      try {
+        failed = isFailure(serviceError) !== false;
+      } catch {
+        failed = true;
+      }
     }
     // A cancelled trial call proves nothing, so it must not close the breaker: it opens it again.
     return failed || (serviceError.code === Code.CANCELLED && breaker.halfOpen);
@@ -239,7 +247,7 @@ export function createCircuitBreaker<Req, Res>(
     rollingPercentilesEnabled: false, // would keep every latency of the window and sort them on each failure
     enableSnapshots: false, // one timer less; nothing listens to snapshots
     rotateBucketController: rotation,
-    errorFilter: (error) => !counts(error),
+    errorFilter: (error: unknown, _endpoint: unknown, ctx: Context | undefined) => !counts(error, ctx),
   });
   const timer = setInterval(() => rotation.emit("rotate"), bucketMs);
   timer.unref();

@@ -1,4 +1,11 @@
-import { background, Code, chain, createContext, ServiceError } from "@svckit/endpoint";
+import {
+  background,
+  Code,
+  chain,
+  createCancelableContext,
+  createContext,
+  ServiceError,
+} from "@svckit/endpoint";
 import {
   avoidFailedInstances,
   type Balancer,
@@ -128,8 +135,9 @@ describe("balancerEndpoint", () => {
       [new ServiceError(Code.UNKNOWN), "failure"],
       [new ServiceError(Code.DEADLINE_EXCEEDED), "failure"],
       [new Error("not a ServiceError"), "failure"],
-      [new ServiceError(Code.CANCELLED), "cancelled"],
-      [new DOMException("aborted", "AbortError"), "cancelled"],
+      // The caller (background) did not cancel: the instance's call was aborted on its side.
+      [new ServiceError(Code.CANCELLED), "failure"],
+      [new DOMException("aborted", "AbortError"), "failure"],
       [new ServiceError(Code.INVALID_ARGUMENT), "success"],
       [new ServiceError(Code.NOT_FOUND), "success"],
       [new ServiceError(Code.RESOURCE_EXHAUSTED), "success"],
@@ -148,6 +156,24 @@ describe("balancerEndpoint", () => {
       );
       expect(end).toHaveBeenCalledExactlyOnceWith(outcome);
       expect(record).toHaveBeenCalledExactlyOnceWith(c.endpointer.endpoints()[0], outcome);
+    });
+
+    it("reports a CANCELLED as cancelled when the caller gave up", async () => {
+      const c = cluster(["a"]);
+      c.behave("a", () => Promise.reject(new DOMException("aborted", "AbortError")));
+      const end = vi.fn();
+      const record = vi.fn();
+      const balancer: Balancer<string, string> = {
+        pick: () => c.endpointer.endpoints()[0],
+        start: () => ({ end }),
+      };
+      const handle = createCancelableContext();
+      handle.cancel();
+      await expect(
+        balancerEndpoint(balancer, { outlierDetector: { record } })(handle.context, "x"),
+      ).rejects.toBeInstanceOf(DOMException);
+      expect(end).toHaveBeenCalledExactlyOnceWith("cancelled");
+      expect(record).toHaveBeenCalledExactlyOnceWith(c.endpointer.endpoints()[0], "cancelled");
     });
 
     it("reports success on an answer", async () => {

@@ -128,9 +128,12 @@ export interface BalancedEndpointOptions<Req = unknown, Res = unknown> {
 
 const balancerNames: readonly BalancerName[] = ["roundRobin", "random", "weighted", "leastRequests", "p2c"];
 
-function outcomeOf(error: unknown, failureCodes: ReadonlySet<Code>): CallOutcome {
+function outcomeOf(error: unknown, failureCodes: ReadonlySet<Code>, ctx: Context): CallOutcome {
   const code = error instanceof ServiceError ? error.code : ServiceError.from(error).code;
-  if (code === Code.CANCELLED) return "cancelled";
+  // CANCELLED says nothing about the instance when the caller gave up; when the caller did not (an
+  // AbortController timer inside the endpoint, a client library's own timeout), the instance was too
+  // slow or went away: a failure.
+  if (code === Code.CANCELLED) return ctx.aborted ? "cancelled" : "failure";
   return failureCodes.has(code) ? "failure" : "success";
 }
 
@@ -192,7 +195,7 @@ export function balancerEndpoint<Req, Res>(
     try {
       response = await entry.endpoint(ctx, request);
     } catch (error) {
-      const outcome = outcomeOf(error, failureCodes);
+      const outcome = outcomeOf(error, failureCodes, ctx);
       record?.end(outcome);
       detector?.record(entry, outcome);
       if (outcome === "failure") {

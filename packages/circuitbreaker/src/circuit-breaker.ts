@@ -247,7 +247,8 @@ export function createCircuitBreaker<Req, Res>(
     rollingPercentilesEnabled: false, // would keep every latency of the window and sort them on each failure
     enableSnapshots: false, // one timer less; nothing listens to snapshots
     rotateBucketController: rotation,
-    errorFilter: (error: unknown, _endpoint: unknown, ctx: Context | undefined) => !counts(error, ctx),
+    // opossum passes the arguments of `fire` after the error: (endpoint, ctx, request).
+    errorFilter: (error: unknown, ...args: unknown[]) => !counts(error, args[1] as Context | undefined),
   });
   const timer = setInterval(() => rotation.emit("rotate"), bucketMs);
   timer.unref();

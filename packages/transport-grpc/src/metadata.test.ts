@@ -96,6 +96,9 @@ describe("toGrpcMetadata", () => {
     "content-length",
     "transfer-encoding",
     "keep-alive",
+    "upgrade",
+    "proxy-connection",
+    "http2-settings",
   ])("skips the reserved key %s", (key) => {
     expect(toGrpcMetadata(createMetadata({ [key]: "x", "x-kept": "k" })).getMap()).toEqual({ "x-kept": "k" });
   });

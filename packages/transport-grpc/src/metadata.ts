@@ -75,6 +75,12 @@ export function toGrpcMetadata(metadata: Metadata, into: GrpcMetadata = new Grpc
   return into;
 }
 
+/**
+ * `grpc-*`, the headers gRPC itself sets, and HTTP/1's connection-specific headers, which HTTP/2
+ * forbids (RFC 9113 §8.2.2: node:http2 throws on them, so one in a status's trailers would fail the
+ * call): an error a svckit HTTP client returned carries its upstream's response headers, `upgrade`
+ * included (Apache sends `Upgrade: h2,h2c` on HTTP/1.1 answers).
+ */
 function isReserved(key: string): boolean {
   return (
     key.startsWith("grpc-") ||
@@ -85,7 +91,10 @@ function isReserved(key: string): boolean {
     key === "host" ||
     key === "content-length" ||
     key === "transfer-encoding" ||
-    key === "keep-alive"
+    key === "keep-alive" ||
+    key === "upgrade" ||
+    key === "proxy-connection" ||
+    key === "http2-settings"
   );
 }
 

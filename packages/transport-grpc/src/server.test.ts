@@ -301,6 +301,24 @@ describe("errors", () => {
     expect(res.status.metadata.get("x-bin")).toEqual([Buffer.from("hi")]);
   });
 
+  it("answers an error carrying HTTP/1 connection headers (an HTTP upstream's), without them, and keeps serving", async () => {
+    // node:http2 throws on connection-specific headers; the process crashed on this answer.
+    const client = await serveSum(
+      failing(
+        new ServiceError(Code.UNAVAILABLE, "upstream busy", {
+          metadata: { upgrade: "h2,h2c", "proxy-connection": "keep-alive", "http2-settings": "x", "x-up": "1" },
+        }),
+      ),
+    );
+    for (let i = 0; i < 2; i++) {
+      const res = await callSum(client, { a: 1n, b: 2n });
+      expect(res.status.code).toBe(status.UNAVAILABLE);
+      expect(res.status.details).toBe("upstream busy");
+      expect(res.status.metadata.get("x-up")).toEqual(["1"]);
+      expect(res.status.metadata.get("upgrade")).toEqual([]);
+    }
+  });
+
   it("answers a thrown plain Error with INTERNAL 'internal error' and never leaks its message", async () => {
     const told: ServiceError[] = [];
     const secret = new Error("db password is hunter2");

@@ -406,7 +406,12 @@ function unaryFailed(
   err: unknown,
 ): void {
   const error = fail(plan, ctx, err);
-  callback(toGrpcStatus(error));
+  try {
+    callback(toGrpcStatus(error));
+  } catch {
+    // The engine refused the trailers (a header HTTP/2 does not allow): the status still goes, bare.
+    callback({ code: error.code, details: error.message });
+  }
   handle.release();
   unaryFinish(plan, ctx, error);
 }
@@ -512,7 +517,14 @@ async function sendStream(plan: Plan, ctx: Context, call: WritingCall, stream: u
 /** Ends a streaming call that failed: the status to the client unless it is gone, then the hooks. */
 function streamFailed(plan: Plan, ctx: Context, call: AnyCall, err: unknown): ServiceError {
   const error = fail(plan, ctx, err);
-  if (!call.cancelled) call.emit("error", toGrpcStatus(error));
+  if (!call.cancelled) {
+    try {
+      call.emit("error", toGrpcStatus(error));
+    } catch {
+      // As unaryFailed: the trailers were refused, the status still goes without them.
+      call.emit("error", { code: error.code, details: error.message });
+    }
+  }
   return error;
 }
 

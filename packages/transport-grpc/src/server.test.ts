@@ -306,7 +306,12 @@ describe("errors", () => {
     const client = await serveSum(
       failing(
         new ServiceError(Code.UNAVAILABLE, "upstream busy", {
-          metadata: { upgrade: "h2,h2c", "proxy-connection": "keep-alive", "http2-settings": "x", "x-up": "1" },
+          metadata: {
+            upgrade: "h2,h2c",
+            "proxy-connection": "keep-alive",
+            "http2-settings": "x",
+            "x-up": "1",
+          },
         }),
       ),
     );

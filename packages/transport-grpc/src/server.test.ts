@@ -527,6 +527,28 @@ describe("deadlines and cancellation", () => {
     await expectServing(client);
   });
 
+  it("tells the finalizer DEADLINE_EXCEEDED when an endpoint that ignores its signal answers after the deadline", async () => {
+    const finalized = deferred<GrpcServerFinalizerInfo>();
+    const errors: Code[] = [];
+    const client = await serveSum(
+      async (_ctx, { a, b }) => {
+        if (a !== 1n) return a + b;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        return a + b;
+      },
+      {
+        finalizer: (_ctx, info) => finalized.resolve(info),
+        errorHandler: (_ctx, err) => errors.push(err.code),
+      },
+    );
+    const res = await callSum(client, { a: 1n, b: 2n }, { deadline: Date.now() + 100 });
+    expect(res.status.code).toBe(status.DEADLINE_EXCEEDED);
+    const info = await finalized.promise;
+    expect(info.code).toBe(Code.DEADLINE_EXCEEDED);
+    expect(errors).toEqual([Code.DEADLINE_EXCEEDED]);
+    await expectServing(client);
+  });
+
   it("aborts ctx.signal with CANCELLED when the client cancels", async () => {
     const started = deferred<void>();
     const reason = deferred<unknown>();

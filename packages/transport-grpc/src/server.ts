@@ -384,6 +384,13 @@ function unarySend(
   callback: sendUnaryData<Buffer>,
   message: unknown,
 ): void {
+  // The answer came after the deadline passed or the client cancelled (the endpoint did not watch its
+  // context): the client has DEADLINE_EXCEEDED or CANCELLED, not this answer, and the hooks hear that.
+  const over = ctx.abortReason ?? (call.cancelled ? cancelReason(call) : undefined);
+  if (over !== undefined) {
+    unaryFailed(plan, handle, ctx, callback, over);
+    return;
+  }
   let bytes: Buffer;
   let trailer: GrpcMetadata | undefined;
   try {

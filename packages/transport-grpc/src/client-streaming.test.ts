@@ -490,6 +490,29 @@ describe("svckit clients of client-streaming and bidi methods", () => {
     expect(answers.length).toBeLessThanOrEqual(2);
   });
 
+  it("client streaming: a call that fails while the request source waits ends the source's iteration at once", async () => {
+    const failing: Endpoint<AsyncIterable<Tick>, CountRequest> = async () => {
+      throw new ServiceError(Code.FAILED_PRECONDITION, "not now");
+    };
+    const client = await serveTotal(failing);
+    const total = totalClient(client);
+    // A source that waits for input that never comes, as a queue or `events.on` does: it stops only
+    // when its `return()` is called.
+    const returned = deferred<void>();
+    const waiting: AsyncIterableIterator<number> = {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      next: () => new Promise<IteratorResult<number>>(() => undefined),
+      return: async () => {
+        returned.resolve();
+        return { done: true, value: undefined };
+      },
+    };
+    await expect(total(createContext(), waiting)).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION });
+    await returned.promise;
+  });
+
   it("throws at setup for a method of another kind", () => {
     const enc = (_ctx: unknown, req: unknown) => req;
     expect(() => createGrpcClientStreamClient("127.0.0.1:1", counter, "Echo", enc, enc)).toThrow(

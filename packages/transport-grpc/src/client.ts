@@ -213,12 +213,18 @@ function pumpRequests<Req, Msg>(
   fail: (error: unknown) => void,
 ): void {
   let over = false;
+  const iterator = toAsync(requests)[Symbol.asyncIterator]();
   call.on("status", () => {
     over = true;
+    // Ends the iteration now, not when the next request comes: a source that waits (a queue, an
+    // `events.on` iterator) settles its pending `next()` and runs its `finally`.
+    stopIterating(iterator);
   });
   const pump = async (): Promise<void> => {
-    for await (const request of toAsync(requests)) {
-      if (over) return;
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done === true || over) return;
+      const request = next.value;
       const bytes = encodeRequestMessage(method, await encode(ctx, request));
       if (over) return;
       if (!call.write(bytes)) {
@@ -233,10 +239,28 @@ function pumpRequests<Req, Msg>(
         });
       }
     }
-    if (!over) call.end();
   };
-  pump().catch(fail);
+  pump().then(
+    () => {
+      if (!over) call.end();
+    },
+    (error: unknown) => {
+      stopIterating(iterator);
+      fail(error);
+    },
+  );
 }
+
+/** Calls `iterator.return()` if it has one, ignoring what it throws or rejects with. */
+function stopIterating(iterator: AsyncIterator<unknown>): void {
+  try {
+    iterator.return?.().catch(ignoreRejection);
+  } catch {
+    // A broken `return` changes nothing: the call is over.
+  }
+}
+
+function ignoreRejection(): void {}
 
 /** What a response stream needs of its client endpoint. */
 interface StreamPlan<Res, Out> {
@@ -310,7 +334,14 @@ async function* streamResponses<
     });
     try {
       for await (const reply of grpcCall as AsyncIterable<Buffer>) {
-        yield await plan.decode(ctx, decodeReply(plan.method, reply));
+        let value: Res;
+        try {
+          value = await plan.decode(ctx, decodeReply(plan.method, reply));
+        } catch (err) {
+          // What `decode` threw is this side's failure (INTERNAL unless a ServiceError), not the call's.
+          throw ServiceError.from(err);
+        }
+        yield value;
       }
     } catch (err) {
       if (err instanceof ServiceError) throw err;

@@ -122,6 +122,28 @@ describe("createGrpcStreamClient", () => {
     expect(infos.map((i) => i.code)).toEqual([Code.ABORTED]);
   });
 
+  it("throws INTERNAL 'internal error' (its cause kept) when decode throws a plain error, and cancels the call", async () => {
+    const { infos, options } = finalizer();
+    const client = await serveCount();
+    const broken = new Error("cannot read tick");
+    const count = createGrpcStreamClient(
+      client,
+      counter,
+      "Count",
+      (_ctx, req: { count: number }) => ({ start: 0n, count: req.count, payloadSize: 0 }),
+      (_ctx, tick: Tick): number => {
+        if (tick.n === 1n) throw broken;
+        return Number(tick.n);
+      },
+      options,
+    );
+    const res = await drain(await count(createContext({ timeout: 5_000 }), { count: 5 }));
+    expect(res.items).toEqual([0]);
+    expect(res.error).toBeInstanceOf(ServiceError);
+    expect(res.error).toMatchObject({ code: Code.INTERNAL, message: "internal error", cause: broken });
+    expect(infos.map((i) => i.code)).toEqual([Code.INTERNAL]);
+  });
+
   it("throws UNIMPLEMENTED from the iterable for a method the server does not serve", async () => {
     const { address } = await startServer(() => undefined);
     const res = await drain(await countClient(grpcClient(address))(createContext(), { count: 2 }));

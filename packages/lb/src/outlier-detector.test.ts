@@ -172,6 +172,32 @@ describe("createOutlierDetector", () => {
     expect(admitted()).toEqual(["a", "c", "d"]);
   });
 
+  it("readmits ejected instances when discovery drops the healthy ones, so something is left to call", () => {
+    const onReadmit = vi.fn();
+    const { c, admitted, fail, detector } = setup(["a", "b", "c"], { consecutiveFailures: 1, onReadmit });
+    fail("a", 1);
+    expect(admitted()).toEqual(["b", "c"]);
+    // Scale-down: only the ejected instance is left.
+    c.cache.update(["a"]);
+    expect(admitted()).toEqual(["a"]);
+    expect(detector.ejected()).toEqual([]);
+    expect(onReadmit).toHaveBeenCalledOnce();
+  });
+
+  it("after discovery shrinks, readmits the soonest-ending ejections until maxEjectionPercent holds", () => {
+    const { c, clock, admitted, fail, detector } = setup(["a", "b", "c", "d"], {
+      consecutiveFailures: 1,
+      maxEjectionPercent: 50,
+    });
+    fail("a", 1);
+    clock.advance(1);
+    fail("b", 1); // ends 1 ms after a's
+    expect(admitted()).toEqual(["c", "d"]);
+    c.cache.update(["a", "b", "c"]); // 50% of 3 allows 1 ejected
+    expect(detector.ejected().map((i) => i.address)).toEqual(["b"]);
+    expect(admitted()).toEqual(["a", "c"]);
+  });
+
   it("keeps the admitted array's identity until something changes", () => {
     const { detector, fail } = setup(["a", "b", "c"], { consecutiveFailures: 1 });
     fail("a", 1);

@@ -161,6 +161,7 @@ class Detector<Req, Res> implements OutlierDetector<Req, Res> {
   #refresh(): void {
     const all = this.#source.endpoints();
     let dirty = false;
+    let readmitted: Instance[] | undefined;
     if (all !== this.#all) {
       const hosts = new Map<string, Host>();
       for (const entry of all) {
@@ -172,8 +173,8 @@ class Detector<Req, Res> implements OutlierDetector<Req, Res> {
       this.#all = all;
       this.#hosts = hosts;
       dirty = true;
+      readmitted = this.#keepLimits();
     }
-    let readmitted: Instance[] | undefined;
     if (this.#nextReadmit !== Number.POSITIVE_INFINITY) {
       const now = this.#now();
       if (now >= this.#nextReadmit) {
@@ -182,7 +183,7 @@ class Detector<Req, Res> implements OutlierDetector<Req, Res> {
           host.ejected = false;
           host.readmittedAt = host.until;
           host.consecutive = 0;
-          if (readmitted === undefined) readmitted = [];
+          readmitted ??= [];
           readmitted.push(host.instance);
         }
         dirty = true;
@@ -192,6 +193,33 @@ class Detector<Req, Res> implements OutlierDetector<Req, Res> {
     if (readmitted !== undefined && this.#onReadmit !== undefined) {
       for (const instance of readmitted) this.#onReadmit(instance);
     }
+  }
+
+  /**
+   * After the set of instances changed (discovery dropped some): readmits the ejected instances whose
+   * ejection ends soonest until the limits hold again — at most `maxEjectionPercent` ejected, and one
+   * admitted unless `ejectLast` — so that losing the healthy instances never leaves nothing to call
+   * (as Envoy's panic mode keeps traffic flowing). Returns what it readmitted.
+   */
+  #keepLimits(): Instance[] | undefined {
+    const total = this.#hosts.size;
+    const ejected: Host[] = [];
+    for (const host of this.#hosts.values()) if (host.ejected) ejected.push(host);
+    const allowed = Math.min(
+      Math.floor((total * this.#maxPercent) / 100),
+      this.#ejectLast ? total : total - 1,
+    );
+    if (ejected.length <= allowed) return undefined;
+    ejected.sort((a, b) => a.until - b.until);
+    const now = this.#now();
+    const readmitted: Instance[] = [];
+    for (const host of ejected.slice(0, ejected.length - Math.max(0, allowed))) {
+      host.ejected = false;
+      host.readmittedAt = now;
+      host.consecutive = 0;
+      readmitted.push(host.instance);
+    }
+    return readmitted;
   }
 
   /** Recomputes the admitted entries, the ejected count and the next readmission time. */

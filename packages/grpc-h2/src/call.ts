@@ -319,8 +319,24 @@ export class GrpcCall extends EventEmitter implements MessageSink {
   [kDeadline](): void {
     this.#timer = undefined;
     if (this.#done) return;
+    const left = this.#deadline - Date.now();
+    if (left > 0) {
+      // A deadline past setTimeout's reach (24.8 days) is waited for in steps.
+      this.#timer = setTimeout(onDeadline, Math.min(left, 0x7fffffff), this);
+      this.#timer.unref();
+      return;
+    }
     this[kSendStatus](Status.DEADLINE_EXCEEDED, "Deadline exceeded", null);
     if (this.#started) this.#cancel();
+  }
+
+  /**
+   * The engine ended a server stream itself (a message it could not serialize, send or compress): as
+   * grpc-js does, the handler sees the call cancelled, so it stops producing instead of writing on
+   * into a call that is over.
+   */
+  #endedHere(): void {
+    if (this.#started && !this.#cancelled) this.#cancel();
   }
 
   #cancel(): void {
@@ -532,6 +548,7 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     }
     const bytes = this.#serialize(value);
     if (bytes === undefined) {
+      this.#endedHere();
       callback();
       return;
     }
@@ -541,6 +558,7 @@ export class GrpcCall extends EventEmitter implements MessageSink {
       compress(encoding, bytes, (err, out) => {
         if (err !== null) {
           this[kSendStatus](Status.INTERNAL, "Error compressing response", null);
+          this.#endedHere();
           callback();
         } else this.#writeFrame(frame(out, true), callback);
       });

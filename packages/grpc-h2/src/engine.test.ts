@@ -387,6 +387,36 @@ describe("server streaming handlers", () => {
       "Sent message larger than max (100 vs. 50)",
     ]);
   });
+
+  it("tells a server stream it ended itself (a message above maxSendMessageLength) as cancelled, as grpc-js does", async () => {
+    const cancelled = deferred<boolean>();
+    let writes = 0;
+    const { client } = await serveRaw(
+      () => undefined,
+      (call) => {
+        call.on("cancelled", () => cancelled.resolve(call.cancelled));
+        // An endless producer that only stops when told.
+        const produce = (): void => {
+          if (call.cancelled) return;
+          writes++;
+          call.write(Buffer.alloc(writes === 2 ? 100 : 10), () => setTimeout(produce, 1));
+        };
+        produce();
+      },
+      { maxSendMessageLength: 50 },
+    );
+    const stream = client.makeServerStreamRequest("/t.T/S", identity, identity, Buffer.from("x"));
+    stream.on("data", () => undefined);
+    const st = await new Promise<{ code: number }>((resolve) => {
+      stream.on("error", () => undefined);
+      stream.on("status", resolve);
+    });
+    expect(st.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(await cancelled.promise).toBe(true);
+    const after = writes;
+    await sleep(50);
+    expect(writes).toBe(after);
+  });
 });
 
 describe("response compression", () => {

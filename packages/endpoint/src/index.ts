@@ -38,7 +38,13 @@ export {
 export type { Endpoint, GenericMiddleware, Middleware } from "./endpoint.js";
 export { chain, nop } from "./endpoint.js";
 export type { Metadata, MetadataInit, MetadataValue } from "./metadata.js";
-export { createMetadata, emptyMetadata, mergeMetadata, metadataFromLowerCaseRecord } from "./metadata.js";
+export {
+  createMetadata,
+  emptyMetadata,
+  mergeMetadata,
+  metadataFromLowerCaseRecord,
+  metadataFromNodeHeaders,
+} from "./metadata.js";
 export type { ErrorDetail, ServiceErrorOptions } from "./service-error.js";
 export { ServiceError } from "./service-error.js";
 export { timeout } from "./timeout.js";

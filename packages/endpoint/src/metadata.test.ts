@@ -6,6 +6,7 @@ import {
   type MetadataInit,
   mergeMetadata,
   metadataFromLowerCaseRecord,
+  metadataFromNodeHeaders,
 } from "@svckit/endpoint";
 import { describe, expect, it } from "vitest";
 
@@ -318,5 +319,29 @@ describe("a transport's own Metadata implementation", () => {
     const md = createMetadata(headers);
     expect(md).not.toBe(headers);
     expect(md.get("x-a")).toBe("1");
+  });
+});
+
+describe("metadataFromNodeHeaders", () => {
+  it("keeps every value of a repeated credential header, and the record as it is otherwise", () => {
+    const headers = { host: "x", authorization: "Bearer a", "proxy-authorization": "Basic p" };
+    const raw = [
+      "Host",
+      "x",
+      "Authorization",
+      "Bearer a",
+      "AUTHORIZATION",
+      "Bearer b",
+      "Proxy-Authorization",
+      "Basic p",
+    ];
+    const md = metadataFromNodeHeaders(headers, raw);
+    expect(md.getAll("authorization")).toEqual(["Bearer a", "Bearer b"]);
+    expect(md.getAll("proxy-authorization")).toEqual(["Basic p"]);
+    expect(md.get("host")).toBe("x");
+    expect(headers.authorization).toBe("Bearer a");
+    const single = metadataFromNodeHeaders({ authorization: "Bearer a" }, ["authorization", "Bearer a"]);
+    expect(single.getAll("authorization")).toEqual(["Bearer a"]);
+    expect(metadataFromNodeHeaders({ host: "x" }, ["Host", "x"]).toRecord()).toEqual({ host: "x" });
   });
 });

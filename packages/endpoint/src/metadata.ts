@@ -199,6 +199,42 @@ export function metadataFromLowerCaseRecord(
   return new RecordMetadata(record);
 }
 
+/** Credential headers of which Node keeps only the first in `IncomingMessage.headers`. */
+const FOLDED_CREDENTIALS = ["authorization", "proxy-authorization"] as const;
+
+/**
+ * Metadata of a Node HTTP request's headers: {@link metadataFromLowerCaseRecord} of `headers`, except
+ * that every value of a credential header sent more than once (`authorization`,
+ * `proxy-authorization`, whose repeats Node drops from `headers`) is kept, from `rawHeaders`, so that
+ * an authenticator sees the ambiguity and refuses it instead of trusting the first.
+ *
+ * @example
+ * ```ts
+ * const md = metadataFromNodeHeaders(req.headers, req.rawHeaders);
+ * ```
+ */
+export function metadataFromNodeHeaders(
+  headers: Readonly<Record<string, MetadataValue | undefined>>,
+  rawHeaders: readonly string[],
+): Metadata {
+  let copy: Record<string, MetadataValue | undefined> | undefined;
+  for (const name of FOLDED_CREDENTIALS) {
+    if (headers[name] === undefined) continue;
+    let values: string[] | undefined;
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+      const raw = rawHeaders[i] as string;
+      if (raw.length !== name.length || raw.toLowerCase() !== name) continue;
+      if (values === undefined) values = [];
+      values.push(rawHeaders[i + 1] as string);
+    }
+    if (values !== undefined && values.length > 1) {
+      copy ??= { ...headers };
+      copy[name] = values;
+    }
+  }
+  return new RecordMetadata(copy ?? headers);
+}
+
 /**
  * Returns new metadata holding `base` with `extra` on top: a key present in `extra` replaces all of
  * that key's values in `base`.

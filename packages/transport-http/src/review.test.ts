@@ -387,3 +387,37 @@ describe("response bodies the client will not read whole", () => {
     expect(() => jsonResponseDecoder({ bodyLimit: 1.5 })).toThrow(RangeError);
   });
 });
+
+describe("a request with two Authorization headers", () => {
+  it("hands the endpoint both values (Node keeps only the first in req.headers), so an authenticator can refuse it", async () => {
+    let seen: readonly string[] = [];
+    const server = await listen(
+      createHttpHandler(
+        async (ctx) => {
+          seen = ctx.metadata.getAll("authorization");
+          return {};
+        },
+        jsonRequestDecoder(),
+        encodeJsonResponse,
+      ),
+    );
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(server.port, "127.0.0.1");
+      let text = "";
+      socket.on("data", (chunk: Buffer) => {
+        text += chunk.toString("latin1");
+        if (text.includes("\r\n\r\n")) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.on("error", reject);
+      socket.write(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n" +
+          "Authorization: Bearer alice\r\nauthorization: Bearer mallory\r\n\r\n{}",
+      );
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(seen).toEqual(["Bearer alice", "Bearer mallory"]);
+  });
+});

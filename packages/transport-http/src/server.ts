@@ -8,7 +8,7 @@ import {
   codeToHttpStatus,
   createCancelableContext,
   type Endpoint,
-  metadataFromLowerCaseRecord,
+  metadataFromNodeHeaders,
   ServiceError,
 } from "@svckit/endpoint";
 import { closesConnection, declaredWithin, readBody } from "./body.js";
@@ -398,7 +398,7 @@ export function createHttpHandler<Req, Res>(
     try {
       call = createCancelableContext({
         callInfo: callInfoFor(req),
-        metadata: metadataFromLowerCaseRecord(req.headers),
+        metadata: metadataFromNodeHeaders(req.headers, req.rawHeaders),
         deadline,
         cancelSource: disconnect,
         cancelTarget: res,

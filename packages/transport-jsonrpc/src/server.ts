@@ -9,7 +9,7 @@ import {
   createCancelableContext,
   type Endpoint,
   type Metadata,
-  metadataFromLowerCaseRecord,
+  metadataFromNodeHeaders,
   ServiceError,
 } from "@svckit/endpoint";
 import { readBody } from "./body.js";
@@ -713,7 +713,7 @@ export function createJsonRpcHandler(
       req,
       res,
       request: new HttpRequestView(req, body),
-      metadata: metadataFromLowerCaseRecord(req.headers),
+      metadata: metadataFromNodeHeaders(req.headers, req.rawHeaders),
       deadline,
     };
   }

@@ -56,7 +56,16 @@ describe("createJwtVerifier: setup", () => {
     [{ secret: SECRET, algorithms: [] }, "algorithms must be a non-empty array"],
     [{ secret: SECRET, realm: 'a"b' }, "realm must be a non-empty printable ASCII string"],
     [{ secret: SECRET, maxTokenSize: -1 }, "maxTokenSize must be a non-negative number, got -1"],
-    [{ secret: SECRET, clockSkew: Number.NaN }, "clockSkew must be a non-negative number, got NaN"],
+    [{ secret: SECRET, clockSkew: Number.NaN }, "clockSkew must be a finite non-negative number, got NaN"],
+    // jose refuses Infinity on every verify: every token would be answered 401.
+    [
+      { secret: SECRET, clockSkew: Number.POSITIVE_INFINITY },
+      "clockSkew must be a finite non-negative number, got Infinity",
+    ],
+    [
+      { secret: SECRET, maxTokenAge: Number.POSITIVE_INFINITY },
+      "maxTokenAge must be a finite non-negative number, got Infinity",
+    ],
     [{ publicKey: "not a pem" }, "a publicKey string must be PEM"],
     [{ publicKey: { kty: "oct", k: "AAAA" } }, 'an "oct" JWK is a shared secret; use `secret`'],
     [{ jwks: { keys: [] }, algorithms: ["HS256"] }, "algorithm HS256 does not fit the key set"],

@@ -156,10 +156,12 @@ export function isJwtVerifier(value: unknown): value is JwtVerifier {
   return typeof value === "object" && value !== null && brand in value;
 }
 
-function nonNegative(value: number | undefined, fallback: number, name: string): number {
+function nonNegative(value: number | undefined, fallback: number, name: string, finite = false): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || !(value >= 0)) {
-    throw new TypeError(`createJwtVerifier: ${name} must be a non-negative number, got ${String(value)}`);
+  if (typeof value !== "number" || !(value >= 0) || (finite && value === Number.POSITIVE_INFINITY)) {
+    throw new TypeError(
+      `createJwtVerifier: ${name} must be a ${finite ? "finite " : ""}non-negative number, got ${String(value)}`,
+    );
   }
   return value;
 }
@@ -211,7 +213,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   }
   const realm = checkRealm(options.realm, where);
   const maxTokenSize = nonNegative(options.maxTokenSize, DEFAULT_MAX_TOKEN_SIZE, "maxTokenSize");
-  const clockSkew = nonNegative(options.clockSkew, DEFAULT_CLOCK_SKEW, "clockSkew");
+  const clockSkew = nonNegative(options.clockSkew, DEFAULT_CLOCK_SKEW, "clockSkew", true);
   const clock = options.clock;
   const cacheOptions = cacheSettings(options.cache, where);
 
@@ -264,7 +266,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   if (options.subject !== undefined) base.subject = options.subject;
   if (options.typ !== undefined) base.typ = options.typ;
   const maxTokenAge =
-    options.maxTokenAge === undefined ? undefined : nonNegative(options.maxTokenAge, 0, "maxTokenAge") / 1000;
+    options.maxTokenAge === undefined
+      ? undefined
+      : nonNegative(options.maxTokenAge, 0, "maxTokenAge", true) / 1000;
   if (maxTokenAge !== undefined) base.maxTokenAge = maxTokenAge;
   const tolerance = clockSkew / 1000;
   const cache = cacheOptions === undefined ? undefined : new TokenCache(cacheOptions.max, cacheOptions.ttl);
@@ -442,7 +446,7 @@ function remoteKeySource(url: URL, options: JwksOptions): KeySource {
   const remote = createRemoteJWKSet(url, {
     cooldownDuration: nonNegative(options.cooldown, 30_000, "jwksOptions.cooldown"),
     cacheMaxAge: nonNegative(options.cacheMaxAge, 600_000, "jwksOptions.cacheMaxAge"),
-    timeoutDuration: Math.ceil(nonNegative(options.timeout, 5_000, "jwksOptions.timeout")),
+    timeoutDuration: Math.ceil(nonNegative(options.timeout, 5_000, "jwksOptions.timeout", true)),
     ...(options.headers === undefined ? {} : { headers: options.headers }),
     [customFetch]: countingFetch,
   });

@@ -281,6 +281,39 @@ describe("createConsulRegistrar", () => {
     expect(calls.at(-1)?.url).toBe("http://consul.test:8500/v1/agent/service/deregister/web-agent-1");
   });
 
+  it("deregisters again after a failed deregister, and after a register whose answer was lost", async () => {
+    const calls: string[] = [];
+    const answers: number[] = [];
+    const fakeFetch: typeof fetch = async (input) => {
+      calls.push(new URL(String(input)).pathname);
+      return new Response("", { status: answers.shift() ?? 200 });
+    };
+    const registrar = createConsulRegistrar({
+      url: "http://consul.test:8500/",
+      fetch: fakeFetch,
+      name: "web",
+      port: 1,
+    });
+    await registrar.register();
+    answers.push(500);
+    expect((await rejection(registrar.deregister())).code).toBe(Code.UNAVAILABLE);
+    expect(registrar.registered).toBe(true);
+    await registrar.deregister(); // was a no-op: the service stayed on the agent
+    expect(registrar.registered).toBe(false);
+    // A register the agent may have applied though its answer failed: deregister still asks.
+    answers.push(503);
+    expect((await rejection(registrar.register())).code).toBe(Code.UNAVAILABLE);
+    await registrar.deregister();
+    await registrar.deregister(); // nothing left to remove: no request
+    expect(calls).toEqual([
+      "/v1/agent/service/register",
+      "/v1/agent/service/deregister/web-agent-1",
+      "/v1/agent/service/deregister/web-agent-1",
+      "/v1/agent/service/register",
+      "/v1/agent/service/deregister/web-agent-1",
+    ]);
+  });
+
   const base: ConsulRegistrarOptions = { name: "web", port: 1 };
   it.each([
     [{ ...base, name: "" }, TypeError, 'createConsulRegistrar: name must be a non-empty string, got ""'],

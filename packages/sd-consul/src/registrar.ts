@@ -236,12 +236,18 @@ class ConsulRegistrarImpl implements ConsulRegistrar {
     this.#onError = onError;
   }
 
+  /** A register request was sent since the last successful deregister (it may have been applied). */
+  #attempted = false;
+
   get registered(): boolean {
     return this.#registered;
   }
 
   register(): Promise<void> {
     return this.#serial(async () => {
+      // From the moment the request leaves, the agent may have applied it (an answer can be lost or
+      // come after the timeout): deregister() must then still ask it to remove the service.
+      this.#attempted = true;
       await this.#put();
       this.#registered = true;
       this.#schedule();
@@ -251,15 +257,18 @@ class ConsulRegistrarImpl implements ConsulRegistrar {
   deregister(): Promise<void> {
     this.#stopTimer();
     return this.#serial(async () => {
-      if (!this.#registered) return;
-      this.#registered = false;
+      if (!this.#registered && !this.#attempted) return;
       this.#stopTimer();
+      // Deregistering is idempotent on the agent; the flags clear only once it answered, so a failed
+      // deregister can be retried instead of leaving the service registered.
       await call(
         this.#conn,
         "PUT",
         `/v1/agent/service/deregister/${encodeURIComponent(this.id)}`,
         `consul registrar: cannot deregister ${this.id}`,
       );
+      this.#registered = false;
+      this.#attempted = false;
     });
   }
 

@@ -119,10 +119,14 @@ class EtcdRegistrarImpl implements EtcdRegistrar {
     return this.#serial(async () => {
       if (this.#lease !== undefined) return;
       this.#clearRetry();
+      const wanted = this.#wanted;
       try {
         await this.#put();
       } catch (error) {
-        this.#wanted = false;
+        // A first register that fails leaves nothing to keep. One made while a lost lease was being
+        // re-registered must not cancel that: the retries go on until deregister().
+        if (wanted) this.#scheduleRetry();
+        else this.#wanted = false;
         throw error;
       }
       this.#wanted = true;

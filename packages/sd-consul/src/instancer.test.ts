@@ -405,4 +405,27 @@ describe("createConsulInstancer", () => {
     expect(create).toThrow(type);
     expect(create).toThrow(message);
   });
+
+  it("asks at most once per minBackoff when the answers come at once with an unchanged index", async () => {
+    const script = scripted(
+      () =>
+        new Response(JSON.stringify([entry("web-1", 8080)]), {
+          status: 200,
+          headers: { "x-consul-index": "42", "content-type": "application/json" },
+        }),
+    );
+    const watcher = instancer({
+      url: "http://consul.test",
+      fetch: script.fetch,
+      service: "web",
+      wait: 60_000,
+      minBackoff: 100,
+      maxBackoff: 1_000,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 550));
+    watcher.close();
+    // Without pacing this loop made thousands of requests a second (the fetch parks it after 51).
+    expect(script.urls.length).toBeGreaterThanOrEqual(2);
+    expect(script.urls.length).toBeLessThanOrEqual(8);
+  });
 });

@@ -154,7 +154,16 @@ class ConsulInstancerImpl extends BackendInstancer implements ConsulInstancer {
   }
 
   async #loop(): Promise<void> {
+    let lastStart = Number.NEGATIVE_INFINITY;
     while (!this.cache.closed) {
+      // At most one query per minBackoff, as Consul advises for blocking queries: an agent, proxy or
+      // cache that answers at once (ignoring `index`/`wait`) must not make this loop spin.
+      const since = Date.now() - lastStart;
+      if (since < this.#minBackoff) {
+        await this.#sleep(this.#minBackoff - since);
+        if (this.cache.closed) return;
+      }
+      lastStart = Date.now();
       try {
         await this.#poll();
         this.#attempt = 0;

@@ -265,11 +265,16 @@ describe("createHealth: bad setup is refused", () => {
   it.each([
     [
       () => createHealth({ timeout: 0 }),
-      "invalid timeout 0 for the health: expected a finite number of milliseconds > 0",
+      "invalid timeout 0 for the health: expected a number of milliseconds > 0, at most 2147483647",
     ],
     [
       () => createHealth().addLiveness("x", passing, { timeout: Number.NaN }),
-      'invalid timeout NaN for check "x": expected a finite number of milliseconds > 0',
+      'invalid timeout NaN for check "x": expected a number of milliseconds > 0, at most 2147483647',
+    ],
+    // Node fires a longer timer after 1 ms: every check would time out at once.
+    [
+      () => createHealth({ timeout: 2 ** 31 }),
+      "invalid timeout 2147483648 for the health: expected a number of milliseconds > 0, at most 2147483647",
     ],
     [() => createHealth().addLiveness("", passing), "a check needs a non-empty name"],
     [

@@ -92,10 +92,11 @@ interface Entry {
 
 function checkTimeout(value: number | undefined, fallback: number, what: string): number {
   if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value <= 0) {
+  // Past 2^31 - 1 ms Node fires the timer after 1 ms: every check would time out at once.
+  if (!Number.isFinite(value) || value <= 0 || value > 0x7fffffff) {
     throw new ServiceError(
       Code.INVALID_ARGUMENT,
-      `invalid timeout ${String(value)} for ${what}: expected a finite number of milliseconds > 0`,
+      `invalid timeout ${String(value)} for ${what}: expected a number of milliseconds > 0, at most 2147483647`,
     );
   }
   return value;

@@ -394,6 +394,11 @@ describe("createConsulInstancer", () => {
       "createConsulInstancer: minBackoff must be a finite number > 0, got 0",
     ],
     [
+      { ...base, maxBackoff: 2 ** 31 },
+      RangeError,
+      "createConsulInstancer: maxBackoff must be at most 2147483647 ms (24.8 days), got 2147483648",
+    ],
+    [
       { ...base, minBackoff: 100, maxBackoff: 50 },
       RangeError,
       "createConsulInstancer: maxBackoff (50) must not be below minBackoff (100)",

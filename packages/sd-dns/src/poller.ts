@@ -51,6 +51,10 @@ export function positive(where: string, name: string, value: number | undefined,
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
     throw new RangeError(`${where}: ${name} must be a finite number > 0, got ${String(value)}`);
   }
+  // Node fires a longer timer after 1 ms (a DNS interval would poll in a loop).
+  if (value > 0x7fffffff) {
+    throw new RangeError(`${where}: ${name} must be at most 2147483647 ms (24.8 days), got ${value}`);
+  }
   return value;
 }
 

@@ -253,6 +253,12 @@ describe("createDnsSrvInstancer", () => {
       RangeError,
       "createDnsSrvInstancer: timeout must be a finite number > 0, got NaN",
     ],
+    // Node fires a longer timer after 1 ms: the poller would look up in a loop.
+    [
+      { ...good, interval: 2 ** 31 },
+      RangeError,
+      "createDnsSrvInstancer: interval must be at most 2147483647 ms (24.8 days), got 2147483648",
+    ],
     [
       { ...good, interval: 500, minInterval: 1_000 },
       RangeError,

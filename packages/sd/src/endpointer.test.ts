@@ -317,6 +317,10 @@ describe("createEndpointer", () => {
 
   it.each([
     [-1, "createEndpointer: invalidateTimeout must be a number of ms >= 0, got -1"],
+    [
+      2 ** 31,
+      "createEndpointer: invalidateTimeout must be at most 2147483647 ms (24.8 days) or Infinity, got 2147483648",
+    ],
     [Number.NaN, "createEndpointer: invalidateTimeout must be a number of ms >= 0, got NaN"],
     ["5", "createEndpointer: invalidateTimeout must be a number of ms >= 0, got 5"],
   ])("rejects invalidateTimeout %s", (value, message) => {

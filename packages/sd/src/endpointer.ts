@@ -116,6 +116,12 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
         `createEndpointer: invalidateTimeout must be a number of ms >= 0, got ${String(timeout)}`,
       );
     }
+    // Node fires a longer timer after 1 ms: every endpoint would go at the first error.
+    if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY && timeout > 0x7fffffff) {
+      throw new RangeError(
+        `createEndpointer: invalidateTimeout must be at most 2147483647 ms (24.8 days) or Infinity, got ${timeout}`,
+      );
+    }
     this.#factory = factory;
     this.#invalidateTimeout = timeout === Number.POSITIVE_INFINITY ? undefined : timeout;
     this.#onError = options?.onError;

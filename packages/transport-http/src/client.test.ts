@@ -353,7 +353,8 @@ describe("createHttpClient: headers, paths and hooks", () => {
     expect(headers["x-multi"]).toBe("a, b");
     expect(headers["x-default"]).toBe("d");
     expect(headers["content-type"]).toBe("application/json; charset=utf-8");
-    expect(headers["x-over"]).toBe("default, metadata");
+    // The call's metadata replaces the default of the same name (it was joined: "default, metadata").
+    expect(headers["x-over"]).toBe("metadata");
   });
 
   it("builds the URL from the encoder's path and query", async () => {

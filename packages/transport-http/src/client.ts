@@ -257,6 +257,9 @@ export function createHttpClient<Req, Res>(
       }
       target = targetUrl.href;
       const headers = new Headers(defaultHeaders);
+      // A key of the call's metadata replaces the default header of that name (a signed token over a
+      // static one) instead of joining it into one "a, b" value; its own repeats are all sent.
+      for (const k of ctx.outgoingMetadata.keys()) headers.delete(k);
       for (const [k, v] of ctx.outgoingMetadata) headers.append(k, v);
       if (encoded.headers !== undefined)
         for (const k in encoded.headers) headers.set(k, encoded.headers[k] as string);

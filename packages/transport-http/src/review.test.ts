@@ -421,3 +421,24 @@ describe("a request with two Authorization headers", () => {
     expect(seen).toEqual(["Bearer alice", "Bearer mallory"]);
   });
 });
+
+describe("client headers", () => {
+  it("a key of the call's outgoing metadata replaces the default header of that name", async () => {
+    let seen: string | string[] | undefined;
+    const server = await listen((req, res) => {
+      seen = req.headers.authorization;
+      res.end("{}");
+    });
+    const call = createHttpClient(
+      `http://127.0.0.1:${server.port}/`,
+      "POST",
+      encodeJsonRequest,
+      jsonResponseDecoder(),
+      { headers: { authorization: "Bearer static", "x-kept": "1" } },
+    );
+    await call(createContext().withOutgoingMetadata({ authorization: "Bearer per-call" }), {});
+    expect(seen).toBe("Bearer per-call");
+    await call(createContext(), {});
+    expect(seen).toBe("Bearer static");
+  });
+});

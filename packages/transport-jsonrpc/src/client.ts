@@ -196,6 +196,9 @@ export function createJsonRpcClient<Req, Res>(
           ? `{"jsonrpc":"2.0","method":${methodJson},"id":${idJson}}`
           : `{"jsonrpc":"2.0","method":${methodJson},"params":${paramsJson},"id":${idJson}}`;
       const headers = new Headers(defaultHeaders);
+      // A key of the call's metadata replaces the default header of that name (a signed token over a
+      // static one) instead of joining it into one "a, b" value; its own repeats are all sent.
+      for (const k of ctx.outgoingMetadata.keys()) headers.delete(k);
       for (const [k, v] of ctx.outgoingMetadata) headers.append(k, v);
       headers.set("content-type", CONTENT_TYPE);
       headers.set("accept", "application/json");

@@ -96,3 +96,10 @@ export function readBody(req: IncomingMessage, limit: number, callback: BodyCall
   req.on("error", onError);
   req.on("close", onClose);
 }
+
+/** Whether the request declares no body, or a `content-length` within `limit`. */
+export function declaredWithin(req: IncomingMessage, limit: number): boolean {
+  const declared = req.headers["content-length"];
+  if (declared === undefined) return req.headers["transfer-encoding"] === undefined;
+  return Number(declared) <= limit;
+}

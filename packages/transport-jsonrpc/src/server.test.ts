@@ -662,6 +662,28 @@ describe("HTTP", () => {
     );
   });
 
+  it("closes the connection after an early refusal when the declared body is over the limit", async () => {
+    const port = await serve(addsvcMethods(), { bodyLimit: 1024 });
+    const large = await send(port, {
+      headers: { "content-type": "text/plain", connection: "keep-alive" },
+      body: Buffer.alloc(64 * 1024, 0x20),
+    });
+    expect(large.status).toBe(415);
+    expect(large.headers.connection).toBe("close");
+    const small = await send(port, {
+      headers: { "content-type": "text/plain", connection: "keep-alive" },
+      body: "{}",
+    });
+    expect(small.status).toBe(415);
+    expect(small.headers.connection).toBe("keep-alive");
+    const timeout = await send(port, {
+      headers: { "content-type": "application/json", "x-request-timeout": "soon", connection: "keep-alive" },
+      body: Buffer.alloc(64 * 1024, 0x20),
+    });
+    expect(timeout.status).toBe(400);
+    expect(timeout.headers.connection).toBe("close");
+  });
+
   it.each([
     "application/json",
     "application/json; charset=utf-8",

@@ -12,7 +12,7 @@ import {
   metadataFromNodeHeaders,
   ServiceError,
 } from "@svckit/endpoint";
-import { readBody } from "./body.js";
+import { declaredWithin, readBody } from "./body.js";
 import {
   codeToJsonRpcCode,
   errorData,
@@ -719,6 +719,14 @@ export function createJsonRpcHandler(
   }
 
   return function jsonRpcHandler(req: IncomingMessage, res: ServerResponse): void {
+    // Answered before the body is read: Node then reads what is left to reuse the connection, so a body
+    // not declared within the limit must not keep it (as a 413 does not).
+    const refuse = (error: ServiceError): void => {
+      if (!req.readableEnded && !declaredWithin(req, bodyLimit) && !res.headersSent) {
+        res.setHeader("connection", "close");
+      }
+      failRequest(exchangeOf(req, res, EMPTY_BODY, undefined), error);
+    };
     try {
       if (req.method !== "POST") {
         const method = String(req.method).slice(0, MAX_NAME_IN_MESSAGE);
@@ -730,7 +738,7 @@ export function createJsonRpcHandler(
             metadata: { allow: "POST" },
           },
         );
-        failRequest(exchangeOf(req, res, EMPTY_BODY, undefined), error);
+        refuse(error);
         return;
       }
       const type = req.headers["content-type"];
@@ -740,12 +748,12 @@ export function createJsonRpcHandler(
           Code.INVALID_ARGUMENT,
           `unsupported content type "${String(type).slice(0, MAX_NAME_IN_MESSAGE)}": expected application/json`,
         );
-        failRequest(exchangeOf(req, res, EMPTY_BODY, undefined), error);
+        refuse(error);
         return;
       }
       const timeout = requestTimeout(req);
       if (typeof timeout === "object") {
-        failRequest(exchangeOf(req, res, EMPTY_BODY, undefined), timeout);
+        refuse(timeout);
         return;
       }
       const deadline = timeout === undefined ? undefined : Date.now() + timeout;

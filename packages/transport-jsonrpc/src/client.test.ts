@@ -463,6 +463,33 @@ describe("responses", () => {
     expect([e.code, e.message]).toEqual([code, message]);
   });
 
+  it("reads at most bodyLimit bytes of an answer (RESOURCE_EXHAUSTED past it) and 64 KiB of an error answer", async () => {
+    const big = JSON.stringify({ jsonrpc: "2.0", result: { v: 3, pad: "x".repeat(10_000) }, id: 1 });
+    const e = await failure(
+      client(() => new Response(big), { bodyLimit: 1024 }).call(background, { a: 1, b: 2 }),
+    );
+    expect([e.code, e.message]).toEqual([
+      Code.RESOURCE_EXHAUSTED,
+      "response body exceeds the limit of 1024 bytes",
+    ]);
+    const within = await client(() => new Response(big), { bodyLimit: 64 * 1024 }).call(background, {
+      a: 1,
+      b: 2,
+    });
+    expect(within).toMatchObject({ v: 3 });
+    const huge = await failure(
+      client(() => new Response("e".repeat(1024 * 1024), { status: 502, statusText: "Bad Gateway" })).call(
+        background,
+        { a: 1, b: 2 },
+      ),
+    );
+    expect(huge.code).toBe(Code.UNAVAILABLE);
+    expect(huge.message.slice(0, 30)).toBe("HTTP 502 Bad Gateway: eeeeeeee");
+    expect(() => createJsonRpcClient("http://svc.test/rpc", "sum", asIs, asIs, { bodyLimit: -1 })).toThrow(
+      "createJsonRpcClient: bodyLimit must be a whole number of bytes ≥ 0, got -1",
+    );
+  });
+
   it("maps HTTP errors with an envelope from the status and the envelope's message", async () => {
     const e = await failure(
       client(() =>

@@ -54,6 +54,39 @@ export interface JsonRpcClientOptions {
   fetch?: typeof fetch;
   /** Makes each request's id (default: 1, 2, 3, ... per client; go-kit's `ClientRequestIDGenerator`). */
   id?: () => string | number;
+  /**
+   * The largest response body read, in bytes after fetch's decompression (default 16 MiB); a longer
+   * one fails the call with RESOURCE_EXHAUSTED, read no further. An error answer (not 2xx) is read up
+   * to 64 KiB: its status and the start of its body make the error.
+   */
+  bodyLimit?: number;
+}
+
+/** The most of an HTTP error answer's body that is read (only its start goes into the message). */
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+/**
+ * A response body as text, reading at most `limit` bytes: `truncated` when there was more (what was
+ * not read is cancelled, by leaving the stream's iteration).
+ */
+async function readLimitedText(
+  response: Response,
+  limit: number,
+): Promise<{ text: string; truncated: boolean }> {
+  const stream = response.body;
+  if (stream === null) return { text: "", truncated: false };
+  const decoder = new TextDecoder();
+  let text = "";
+  let size = 0;
+  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > limit) {
+      const rest = chunk.subarray(0, chunk.byteLength - (size - limit));
+      return { text: text + decoder.decode(rest), truncated: true };
+    }
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return { text: text + decoder.decode(), truncated: false };
 }
 
 const CONTENT_TYPE = "application/json; charset=utf-8";
@@ -162,6 +195,12 @@ export function createJsonRpcClient<Req, Res>(
   const timeoutHeader =
     options.timeoutHeader === false ? undefined : (options.timeoutHeader ?? "x-request-timeout");
   const doFetch = options.fetch ?? globalThis.fetch;
+  const bodyLimit = options.bodyLimit ?? 16 * 1024 * 1024;
+  if (!(Number.isSafeInteger(bodyLimit) && bodyLimit >= 0)) {
+    throw new RangeError(
+      `createJsonRpcClient: bodyLimit must be a whole number of bytes ≥ 0, got ${bodyLimit}`,
+    );
+  }
   let counter = 0;
   const nextId =
     options.id ??
@@ -218,13 +257,21 @@ export function createJsonRpcClient<Req, Res>(
       }
       status = response.status;
       for (const fn of after) ctx = fn(ctx, response) ?? ctx;
+      const ok = status >= 200 && status < 300;
       let text: string;
       try {
-        text = await response.text();
+        const read = await readLimitedText(response, ok ? bodyLimit : ERROR_BODY_LIMIT);
+        if (read.truncated && ok) {
+          throw new ServiceError(
+            Code.RESOURCE_EXHAUSTED,
+            `response body exceeds the limit of ${bodyLimit} bytes`,
+          );
+        }
+        text = read.text;
       } catch (err) {
         throw transportError(err, call.context);
       }
-      if (status < 200 || status >= 300) throw httpError(response, text);
+      if (!ok) throw httpError(response, text);
       if (text.trim() === "") throw invalidResponse(`HTTP ${status} with an empty body`);
       let envelope: unknown;
       try {

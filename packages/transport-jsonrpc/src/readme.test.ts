@@ -87,6 +87,7 @@ describe("README", () => {
       timeoutHeader: true,
       fetch: true,
       id: true,
+      bodyLimit: true,
     };
     const documented = table("option", "## Client").map(([name]) => name);
     expect(documented.sort()).toEqual(Object.keys(options).sort());

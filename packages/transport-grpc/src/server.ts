@@ -386,7 +386,8 @@ function unarySend(
 ): void {
   // The answer came after the deadline passed or the client cancelled (the endpoint did not watch its
   // context): the client has DEADLINE_EXCEEDED or CANCELLED, not this answer, and the hooks hear that.
-  const over = ctx.abortReason ?? (call.cancelled ? cancelReason(call) : undefined);
+  // (The context watches the call: a cancelled call makes its abortReason defined.)
+  const over = ctx.abortReason;
   if (over !== undefined) {
     unaryFailed(plan, handle, ctx, callback, over);
     return;

@@ -104,12 +104,14 @@ export function createRedactor(options: RedactOptions = {}): Redactor {
   const censorCredentials = (match: string, scheme: string, space: string, credential: string): string =>
     scheme === scheme.toLowerCase() && LOWER_WORD.test(credential) ? match : scheme + space + censor;
 
+  /** Whether `key` is one of the sensitive keys, in any of its spellings. */
+  const isSensitiveKey = (key: string): boolean => keys.has(key) || keys.has(normalizeKey(key));
   /** Whether each key seen so far is sensitive: normalizing a key costs more than the lookup. Bounded. */
   const verdicts = new Map<string, boolean>();
   const sensitive = (key: string): boolean => {
     let verdict = verdicts.get(key);
     if (verdict === undefined) {
-      verdict = keys.has(key) || keys.has(normalizeKey(key));
+      verdict = isSensitiveKey(key);
       if (verdicts.size < MAX_VERDICTS) verdicts.set(key, verdict);
     }
     return verdict;
@@ -120,7 +122,7 @@ export function createRedactor(options: RedactOptions = {}): Redactor {
    * credential scrub does; the verdict is not cached (a line's "name" may be any word).
    */
   const censorHeaderLine = (match: string, name: string, separator: string, value: string): string => {
-    if (!keys.has(name) && !keys.has(normalizeKey(name))) return match;
+    if (!isSensitiveKey(name)) return match;
     const scheme = AUTH_SCHEME.exec(value);
     return name + separator + (scheme === null ? "" : scheme[0]) + censor;
   };

@@ -1,10 +1,7 @@
 import { Code, type Context, type Endpoint, onAbort, type ServiceError } from "@svckit/endpoint";
 import { closedError, concurrencyError, deadlineError, keysError, limitError, queueError } from "./errors.js";
 import { KeyMap } from "./key-map.js";
-import type { RejectReason, Settings } from "./options.js";
-
-/** The longest delay `setTimeout` keeps (2^31 - 1 ms, 24.8 days). */
-const MAX_TIMER_MS = 0x7fffffff;
+import { MAX_TIMER_MS, type RejectReason, type Settings } from "./options.js";
 
 /** What both limiter kinds (in-process and Redis) offer {@link createRateLimiter}. */
 export interface LimiterCore<Req> {

@@ -21,10 +21,13 @@ import {
 } from "./errors.js";
 import { type KeyEntry, KeyMap } from "./key-map.js";
 import type { KeyOf, LimiterCore, Reporter } from "./local-limiter.js";
-import type { RedisRateLimitOptions, RedisSettings, RejectReason, Settings } from "./options.js";
-
-/** The longest delay `setTimeout` keeps (2^31 - 1 ms, 24.8 days). */
-const MAX_TIMER_MS = 0x7fffffff;
+import {
+  MAX_TIMER_MS,
+  type RedisRateLimitOptions,
+  type RedisSettings,
+  type RejectReason,
+  type Settings,
+} from "./options.js";
 
 /** One key's Bottleneck limiter (its state lives in Redis). */
 class RedisKey implements KeyEntry {

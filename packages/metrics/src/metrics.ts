@@ -370,13 +370,18 @@ const ours = new WeakSet<object>();
 /** The duration histograms (owning the series) whose numbers each requests counter or in-flight gauge reads. */
 const feeds = new WeakMap<object, Set<DurationHistogram>>();
 
-function feed(metric: object, histogram: DurationHistogram): void {
-  let set = feeds.get(metric);
+/** The set `map` holds for `key`, made and stored on first use. */
+function setOf<T>(map: WeakMap<object, Set<T>>, key: object): Set<T> {
+  let set = map.get(key);
   if (set === undefined) {
     set = new Set();
-    feeds.set(metric, set);
+    map.set(key, set);
   }
-  set.add(histogram);
+  return set;
+}
+
+function feed(metric: object, histogram: DurationHistogram): void {
+  setOf(feeds, metric).add(histogram);
 }
 
 function collectCalls(this: Counter<RequestLabel>): void {
@@ -664,17 +669,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     const gauge = breakerState;
     const transitions = breakerTransitions;
     // Per gauge, not per createMetrics: metrics sharing a registry share the gauge and its series.
-    let observed = observedBreakers.get(gauge);
-    if (observed === undefined) {
-      observed = new Set();
-      observedBreakers.set(gauge, observed);
-    }
-    if (observed.has(name)) {
+    const names = setOf(observedBreakers, gauge);
+    if (names.has(name)) {
       throw new Error(
         `metrics.observeBreaker: a breaker named "${name}" is observed already; stop observing it first`,
       );
     }
-    const names = observed;
     const state = gauge.labels(name);
     const set = (value: BreakerState): void => {
       if (Object.hasOwn(BREAKER_STATE_VALUES, value)) state.set(BREAKER_STATE_VALUES[value]);

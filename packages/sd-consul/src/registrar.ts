@@ -257,7 +257,7 @@ class ConsulRegistrarImpl implements ConsulRegistrar {
   deregister(): Promise<void> {
     this.#stopTimer();
     return this.#serial(async () => {
-      if (!this.#registered && !this.#attempted) return;
+      if (!this.#attempted) return; // also true whenever #registered is
       this.#stopTimer();
       // Deregistering is idempotent on the agent; the flags clear only once it answered, so a failed
       // deregister can be retried instead of leaving the service registered.

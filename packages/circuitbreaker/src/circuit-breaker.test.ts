@@ -586,6 +586,102 @@ describe("half-open", () => {
   });
 });
 
+describe("calls from before the breaker opened", () => {
+  /**
+   * A breaker with one slow call (`late`) started while it was closed, then opened by four failures
+   * and half-open after resetTimeout; `late` is still in flight.
+   */
+  async function halfOpenWithLateCall() {
+    const breaker = make();
+    const endpoint = scripted();
+    const late = deferred<string>();
+    const slow = breaker.middleware(async (_ctx, _req: string) => late.promise);
+    const lateCall = slow(background, "late");
+    const call = breaker.middleware(endpoint);
+    await trip(call, endpoint);
+    expect(breaker.state).toBe("open");
+    await vi.advanceTimersByTimeAsync(500);
+    expect(breaker.state).toBe("halfOpen");
+    return { breaker, endpoint, late, lateCall };
+  }
+
+  it("a late success during half-open does not close the breaker: only the trial call decides", async () => {
+    const { breaker, late, lateCall } = await halfOpenWithLateCall();
+    const trial = deferred<string>();
+    const probe = breaker.middleware(async (_ctx, _req: string) => trial.promise);
+    const trialCall = rejection(probe(background, "probe"));
+    late.resolve("late answer");
+    await expect(lateCall).resolves.toBe("late answer");
+    expect(breaker.state).toBe("halfOpen");
+    trial.reject(down());
+    expect((await trialCall).code).toBe(Code.UNAVAILABLE);
+    expect(breaker.state).toBe("open");
+  });
+
+  it("a late failure during half-open does not reopen it: the trial call's success closes it", async () => {
+    const { breaker, late, lateCall } = await halfOpenWithLateCall();
+    const trial = deferred<string>();
+    const probe = breaker.middleware(async (_ctx, _req: string) => trial.promise);
+    const trialCall = probe(background, "probe");
+    late.reject(down());
+    expect((await rejection(lateCall)).message).toBe("backend down");
+    expect(breaker.state).toBe("halfOpen");
+    trial.resolve("fine");
+    await expect(trialCall).resolves.toBe("fine");
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("a late success before the trial call starts does not close the breaker either", async () => {
+    const { breaker, endpoint, late, lateCall } = await halfOpenWithLateCall();
+    late.resolve("late answer");
+    await lateCall;
+    expect(breaker.state).toBe("halfOpen");
+    const call = breaker.middleware(endpoint);
+    await expect(call(background, "probe")).resolves.toBe("ok probe");
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("late failures after the breaker recovered do not reopen it; fresh ones do", async () => {
+    const breaker = make({ volumeThreshold: 1, errorThresholdPercentage: 0 });
+    const endpoint = scripted();
+    const late = deferred<string>();
+    const lateCall = breaker.middleware(async (_ctx, _req: string) => late.promise)(background, "late");
+    const call = breaker.middleware(endpoint);
+    endpoint.fail = true;
+    await call(background, "x").catch(() => undefined);
+    expect(breaker.state).toBe("open");
+    await vi.advanceTimersByTimeAsync(500);
+    endpoint.fail = false;
+    await call(background, "probe");
+    expect(breaker.state).toBe("closed");
+    await call(background, "fresh");
+    late.reject(down());
+    await rejection(lateCall);
+    expect(breaker.state).toBe("closed");
+    expect(breaker.stats()).toEqual({ calls: 1, successes: 1, failures: 0, rejected: 0 });
+    endpoint.fail = true;
+    await call(background, "x").catch(() => undefined);
+    expect(breaker.state).toBe("open");
+  });
+
+  it("a late failure while open does not restart the reset timer", async () => {
+    const { breaker, late, lateCall } = await (async () => {
+      const b = make();
+      const endpoint = scripted();
+      const l = deferred<string>();
+      const lc = b.middleware(async (_ctx, _req: string) => l.promise)(background, "late");
+      await trip(b.middleware(endpoint), endpoint);
+      return { breaker: b, late: l, lateCall: lc };
+    })();
+    await vi.advanceTimersByTimeAsync(300);
+    late.reject(down());
+    await rejection(lateCall);
+    expect(breaker.state).toBe("open");
+    await vi.advanceTimersByTimeAsync(200);
+    expect(breaker.state).toBe("halfOpen");
+  });
+});
+
 describe("state events", () => {
   it("reports every change, in order, with the previous state", async () => {
     const breaker = make();

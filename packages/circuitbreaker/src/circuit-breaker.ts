@@ -133,9 +133,44 @@ function check(ok: boolean, message: string): void {
   if (!ok) throw new RangeError(`createCircuitBreaker: ${message}`);
 }
 
-/** The action opossum runs: the wrapped endpoint, passed per call so one breaker serves many endpoints. */
-function run<Req, Res>(endpoint: Endpoint<Req, Res>, ctx: Context, request: Req): Promise<Res> {
-  return endpoint(ctx, request);
+/**
+ * What tells a breaker's outcome handling that the call being settled is stale: started before the
+ * breaker last opened, so its outcome says nothing about the dependency as it is now.
+ */
+interface Generations {
+  /** Counts the breaker's openings; a call carries the value it had when it started. */
+  current: number;
+  /** Set while opossum handles a stale call's outcome, until it emits that outcome's `success`. */
+  settlingStale: boolean;
+}
+
+/**
+ * The endpoint's answer as opossum's action returns it: a thenable whose `then` marks a stale call's
+ * success for the breaker's `emit` (opossum emits `success` synchronously inside its `onFulfilled`).
+ */
+class Tracked<Res> implements PromiseLike<Res> {
+  constructor(
+    private readonly answer: Promise<Res>,
+    private readonly generation: number,
+    private readonly generations: Generations,
+  ) {}
+
+  // biome-ignore lint/suspicious/noThenProperty: a thenable is the point: opossum awaits it like a promise
+  then<A = Res, B = never>(
+    onFulfilled?: ((value: Res) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    if (typeof onFulfilled !== "function") return this.answer.then(onFulfilled, onRejected);
+    const { generation, generations } = this;
+    return this.answer.then((value) => {
+      generations.settlingStale = generation !== generations.current;
+      try {
+        return onFulfilled(value);
+      } finally {
+        generations.settlingStale = false;
+      }
+    }, onRejected);
+  }
 }
 
 function throwLater(error: unknown): void {
@@ -152,7 +187,8 @@ function throwLater(error: unknown): void {
  * called. After `resetTimeout` it turns `halfOpen` and lets exactly one trial call through (others are
  * refused meanwhile): if that call succeeds (or fails with an error that does not count, like a client
  * fault), the breaker closes and its window is cleared; if it fails, or is cancelled by its caller (which
- * proves nothing), it opens again for another `resetTimeout`.
+ * proves nothing), it opens again for another `resetTimeout`. A call that started before the breaker last
+ * opened and settles later is neither counted nor allowed to change the state: only the trial call decides.
  *
  * Errors of the endpoint pass through unchanged. The breaker has no timeout of its own: put
  * `timeout(ms)` after it in the chain (a trial call that never settles keeps the breaker half-open).
@@ -232,11 +268,21 @@ export function createCircuitBreaker<Req, Res>(
     return failed || (serviceError.code === Code.CANCELLED && breaker.halfOpen);
   };
 
+  // A call that started before the breaker last opened (a slow call still in flight when it opened) must
+  // not decide anything: opossum would close a half-open breaker on its late success, or reopen it on its
+  // late failure while the trial call is still running. As with go-kit's gobreaker, such outcomes are
+  // ignored: each call carries the generation it started in; a stale failure is filtered (errorFilter)
+  // and the resulting `success`, like a stale success, is not emitted, so opossum neither counts it nor
+  // changes state. Calls from before an opening were counted in a window the closing clears anyway.
+  const generations: Generations = { current: 0, settlingStale: false };
+  const run = (endpoint: Endpoint<Req, Res>, ctx: Context, request: Req, generation: number): Tracked<Res> =>
+    new Tracked(endpoint(ctx, request), generation, generations);
+
   // The rolling window is rotated by this emitter from one unref'd timer instead of opossum's own
   // interval, so the window can also be cleared when the breaker closes (opossum keeps it otherwise, and
   // stale failures would reopen a recovered breaker at the next error).
   const rotation = new EventEmitter();
-  const breaker = new Opossum<[Endpoint<Req, Res>, Context, Req], Res>(run, {
+  const breaker = new Opossum<[Endpoint<Req, Res>, Context, Req, number], Res>(run, {
     name,
     timeout: false, // svckit's timeout middleware does this, with the context's deadline
     resetTimeout,
@@ -247,9 +293,23 @@ export function createCircuitBreaker<Req, Res>(
     rollingPercentilesEnabled: false, // would keep every latency of the window and sort them on each failure
     enableSnapshots: false, // one timer less; nothing listens to snapshots
     rotateBucketController: rotation,
-    // opossum passes the arguments of `fire` after the error: (endpoint, ctx, request).
-    errorFilter: (error: unknown, ...args: unknown[]) => !counts(error, args[1] as Context | undefined),
+    // opossum passes the arguments of `fire` after the error: (endpoint, ctx, request, generation).
+    errorFilter: (error: unknown, ...args: unknown[]) => {
+      if (args[3] !== generations.current) {
+        generations.settlingStale = true;
+        return true;
+      }
+      return !counts(error, args[1] as Context | undefined);
+    },
   });
+  const emit = breaker.emit;
+  breaker.emit = function emitUnlessStale(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === "success" && generations.settlingStale) {
+      generations.settlingStale = false;
+      return false;
+    }
+    return emit.call(this, event, ...args);
+  };
   const timer = setInterval(() => rotation.emit("rotate"), bucketMs);
   timer.unref();
 
@@ -269,7 +329,10 @@ export function createCircuitBreaker<Req, Res>(
       }
     }
   };
-  breaker.on("open", () => transition("open"));
+  breaker.on("open", () => {
+    generations.current++;
+    transition("open");
+  });
   breaker.on("halfOpen", () => transition("halfOpen"));
   breaker.on("close", () => {
     for (let i = 0; i < rollingCountBuckets; i++) rotation.emit("rotate");
@@ -303,7 +366,7 @@ export function createCircuitBreaker<Req, Res>(
       // The calls opossum would refuse (open, or half-open with the trial call taken) are refused here, before
       // opossum builds an Error with a stack trace per refusal: failing fast must stay cheap.
       if (shutDown || !(breaker.closed || breaker.pendingClose)) return refuse(ctx, request);
-      return breaker.fire(next, ctx, request);
+      return breaker.fire(next, ctx, request, generations.current);
     };
   };
 

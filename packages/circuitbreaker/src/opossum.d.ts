@@ -32,7 +32,11 @@ declare module "opossum" {
   }
 
   class CircuitBreaker<Args extends unknown[] = unknown[], Result = unknown> extends EventEmitter {
-    constructor(action: (...args: Args) => Promise<Result>, options?: CircuitBreaker.Options);
+    /**
+     * opossum calls `action(...args)` synchronously inside `fire`, then `.then(onFulfilled)` on what it
+     * returns (once, with one argument) and `.catch` on the promise that gives.
+     */
+    constructor(action: (...args: Args) => PromiseLike<Result>, options?: CircuitBreaker.Options);
     readonly name: string;
     readonly closed: boolean;
     readonly opened: boolean;

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { constants } from "node:os";
-import { Code, ServiceError } from "@svckit/endpoint";
+import { Code, MAX_TIMER_MS, ServiceError } from "@svckit/endpoint";
 
 /**
  * Anything the app can start and stop: an HTTP or gRPC server (see `httpServer` and `grpcServer`), a
@@ -165,10 +165,10 @@ function list<T>(value: T | readonly T[] | undefined): readonly T[] {
 function checkDuration(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   // Past 2^31 - 1 ms (24.8 days) Node's timers fire after 1 ms instead.
-  if (!Number.isFinite(value) || value < 0 || value > 0x7fffffff) {
+  if (!Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) {
     throw new ServiceError(
       Code.INVALID_ARGUMENT,
-      `invalid ${name} ${String(value)}: expected a number of milliseconds from 0 to 2147483647`,
+      `invalid ${name} ${String(value)}: expected a number of milliseconds from 0 to ${MAX_TIMER_MS}`,
     );
   }
   return value;

@@ -4,6 +4,7 @@ import {
   type Context,
   type Endpoint,
   type GenericMiddleware,
+  MAX_TIMER_MS,
   type Middleware,
   ServiceError,
 } from "@svckit/endpoint";
@@ -126,8 +127,6 @@ const clientFaults: ReadonlySet<Code> = new Set<Code>([
 export function defaultIsFailure(error: ServiceError): boolean {
   return error.code !== Code.CANCELLED && !clientFaults.has(error.code);
 }
-
-const MAX_TIMER_MS = 0x7fffffff;
 
 function check(ok: boolean, message: string): void {
   if (!ok) throw new RangeError(`createCircuitBreaker: ${message}`);

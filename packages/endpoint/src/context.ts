@@ -188,7 +188,16 @@ export interface Context {
   withDeadline(deadline: number | Date): CancelableContext;
 }
 
-const MAX_TIMER_MS = 0x7fffffff;
+/**
+ * The longest delay Node's `setTimeout` and `setInterval` keep: 2^31 - 1 ms (24.8 days). A longer one fires
+ * after 1 ms (with a TimeoutOverflowWarning), so durations past it must be refused or waited for in steps.
+ *
+ * @example
+ * ```ts
+ * if (ms > MAX_TIMER_MS) throw new RangeError(`interval must be at most ${MAX_TIMER_MS} ms, got ${ms}`);
+ * ```
+ */
+export const MAX_TIMER_MS = 0x7fffffff;
 
 function deadlineExceeded(): ServiceError {
   return new ServiceError(Code.DEADLINE_EXCEEDED, "deadline exceeded");

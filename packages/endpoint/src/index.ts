@@ -33,6 +33,7 @@ export {
   createCancelableContext,
   createContext,
   createContextKey,
+  MAX_TIMER_MS,
   onAbort,
 } from "./context.js";
 export type { Endpoint, GenericMiddleware, Middleware } from "./endpoint.js";

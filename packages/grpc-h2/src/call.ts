@@ -11,6 +11,7 @@ import {
 import { Writable } from "node:stream";
 import { type PeerCertificate, TLSSocket } from "node:tls";
 import type { Metadata } from "@grpc/grpc-js";
+import { MAX_TIMER_MS } from "@svckit/endpoint";
 import { compress, decompress } from "./compression.js";
 import { type FrameError, FrameReader, frame, kMessage, type MessageSink } from "./framing.js";
 import { IncomingMetadata } from "./metadata.js";
@@ -205,7 +206,7 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     if (timeoutMs !== undefined) {
       // A call with a deadline has a timer anyway; watching its stream lets a cancelled call drop the
       // timer (and what it holds) at once instead of at the deadline.
-      this.#timer = setTimeout(onDeadline, Math.min(timeoutMs, 0x7fffffff), this);
+      this.#timer = setTimeout(onDeadline, Math.min(timeoutMs, MAX_TIMER_MS), this);
       this.#timer.unref();
       this[kWatch]();
     }
@@ -322,7 +323,7 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     const left = this.#deadline - Date.now();
     if (left > 0) {
       // A deadline past setTimeout's reach (24.8 days) is waited for in steps.
-      this.#timer = setTimeout(onDeadline, Math.min(left, 0x7fffffff), this);
+      this.#timer = setTimeout(onDeadline, Math.min(left, MAX_TIMER_MS), this);
       this.#timer.unref();
       return;
     }

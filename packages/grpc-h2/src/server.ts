@@ -12,7 +12,7 @@ import {
 } from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { ServerCredentials, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
-import { Code, ServiceError } from "@svckit/endpoint";
+import { Code, MAX_TIMER_MS, ServiceError } from "@svckit/endpoint";
 import { type CallSettings, GrpcCall, type Handler, sendTrailersOnly, type UnaryCallback } from "./call.js";
 import {
   isGrpcContentType,
@@ -103,7 +103,6 @@ const DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024;
 const DEFAULT_KEEPALIVE_TIME = 2 * 60 * 60 * 1000;
 const DEFAULT_KEEPALIVE_TIMEOUT = 20_000;
 const DEFAULT_COMPRESSION_THRESHOLD = 1024;
-const MAX_TIMER = 0x7fffffff;
 const ignore = (): void => undefined;
 
 function invalid(message: string): ServiceError {
@@ -450,13 +449,16 @@ function keepalive(session: ServerHttp2Session, time: number, timeout: number): 
   let next: NodeJS.Timeout | undefined;
   let waiting: NodeJS.Timeout | undefined;
   const schedule = (): void => {
-    next = setTimeout(ping, Math.min(time, MAX_TIMER));
+    next = setTimeout(ping, Math.min(time, MAX_TIMER_MS));
     next.unref();
   };
   const ping = (): void => {
     next = undefined;
     if (session.closed || session.destroyed) return;
-    waiting = setTimeout(() => session.destroy(undefined, h2.NGHTTP2_CANCEL), Math.min(timeout, MAX_TIMER));
+    waiting = setTimeout(
+      () => session.destroy(undefined, h2.NGHTTP2_CANCEL),
+      Math.min(timeout, MAX_TIMER_MS),
+    );
     waiting.unref();
     try {
       session.ping((error) => {

@@ -1,4 +1,4 @@
-import { Code, ServiceError } from "@svckit/endpoint";
+import { Code, MAX_TIMER_MS, ServiceError } from "@svckit/endpoint";
 
 /** A check's or a report's status, as Consul names them; `critical` is the worst. */
 export type HealthStatus = "passing" | "warning" | "critical";
@@ -93,10 +93,10 @@ interface Entry {
 function checkTimeout(value: number | undefined, fallback: number, what: string): number {
   if (value === undefined) return fallback;
   // Past 2^31 - 1 ms Node fires the timer after 1 ms: every check would time out at once.
-  if (!Number.isFinite(value) || value <= 0 || value > 0x7fffffff) {
+  if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
     throw new ServiceError(
       Code.INVALID_ARGUMENT,
-      `invalid timeout ${String(value)} for ${what}: expected a number of milliseconds > 0, at most 2147483647`,
+      `invalid timeout ${String(value)} for ${what}: expected a number of milliseconds > 0, at most ${MAX_TIMER_MS}`,
     );
   }
   return value;

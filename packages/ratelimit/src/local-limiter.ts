@@ -1,7 +1,14 @@
-import { Code, type Context, type Endpoint, onAbort, type ServiceError } from "@svckit/endpoint";
+import {
+  Code,
+  type Context,
+  type Endpoint,
+  MAX_TIMER_MS,
+  onAbort,
+  type ServiceError,
+} from "@svckit/endpoint";
 import { closedError, concurrencyError, deadlineError, keysError, limitError, queueError } from "./errors.js";
 import { KeyMap } from "./key-map.js";
-import { MAX_TIMER_MS, type RejectReason, type Settings } from "./options.js";
+import type { RejectReason, Settings } from "./options.js";
 
 /** What both limiter kinds (in-process and Redis) offer {@link createRateLimiter}. */
 export interface LimiterCore<Req> {

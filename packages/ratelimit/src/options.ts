@@ -134,9 +134,6 @@ export interface Settings {
   readonly maxQueue: number;
 }
 
-/** The longest delay `setTimeout` keeps (2^31 - 1 ms, 24.8 days); a longer one fires after 1 ms. */
-export const MAX_TIMER_MS = 0x7fffffff;
-
 const DEFAULT_MAX_KEYS = 10_000;
 const DEFAULT_MAX_QUEUE = 1_000;
 const MIN_IDLE_TIMEOUT = 60_000;

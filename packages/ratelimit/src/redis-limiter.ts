@@ -1,5 +1,12 @@
 import { createRequire } from "node:module";
-import { Code, type Context, type Endpoint, onAbort, type ServiceError } from "@svckit/endpoint";
+import {
+  Code,
+  type Context,
+  type Endpoint,
+  MAX_TIMER_MS,
+  onAbort,
+  type ServiceError,
+} from "@svckit/endpoint";
 import Bottleneck from "bottleneck";
 import {
   type ConnectionInternals,
@@ -21,13 +28,7 @@ import {
 } from "./errors.js";
 import { type KeyEntry, KeyMap } from "./key-map.js";
 import type { KeyOf, LimiterCore, Reporter } from "./local-limiter.js";
-import {
-  MAX_TIMER_MS,
-  type RedisRateLimitOptions,
-  type RedisSettings,
-  type RejectReason,
-  type Settings,
-} from "./options.js";
+import type { RedisRateLimitOptions, RedisSettings, RejectReason, Settings } from "./options.js";
 
 /** One key's Bottleneck limiter (its state lives in Redis). */
 class RedisKey implements KeyEntry {

@@ -1,5 +1,5 @@
 import { Resolver } from "node:dns/promises";
-import { Code, ServiceError } from "@svckit/endpoint";
+import { Code, MAX_TIMER_MS, ServiceError } from "@svckit/endpoint";
 import { BackendInstancer, type Instance, type Instancer, type InstancerState } from "@svckit/sd";
 
 /** Options every DNS instancer takes. */
@@ -52,8 +52,8 @@ export function positive(where: string, name: string, value: number | undefined,
     throw new RangeError(`${where}: ${name} must be a finite number > 0, got ${String(value)}`);
   }
   // Node fires a longer timer after 1 ms (a DNS interval would poll in a loop).
-  if (value > 0x7fffffff) {
-    throw new RangeError(`${where}: ${name} must be at most 2147483647 ms (24.8 days), got ${value}`);
+  if (value > MAX_TIMER_MS) {
+    throw new RangeError(`${where}: ${name} must be at most ${MAX_TIMER_MS} ms (24.8 days), got ${value}`);
   }
   return value;
 }

@@ -1,4 +1,4 @@
-import type { Endpoint } from "@svckit/endpoint";
+import { type Endpoint, MAX_TIMER_MS } from "@svckit/endpoint";
 import { Emitter } from "./emitter.js";
 import { type Instance, type Instancer, type InstancerState, sameInstance } from "./instance.js";
 
@@ -117,9 +117,9 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
       );
     }
     // Node fires a longer timer after 1 ms: every endpoint would go at the first error.
-    if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY && timeout > 0x7fffffff) {
+    if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY && timeout > MAX_TIMER_MS) {
       throw new RangeError(
-        `createEndpointer: invalidateTimeout must be at most 2147483647 ms (24.8 days) or Infinity, got ${timeout}`,
+        `createEndpointer: invalidateTimeout must be at most ${MAX_TIMER_MS} ms (24.8 days) or Infinity, got ${timeout}`,
       );
     }
     this.#factory = factory;

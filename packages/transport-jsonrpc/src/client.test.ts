@@ -10,6 +10,7 @@ import {
 import {
   createJsonRpcClient,
   createJsonRpcHandler,
+  defaultJsonRpcErrorEncoder,
   type JsonRpcClientFinalizerInfo,
   type JsonRpcClientOptions,
   JsonRpcError,
@@ -373,6 +374,68 @@ describe("responses", () => {
       undefined,
     ]);
   });
+
+  it("marks the errors it decodes from an answer as remote, which cannot be changed", async () => {
+    const envelope = await failure(
+      client(rpcError({ code: -32601, message: "m" })).call(background, { a: 1, b: 2 }),
+    );
+    const http = await failure(
+      client(() => json({ jsonrpc: "2.0", error: { code: -32600, message: "too big" }, id: null }, 413)).call(
+        background,
+        { a: 1, b: 2 },
+      ),
+    );
+    for (const e of [envelope, http]) {
+      expect(e).toBeInstanceOf(JsonRpcError);
+      expect((e as JsonRpcError).remote).toBe(true);
+      expect(() => {
+        (e as unknown as { remote: boolean }).remote = false;
+      }).toThrow(TypeError);
+      expect((e as JsonRpcError).remote).toBe(true);
+    }
+    expect(new JsonRpcError(-32601, Code.UNIMPLEMENTED, "m").remote).toBe(false);
+  });
+
+  it.each([
+    [-32700, -32603, "INTERNAL"],
+    [-32600, -32603, "INTERNAL"],
+    [-32601, -32012, "UNIMPLEMENTED"],
+    [-32602, -32003, "INVALID_ARGUMENT"],
+    [-32603, -32603, "INTERNAL"],
+    [-32768, -32002, "UNKNOWN"],
+    [-32099, -32002, "UNKNOWN"],
+    [-32014, -32014, "UNAVAILABLE"],
+    [-32000, -32002, "UNKNOWN"],
+  ])("has the default encoder send a remote %i by its canonical code %i", async (rpcCode, sent, name) => {
+    const e = await failure(
+      client(rpcError({ code: rpcCode, message: "m", data: { extra: 1 } })).call(background, {
+        a: 1,
+        b: 2,
+      }),
+    );
+    expect(defaultJsonRpcErrorEncoder(background, e)).toEqual({
+      code: sent,
+      message: "m",
+      data: { code: name },
+    });
+  });
+
+  it.each([-32769, -31999, -1, 0, 42])(
+    "has the default encoder send a remote application code %i as it is",
+    async (rpcCode) => {
+      const e = await failure(
+        client(rpcError({ code: rpcCode, message: "m", data: { extra: 1 } })).call(background, {
+          a: 1,
+          b: 2,
+        }),
+      );
+      expect(defaultJsonRpcErrorEncoder(background, e)).toEqual({
+        code: rpcCode,
+        message: "m",
+        data: { extra: 1 },
+      });
+    },
+  );
 
   it("prefers svckit's data.code, ignoring OK and names that are not codes", async () => {
     const named = await failure(

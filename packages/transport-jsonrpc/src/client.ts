@@ -7,7 +7,12 @@ import {
   httpStatusToCode,
   ServiceError,
 } from "@svckit/endpoint";
-import { codeFromData, JsonRpcError, jsonRpcCodeToCode } from "./json-rpc-error.js";
+import {
+  codeFromData,
+  createRemoteJsonRpcError,
+  type JsonRpcError,
+  jsonRpcCodeToCode,
+} from "./json-rpc-error.js";
 
 /** Turns the endpoint's request into the call's `params`: an object or an array (`undefined` sends none). */
 export type JsonRpcEncodeParamsFunc<Req> = (ctx: Context, request: Req) => unknown;
@@ -120,12 +125,16 @@ function tryParse(text: string): unknown {
   }
 }
 
-/** A JSON-RPC error object as a {@link JsonRpcError}: svckit's `data.code` names the code, else the JSON-RPC code does. */
+/**
+ * A JSON-RPC error object as a remote {@link JsonRpcError} (`remote` is `true`, so a server this
+ * error passes through does not answer its own caller with the downstream's protocol code):
+ * svckit's `data.code` names the code, else the JSON-RPC code does.
+ */
 function fromErrorObject(error: Record<string, unknown>, code?: Code): JsonRpcError {
   const rpcCode = error.code as number;
   const data = error.data;
   const details = isObject(data) && Array.isArray(data.details) ? (data.details as ErrorDetail[]) : undefined;
-  return new JsonRpcError(
+  return createRemoteJsonRpcError(
     rpcCode,
     code ?? codeFromData(data) ?? jsonRpcCodeToCode(rpcCode),
     error.message as string,
@@ -163,7 +172,8 @@ function describeId(id: unknown): string {
  * Makes an endpoint that calls one method of a remote JSON-RPC 2.0 server over HTTP, go-kit style
  * (`jsonrpc.NewClient`): `encode` turns the request into `params`, the call is POSTed to `url`, and
  * the `result` is decoded by `decode`. A JSON-RPC error comes back as a {@link JsonRpcError} (a
- * ServiceError) with the code svckit's `data.code` names, or the one its JSON-RPC code maps to. The
+ * ServiceError) with the code svckit's `data.code` names, or the one its JSON-RPC code maps to, and
+ * `remote` set, so that a server it propagates through does not resend its protocol code. The
  * context's outgoing metadata become headers, its abort signal cancels the request and its deadline
  * is sent in the timeout header. Connection failures are UNAVAILABLE.
  *

@@ -66,6 +66,7 @@ describe("JsonRpcError", () => {
     ]);
     expect(ServiceError.from(e)).toBe(e);
     expect(new JsonRpcError(1, Code.ABORTED, "x").data).toBeUndefined();
+    expect(e.remote).toBe(false);
   });
 });
 
@@ -84,11 +85,16 @@ describe("defaultJsonRpcErrorEncoder", () => {
     });
   });
 
-  it("sends a JsonRpcError as it is", () => {
+  it("sends a JsonRpcError constructed here as it is, reserved codes included", () => {
     expect(defaultJsonRpcErrorEncoder(background, new JsonRpcError(7, Code.UNKNOWN, "seven"))).toEqual({
       code: 7,
       message: "seven",
     });
+    for (const rpcCode of [-32700, -32600, -32601, -32602, -32603, -32050]) {
+      expect(
+        defaultJsonRpcErrorEncoder(background, new JsonRpcError(rpcCode, Code.UNIMPLEMENTED, "m")),
+      ).toEqual({ code: rpcCode, message: "m" });
+    }
     expect(
       defaultJsonRpcErrorEncoder(background, new JsonRpcError(7, Code.UNKNOWN, "s", { data: [1] })),
     ).toEqual({

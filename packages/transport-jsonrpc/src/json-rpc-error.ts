@@ -43,10 +43,17 @@ export interface JsonRpcErrorOptions extends ServiceErrorOptions {
   data?: unknown;
 }
 
+/** The errors {@link createRemoteJsonRpcError} made: those the client decoded from an answer. */
+const remoteErrors = new WeakSet<JsonRpcError>();
+
 /**
- * A {@link ServiceError} that also carries a JSON-RPC error code (`rpcCode`) and `data`: the server
- * sends those as they are (rather than the code the `Code` maps to), and the client throws one for
- * every JSON-RPC error it receives, so callers see both the canonical code and the wire code.
+ * A {@link ServiceError} that also carries a JSON-RPC error code (`rpcCode`) and `data`. The client
+ * throws one for every JSON-RPC error it receives, so callers see both the canonical code and the
+ * wire code ({@link JsonRpcError.remote} is then `true`). One constructed in this process and thrown
+ * by a method is sent as it is: its `rpcCode` and `data` rather than the code its `Code` maps to.
+ * One the client received and a method lets through is sent by the default error encoder with its
+ * `rpcCode` only when that is an application code; a code of the reserved range -32768..-32000
+ * described the downstream call, not this one, so its canonical `code` is sent instead.
  *
  * @example
  * ```ts
@@ -70,6 +77,48 @@ export class JsonRpcError extends ServiceError {
     this.rpcCode = rpcCode;
     this.data = options?.data;
   }
+
+  /**
+   * `true` when this package's client made this error from a JSON-RPC error object a server sent:
+   * `rpcCode` and `data` are that server's, describing its exchange with this process. `false` for
+   * one constructed in this process (by a method, or by this package's server for the protocol
+   * errors it answers). Read-only: only the client sets it.
+   *
+   * @example
+   * ```ts
+   * const errorEncoder: JsonRpcErrorEncoder = (ctx, error) =>
+   *   error instanceof JsonRpcError && error.remote
+   *     ? { code: -32099, message: `downstream: ${error.message}` }
+   *     : defaultJsonRpcErrorEncoder(ctx, error);
+   * ```
+   */
+  get remote(): boolean {
+    return remoteErrors.has(this);
+  }
+}
+
+/**
+ * A {@link JsonRpcError} decoded from a server's answer: its {@link JsonRpcError.remote} is `true`.
+ * Internal: only the client makes these.
+ */
+export function createRemoteJsonRpcError(
+  rpcCode: number,
+  code: Code,
+  message: string,
+  options?: JsonRpcErrorOptions,
+): JsonRpcError {
+  const error = new JsonRpcError(rpcCode, code, message, options);
+  remoteErrors.add(error);
+  return error;
+}
+
+/**
+ * Whether `rpcCode` is in the range JSON-RPC 2.0 reserves, -32768..-32000: its pre-defined codes
+ * ({@link JsonRpcErrorCode}) and the implementation-defined server errors (-32000..-32099, where
+ * svckit puts {@link codeToJsonRpcCode}). Every other integer is an application's own code.
+ */
+export function isReservedJsonRpcCode(rpcCode: number): boolean {
+  return rpcCode >= -32768 && rpcCode <= -32000;
 }
 
 /**

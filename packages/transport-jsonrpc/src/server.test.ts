@@ -12,7 +12,9 @@ import {
 } from "@svckit/endpoint";
 import {
   codeToJsonRpcCode,
+  createJsonRpcClient,
   createJsonRpcHandler,
+  defaultJsonRpcErrorEncoder,
   JsonRpcError,
   type JsonRpcMethod,
   type JsonRpcServerFinalizerInfo,
@@ -414,6 +416,199 @@ describe("ServiceError codes", () => {
     expect(envelope(await post(port, { jsonrpc: "2.0", method: "fail", id: 1 }))).toEqual(
       err(-32005, "gone", 1),
     );
+  });
+});
+
+describe("errors from a downstream JSON-RPC service (two hops)", () => {
+  const details = [{ type: "user", value: { id: 42 } }];
+  const throwing = (error: ServiceError): JsonRpcMethod =>
+    jsonRpcMethod(
+      async () => {
+        throw error;
+      },
+      asIs,
+      asIs,
+    );
+
+  /**
+   * Server B: addsvc (real -32601 for unknown methods, -32602 from its decoders, 413 + -32600 over its
+   * 256-byte body limit) plus methods that fail with the errors B chose to send.
+   */
+  async function serverB(): Promise<string> {
+    const methods: Record<string, JsonRpcMethod> = {
+      ...addsvcMethods(),
+      parseError: throwing(new JsonRpcError(-32700, Code.INVALID_ARGUMENT, "Parse error")),
+      invalidRequest: throwing(new JsonRpcError(-32600, Code.INVALID_ARGUMENT, "Invalid Request")),
+      internal: throwing(new ServiceError(Code.INTERNAL, "db is down")),
+      notFound: throwing(new ServiceError(Code.NOT_FOUND, "no user 42", { details })),
+      serverRange: throwing(
+        new JsonRpcError(-32050, Code.UNAVAILABLE, "upstream down", { data: { retryAfter: 2 } }),
+      ),
+      application: throwing(
+        new JsonRpcError(4001, Code.FAILED_PRECONDITION, "insufficient funds", { data: { balance: 3 } }),
+      ),
+    };
+    return (await listen(createJsonRpcHandler(methods, { bodyLimit: 256 }))).url;
+  }
+
+  type Relay = { method: string; params: unknown };
+  const asRelay = (_ctx: Context, params: unknown): Relay => params as Relay;
+
+  /** Server A's `relay`: calls B's `params.method` with `params.params` through the client, errors let through. */
+  const relay = (bUrl: string): JsonRpcMethod =>
+    jsonRpcMethod(
+      (ctx: Context, req: Relay) => createJsonRpcClient(bUrl, req.method, asIs, asIs)(ctx, req.params),
+      asRelay,
+      asIs,
+    );
+
+  it.each([
+    [
+      "-32601 (method not found)",
+      "mul",
+      { a: 1, b: 2 },
+      err(-32012, "Method mul was not found.", 1, { code: "UNIMPLEMENTED" }),
+    ],
+    [
+      "-32602 (invalid params)",
+      "sum",
+      { a: "x", b: 2 },
+      err(-32003, "a must be an integer", 1, { code: "INVALID_ARGUMENT" }),
+    ],
+    [
+      "-32600 (invalid request, HTTP 413)",
+      "concat",
+      { a: "x".repeat(300), b: "" },
+      err(-32008, "request body exceeds the limit of 256 bytes", 1, { code: "RESOURCE_EXHAUSTED" }),
+    ],
+    [
+      "-32600 (invalid request)",
+      "invalidRequest",
+      {},
+      err(-32603, "Invalid Request", 1, { code: "INTERNAL" }),
+    ],
+    ["-32700 (parse error)", "parseError", {}, err(-32603, "Parse error", 1, { code: "INTERNAL" })],
+    ["-32603 (internal error)", "internal", {}, err(-32603, "db is down", 1, { code: "INTERNAL" })],
+    [
+      "-32005 (svckit's NOT_FOUND, unchanged)",
+      "notFound",
+      {},
+      err(-32005, "no user 42", 1, { code: "NOT_FOUND", details }),
+    ],
+    [
+      "-32050 (a server-error code of B's own)",
+      "serverRange",
+      {},
+      err(-32002, "upstream down", 1, { code: "UNKNOWN" }),
+    ],
+    [
+      "4001 (an application code, passed through with its data)",
+      "application",
+      {},
+      err(4001, "insufficient funds", 1, { balance: 3 }),
+    ],
+  ])("answers A's caller for B's %s with the canonical code", async (_label, method, params, expected) => {
+    const a = await serve({ relay: relay(await serverB()) });
+    const res = await post(a, { jsonrpc: "2.0", method: "relay", params: { method, params }, id: 1 });
+    expect(envelope(res)).toEqual(expected);
+  });
+
+  it("still sends a JsonRpcError the endpoint constructs itself as it is, protocol codes included", async () => {
+    const bUrl = await serverB();
+    const a = await serve({
+      local: throwing(new JsonRpcError(-32602, Code.INVALID_ARGUMENT, "b must be a number")),
+      // Passing a downstream's protocol code on is a deliberate choice: construct the error here.
+      rethrow: jsonRpcMethod(
+        async (ctx: Context) => {
+          try {
+            return await createJsonRpcClient(bUrl, "mul", asIs, asIs)(ctx, {});
+          } catch (e) {
+            if (!(e instanceof JsonRpcError)) throw e;
+            throw new JsonRpcError(e.rpcCode, e.code, e.message, { data: e.data });
+          }
+        },
+        asIs,
+        asIs,
+      ),
+    });
+    expect(envelope(await post(a, { jsonrpc: "2.0", method: "local", id: 1 }))).toEqual(
+      err(-32602, "b must be a number", 1),
+    );
+    expect(envelope(await post(a, { jsonrpc: "2.0", method: "rethrow", id: 2 }))).toEqual(
+      err(-32601, "Method mul was not found.", 2),
+    );
+  });
+
+  it("answers -32602 when a params decoder gets INVALID_ARGUMENT from a downstream call, else the canonical code", async () => {
+    const bUrl = await serverB();
+    const a = await serve({
+      checked: jsonRpcMethod(
+        async () => "ok",
+        async (ctx, params) => {
+          const req = asRelay(ctx, params);
+          await createJsonRpcClient(bUrl, req.method, asIs, asIs)(ctx, req.params);
+          return req;
+        },
+        asIs,
+      ),
+    });
+    const call = (id: number, method: string, params: unknown) =>
+      post(a, { jsonrpc: "2.0", method: "checked", params: { method, params }, id });
+    expect(envelope(await call(1, "sum", { a: "x" }))).toEqual(
+      err(-32602, "a must be an integer", 1, { code: "INVALID_ARGUMENT" }),
+    );
+    expect(envelope(await call(2, "mul", {}))).toEqual(
+      err(-32012, "Method mul was not found.", 2, { code: "UNIMPLEMENTED" }),
+    );
+  });
+
+  it("shows a custom errorEncoder and the errorHandler the downstream's error with remote set", async () => {
+    const told: ServiceError[] = [];
+    const a = await serve(
+      {
+        relay: relay(await serverB()),
+        local: throwing(new JsonRpcError(-32601, Code.UNIMPLEMENTED, "gone")),
+      },
+      {
+        errorEncoder: (ctx, e) =>
+          e instanceof JsonRpcError && e.remote
+            ? { code: -32099, message: `downstream: ${e.message}`, data: e.rpcCode }
+            : defaultJsonRpcErrorEncoder(ctx, e),
+        errorHandler: (_ctx, e) => {
+          told.push(e);
+        },
+      },
+    );
+    const relayed = await post(a, {
+      jsonrpc: "2.0",
+      method: "relay",
+      params: { method: "mul", params: {} },
+      id: 1,
+    });
+    expect(envelope(relayed)).toEqual(err(-32099, "downstream: Method mul was not found.", 1, -32601));
+    expect(envelope(await post(a, { jsonrpc: "2.0", method: "local", id: 2 }))).toEqual(
+      err(-32601, "gone", 2),
+    );
+    expect(
+      told.map((e) => [e instanceof JsonRpcError && e.rpcCode, e instanceof JsonRpcError && e.remote]),
+    ).toEqual([
+      [-32601, true],
+      [-32601, false],
+    ]);
+  });
+
+  it("re-encodes a downstream's protocol code in every answer of a batch", async () => {
+    const a = await serve({ relay: relay(await serverB()) });
+    const res = await post(a, [
+      { jsonrpc: "2.0", method: "relay", params: { method: "mul", params: {} }, id: 1 },
+      { jsonrpc: "2.0", method: "relay", params: { method: "sum", params: { a: 1, b: 2 } }, id: 2 },
+      { jsonrpc: "2.0", method: "nope", id: 3 },
+    ]);
+    expect(envelope(res)).toEqual([
+      err(-32012, "Method mul was not found.", 1, { code: "UNIMPLEMENTED" }),
+      ok({ v: 3 }, 2),
+      err(-32601, "Method nope was not found.", 3),
+    ]);
   });
 });
 

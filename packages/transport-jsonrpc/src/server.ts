@@ -16,6 +16,7 @@ import { declaredWithin, readBody } from "./body.js";
 import {
   codeToJsonRpcCode,
   errorData,
+  isReservedJsonRpcCode,
   JsonRpcError,
   JsonRpcErrorCode,
   type JsonRpcErrorObject,
@@ -71,7 +72,12 @@ export type JsonRpcRequestFunc = (
 /** Runs after a call succeeded, before the HTTP response is written; may set headers (go-kit's `ServerAfter`). */
 export type JsonRpcResponseFunc = (ctx: Context, response: ServerResponse) => Context | undefined;
 
-/** Turns an error into the `error` member of the response; see {@link defaultJsonRpcErrorEncoder}. */
+/**
+ * Turns an error into the `error` member of the response; see {@link defaultJsonRpcErrorEncoder}.
+ * A {@link JsonRpcError} with `remote` set came from a downstream call through the client: its
+ * `rpcCode` and `data` are the downstream server's, so an encoder that sends `rpcCode` should check
+ * `remote` first (or hand such errors to the default encoder).
+ */
 export type JsonRpcErrorEncoder = (ctx: Context, error: ServiceError) => JsonRpcErrorObject;
 
 /** Is told of every error, answered or not (notifications), for logging; must not throw. */
@@ -179,7 +185,7 @@ const UNKNOWN_CALL: CallInfo = Object.freeze({ transport: "jsonrpc", method: "un
  * Makes an entry of the method table of {@link createJsonRpcHandler}: `decode` turns the call's
  * `params` into the endpoint's request, the endpoint runs, `encode` turns its response into the
  * call's `result` (go-kit's `EndpointCodec`). A ServiceError INVALID_ARGUMENT thrown by `decode` is
- * answered -32602 (invalid params).
+ * answered -32602 (invalid params), unless it is a JsonRpcError `decode` constructed itself.
  *
  * @example
  * ```ts
@@ -202,19 +208,26 @@ export function jsonRpcMethod<Req, Res>(
 }
 
 /**
- * The default error encoder. A {@link JsonRpcError} is sent with its own `rpcCode`, message and
- * `data`; any other ServiceError with `codeToJsonRpcCode[code]` (INTERNAL → -32603, every other code
- * into -32001..-32016), its message, and `data: { code: "<CODE_NAME>", details? }`. Values that are
- * not ServiceErrors reach it as INTERNAL "internal error": their own message is never sent.
+ * The default error encoder. A {@link JsonRpcError} constructed in this process (by a method, or by
+ * this server for a parse error, an invalid request, an unknown method or invalid params) is sent
+ * with its own `rpcCode`, message and `data`; so is one the client received (`remote`) whose
+ * `rpcCode` is an application's code. Any other ServiceError is sent with `codeToJsonRpcCode[code]`
+ * (INTERNAL → -32603, every other code into -32001..-32016), its message, and
+ * `data: { code: "<CODE_NAME>", details? }`; that includes a remote JsonRpcError whose `rpcCode` is in
+ * the reserved range -32768..-32000, since that code described a downstream server's exchange (a
+ * downstream's "method not found" is not this server's). Values that are not ServiceErrors reach it
+ * as INTERNAL "internal error": their own message is never sent.
  *
  * @example
  * ```ts
  * defaultJsonRpcErrorEncoder(ctx, new ServiceError(Code.NOT_FOUND, "no user 42"));
  * // { code: -32005, message: "no user 42", data: { code: "NOT_FOUND" } }
+ * // A downstream's -32601 "Method mul was not found.", as the client threw it:
+ * // { code: -32012, message: "Method mul was not found.", data: { code: "UNIMPLEMENTED" } }
  * ```
  */
 export function defaultJsonRpcErrorEncoder(_ctx: Context, error: ServiceError): JsonRpcErrorObject {
-  if (error instanceof JsonRpcError) {
+  if (error instanceof JsonRpcError && !(error.remote && isReservedJsonRpcCode(error.rpcCode))) {
     return error.data === undefined
       ? { code: error.rpcCode, message: error.message }
       : { code: error.rpcCode, message: error.message, data: error.data };
@@ -299,9 +312,13 @@ function methodNotFound(name: string): JsonRpcError {
   );
 }
 
-/** A decoder's INVALID_ARGUMENT becomes -32602 (invalid params), keeping its message and details. */
+/**
+ * A decoder's INVALID_ARGUMENT becomes -32602 (invalid params), keeping its message and details; one
+ * the decoder got from a downstream call through the client too (the decoder decided these params
+ * are invalid). A JsonRpcError the decoder constructed itself is left as it is.
+ */
 function asInvalidParams(thrown: unknown): unknown {
-  if (!(thrown instanceof ServiceError) || thrown instanceof JsonRpcError) return thrown;
+  if (!(thrown instanceof ServiceError) || (thrown instanceof JsonRpcError && !thrown.remote)) return thrown;
   const error = ServiceError.from(thrown);
   if (error.code !== Code.INVALID_ARGUMENT) return error;
   return new JsonRpcError(JsonRpcErrorCode.INVALID_PARAMS, Code.INVALID_ARGUMENT, error.message, {

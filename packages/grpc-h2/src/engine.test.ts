@@ -16,8 +16,8 @@ import {
   type sendUnaryData,
   status,
 } from "@grpc/grpc-js";
-import { Code, ServiceError } from "@svckit/endpoint";
-import { afterEach, describe, expect, it } from "vitest";
+import { Code, MAX_TIMER_MS, ServiceError } from "@svckit/endpoint";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createGrpcServer, type GrpcH2Server, type GrpcH2ServerOptions } from "./index.js";
 import { parseBindAddress } from "./server.js";
 import {
@@ -241,6 +241,38 @@ describe("what a unary handler sees", () => {
       chunks: [framed(Buffer.from("x"))],
     });
     expect([res.grpcStatus, res.grpcMessage]).toEqual([4, "Deadline exceeded"]);
+  });
+
+  it("waits for a deadline past setTimeout's reach (24.8 days) in steps instead of firing at once", async () => {
+    const realTimeout = globalThis.setTimeout;
+    const realSleep = (ms: number) => new Promise<void>((resolve) => realTimeout(resolve, ms));
+    const started = deferred<void>();
+    const { port } = await serveRaw(() => started.resolve());
+    const session = rawSession(port);
+    await new Promise<void>((resolve) => session.once("connect", () => resolve()));
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    try {
+      let closed = false;
+      // 700 hours: 29.2 days, past 2^31 - 1 ms.
+      const res = rawCall(session, "/t.T/U", {
+        headers: { "grpc-timeout": "700H" },
+        chunks: [framed(Buffer.from("x"))],
+      });
+      void res.then(() => {
+        closed = true;
+      });
+      await started.promise;
+      await realSleep(50);
+      expect(closed).toBe(false);
+      vi.advanceTimersByTime(MAX_TIMER_MS);
+      await realSleep(100);
+      expect(closed).toBe(false);
+      vi.advanceTimersByTime(700 * 3_600_000 - MAX_TIMER_MS);
+      const answer = await res;
+      expect([answer.grpcStatus, answer.grpcMessage]).toEqual([4, "Deadline exceeded"]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("reports a client cancel through call.cancelled even to a handler that never listened", async () => {

@@ -1,8 +1,15 @@
-import { authenticate, claimsFrom, claimsKey, createJwtVerifier, tokenFrom } from "@svckit/auth-jwt";
+import {
+  authenticate,
+  claimsFrom,
+  claimsKey,
+  createJwtSigner,
+  createJwtVerifier,
+  tokenFrom,
+} from "@svckit/auth-jwt";
 import { Code, type Context, chain, createContext, type Endpoint, type MetadataInit } from "@svckit/endpoint";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { craft, fixedClock, NOW_S, SECRET, serviceRejection, validClaims } from "./test-helpers.js";
+import { craft, ecKeys, fixedClock, NOW_S, SECRET, serviceRejection, validClaims } from "./test-helpers.js";
 
 const verifier = createJwtVerifier({ secret: SECRET, clock: fixedClock, realm: "api" });
 const token = craft({ alg: "HS256", typ: "JWT" }, validClaims({ scope: "read" }), SECRET);
@@ -94,6 +101,40 @@ describe("authenticate", () => {
     expect(await refused({ authorization: `Bearer ${expired}` })).toEqual({
       message: "token expired",
       challenge: 'Bearer realm="api", error="invalid_token", error_description="token expired"',
+    });
+  });
+
+  it("passes a fault of the server on without a 401 or a challenge, also when optional", async () => {
+    const privateKeySet = createJwtVerifier({
+      jwks: { keys: [{ ...ecKeys().privateKey.export({ format: "jwk" }), kid: "k" }] },
+      clock: fixedClock,
+      realm: "api",
+    });
+    const es = await createJwtSigner({ privateKey: ecKeys().privateKey, kid: "k", clock: fixedClock }).sign();
+    const brokenClock = createJwtVerifier({ secret: SECRET, clock: () => Number.NaN, realm: "api" });
+    const keySetDown = createJwtVerifier({
+      jwksUrl: "http://127.0.0.1:9/jwks",
+      jwksOptions: { fetch: () => Promise.reject(new TypeError("fetch failed")) },
+      clock: fixedClock,
+    });
+    const cases = [
+      [privateKeySet, es, Code.INTERNAL, "token verification failed"],
+      [brokenClock, token, Code.INTERNAL, "token verification failed"],
+      [keySetDown, es, Code.UNAVAILABLE, "signing keys unavailable"],
+    ] as const;
+    for (const [v, bearer, code, message] of cases) {
+      for (const optional of [false, true]) {
+        const err = await serviceRejection(
+          call({ authorization: `Bearer ${bearer}` }, authenticate(v, { optional })(whoami)),
+        );
+        expect({ code: err.code, message: err.message, optional }).toEqual({ code, message, optional });
+        expect(err.metadata.has("www-authenticate")).toBe(false);
+      }
+    }
+    // Without a token, nothing reaches the verifier: still the caller's fault.
+    expect(await refused({}, authenticate(brokenClock)(whoami))).toEqual({
+      message: "missing bearer token",
+      challenge: 'Bearer realm="api"',
     });
   });
 

@@ -67,7 +67,8 @@ export interface AuthenticateOptions {
   header?: string;
   /**
    * Let calls without any token through, without claims (default false): for endpoints that serve
-   * anonymous callers too. A token that is present must still be valid.
+   * anonymous callers too. A token that is present must still be valid (and a fault of the server
+   * while verifying it still fails the call).
    */
   optional?: boolean;
 }
@@ -79,6 +80,10 @@ const SCHEME = "bearer";
  * or the gRPC metadata), verifies it and runs the endpoint with the claims in the context
  * ({@link claimsFrom}). A missing or invalid token fails with UNAUTHENTICATED (HTTP 401) and a
  * `www-authenticate` challenge in the error's metadata, which svckit's HTTP server sends as a header.
+ * A fault of the server while verifying is not blamed on the token: UNAVAILABLE when a remote key set
+ * cannot be fetched, INTERNAL when a configured key or the verifier's clock cannot be used (see
+ * {@link JwtVerifier.verify}); neither carries a challenge, and neither lets the call through, even
+ * with `optional`.
  * Pass a shared {@link JwtVerifier} to reuse one key set across endpoints.
  *
  * @example

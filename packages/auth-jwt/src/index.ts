@@ -10,7 +10,9 @@
  * {@link reissueIdentity} (a short-lived token signed by the gateway, recommended) or
  * {@link forwardIdentity} / {@link trustedIdentity} (an unsigned header, trusted network only).
  * Failures are ServiceErrors: UNAUTHENTICATED (401) and PERMISSION_DENIED (403) with RFC 6750
- * `www-authenticate` challenges in their metadata.
+ * `www-authenticate` challenges in their metadata. Faults of the server are never reported as the
+ * token's: a remote key set that cannot be fetched is UNAVAILABLE (503), a configured key or clock that
+ * cannot be used is INTERNAL (500), both without a challenge.
  *
  * @packageDocumentation
  */

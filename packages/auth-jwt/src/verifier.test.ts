@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createSign, generateKeyPairSync, type KeyObject } from "node:crypto";
 import {
   createJwtSigner,
   createJwtVerifier,
@@ -6,9 +6,12 @@ import {
   type PrivateKeyInput,
   type PublicKeyInput,
 } from "@svckit/auth-jwt";
-import { Code } from "@svckit/endpoint";
-import { describe, expect, it } from "vitest";
+import { Code, type ServiceError } from "@svckit/endpoint";
+import fc from "fast-check";
+import { errors as joseErrors } from "jose";
+import { describe, expect, it, vi } from "vitest";
 import {
+  b64,
   CERT_KEY_PEM,
   CERT_PEM,
   craft,
@@ -40,6 +43,41 @@ async function refusal(token: string, options: Partial<JwtVerifierOptions> = {})
     `Bearer error="invalid_token", error_description="${err.message}"`,
   );
   return err.message;
+}
+
+/**
+ * The rejection of `promise`, checked to be a fault of the server's: `code` and `message`, and no
+ * `www-authenticate` challenge (nothing tells the client to drop its token). Returns it for the cause.
+ */
+async function serverFault(
+  promise: Promise<unknown>,
+  code: Code = Code.INTERNAL,
+  message = "token verification failed",
+): Promise<ServiceError> {
+  const err = await serviceRejection(promise);
+  expect({ code: err.code, message: err.message }).toEqual({ code, message });
+  expect(err.metadata.has("www-authenticate")).toBe(false);
+  return err;
+}
+
+/** A JWK of `key` with `extra` members. */
+const jwkOf = (key: KeyObject, extra: Record<string, unknown> = {}) => ({
+  ...key.export({ format: "jwk" }),
+  ...extra,
+});
+
+/** An ES256 token signed with the shared EC key, with `kid` when given. */
+const es256 = (kid?: string): Promise<string> =>
+  createJwtSigner({
+    privateKey: ecKeys().privateKey,
+    clock: fixedClock,
+    ...(kid === undefined ? {} : { kid }),
+  }).sign();
+
+/** An RS256 token made by hand: jose will not sign with an RSA key under 2048 bits. */
+function rs256(privateKey: KeyObject, kid: string): string {
+  const input = `${b64({ alg: "RS256", kid })}.${b64(validClaims())}`;
+  return `${input}.${createSign("RSA-SHA256").update(input).sign(privateKey).toString("base64url")}`;
 }
 
 describe("createJwtVerifier: setup", () => {
@@ -355,7 +393,18 @@ describe("createJwtVerifier: remote key set failures", () => {
     ["HTTP 500", async () => new Response("oops", { status: 500 })],
     ["not JSON", async () => new Response("<html>", { status: 200 })],
     ["not a key set", async () => Response.json({ hello: "world" })],
-  ])("answers UNAVAILABLE when the key set cannot be fetched: %s", async (_name, fetch) => {
+    [
+      "a custom fetch that throws synchronously",
+      () => {
+        throw new TypeError("fetch is not configured");
+      },
+    ],
+    [
+      "a key that does not import",
+      async () => Response.json({ keys: [jwkOf(ecKeys().publicKey, { kid: "k", x: "AAAA" })] }),
+    ],
+    ["a private key", async () => Response.json({ keys: [jwkOf(ecKeys().privateKey, { kid: "k" })] })],
+  ])("answers UNAVAILABLE when the key set cannot be fetched or used: %s", async (_name, fetch) => {
     const v = createJwtVerifier({
       jwksUrl: "http://127.0.0.1:9/jwks",
       jwksOptions: { fetch },
@@ -391,6 +440,191 @@ describe("createJwtVerifier: remote key set failures", () => {
     await v.verify(await es());
     await v.verify(await es());
     expect(seen).toEqual(["k1"]); // fetched once, then cached
+  });
+});
+
+describe("createJwtVerifier: faults of the server are not the token's", () => {
+  const remote = (keys: readonly object[]) =>
+    createJwtVerifier({
+      jwksUrl: "http://127.0.0.1:9/jwks",
+      jwksOptions: { fetch: async () => Response.json({ keys }) },
+      clock: fixedClock,
+    });
+
+  it("answers INTERNAL for a private key in a local key set", async () => {
+    const v = createJwtVerifier({
+      jwks: { keys: [jwkOf(ecKeys().privateKey, { kid: "k" })] },
+      clock: fixedClock,
+    });
+    const err = await serverFault(v.verify(await es256("k")));
+    expect((err.cause as { code?: string }).code).toBe("ERR_JWKS_INVALID");
+  });
+
+  it("answers INTERNAL for a local key that does not import", async () => {
+    const v = createJwtVerifier({
+      jwks: { keys: [jwkOf(ecKeys().publicKey, { kid: "k", x: "AAAA" })] },
+      clock: fixedClock,
+    });
+    const err = await serverFault(v.verify(await es256("k")));
+    expect((err.cause as Error).name).toBe("DataError");
+  });
+
+  it("answers INTERNAL when no key of a local set that fits a token without kid imports", async () => {
+    const broken = [jwkOf(ecKeys().publicKey, { x: "AAAA" }), jwkOf(ecKeys().publicKey, { y: "AAAA" })];
+    const err = await serverFault(
+      createJwtVerifier({ jwks: { keys: broken }, clock: fixedClock }).verify(await es256()),
+    );
+    expect((err.cause as Error).message).toBe("none of the keys that fit the token could be imported");
+    // The same from a remote set is the set's fault.
+    await serverFault(remote(broken).verify(await es256()), Code.UNAVAILABLE, "signing keys unavailable");
+  });
+
+  it("answers INTERNAL for an RSA key under 2048 bits in a key set, local or remote", async () => {
+    const weak = generateKeyPairSync("rsa", { modulusLength: 1024 });
+    const token = rs256(weak.privateKey, "w");
+    const local = createJwtVerifier({
+      jwks: { keys: [jwkOf(weak.publicKey, { kid: "w" })] },
+      clock: fixedClock,
+    });
+    const err = await serverFault(local.verify(token));
+    expect((err.cause as Error).message).toBe("RS256 requires key modulusLength to be 2048 bits or larger");
+    await serverFault(remote([jwkOf(weak.publicKey, { kid: "w" })]).verify(token));
+  });
+
+  it("answers INTERNAL when Web Crypto cannot import a configured public key, and imports it again next time", async () => {
+    const v = createJwtVerifier({ publicKey: ecKeys().publicKey, clock: fixedClock, cache: false });
+    const token = await es256();
+    const failure = new DOMException("Unsupported key", "NotSupportedError");
+    const importKey = vi.spyOn(crypto.subtle, "importKey").mockRejectedValueOnce(failure);
+    try {
+      expect((await serverFault(v.verify(token))).cause).toBe(failure);
+    } finally {
+      importKey.mockRestore();
+    }
+    expect((await v.verify(token)).header.alg).toBe("ES256");
+  });
+
+  it("tells ERR_JOSE_NOT_SUPPORTED from the configured key apart from one about the token", async () => {
+    const token = hs();
+    const failure = new joseErrors.JOSENotSupported("key type not supported");
+    const importKey = vi.spyOn(crypto.subtle, "importKey").mockRejectedValueOnce(failure);
+    try {
+      expect((await serverFault(verifier({ cache: false }).verify(token))).cause).toBe(failure);
+    } finally {
+      importKey.mockRestore();
+    }
+    // An unknown critical header extension is the token's: still UNAUTHENTICATED.
+    expect(await refusal(craft({ alg: "HS256", crit: ["zz"], zz: 1 }, validClaims(), SECRET))).toBe(
+      "unsupported token",
+    );
+  });
+
+  it("answers UNAVAILABLE when a remote set's key is refused by jose as not supported", async () => {
+    const v = remote([jwkOf(ecKeys().publicKey, { kid: "k" })]);
+    const token = await es256("k");
+    const importKey = vi
+      .spyOn(crypto.subtle, "importKey")
+      .mockRejectedValueOnce(new joseErrors.JOSENotSupported("key type not supported"));
+    try {
+      await serverFault(v.verify(token), Code.UNAVAILABLE, "signing keys unavailable");
+    } finally {
+      importKey.mockRestore();
+    }
+  });
+
+  it.each([
+    ["returns NaN", () => Number.NaN],
+    ["returns Infinity", () => Number.POSITIVE_INFINITY],
+    [
+      "throws",
+      () => {
+        throw new TypeError("clock source down");
+      },
+    ],
+  ])("answers INTERNAL when the clock %s, with the cache on or off", async (_name, clock) => {
+    for (const cache of [true, false]) {
+      const err = await serverFault(verifier({ clock, cache }).verify(hs()));
+      expect(err.cause).toBeInstanceOf(TypeError);
+    }
+  });
+
+  it("never accepts a cached token while the clock is broken", async () => {
+    let now = NOW;
+    const v = verifier({ clock: () => now });
+    const token = hs({ exp: NOW_S + 10 });
+    await v.verify(token); // cached
+    now = Number.NaN;
+    await serverFault(v.verify(token));
+    now = NOW + 60_000;
+    expect(await refusal(token, { clock: () => now })).toBe("token expired");
+  });
+
+  it("still refuses a token whose alg the key set has no key for, as the token's fault", async () => {
+    const v = createJwtVerifier({
+      jwks: { keys: [jwkOf(ecKeys().publicKey, { kid: "k" })] },
+      clock: fixedClock,
+    });
+    // RS256 is allowed for key sets, but key k is an EC key: no key fits the token.
+    const rs = await createJwtSigner({
+      privateKey: rsaKeys().privateKey,
+      kid: "k",
+      clock: fixedClock,
+    }).sign();
+    const err = await serviceRejection(v.verify(rs));
+    expect([err.code, err.message]).toEqual([Code.UNAUTHENTICATED, "no key matches the token (unknown kid)"]);
+    const hmac = await serviceRejection(v.verify(craft({ alg: "HS256", kid: "k" }, validClaims(), SECRET)));
+    expect([hmac.code, hmac.message]).toEqual([Code.UNAUTHENTICATED, "algorithm HS256 is not allowed"]);
+  });
+
+  it("answers UNAUTHENTICATED, never INTERNAL, for random tokens against key sets", async () => {
+    const ec = ecKeys();
+    const keys = [
+      jwkOf(ec.publicKey, { kid: "a" }),
+      jwkOf(rsaKeys().publicKey, { kid: "r", alg: "RS256", use: "sig" }),
+      jwkOf(generateKeyPairSync("ed25519").publicKey, { kid: "e" }),
+      jwkOf(generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey),
+      jwkOf(ec.publicKey),
+    ];
+    const verifiers = [createJwtVerifier({ jwks: { keys }, clock: fixedClock }), remote(keys), verifier()];
+    const rare = <T>(arbitrary: fc.Arbitrary<T>) =>
+      fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary });
+    const odd = fc.oneof(
+      fc.string({ maxLength: 4 }),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constantFrom(["b64"], ["zz"], []),
+    );
+    const header = fc
+      .record({
+        alg: fc.oneof(fc.constantFrom("ES256", "RS256", "PS256", "EdDSA", "HS256", "ES384", "none"), odd),
+        kid: fc.oneof(fc.constantFrom(undefined, "a", "r", "e", "zz"), odd),
+        crit: rare(odd),
+        b64: rare(odd),
+        zz: rare(odd),
+      })
+      .map((h) => Object.fromEntries(Object.entries(h).filter(([, value]) => value !== undefined)));
+    const payload = fc.oneof(fc.jsonValue(), fc.constant(validClaims()));
+    const sign = (input: string) =>
+      createSign("SHA256")
+        .update(input)
+        .sign({ key: ec.privateKey, dsaEncoding: "ieee-p1363" })
+        .toString("base64url");
+    const token = fc
+      .tuple(header, payload, fc.boolean())
+      .map(([h, p, hmac]) =>
+        hmac ? craft(h, p, SECRET) : `${b64(h)}.${b64(p)}.${sign(`${b64(h)}.${b64(p)}`)}`,
+      );
+    await fc.assert(
+      fc.asyncProperty(token, fc.constantFrom(...verifiers), async (t, v) => {
+        const err = await v.verify(t).then(
+          () => undefined,
+          (e: unknown) => e as ServiceError,
+        );
+        if (err !== undefined) expect([err.code, err.message]).toEqual([Code.UNAUTHENTICATED, err.message]);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

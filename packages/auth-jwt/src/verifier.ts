@@ -61,7 +61,11 @@ export interface JwtVerifierOptions {
   secret?: SecretInput;
   /** A public key: `KeyObject`, `CryptoKey`, JWK or PEM (SPKI, PKCS#1 or an X.509 certificate). */
   publicKey?: PublicKeyInput;
-  /** A local JSON Web Key Set (`{ keys: [...] }`) of public keys, chosen by the token's `kid`. */
+  /**
+   * A local JSON Web Key Set (`{ keys: [...] }`) of public keys, chosen by the token's `kid`. Its keys are
+   * imported on first use: one that cannot be (malformed, private, RSA under 2048 bits) fails the tokens
+   * that pick it with INTERNAL, not UNAUTHENTICATED.
+   */
   jwks?: JSONWebKeySet;
   /** The URL of a remote JSON Web Key Set, fetched, cached and refetched on key rotation. */
   jwksUrl?: string | URL;
@@ -94,7 +98,10 @@ export interface JwtVerifierOptions {
   maxTokenSize?: number;
   /** The `realm` of the `WWW-Authenticate` challenges. */
   realm?: string;
-  /** The clock, in epoch ms (default `Date.now`); give a fixed one in tests. */
+  /**
+   * The clock, in epoch ms (default `Date.now`); give a fixed one in tests. A clock that throws or returns
+   * anything but a finite number fails every verification with INTERNAL (never accepting a cached token).
+   */
   clock?: () => number;
   /**
    * The verified-token cache (default on: `{ max: 1000, ttl: 60000 }`; `false` turns it off). A token
@@ -115,8 +122,12 @@ export interface JwtVerifier {
   /**
    * Verifies `token` (the compact JWT, without `Bearer `). Resolves to its claims and header; rejects
    * with a ServiceError: UNAUTHENTICATED (with a `www-authenticate` challenge in its metadata) for any
-   * token that is not valid, UNAVAILABLE when a remote key set cannot be fetched. With the cache on
-   * (the default) a repeated token resolves to the same deep-frozen result without a signature check.
+   * token that is not valid. Faults of the server are not blamed on the token and carry no challenge:
+   * UNAVAILABLE (`signing keys unavailable`) when a remote key set cannot be fetched or its keys cannot
+   * be imported; INTERNAL (`token verification failed`, the original error as `cause`) when a configured
+   * key cannot be used, the `clock` fails, or jose fails in a way that is not a verdict on the token.
+   * With the cache on (the default) a repeated token resolves to the same deep-frozen result without a
+   * signature check.
    */
   verify(token: string): Promise<VerifiedJwt>;
   /** The algorithms tokens may use. */
@@ -146,8 +157,53 @@ interface KeySource {
 
 const FIXED_EPOCH = (): number => 0;
 
-/** A remote key set that could not be fetched: the server's problem, not the token's. */
+/**
+ * A remote key set that could not be fetched, or whose keys could not be imported: the server's problem,
+ * not the token's.
+ */
 class KeySetUnavailable extends Error {}
+
+/** A key of the server's that could not be made ready for a token (import failed, refused by jose). */
+class KeyUnusable extends Error {}
+
+/** A key set the server needs is out of reach: UNAVAILABLE, without a challenge. */
+function keysUnavailable(cause: unknown): ServiceError {
+  return new ServiceError(Code.UNAVAILABLE, "signing keys unavailable", { cause });
+}
+
+/**
+ * The server failed while verifying a token: INTERNAL, without a challenge (the token may be fine). The
+ * message is fixed; the cause, which may describe keys or configuration, is for logs only.
+ */
+function internalError(cause: unknown): ServiceError {
+  return new ServiceError(Code.INTERNAL, "token verification failed", { cause });
+}
+
+/**
+ * jose's key-set answers that are about the token: no key has its `kid` (and fits its `alg`), or several
+ * keys might (a token without `kid`: each is tried).
+ */
+function isKeyMiss(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "ERR_JWKS_NO_MATCHING_KEY" || code === "ERR_JWKS_MULTIPLE_MATCHING_KEYS";
+}
+
+/**
+ * `resolve` with its failures sorted out: a key-set miss stays the token's, KeySetUnavailable stays as
+ * it is, anything else becomes KeyUnusable. jose asks for the key only once the token's header has
+ * passed its checks, so what fails here is the server's key; without this, a jose code such as
+ * ERR_JOSE_NOT_SUPPORTED from importing a configured key would read as a verdict on the token.
+ */
+function guardKeys(resolve: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async function resolveKey(header, token) {
+    try {
+      return await resolve(header, token);
+    } catch (err) {
+      if (err instanceof KeySetUnavailable || isKeyMiss(err)) throw err;
+      throw new KeyUnusable("the configured key could not be used", { cause: err });
+    }
+  };
+}
 
 const brand = Symbol("svckit.auth-jwt.verifier");
 
@@ -220,6 +276,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   let algorithms: string[];
   let resolver: JWTVerifyGetKey;
   let keyEpoch = FIXED_EPOCH;
+  let remoteKeys = false;
   if (options.secret !== undefined) {
     const bytes = secretBytes(options.secret, where);
     algorithms = allowList(hmacAlgorithms(bytes), options.algorithms, where, "secret");
@@ -252,7 +309,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     const remote = remoteKeySource(new URL(options.jwksUrl as string | URL), options.jwksOptions ?? {});
     resolver = remote.resolve;
     keyEpoch = remote.epoch;
+    remoteKeys = true;
   }
+  resolver = guardKeys(resolver);
 
   const requiredClaims = [...(options.requiredClaims ?? [])];
   if (options.requireExp !== false && !requiredClaims.includes("exp")) requiredClaims.push("exp");
@@ -276,6 +335,22 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   const fail = (message: string, cause?: unknown): ServiceError =>
     unauthenticated(message, realm, "invalid_token", cause);
 
+  /** The clock's reading, in epoch ms; one that throws or is not a finite number is the server's fault. */
+  function readClock(read: () => number): number {
+    let ms: unknown;
+    try {
+      ms = read();
+    } catch (err) {
+      throw internalError(err);
+    }
+    if (typeof ms !== "number" || !Number.isFinite(ms)) {
+      throw internalError(
+        new TypeError(`createJwtVerifier: clock returned ${String(ms)}, not a finite number`),
+      );
+    }
+    return ms;
+  }
+
   /**
    * Whether the time rules still hold for claims jose accepted earlier, judged as jose does (whole
    * seconds, the same tolerance): `exp`, `nbf`, and `iat` against `maxTokenAge`. jose checked that these
@@ -298,7 +373,8 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     // Before the cache: a token over the limit is never hashed nor stored.
     if (token.length > maxTokenSize) throw fail(`token too large: more than ${maxTokenSize} bytes`);
     if (cache !== undefined) {
-      const now = clock === undefined ? Date.now() : clock();
+      // Checked before the cache: a clock reading NaN would make every time rule of a hit hold.
+      const now = clock === undefined ? Date.now() : readClock(clock);
       const hit = cache.get(token, now, keyEpoch());
       if (hit !== undefined) {
         if (timeRulesHold(hit.claims, now)) return hit;
@@ -307,7 +383,10 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       }
       return verifyAndStore(token, now);
     }
-    return verifyUncached(token, clock === undefined ? base : { ...base, currentDate: new Date(clock()) });
+    return verifyUncached(
+      token,
+      clock === undefined ? base : { ...base, currentDate: new Date(readClock(clock)) },
+    );
   }
 
   /** A full verification; the result is kept only if the keys did not change while it ran. */
@@ -331,13 +410,18 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     }
   }
 
-  /** A key set with several keys that fit a token without `kid`: try each (bounded by the set's size). */
+  /**
+   * A key set with several keys that fit a token without `kid`: try each (bounded by the set's size).
+   * jose skips the keys it cannot import; when it can import none, that is the key set's fault.
+   */
   async function verifyWithCandidates(
     token: string,
     candidates: AsyncIterable<webcrypto.CryptoKey>,
     opts: JWTVerifyOptions,
   ): Promise<VerifiedJwt> {
+    let imported = 0;
     for await (const key of candidates) {
+      imported++;
       try {
         const { payload, protectedHeader } = await jwtVerify(token, key, opts);
         return { claims: payload, header: protectedHeader };
@@ -347,14 +431,22 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
         }
       }
     }
+    if (imported === 0) {
+      const cause = new Error("none of the keys that fit the token could be imported", { cause: candidates });
+      throw remoteKeys ? keysUnavailable(cause) : internalError(cause);
+    }
     throw fail("invalid signature");
   }
 
+  /**
+   * jose's verdicts on the token become UNAUTHENTICATED with an `invalid_token` challenge; everything
+   * else is the server's: UNAVAILABLE for a remote key set it cannot use, INTERNAL otherwise (a key that
+   * cannot be used, an option jose refuses, an error that is not one of jose's token codes).
+   */
   function toServiceError(err: unknown, token: string): ServiceError {
     if (err instanceof ServiceError) return err;
-    if (err instanceof KeySetUnavailable) {
-      return new ServiceError(Code.UNAVAILABLE, "signing keys unavailable", { cause: err.cause });
-    }
+    if (err instanceof KeySetUnavailable) return keysUnavailable(err.cause);
+    if (err instanceof KeyUnusable) return internalError(err.cause);
     const { code, claim, reason } = err as { code?: unknown; claim?: unknown; reason?: unknown };
     switch (code) {
       case "ERR_JWT_EXPIRED":
@@ -371,9 +463,12 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       case "ERR_JWT_INVALID":
         return fail("malformed token", err);
       case "ERR_JOSE_NOT_SUPPORTED":
+        // From the token's header (an unknown `crit` extension): key preparation is guarded (guardKeys).
         return fail("unsupported token", err);
       default:
-        return fail("invalid token", err);
+        // Not a verdict on the token: ERR_JWKS_INVALID (a private key in `jwks`), a TypeError (an RSA key
+        // under 2048 bits, an option jose refuses), a DOMException from Web Crypto, ERR_JWE_*, ...
+        return internalError(err);
     }
   }
 
@@ -432,9 +527,10 @@ function algorithmMessage(token: string): string {
 }
 
 /**
- * jose's remote key set, its fetch failures told apart from tokens it has no key for. Its epoch counts
- * the fetches it starts (every fetch may bring other keys) and is -1 while one is in flight or the set
- * is past `cacheMaxAge` (the next verification fetches it again).
+ * jose's remote key set, its failures (fetch, parse, key import: KeySetUnavailable) told apart from
+ * tokens it has no key for. Its epoch counts the fetches it starts (every fetch may bring other keys)
+ * and is -1 while one is in flight or the set is past `cacheMaxAge` (the next verification fetches it
+ * again).
  */
 function remoteKeySource(url: URL, options: JwksOptions): KeySource {
   const fetchKeys = options.fetch;
@@ -455,14 +551,7 @@ function remoteKeySource(url: URL, options: JwksOptions): KeySource {
     try {
       return await remote(header, token);
     } catch (err) {
-      const code = (err as { code?: unknown } | null)?.code;
-      if (
-        code === "ERR_JWKS_NO_MATCHING_KEY" ||
-        code === "ERR_JWKS_MULTIPLE_MATCHING_KEYS" ||
-        code === "ERR_JOSE_NOT_SUPPORTED"
-      ) {
-        throw err;
-      }
+      if (isKeyMiss(err)) throw err;
       throw new KeySetUnavailable("signing keys unavailable", { cause: err });
     }
   };

@@ -78,6 +78,9 @@ export const VARIANTS = [
   // Observability on the svckit route (issue #6), each against the bare svckit route of the same run.
   // Not in the default set: ask for them with --only observability (or by name).
   ...[
+    // The observed server with nothing composed: what loading the observability libraries (OTel API,
+    // winston, prom-client) costs the bare route by itself, if anything.
+    ["svckit-http+none", ""],
     ["svckit-http+log", "log"],
     ["svckit-http+log-winston", "log-winston"],
     ["svckit-http+metrics", "metrics"],

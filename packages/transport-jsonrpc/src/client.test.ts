@@ -67,6 +67,28 @@ function client(answer: () => Response | Promise<Response>, options: JsonRpcClie
   return { call, requests: fake.requests };
 }
 
+describe("connection failures", () => {
+  it("a connection cut off while the answer's body arrives is UNAVAILABLE, named as a failed read", async () => {
+    const { url } = await listen((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": "1000" });
+      res.write('{"jsonrpc":"2.0","result":');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const error = await failure(createJsonRpcClient(url, "sum", asIs, asSum)(background, { a: 1, b: 2 }));
+    expect(error.code).toBe(Code.UNAVAILABLE);
+    expect(error.message).toMatch(/^reading the response failed/);
+  });
+
+  it("a server that is not there is UNAVAILABLE, named as a failed request", async () => {
+    const port = await freePort();
+    const error = await failure(
+      createJsonRpcClient(`http://127.0.0.1:${port}/`, "sum", asIs, asSum)(background, { a: 1, b: 2 }),
+    );
+    expect(error.code).toBe(Code.UNAVAILABLE);
+    expect(error.message).toBe("request failed: ECONNREFUSED");
+  });
+});
+
 describe("round trip over node:http", () => {
   it("calls sum and concat on a svckit server", async () => {
     const { url } = await listen(createJsonRpcHandler(addsvcMethods()));

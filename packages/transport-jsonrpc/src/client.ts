@@ -101,7 +101,12 @@ function invalidResponse(reason: string, cause?: unknown): ServiceError {
   return new ServiceError(Code.INTERNAL, `invalid response from server: ${reason}`, { cause });
 }
 
-function transportError(err: unknown, ctx: Context): ServiceError {
+/**
+ * What a failed fetch, or a failed read of the answer's body (`phase` "response"), is to the caller:
+ * the context's own reason when it was aborted, else UNAVAILABLE ("request failed: ECONNREFUSED",
+ * "reading the response failed: UND_ERR_SOCKET"), so retries and breakers see a dependency's failure.
+ */
+function transportError(err: unknown, ctx: Context, phase: "request" | "response"): ServiceError {
   const aborted = ctx.abortReason;
   if (aborted !== undefined) return aborted;
   if (err instanceof ServiceError) return err;
@@ -109,8 +114,15 @@ function transportError(err: unknown, ctx: Context): ServiceError {
   if (name === "AbortError" || name === "TimeoutError") return ServiceError.from(err);
   const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
   const detail =
-    typeof cause?.code === "string" ? cause.code : typeof cause?.message === "string" ? cause.message : "";
-  return new ServiceError(Code.UNAVAILABLE, `request failed${detail ? `: ${detail}` : ""}`, { cause: err });
+    typeof cause?.code === "string"
+      ? cause.code
+      : typeof cause?.message === "string"
+        ? cause.message
+        : phase === "response" && err instanceof Error
+          ? err.message
+          : "";
+  const what = phase === "request" ? "request failed" : "reading the response failed";
+  return new ServiceError(Code.UNAVAILABLE, `${what}${detail ? `: ${detail}` : ""}`, { cause: err });
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -263,7 +275,7 @@ export function createJsonRpcClient<Req, Res>(
       try {
         response = await doFetch(target, { method: "POST", headers, body, signal: call.context.signal });
       } catch (err) {
-        throw transportError(err, call.context);
+        throw transportError(err, call.context, "request");
       }
       status = response.status;
       for (const fn of after) ctx = fn(ctx, response) ?? ctx;
@@ -279,7 +291,7 @@ export function createJsonRpcClient<Req, Res>(
         }
         text = read.text;
       } catch (err) {
-        throw transportError(err, call.context);
+        throw transportError(err, call.context, "response");
       }
       if (!ok) throw httpError(response, text);
       if (text.trim() === "") throw invalidResponse(`HTTP ${status} with an empty body`);

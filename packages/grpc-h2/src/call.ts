@@ -1,5 +1,6 @@
-// One gRPC call on one HTTP/2 stream: reading the request message, running the grpc-js-style handler,
-// and answering with response headers, length-prefixed messages and the status trailers (or a
+// One gRPC call on one HTTP/2 stream: reading the request message (or, for client streaming and bidi,
+// feeding the stream of them to the handler with backpressure), running the grpc-js-style handler, and
+// answering with response headers, length-prefixed messages and the status trailers (or a
 // trailers-only response for an error before any message).
 import { EventEmitter } from "node:events";
 import {
@@ -8,7 +9,7 @@ import {
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
 } from "node:http2";
-import { Writable } from "node:stream";
+import { Duplex, Writable } from "node:stream";
 import { type PeerCertificate, TLSSocket } from "node:tls";
 import type { Metadata } from "@grpc/grpc-js";
 import { MAX_TIMER_MS } from "@svckit/endpoint";
@@ -27,8 +28,11 @@ import {
 /** A registered method, as grpc-js's `Server.register` takes it. */
 export interface Handler {
   readonly path: string;
-  readonly type: "unary" | "serverStream";
-  /** The grpc-js-style handler: `(call, callback)` for unary, `(call)` for server streaming. */
+  readonly type: "unary" | "serverStream" | "clientStream" | "bidi";
+  /**
+   * The grpc-js-style handler: `(call, callback)` for unary and client streaming, `(call)` for server
+   * streaming and bidi.
+   */
   readonly func: (call: never, callback: never) => void;
   /** Response value → message bytes. */
   readonly serialize: (value: never) => Uint8Array;
@@ -111,6 +115,11 @@ const kTrailers = Symbol("trailers");
 const kWatch = Symbol("watch");
 const kWrite = Symbol("write");
 const kSendStatus = Symbol("sendStatus");
+const kResume = Symbol("resume");
+const kDestroyed = Symbol("destroyed");
+const kInbox = Symbol("inbox");
+const kFull = Symbol("full");
+const kPaused = Symbol("paused");
 type CallStream = ServerHttp2Stream & { [kCall]?: GrpcCall };
 
 // Shared listeners (no closure per call): the call is found on the stream.
@@ -126,6 +135,18 @@ function onClose(this: CallStream): void {
 function onWantTrailers(this: CallStream): void {
   const call = this[kCall];
   this.sendTrailers(call?.[kTrailers] ?? OK_TRAILERS);
+}
+/**
+ * `wantTrailers` of a call that reads a request stream: the status, then RST_STREAM(NO_ERROR) so a
+ * client still sending stops (PROTOCOL-HTTP2). The reset waits a turn: sent from this listener, it
+ * would go out before the trailers and drop them.
+ */
+function onWantTrailersThenClose(this: CallStream): void {
+  this.sendTrailers(this[kCall]?.[kTrailers] ?? OK_TRAILERS);
+  setImmediate(closeOpenStream, this);
+}
+function closeOpenStream(stream: ServerHttp2Stream): void {
+  if (!stream.closed && !stream.destroyed) stream.close(h2.NGHTTP2_NO_ERROR);
 }
 function onDeadline(call: GrpcCall): void {
   call[kDeadline]();
@@ -154,9 +175,20 @@ function toStatus(
   return [code, details, trailer ?? error.metadata ?? null];
 }
 
+/** A request message waiting for the one before it to be decompressed. */
+interface Pending {
+  readonly compressed: boolean;
+  readonly bytes: Buffer;
+}
+
+function destroySurface(surface: ServerDuplexCall): void {
+  if (!surface.destroyed) surface.destroy();
+}
+
 /**
  * The call a unary handler receives (grpc-js's `ServerUnaryCall`), and the protocol state of every call.
- * A server-streaming handler receives a {@link ServerStreamCall} in front of it.
+ * A server-streaming handler receives a {@link ServerStreamCall} in front of it, a client-streaming or
+ * bidi handler a {@link ServerDuplexCall}.
  */
 export class GrpcCall extends EventEmitter implements MessageSink {
   /** The decoded request message (grpc-js's `call.request`), set before the handler runs. */
@@ -183,8 +215,10 @@ export class GrpcCall extends EventEmitter implements MessageSink {
   #watching = false;
   /** The response encoding when the client accepts the configured one. */
   #encoding: "gzip" | "deflate" | undefined = undefined;
-  /** The streaming front, for server-streaming methods. */
-  #surface: ServerStreamCall | undefined = undefined;
+  /** The streaming front, for server-streaming, client-streaming and bidi methods. */
+  #surface: ServerStreamCall | ServerDuplexCall | undefined = undefined;
+  /** The request stream, for client-streaming and bidi methods (the same object as `#surface`). */
+  #reading: ServerDuplexCall | undefined = undefined;
 
   constructor(
     stream: ServerHttp2Stream,
@@ -216,6 +250,8 @@ export class GrpcCall extends EventEmitter implements MessageSink {
         this.#encoding = settings.compression;
       }
     }
+    // As grpc-js, a handler of a request stream starts with the headers, before any message.
+    if (handler.type === "clientStream" || handler.type === "bidi") this.#open();
   }
 
   // ---- grpc-js ServerSurfaceCall ----
@@ -342,6 +378,7 @@ export class GrpcCall extends EventEmitter implements MessageSink {
 
   #cancel(): void {
     this.#cancelled = true;
+    if (this.#reading !== undefined) this.#stopReading();
     const surface = this.#surface;
     if (surface === undefined) {
       this.emit("cancelled", "cancelled");
@@ -380,6 +417,10 @@ export class GrpcCall extends EventEmitter implements MessageSink {
   /** One request message. */
   [kMessage](compressed: boolean, message: Buffer): void {
     if (this.#done) return;
+    if (this.#reading !== undefined) {
+      this.#receive(this.#reading, compressed, message);
+      return;
+    }
     if (this.#message !== undefined) {
       this[kSendStatus](
         Status.INTERNAL,
@@ -396,6 +437,10 @@ export class GrpcCall extends EventEmitter implements MessageSink {
   [kEnd](): void {
     this.#requestEnded = true;
     if (this.#done) return;
+    if (this.#reading !== undefined) {
+      this.#endReading(this.#reading);
+      return;
+    }
     const message = this.#message;
     if (this.#reader !== undefined && !this.#reader.atBoundary) {
       this[kSendStatus](
@@ -441,12 +486,198 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     });
   }
 
+  // ---- request streams (client streaming and bidi) ----
+  //
+  // Messages are decoded in order and pushed into the handler's Readable. When it holds its
+  // high-water mark of messages, or while a compressed message is being inflated, the HTTP/2 stream is
+  // paused: Node stops consuming its DATA, so no WINDOW_UPDATE goes out and HTTP/2 flow control stops
+  // the client. The handler reading again (`_read`) resumes it.
+
+  /** Calls a client-streaming or bidi handler with its {@link ServerDuplexCall}. */
+  #open(): void {
+    const surface = new ServerDuplexCall(this);
+    this.#surface = surface;
+    this.#reading = surface;
+    this.#started = true;
+    this[kWatch]();
+    try {
+      if (this.#handler.type === "clientStream") {
+        (this.#handler.func as (call: ServerDuplexCall, callback: UnaryCallback) => void)(
+          surface,
+          (error, value, trailer) => this.#reply(error, value, trailer),
+        );
+      } else {
+        (this.#handler.func as (call: ServerDuplexCall) => void)(surface);
+      }
+    } catch {
+      this.#abort(Status.UNKNOWN, "Unknown error");
+    }
+  }
+
+  /** One message of a request stream: decoded and pushed now, or queued behind one being inflated. */
+  #receive(surface: ServerDuplexCall, compressed: boolean, bytes: Buffer): void {
+    const inbox = surface[kInbox];
+    if (inbox !== undefined) {
+      inbox.push({ compressed, bytes });
+      return;
+    }
+    if (!compressed) {
+      this.#push(surface, bytes);
+      return;
+    }
+    surface[kInbox] = [];
+    this.#pause();
+    this.#inflate(surface, bytes);
+  }
+
+  /** Decompresses one request message, then pushes it and the messages queued behind it. */
+  #inflate(surface: ServerDuplexCall, bytes: Buffer): void {
+    const encoding = this.#headers["grpc-encoding"];
+    if (encoding === undefined || encoding === "identity") {
+      this.#abort(
+        Status.INTERNAL,
+        "a message has the compressed flag set but the request has no grpc-encoding",
+      );
+      return;
+    }
+    if (encoding !== "gzip" && encoding !== "deflate") {
+      const details = `Received message compressed with unsupported encoding "${String(encoding)}"`;
+      if (this.#headersSent) this[kSendStatus](Status.UNIMPLEMENTED, details, null);
+      else this.#trailersOnly(Status.UNIMPLEMENTED, details, null, true);
+      this.#endedHere();
+      return;
+    }
+    decompress(encoding, bytes, this.#settings.maxReceiveMessageLength, (error, out) => {
+      if (this.#done) return;
+      if (error !== undefined) {
+        this.#abort(error.code, error.details);
+        return;
+      }
+      this.#push(surface, out);
+      this.#drainInbox(surface);
+    });
+  }
+
+  /** Pushes the queued messages up to the next compressed one; ends the request stream if the client did. */
+  #drainInbox(surface: ServerDuplexCall): void {
+    const inbox = surface[kInbox] as Pending[];
+    while (!this.#done) {
+      const next = inbox.shift();
+      if (next === undefined) break;
+      if (next.compressed) {
+        this.#inflate(surface, next.bytes);
+        return;
+      }
+      this.#push(surface, next.bytes);
+    }
+    if (this.#done) return;
+    surface[kInbox] = undefined;
+    if (this.#requestEnded) surface.push(null);
+    else this.#resumeStream(surface);
+  }
+
+  /** Decodes one request message into the handler's Readable; pauses the HTTP/2 stream once it is full. */
+  #push(surface: ServerDuplexCall, bytes: Buffer): void {
+    let request: unknown;
+    try {
+      request = this.#handler.deserialize(bytes);
+    } catch {
+      this.#abort(Status.INTERNAL, "Error deserializing request");
+      return;
+    }
+    if (!surface.push(request)) {
+      surface[kFull] = true;
+      this.#pause();
+    }
+  }
+
+  /** The client half-closed: the Readable ends after the messages before it. */
+  #endReading(surface: ServerDuplexCall): void {
+    // Node also ends the request of a stream cut off by a lost connection (already closed here, before
+    // its 'close'): that is a cancellation, not a complete request stream.
+    if (this.#stream.closed || this.#stream.destroyed) {
+      this[kClosed]();
+      return;
+    }
+    if (this.#reader !== undefined && !this.#reader.atBoundary) {
+      this.#abort(Status.INTERNAL, "the request ended inside a message (truncated length-prefixed message)");
+      return;
+    }
+    if (surface[kInbox] === undefined) surface.push(null);
+  }
+
+  #pause(): void {
+    const surface = this.#reading as ServerDuplexCall;
+    if (surface[kPaused]) return;
+    surface[kPaused] = true;
+    this.#stream.pause();
+  }
+
+  /** Lets the HTTP/2 stream flow again, unless the handler's Readable is full or a message is being inflated. */
+  #resumeStream(surface: ServerDuplexCall): void {
+    if (!surface[kPaused] || surface[kFull] || surface[kInbox] !== undefined || this.#done) return;
+    surface[kPaused] = false;
+    this.#stream.resume();
+  }
+
+  /** The handler wants more messages (its Readable's `_read`). */
+  [kResume](): void {
+    const surface = this.#reading;
+    if (surface === undefined) return;
+    surface[kFull] = false;
+    this.#resumeStream(surface);
+  }
+
+  /** The engine ends a call that reads a request stream (bad bytes, the handler threw): the handler is told, as grpc-js does. */
+  #abort(code: number, details: string): void {
+    this[kSendStatus](code, details, null);
+    this.#endedHere();
+  }
+
+  /** The status goes out in trailers: after them, RST_STREAM(NO_ERROR) if the client is still sending. */
+  #finishReading(stream: CallStream): void {
+    stream.on("wantTrailers", onWantTrailersThenClose);
+    this.#stopReading();
+  }
+
+  /**
+   * The call is over: queued messages are dropped, a paused HTTP/2 stream flows again (what the client
+   * still sends until the reset is read and dropped) and, after the handler's current turn, its
+   * Readable is destroyed so a loop reading it ends.
+   */
+  #stopReading(): void {
+    const surface = this.#reading as ServerDuplexCall;
+    surface[kInbox] = undefined;
+    if (surface[kPaused]) {
+      surface[kPaused] = false;
+      this.#stream.resume();
+    }
+    if (!surface.destroyed) process.nextTick(destroySurface, surface);
+  }
+
+  /**
+   * The handler destroyed its call: unless the call ended, the status from the error; without one,
+   * CANCELLED for bidi (nothing more can be written) and nothing for client streaming (the callback
+   * still answers).
+   */
+  [kDestroyed](error: Error | null): void {
+    if (this.#done) return;
+    if (error === null) {
+      if (this.#handler.type === "bidi")
+        this[kSendStatus](Status.CANCELLED, "Call destroyed by the server", null);
+      return;
+    }
+    const [code, details, metadata] = toStatus(error as StatusLike, undefined);
+    this[kSendStatus](code, details, metadata);
+  }
+
   #kind(): string {
     return this.#handler.type === "unary" ? "unary" : "server-streaming";
   }
 
   #fail(error: FrameError): void {
-    this[kSendStatus](error.code, error.details, null);
+    if (this.#reading === undefined) this[kSendStatus](error.code, error.details, null);
+    else this.#abort(error.code, error.details);
   }
 
   #deliver(bytes: Buffer): void {
@@ -528,7 +759,8 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     this.#clearTimer();
     if (!this.#headersSent) this.#respondHeaders(undefined);
     if (trailer !== undefined) this[kTrailers] = copyMetadata({ "grpc-status": "0" }, trailer);
-    stream.on("wantTrailers", onWantTrailers);
+    if (this.#reading === undefined) stream.on("wantTrailers", onWantTrailers);
+    else this.#finishReading(stream);
     stream.end(framed);
   }
 
@@ -596,7 +828,8 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     const trailers: OutgoingHttpHeaders = { "grpc-status": String(code) };
     if (details !== "") trailers["grpc-message"] = percentEncode(details);
     this[kTrailers] = copyMetadata(trailers, metadata);
-    stream.on("wantTrailers", onWantTrailers);
+    if (this.#reading === undefined) stream.on("wantTrailers", onWantTrailers);
+    else this.#finishReading(stream);
     stream.end();
   }
 
@@ -610,6 +843,7 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     this.#headersSent = true;
     this.#clearTimer();
     const stream = this.#stream;
+    if (this.#reading !== undefined) this.#stopReading();
     if (!stream.destroyed && !stream.closed) {
       sendTrailersOnly(stream, code, details, metadata, acceptEncoding);
       // Early server closure (PROTOCOL-HTTP2): the status went out before the client's END_STREAM.
@@ -708,6 +942,134 @@ export class ServerStreamCall extends Writable {
   }
 
   /** Ends the stream with OK and `trailer` (grpc-js's `end(metadata?)`). */
+  // biome-ignore lint/suspicious/noExplicitAny: grpc-js's own signature; a callback or a Metadata may come
+  override end(metadata?: any, ...rest: any[]): this {
+    if (metadata !== undefined && metadata !== null && typeof metadata === "object") {
+      this.#trailer = metadata as Metadata;
+      return super.end();
+    }
+    return super.end(metadata, ...rest);
+  }
+}
+
+/**
+ * The call a client-streaming or bidi handler receives (grpc-js's `ServerReadableStream` and
+ * `ServerDuplexStream`; as in grpc-js, both are this one object-mode `Duplex`), with the same surface as
+ * {@link GrpcCall}.
+ *
+ * Its Readable side gives the decoded request messages in order and ends when the client half-closes.
+ * It holds at most its high-water mark (16) of messages: past that the engine stops reading the HTTP/2
+ * stream until the handler reads, so a client that sends faster than the handler reads is held back by
+ * HTTP/2 flow control instead of filling the server's memory. When the call is cancelled (client
+ * cancel, deadline, lost connection, or a request the engine refuses) `cancelled` becomes true,
+ * `'cancelled'` is emitted and the stream is destroyed, so a `for await` loop over it ends.
+ *
+ * Its Writable side (bidi) sends response values: `write` returns false once HTTP/2 flow control holds
+ * messages back ('drain' follows), `end(trailer?)` ends the call with OK, `emit('error', status)` ends
+ * it with that status, `destroy(error)` with the error's status (CANCELLED without one). A client-
+ * streaming handler answers with its `callback(error, value, trailer)` instead. Whatever is written or
+ * answered after the call ended is dropped.
+ */
+export class ServerDuplexCall extends Duplex {
+  /** Set when the client cancels, the deadline passes, the connection goes away or the engine ends the call. */
+  cancelled = false;
+  /** Messages waiting behind one being decompressed (engine state). */
+  [kInbox]: Pending[] | undefined = undefined;
+  /** The Readable reached its high-water mark (engine state). */
+  [kFull] = false;
+  /** The HTTP/2 stream is paused (engine state). */
+  [kPaused] = false;
+  readonly #call: GrpcCall;
+  #trailer: Metadata | undefined = undefined;
+  #status: [number, string, StatusLike["metadata"]] | undefined = undefined;
+
+  constructor(call: GrpcCall) {
+    super({ objectMode: true });
+    this.#call = call;
+    this.on("error", (error: StatusLike) => {
+      this.#status = toStatus(error, undefined);
+      this.end();
+    });
+  }
+
+  /** The request metadata. */
+  get metadata(): Metadata {
+    return this.#call.metadata;
+  }
+
+  getDeadline(): number {
+    return this.#call.getDeadline();
+  }
+
+  getPeer(): string {
+    return this.#call.getPeer();
+  }
+
+  getPath(): string {
+    return this.#call.getPath();
+  }
+
+  getHost(): string {
+    return this.#call.getHost();
+  }
+
+  getAuthContext(): AuthContext {
+    return this.#call.getAuthContext();
+  }
+
+  getMetricsRecorder(): MetricsRecorder {
+    return this.#call.getMetricsRecorder();
+  }
+
+  /** Sends the response headers with `metadata` now (before the first message; once). */
+  sendMetadata(metadata: Metadata): void {
+    this.#call.sendMetadata(metadata);
+  }
+
+  override _read(): void {
+    this.#call[kResume]();
+  }
+
+  /**
+   * `for await (const request of call)`: unlike a plain Readable's, leaving the loop (at the end of the
+   * requests, `break` or a throw) does not destroy the call, so a bidi handler can still write and
+   * `end()` after it. (On grpc-js such a loop destroys the call and a later `end()` sends nothing.)
+   */
+  override [Symbol.asyncIterator](): NodeJS.AsyncIterator<unknown> {
+    return this.iterator({ destroyOnReturn: false });
+  }
+
+  /**
+   * Sends one response value. After `end()` or once the call is over the value is dropped (no
+   * write-after-end error that would destroy the call before its status went out).
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: Writable's own overloaded signature
+  override write(value: unknown, ...rest: any[]): boolean {
+    if (this.writableEnded || this.destroyed) {
+      const callback = rest.find((arg) => typeof arg === "function") as (() => void) | undefined;
+      if (callback !== undefined) process.nextTick(callback);
+      return false;
+    }
+    return super.write(value, ...rest);
+  }
+
+  override _write(value: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#call[kWrite](value, callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    callback(null);
+    const status = this.#status;
+    if (status === undefined) this.#call[kSendStatus](Status.OK, "", this.#trailer ?? null);
+    else this.#call[kSendStatus](status[0], status[1], status[2] ?? this.#trailer ?? null);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#call[kDestroyed](error);
+    callback(error);
+  }
+
+  /** Ends the call with OK and `trailer` (grpc-js's `end(metadata?)`). */
   // biome-ignore lint/suspicious/noExplicitAny: grpc-js's own signature; a callback or a Metadata may come
   override end(metadata?: any, ...rest: any[]): this {
     if (metadata !== undefined && metadata !== null && typeof metadata === "object") {

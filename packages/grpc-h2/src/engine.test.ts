@@ -11,8 +11,11 @@ import {
   credentials,
   Metadata,
   ServerCredentials,
+  type ServerDuplexStream,
+  type ServerReadableStream,
   type ServerUnaryCall,
   type ServerWritableStream,
+  type StatusObject,
   type sendUnaryData,
   status,
 } from "@grpc/grpc-js";
@@ -542,7 +545,7 @@ describe("registration", () => {
     expect(res.status.code).toBe(status.UNIMPLEMENTED);
   });
 
-  it("refuses bad services: not objects, empty, duplicate paths, client or bidi streaming", () => {
+  it("refuses bad services and method types: not objects, empty, duplicate paths, unknown types", () => {
     const server = createGrpcServer();
     expect(() => server.addService(null as never, {})).toThrow(
       "addService() requires two objects as arguments",
@@ -553,13 +556,12 @@ describe("registration", () => {
       "Method handler for /pb.Add/Sum already provided.",
     );
     const total = { Total: { ...definition.Sum, path: "/counter.Counter/Total", requestStream: true } };
-    expect(() => server.addService(total, {})).toThrow(
-      "addService: /counter.Counter/Total is client-streaming, which @svckit/grpc-h2 does not serve (unary and server streaming only)",
-    );
+    expect(() => server.addService(total, {})).not.toThrow();
     const bidi = { Chat: { ...total.Total, path: "/c.C/Chat", responseStream: true } };
-    expect(() => server.addService(bidi, {})).toThrow(/is bidi-streaming/);
-    expect(() => server.register("/c.C/Chat", () => undefined, identity, identity, "bidi")).toThrow(
-      "register: /c.C/Chat is a bidi method, which @svckit/grpc-h2 does not serve (unary and serverStream only)",
+    expect(() => server.addService(bidi, {})).not.toThrow();
+    expect(server.register("/c.C/Other", () => undefined, identity, identity, "bidi")).toBe(true);
+    expect(() => server.register("/c.C/X", () => undefined, identity, identity, "duplex")).toThrow(
+      'register: /c.C/X has an unknown method type "duplex" (expected unary, clientStream, serverStream or bidi)',
     );
   });
 
@@ -819,5 +821,153 @@ describe("answers over the wire for every method kind", () => {
     const { port } = await listen(server);
     const res = await rawCall(rawSession(port), "/pb.Add/Sum", { chunks: [sumBody] });
     expect(SumReply.decode(res.data.subarray(5)).v).toBe(3n);
+  });
+});
+
+describe("client-streaming and bidi handlers", () => {
+  type Chat = ServerDuplexStream<Buffer, Buffer>;
+  type Up = (call: ServerReadableStream<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => void;
+
+  async function serveStreams(
+    chat: (call: Chat) => void,
+    up: Up = (_call, cb) => cb(null, Buffer.from("up")),
+  ) {
+    const server = createGrpcServer();
+    server.register("/t.T/Chat", chat, identity, identity, "bidi");
+    server.register("/t.T/Up", up, identity, identity, "clientStream");
+    return grpcClient((await listen(server)).address);
+  }
+
+  function chat(client: Client, messages: string[], end = true) {
+    const stream = client.makeBidiStreamRequest("/t.T/Chat", identity, identity);
+    const items: string[] = [];
+    stream.on("data", (b: Buffer) => items.push(b.toString()));
+    stream.on("error", () => undefined);
+    const result = new Promise<{ items: string[]; status: StatusObject }>((resolve) =>
+      stream.on("status", (s: StatusObject) => setImmediate(() => resolve({ items, status: s }))),
+    );
+    for (const m of messages) stream.write(Buffer.from(m));
+    if (end) stream.end();
+    return result;
+  }
+
+  function up(client: Client, messages: string[]) {
+    const done = deferred<{ error: Error | null; value: Buffer | undefined }>();
+    const stream = client.makeClientStreamRequest("/t.T/Up", identity, identity, (error, value) =>
+      done.resolve({ error, value }),
+    );
+    for (const m of messages) stream.write(Buffer.from(m));
+    stream.end();
+    return done.promise;
+  }
+
+  it("lets a bidi handler write and end(trailer) after a for await loop over its requests (grpc-js would have destroyed the call)", async () => {
+    const client = await serveStreams(async (call) => {
+      const got: string[] = [];
+      for await (const m of call) got.push((m as Buffer).toString());
+      call.write(Buffer.from(got.join(",")));
+      const trailer = new Metadata();
+      trailer.set("x-n", String(got.length));
+      call.end(trailer);
+      expect(call.write(Buffer.from("late"))).toBe(false);
+    });
+    const res = await chat(client, ["a", "b", "c"]);
+    expect([res.status.code, res.items]).toEqual([status.OK, ["a,b,c"]]);
+    expect(res.status.metadata.get("x-n")).toEqual(["3"]);
+  });
+
+  it("keeps the call when a for await loop breaks early; the handler still answers", async () => {
+    const client = await serveStreams(
+      () => undefined,
+      async (call, callback) => {
+        for await (const m of call) {
+          if ((m as Buffer).toString() === "stop") break;
+        }
+        callback(null, Buffer.from("stopped"));
+      },
+    );
+    const res = await up(client, ["x", "stop", "y"]);
+    expect([res.error, res.value?.toString()]).toEqual([null, "stopped"]);
+  });
+
+  it("ends a bidi call destroyed with an error with its status, and one destroyed without with CANCELLED", async () => {
+    let n = 0;
+    const client = await serveStreams((call) => {
+      call.on("data", () => {
+        n++;
+        if (n === 1)
+          call.destroy(Object.assign(new Error("bad"), { code: status.ABORTED, details: "aborted here" }));
+        else call.destroy();
+      });
+    });
+    const first = await chat(client, ["1"], false);
+    expect([first.status.code, first.status.details]).toEqual([status.ABORTED, "aborted here"]);
+    const second = await chat(client, ["2"], false);
+    expect([second.status.code, second.status.details]).toEqual([
+      status.CANCELLED,
+      "Call destroyed by the server",
+    ]);
+  });
+
+  it("answers a client stream whose handler destroyed its Readable with the callback's answer", async () => {
+    const client = await serveStreams(
+      () => undefined,
+      (call, callback) => {
+        call.once("data", () => {
+          call.destroy();
+          setTimeout(() => callback(null, Buffer.from("after destroy")), 10);
+        });
+      },
+    );
+    const res = await up(client, ["x", "y"]);
+    expect(res.value?.toString()).toBe("after destroy");
+  });
+
+  it("answers UNIMPLEMENTED for client-streaming and bidi methods without an implementation", async () => {
+    const server = createGrpcServer();
+    const base = {
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+    };
+    server.addService(
+      {
+        Up: { ...base, path: "/t.T/Up", requestStream: true, responseStream: false },
+        Chat: { ...base, path: "/t.T/Chat", requestStream: true, responseStream: true },
+      },
+      {},
+    );
+    const client = grpcClient((await listen(server)).address);
+    const res = await chat(client, ["1"]);
+    expect([res.status.code, res.status.details]).toEqual([
+      status.UNIMPLEMENTED,
+      "The server does not implement the method /t.T/Chat",
+    ]);
+    expect(((await up(client, ["1"])).error as { code?: number } | null)?.code).toBe(status.UNIMPLEMENTED);
+  });
+
+  it("tells a waiting handler of forceShutdown: 'cancelled' and its Readable destroyed", async () => {
+    const server = createGrpcServer();
+    const seen = deferred<{ cancelled: boolean; destroyed: boolean }>();
+    const started = deferred<void>();
+    server.register(
+      "/t.T/Chat",
+      (call: Chat) => {
+        started.resolve();
+        call.on("cancelled", () =>
+          setImmediate(() => seen.resolve({ cancelled: call.cancelled, destroyed: call.destroyed })),
+        );
+      },
+      identity,
+      identity,
+      "bidi",
+    );
+    const client = grpcClient((await listen(server)).address);
+    const res = chat(client, ["1"], false);
+    await started.promise;
+    server.forceShutdown();
+    expect(await seen.promise).toEqual({ cancelled: true, destroyed: true });
+    expect([status.CANCELLED, status.UNAVAILABLE]).toContain((await res).status.code);
   });
 });

@@ -6,8 +6,9 @@
  * on it by changing one line (`createGrpcServer()` for `new grpc.Server()`). It speaks gRPC over HTTP/2
  * itself (length-prefixed messages, trailers and trailers-only responses, `grpc-timeout`, gzip/deflate,
  * message size limits, keepalive pings, GOAWAY on shutdown) with little per-call work: no
- * AbortController, no async generators, one write for a unary response. Unary and server-streaming
- * methods.
+ * AbortController, no async generators, one write for a unary response. Unary, server-streaming,
+ * client-streaming and bidi methods, with HTTP/2 flow control holding back a client that sends faster
+ * than its handler reads.
  *
  * @packageDocumentation
  */
@@ -16,6 +17,7 @@ export type {
   AuthContext,
   GrpcCall,
   MetricsRecorder,
+  ServerDuplexCall,
   ServerStreamCall,
   UnaryCallback,
 } from "./call.js";

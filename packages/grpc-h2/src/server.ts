@@ -72,7 +72,10 @@ export interface GrpcH2Server {
   addService(service: ServiceDefinition, implementation: UntypedServiceImplementation): void;
   /** Removes a service's methods. */
   removeService(service: ServiceDefinition): void;
-  /** Registers one method handler by path; false if the path already has one. */
+  /**
+   * Registers one method handler by path (`type`: `"unary"`, `"clientStream"`, `"serverStream"` or
+   * `"bidi"`); false if the path already has one.
+   */
   register(
     path: string,
     handler: (...args: never[]) => void,
@@ -250,12 +253,13 @@ class Server implements GrpcH2Server {
     for (const name of names) {
       const method = service[name];
       if (method === undefined) continue;
-      if (method.requestStream) {
-        throw new Error(
-          `addService: ${method.path} is ${method.responseStream ? "bidi" : "client"}-streaming, which @svckit/grpc-h2 does not serve (unary and server streaming only)`,
-        );
-      }
-      const type: Handler["type"] = method.responseStream ? "serverStream" : "unary";
+      const type: Handler["type"] = method.requestStream
+        ? method.responseStream
+          ? "bidi"
+          : "clientStream"
+        : method.responseStream
+          ? "serverStream"
+          : "unary";
       let fn = implementation[name];
       if (fn === undefined && typeof method.originalName === "string")
         fn = implementation[method.originalName];
@@ -293,9 +297,9 @@ class Server implements GrpcH2Server {
     deserialize: (bytes: Buffer) => unknown,
     type: string,
   ): boolean {
-    if (type !== "unary" && type !== "serverStream") {
+    if (type !== "unary" && type !== "serverStream" && type !== "clientStream" && type !== "bidi") {
       throw new Error(
-        `register: ${path} is a ${type} method, which @svckit/grpc-h2 does not serve (unary and serverStream only)`,
+        `register: ${path} has an unknown method type ${JSON.stringify(type)} (expected unary, clientStream, serverStream or bidi)`,
       );
     }
     if (this.#handlers.has(path)) return false;
@@ -481,9 +485,12 @@ function keepalive(session: ServerHttp2Session, time: number, timeout: number): 
  * Creates a gRPC server on `node:http2` that stands in for a grpc-js `Server`: same `addService`,
  * `bindAsync`, `tryShutdown` and `forceShutdown`, and handlers receive call objects with grpc-js's
  * surface (`request`, `metadata`, `getDeadline()`, `cancelled` and the `'cancelled'` event,
- * `sendMetadata`, the unary callback, `write`/`end`/`emit('error')` on streams). So
+ * `sendMetadata`, the unary callback, a Readable of requests and `write`/`end`/`emit('error')` on
+ * streams). So
  * `@svckit/transport-grpc`'s `bindService`, `@svckit/health`'s `addHealthService` and `@svckit/app`'s
- * `grpcServer` take it unchanged. Unary and server-streaming methods.
+ * `grpcServer` take it unchanged. Unary, server-streaming, client-streaming and bidi methods; a
+ * client-streaming or bidi handler reads its requests from a Readable that holds the HTTP/2 stream back
+ * (flow control) while the handler does not read.
  *
  * @example
  * ```ts

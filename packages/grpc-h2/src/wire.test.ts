@@ -1,6 +1,8 @@
 // The engine seen from the wire, with a raw node:http2 client: malformed requests get the right HTTP
 // and gRPC status and never stop the server from serving the next call.
-import { gzipSync } from "node:zlib";
+import { constants as h2constants } from "node:http2";
+import { deflateSync, gzipSync } from "node:zlib";
+import type { ServerDuplexStream, ServerReadableStream, sendUnaryData } from "@grpc/grpc-js";
 import { bindService, createGrpcHandler } from "@svckit/transport-grpc";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +17,7 @@ import {
   rawSession,
   SumReply,
   SumRequest,
+  sleep,
 } from "./test-helpers.js";
 
 const add = protos.service("pb.Add");
@@ -315,6 +318,356 @@ describe("fuzzing the framing", () => {
       ),
       { numRuns: 150 },
     );
+    await expectServing();
+  });
+});
+
+describe("request streams on the wire (client streaming and bidi)", () => {
+  type Duplex = ServerDuplexStream<string, string>;
+  let streams: GrpcH2Server;
+  let streamsPort: number;
+  /** What the handlers saw: cancellations, and the calls the Hold method is holding. */
+  const cancelledPaths: string[] = [];
+  const held: Duplex[] = [];
+  const textOf = (b: Buffer): string => {
+    if (b[0] === 0xff) throw new Error("not text");
+    return b.toString();
+  };
+
+  beforeAll(async () => {
+    streams = createGrpcServer({ maxReceiveMessageLength: 1024 });
+    const watch = (call: Duplex): void => {
+      call.on("cancelled", () => cancelledPaths.push(call.getPath()));
+    };
+    // Echo: answers each message with itself; ends when the client does.
+    streams.register(
+      "/s.S/Echo",
+      (call: Duplex) => {
+        watch(call);
+        call.on("data", (v: string) => call.write(v));
+        call.on("end", () => call.end());
+      },
+      (v: string) => Buffer.from(v),
+      textOf,
+      "bidi",
+    );
+    // Join: client streaming, answers the messages joined with "+".
+    streams.register(
+      "/s.S/Join",
+      (call: ServerReadableStream<string, string>, callback: sendUnaryData<string>) => {
+        watch(call as unknown as Duplex);
+        const parts: string[] = [];
+        call.on("data", (v: string) => {
+          if (v === "now") callback(null, parts.join("+"));
+          parts.push(v);
+        });
+        call.on("end", () => callback(null, parts.join("+")));
+      },
+      (v: string) => Buffer.from(v),
+      textOf,
+      "clientStream",
+    );
+    // Hold: does not read until the test reads the call.
+    streams.register(
+      "/s.S/Hold",
+      (call: Duplex) => {
+        watch(call);
+        held.push(call);
+      },
+      (v: string) => Buffer.from(v),
+      textOf,
+      "bidi",
+    );
+    ({ port: streamsPort } = await listen(streams));
+  });
+
+  afterAll(() => streams.forceShutdown());
+
+  /** The messages of a response body. */
+  function messages(data: Buffer): string[] {
+    const out: string[] = [];
+    for (let at = 0; at + 5 <= data.length; ) {
+      const length = data.readUInt32BE(at + 1);
+      out.push(data.subarray(at + 5, at + 5 + length).toString());
+      at += 5 + length;
+    }
+    return out;
+  }
+
+  const msg = (text: string): Buffer => framed(Buffer.from(text));
+
+  it("echoes messages split and joined across DATA frames in order, and compressed ones among them", async () => {
+    const body = Buffer.concat([
+      msg("a"),
+      msg("bb"),
+      framed(gzipSync("ccc"), 1),
+      msg("d"),
+      framed(gzipSync("e"), 1),
+    ]);
+    const res = await rawCall(rawSession(streamsPort), "/s.S/Echo", {
+      headers: { "grpc-encoding": "gzip" },
+      chunks: [body.subarray(0, 3), body.subarray(3, 9), body.subarray(9)],
+    });
+    expect([res.grpcStatus, messages(res.data)]).toEqual([0, ["a", "bb", "ccc", "d", "e"]]);
+    const join = await rawCall(rawSession(streamsPort), "/s.S/Join", { chunks: [msg("x"), msg("y")] });
+    expect([join.grpcStatus, messages(join.data)]).toEqual([0, ["x+y"]]);
+  });
+
+  it.each([
+    [
+      "a compressed flag of 2",
+      {},
+      [msg("ok"), Buffer.from([2, 0, 0, 0, 1, 0x61])],
+      13,
+      "invalid message prefix: compressed flag 2 (expected 0 or 1)",
+    ],
+    [
+      "a request that ends inside a message",
+      {},
+      [msg("ok"), Buffer.from([0, 0, 0, 0, 9, 0x61])],
+      13,
+      "the request ended inside a message (truncated length-prefixed message)",
+    ],
+    [
+      "a message over the limit",
+      {},
+      [msg("ok"), Buffer.from([0, 0, 0, 8, 0])],
+      8,
+      "Received message larger than max (2048 vs 1024)",
+    ],
+    [
+      "a compressed message without grpc-encoding",
+      {},
+      [msg("ok"), framed(gzipSync("x"), 1)],
+      13,
+      "a message has the compressed flag set but the request has no grpc-encoding",
+    ],
+    [
+      "an unsupported grpc-encoding",
+      { "grpc-encoding": "snappy" },
+      [msg("ok"), framed(Buffer.from("x"), 1)],
+      12,
+      'Received message compressed with unsupported encoding "snappy"',
+    ],
+    [
+      "bytes that do not decompress",
+      { "grpc-encoding": "gzip" },
+      [msg("ok"), framed(Buffer.from("nope"), 1)],
+      13,
+      "Failed to decompress message (gzip)",
+    ],
+    [
+      "a message that inflates over the limit",
+      { "grpc-encoding": "deflate" },
+      [msg("ok"), framed(deflateSync(Buffer.alloc(4096)), 1)],
+      8,
+      "Received message that decompresses to a size larger than 1024",
+    ],
+    [
+      "a message deserialize refuses",
+      {},
+      [msg("ok"), framed(Buffer.from([0xff]))],
+      13,
+      "Error deserializing request",
+    ],
+  ] as [string, Record<string, string>, Buffer[], number, string][])(
+    "ends a bidi call with a status after %s mid-stream; the handler sees the call cancelled",
+    async (_name, headers, chunks, code, message) => {
+      cancelledPaths.length = 0;
+      // The truncated message is only known to be truncated when the request ends.
+      const end = code === 13 && message.startsWith("the request ended");
+      const res = await rawCall(rawSession(streamsPort), "/s.S/Echo", { headers, chunks, end });
+      expect(messages(res.data)).toEqual(["ok"]);
+      expect([res.trailers?.["grpc-status"], res.trailers?.["grpc-message"]]).toEqual([
+        String(code),
+        message,
+      ]);
+      await expect.poll(() => cancelledPaths).toEqual(["/s.S/Echo"]);
+      // Before any response message the same error is a trailers-only response.
+      const first = await rawCall(rawSession(streamsPort), "/s.S/Join", {
+        headers,
+        chunks: chunks.slice(1),
+        end,
+      });
+      expectStatus(first, code, message);
+      await expectServing();
+    },
+  );
+
+  it("stops reading a client that sends faster than the handler reads, then reads it all (bounded memory)", async () => {
+    held.length = 0;
+    const session = rawSession(streamsPort);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/s.S/Hold",
+      "content-type": "application/grpc",
+    });
+    req.on("error", () => undefined);
+    const response: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => response.push(chunk));
+    const closed = new Promise<void>((resolve) => req.on("close", resolve));
+    const total = 4000; // 4 MB of 1 KiB messages, 60 times the HTTP/2 stream window
+    const one = msg("x".repeat(1019));
+    let written = 0;
+    const pump = (): void => {
+      while (written < total) {
+        written++;
+        if (!req.write(one)) {
+          req.once("drain", pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+    await expect.poll(() => held.length).toBe(1);
+    const call = held[0] as Duplex;
+    // Nobody reads: the server holds 16 decoded messages and stops reading, flow control stops the client.
+    let before = -1;
+    while (before !== written) {
+      before = written;
+      await sleep(100);
+    }
+    expect(written).toBeLessThan(400);
+    expect(call.readableLength).toBeLessThanOrEqual(16);
+    // Other calls on the same connection are not held back.
+    const other = await rawCall(session, "/s.S/Join", { chunks: [msg("p"), msg("q")] });
+    expect([other.grpcStatus, messages(other.data)]).toEqual([0, ["p+q"]]);
+    // The handler reads: everything arrives, in order.
+    let n = 0;
+    for await (const v of call) {
+      if ((v as string).length === 1019) n++;
+    }
+    call.write(String(n));
+    call.end();
+    await closed;
+    expect(written).toBe(total);
+    expect(messages(Buffer.concat(response))).toEqual([String(total)]);
+  });
+
+  it("cancels a call held back by backpressure when its client resets it: nothing stays paused or buffered", async () => {
+    held.length = 0;
+    cancelledPaths.length = 0;
+    const session = rawSession(streamsPort);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/s.S/Hold",
+      "content-type": "application/grpc",
+    });
+    req.on("error", () => undefined);
+    const closed = new Promise<void>((resolve) => req.on("close", resolve));
+    const one = msg("z".repeat(1019));
+    let stalled = false;
+    for (let i = 0; i < 1000 && !stalled; i++) stalled = !req.write(one);
+    await expect.poll(() => held.length).toBe(1);
+    const call = held[0] as Duplex;
+    await expect.poll(() => call.readableLength).toBe(16);
+    req.close(h2constants.NGHTTP2_CANCEL);
+    await closed;
+    await expect
+      .poll(() => [call.cancelled, call.destroyed, cancelledPaths])
+      .toEqual([true, true, ["/s.S/Hold"]]);
+    await expectServing();
+  });
+
+  it("holds a bidi handler's writes back while the client does not read ('drain' when it does)", async () => {
+    held.length = 0;
+    const session = rawSession(streamsPort);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/s.S/Hold",
+      "content-type": "application/grpc",
+    });
+    req.on("error", () => undefined);
+    req.pause();
+    let received = 0;
+    req.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+    });
+    const closed = new Promise<void>((resolve) => req.on("close", resolve));
+    await expect.poll(() => held.length).toBe(1);
+    const call = held[0] as Duplex;
+    const big = "y".repeat(64 * 1024);
+    let accepted = 0;
+    while (call.write(big)) accepted++;
+    expect(accepted).toBeLessThan(40); // stopped by flow control, not after megabytes
+    const drained = new Promise<void>((resolve) => call.once("drain", resolve));
+    req.resume();
+    await drained;
+    call.end();
+    req.end();
+    await closed;
+    expect(received).toBe((accepted + 1) * (64 * 1024 + 5));
+  });
+
+  it("tells a handler of a connection lost mid-stream: cancelled, 'cancelled', its for await loop throws", async () => {
+    held.length = 0;
+    cancelledPaths.length = 0;
+    const session = rawSession(streamsPort);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/s.S/Hold",
+      "content-type": "application/grpc",
+    });
+    req.on("error", () => undefined);
+    req.write(Buffer.concat([msg("1"), msg("2")]));
+    await expect.poll(() => held.length).toBe(1);
+    const call = held[0] as Duplex;
+    const seen: string[] = [];
+    const loop = (async () => {
+      try {
+        for await (const v of call) {
+          seen.push(v as string);
+          // Node's client half-closes before any RST_STREAM it sends (so the loop would end first, then
+          // 'cancelled' comes); a dropped connection cuts the request stream off without an end.
+          if (seen.length === 2) session.destroy();
+        }
+        return "ended";
+      } catch {
+        return "threw";
+      }
+    })();
+    expect(await loop).toBe("threw");
+    expect(seen).toEqual(["1", "2"]);
+    expect([call.cancelled, call.destroyed, cancelledPaths]).toEqual([true, true, ["/s.S/Hold"]]);
+    expect(call.write("late")).toBe(false);
+    call.end();
+    await expectServing();
+  });
+
+  it("ends a bidi call that never answers at its grpc-timeout with DEADLINE_EXCEEDED", async () => {
+    held.length = 0;
+    cancelledPaths.length = 0;
+    const res = await rawCall(rawSession(streamsPort), "/s.S/Hold", {
+      headers: { "grpc-timeout": "100m" },
+      chunks: [msg("1")],
+      end: false,
+    });
+    expectStatus(res, 4, "Deadline exceeded");
+    expect([held[0]?.cancelled, cancelledPaths]).toEqual([true, ["/s.S/Hold"]]);
+  });
+
+  it("answers a client stream before the client ended it, and drops what the client sends after", async () => {
+    const session = rawSession(streamsPort);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/s.S/Join",
+      "content-type": "application/grpc",
+    });
+    req.on("error", () => undefined);
+    let trailers: Record<string, unknown> | undefined;
+    const data: Buffer[] = [];
+    req.on("trailers", (t) => {
+      trailers = t;
+    });
+    req.on("data", (c: Buffer) => data.push(c));
+    const closed = new Promise<void>((resolve) => req.on("close", resolve));
+    req.write(Buffer.concat([msg("a"), msg("now")]));
+    await expect.poll(() => trailers?.["grpc-status"]).toBe("0");
+    req.write(msg("more"));
+    req.end(msg("last"));
+    await closed;
+    expect(messages(Buffer.concat(data))).toEqual(["a"]);
     await expectServing();
   });
 });

@@ -94,6 +94,39 @@ export function toPublicKey(input: PublicKeyInput, where: string): KeyObject {
   return key.type === "private" ? createPublicKey(key) : key;
 }
 
+/** The curves of the EC and OKP keys a verification with the allowed algorithms can pick. */
+const VERIFYING_CURVES: ReadonlySet<unknown> = new Set(["P-256", "P-384", "P-521", "Ed25519"]);
+
+/**
+ * Checks, at setup, every key of a local JSON Web Key Set that a signature check could pick (RSA, and
+ * EC / OKP keys on a curve of the allowed algorithms, not marked for another `use` or without `verify`
+ * in `key_ops`): it must be public, import, and be usable (RSA: at least 2048 bits). jose imports a local
+ * set's keys only when a token names one, so a broken key would otherwise fail those tokens with a
+ * server fault, each time. Keys no verification picks (encryption keys, other curves) are left alone.
+ */
+export function checkKeySet(jwks: unknown, where: string): void {
+  const keys = (jwks as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys)) return; // jose's createLocalJWKSet refuses a set that is not one
+  keys.forEach((entry: unknown, index) => {
+    if (!isJwk(entry)) return;
+    const jwk = entry as JWK & { use?: unknown; key_ops?: unknown };
+    if (jwk.use !== undefined && jwk.use !== "sig") return;
+    if (Array.isArray(jwk.key_ops) && !jwk.key_ops.includes("verify")) return;
+    if (jwk.kty !== "RSA" && !((jwk.kty === "EC" || jwk.kty === "OKP") && VERIFYING_CURVES.has(jwk.crv)))
+      return;
+    const at = `${where}: jwks.keys[${index}]${typeof jwk.kid === "string" ? ` (kid ${JSON.stringify(jwk.kid)})` : ""}`;
+    if (jwk.d !== undefined)
+      throw new TypeError(`${at} is a private key; a key set to verify with holds public keys`);
+    let key: KeyObject;
+    try {
+      key = createPublicKey({ key: jwk as NodeJsonWebKey, format: "jwk" });
+    } catch (error) {
+      throw new TypeError(`${at} cannot be imported: ${(error as Error).message}`, { cause: error });
+    }
+    asymmetricAlgorithms(key, at);
+  });
+}
+
 /** A private key as a KeyObject. */
 export function toPrivateKey(input: PrivateKeyInput, where: string): KeyObject {
   let key: KeyObject;

@@ -75,8 +75,8 @@ const es256 = (kid?: string): Promise<string> =>
   }).sign();
 
 /** An RS256 token made by hand: jose will not sign with an RSA key under 2048 bits. */
-function rs256(privateKey: KeyObject, kid: string): string {
-  const input = `${b64({ alg: "RS256", kid })}.${b64(validClaims())}`;
+function rs256(privateKey: KeyObject, kid: string | undefined): string {
+  const input = `${b64(kid === undefined ? { alg: "RS256" } : { alg: "RS256", kid })}.${b64(validClaims())}`;
   return `${input}.${createSign("RSA-SHA256").update(input).sign(privateKey).toString("base64url")}`;
 }
 
@@ -451,44 +451,76 @@ describe("createJwtVerifier: faults of the server are not the token's", () => {
       clock: fixedClock,
     });
 
-  it("answers INTERNAL for a private key in a local key set", async () => {
-    const v = createJwtVerifier({
-      jwks: { keys: [jwkOf(ecKeys().privateKey, { kid: "k" })] },
-      clock: fixedClock,
-    });
-    const err = await serverFault(v.verify(await es256("k")));
-    expect((err.cause as { code?: string }).code).toBe("ERR_JWKS_INVALID");
+  it("refuses at setup a local key set with a private key, or a key that does not import", () => {
+    expect(() =>
+      createJwtVerifier({ jwks: { keys: [jwkOf(ecKeys().privateKey, { kid: "k" })] }, clock: fixedClock }),
+    ).toThrow(
+      new TypeError(
+        'createJwtVerifier: jwks.keys[0] (kid "k") is a private key; a key set to verify with holds public keys',
+      ),
+    );
+    expect(() =>
+      createJwtVerifier({
+        jwks: { keys: [jwkOf(ecKeys().publicKey), jwkOf(ecKeys().publicKey, { kid: "k", x: "AAAA" })] },
+      }),
+    ).toThrow(/^createJwtVerifier: jwks\.keys\[1\] \(kid "k"\) cannot be imported: /);
   });
 
-  it("answers INTERNAL for a local key that does not import", async () => {
+  it("refuses at setup an RSA key under 2048 bits in a local set; leaves keys no check picks alone", () => {
+    const weak = generateKeyPairSync("rsa", { modulusLength: 1024 });
+    expect(() => createJwtVerifier({ jwks: { keys: [jwkOf(weak.publicKey, { kid: "w" })] } })).toThrow(
+      new TypeError(
+        'createJwtVerifier: jwks.keys[0] (kid "w"): RSA keys must have at least 2048 bits, got 1024',
+      ),
+    );
+    // An encryption key, a key without "verify" in key_ops, a curve no allowed algorithm uses.
     const v = createJwtVerifier({
-      jwks: { keys: [jwkOf(ecKeys().publicKey, { kid: "k", x: "AAAA" })] },
-      clock: fixedClock,
+      jwks: {
+        keys: [
+          jwkOf(weak.publicKey, { kid: "enc", use: "enc" }),
+          jwkOf(weak.publicKey, { kid: "ops", key_ops: ["encrypt"] }),
+          { kty: "OKP", crv: "X25519", x: "AAAA", kid: "x" },
+          jwkOf(ecKeys().publicKey, { kid: "k" }),
+        ],
+      },
     });
-    const err = await serverFault(v.verify(await es256("k")));
-    expect((err.cause as Error).name).toBe("DataError");
+    expect(v.algorithms.length).toBeGreaterThan(0);
   });
 
-  it("answers INTERNAL when no key of a local set that fits a token without kid imports", async () => {
+  it("answers UNAVAILABLE when no key of a remote set that fits a token without kid imports", async () => {
     const broken = [jwkOf(ecKeys().publicKey, { x: "AAAA" }), jwkOf(ecKeys().publicKey, { y: "AAAA" })];
     const err = await serverFault(
-      createJwtVerifier({ jwks: { keys: broken }, clock: fixedClock }).verify(await es256()),
+      remote(broken).verify(await es256()),
+      Code.UNAVAILABLE,
+      "signing keys unavailable",
     );
     expect((err.cause as Error).message).toBe("none of the keys that fit the token could be imported");
-    // The same from a remote set is the set's fault.
-    await serverFault(remote(broken).verify(await es256()), Code.UNAVAILABLE, "signing keys unavailable");
   });
 
-  it("answers INTERNAL for an RSA key under 2048 bits in a key set, local or remote", async () => {
+  it("answers INTERNAL for a token naming an RSA key under 2048 bits in a remote set", async () => {
     const weak = generateKeyPairSync("rsa", { modulusLength: 1024 });
-    const token = rs256(weak.privateKey, "w");
-    const local = createJwtVerifier({
-      jwks: { keys: [jwkOf(weak.publicKey, { kid: "w" })] },
-      clock: fixedClock,
-    });
-    const err = await serverFault(local.verify(token));
+    const err = await serverFault(
+      remote([jwkOf(weak.publicKey, { kid: "w" })]).verify(rs256(weak.privateKey, "w")),
+    );
     expect((err.cause as Error).message).toBe("RS256 requires key modulusLength to be 2048 bits or larger");
-    await serverFault(remote([jwkOf(weak.publicKey, { kid: "w" })]).verify(token));
+  });
+
+  it("tries the other keys when one that fits a token without kid cannot be used", async () => {
+    const weak = generateKeyPairSync("rsa", { modulusLength: 1024 });
+    const good = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const keys = [jwkOf(weak.publicKey), jwkOf(good.publicKey)];
+    await expect(remote(keys).verify(rs256(good.privateKey, undefined))).resolves.toMatchObject({
+      claims: { sub: "ada" },
+    });
+    // A good key refused the signature: the token's fault, whatever the weak key was.
+    const other = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const err = await serviceRejection(remote(keys).verify(rs256(other.privateKey, undefined)));
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: Code.UNAUTHENTICATED,
+      message: "invalid signature",
+    });
+    // Only the unusable key fits: the server's fault.
+    await serverFault(remote([jwkOf(weak.publicKey)]).verify(rs256(weak.privateKey, undefined)));
   });
 
   it("answers INTERNAL when Web Crypto cannot import a configured public key, and imports it again next time", async () => {

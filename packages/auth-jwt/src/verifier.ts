@@ -19,6 +19,7 @@ import {
   ASYMMETRIC_ALGORITHMS,
   allowList,
   asymmetricAlgorithms,
+  checkKeySet,
   hmacAlgorithms,
   type PublicKeyInput,
   type SecretInput,
@@ -62,9 +63,9 @@ export interface JwtVerifierOptions {
   /** A public key: `KeyObject`, `CryptoKey`, JWK or PEM (SPKI, PKCS#1 or an X.509 certificate). */
   publicKey?: PublicKeyInput;
   /**
-   * A local JSON Web Key Set (`{ keys: [...] }`) of public keys, chosen by the token's `kid`. Its keys are
-   * imported on first use: one that cannot be (malformed, private, RSA under 2048 bits) fails the tokens
-   * that pick it with INTERNAL, not UNAUTHENTICATED.
+   * A local JSON Web Key Set (`{ keys: [...] }`) of public keys, chosen by the token's `kid`. Every key a
+   * signature check could pick is checked at setup: a private key, one that does not import or an RSA key
+   * under 2048 bits throws a TypeError naming it. Keys no check picks (`use: "enc"`, other curves) are kept.
    */
   jwks?: JSONWebKeySet;
   /** The URL of a remote JSON Web Key Set, fetched, cached and refetched on key rotation. */
@@ -303,6 +304,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     );
   } else if (options.jwks !== undefined) {
     algorithms = allowList(ASYMMETRIC_ALGORITHMS, options.algorithms, where, "key set");
+    checkKeySet(options.jwks, where);
     resolver = createLocalJWKSet(options.jwks);
   } else {
     algorithms = allowList(ASYMMETRIC_ALGORITHMS, options.algorithms, where, "key set");
@@ -420,17 +422,28 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     opts: JWTVerifyOptions,
   ): Promise<VerifiedJwt> {
     let imported = 0;
+    let judged = false;
+    let unusable: ServiceError | undefined;
     for await (const key of candidates) {
       imported++;
       try {
         const { payload, protectedHeader } = await jwtVerify(token, key, opts);
         return { claims: payload, header: protectedHeader };
       } catch (err) {
-        if ((err as { code?: unknown }).code !== "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") {
-          throw toServiceError(err, token);
+        if ((err as { code?: unknown }).code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") {
+          judged = true;
+          continue;
         }
+        const error = toServiceError(err, token);
+        // A verdict on the token (expired, a claim, malformed) ends the search; a key this server cannot
+        // use (an RSA key under 2048 bits in a remote set) must not keep the other keys from trying.
+        if (error.code === Code.UNAUTHENTICATED) throw error;
+        unusable ??= error;
       }
     }
+    // A key that could judge the signature refused it: the token's fault, whatever the others were.
+    if (judged) throw fail("invalid signature");
+    if (unusable !== undefined) throw unusable;
     if (imported === 0) {
       const cause = new Error("none of the keys that fit the token could be imported", { cause: candidates });
       throw remoteKeys ? keysUnavailable(cause) : internalError(cause);

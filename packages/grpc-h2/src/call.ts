@@ -120,6 +120,8 @@ const kDestroyed = Symbol("destroyed");
 const kInbox = Symbol("inbox");
 const kFull = Symbol("full");
 const kPaused = Symbol("paused");
+const kInflating = Symbol("inflating");
+const kDraining = Symbol("draining");
 type CallStream = ServerHttp2Stream & { [kCall]?: GrpcCall };
 
 // Shared listeners (no closure per call): the call is found on the stream.
@@ -166,6 +168,8 @@ function toStatus(
   error: StatusLike,
   trailer: Metadata | undefined,
 ): [number, string, StatusLike["metadata"]] {
+  // A handler may destroy or fail its call with anything, a string included.
+  if (typeof error !== "object" || error === null) return [Status.UNKNOWN, "Unknown Error", trailer ?? null];
   let code: number = Status.UNKNOWN;
   let details = "message" in error && typeof error.message === "string" ? error.message : "Unknown Error";
   if (typeof error.code === "number" && Number.isInteger(error.code) && error.code >= 0) {
@@ -314,6 +318,10 @@ export class GrpcCall extends EventEmitter implements MessageSink {
   /** Sends the response headers with `metadata` now (once; later calls do nothing). */
   sendMetadata(metadata: Metadata): void {
     if (this.#done || this.#headersSent) return;
+    if (this.#stream.closed || this.#stream.destroyed) {
+      this[kClosed]();
+      return;
+    }
     this.#respondHeaders(metadata);
   }
 
@@ -377,6 +385,7 @@ export class GrpcCall extends EventEmitter implements MessageSink {
   }
 
   #cancel(): void {
+    if (this.#cancelled) return;
     this.#cancelled = true;
     if (this.#reading !== undefined) this.#stopReading();
     const surface = this.#surface;
@@ -500,6 +509,9 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     this.#reading = surface;
     this.#started = true;
     this[kWatch]();
+    // A client's RST_STREAM(NO_ERROR) on a paused stream closes it at once but emits 'close' only once
+    // its buffered DATA was read, which a paused call never does: 'aborted' comes at once.
+    this.#stream.on("aborted", onClose);
     try {
       if (this.#handler.type === "clientStream") {
         (this.#handler.func as (call: ServerDuplexCall, callback: UnaryCallback) => void)(
@@ -514,11 +526,19 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     }
   }
 
-  /** One message of a request stream: decoded and pushed now, or queued behind one being inflated. */
+  /**
+   * One message of a request stream: decoded and pushed now, or kept as bytes (a view of its DATA chunk)
+   * behind one being inflated or while the Readable is full. One DATA chunk can hold thousands of small
+   * messages: past the high-water mark they wait undecoded, so memory stays bounded by the chunk.
+   */
   #receive(surface: ServerDuplexCall, compressed: boolean, bytes: Buffer): void {
     const inbox = surface[kInbox];
     if (inbox !== undefined) {
       inbox.push({ compressed, bytes });
+      return;
+    }
+    if (surface[kFull]) {
+      surface[kInbox] = [{ compressed, bytes }];
       return;
     }
     if (!compressed) {
@@ -547,7 +567,9 @@ export class GrpcCall extends EventEmitter implements MessageSink {
       this.#endedHere();
       return;
     }
+    surface[kInflating] = true;
     decompress(encoding, bytes, this.#settings.maxReceiveMessageLength, (error, out) => {
+      surface[kInflating] = false;
       if (this.#done) return;
       if (error !== undefined) {
         this.#abort(error.code, error.details);
@@ -558,19 +580,32 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     });
   }
 
-  /** Pushes the queued messages up to the next compressed one; ends the request stream if the client did. */
+  /**
+   * Pushes the queued messages until the Readable is full or the next one is compressed (inflated
+   * first); once the queue is empty, ends the request stream if the client did, else lets the HTTP/2
+   * stream flow again.
+   */
   #drainInbox(surface: ServerDuplexCall): void {
-    const inbox = surface[kInbox] as Pending[];
-    while (!this.#done) {
-      const next = inbox.shift();
-      if (next === undefined) break;
-      if (next.compressed) {
-        this.#inflate(surface, next.bytes);
-        return;
+    const inbox = surface[kInbox];
+    if (inbox === undefined || surface[kInflating] || surface[kDraining]) return;
+    surface[kDraining] = true;
+    let taken = 0;
+    try {
+      while (!this.#done && !surface[kFull] && taken < inbox.length) {
+        const next = inbox[taken++] as Pending;
+        if (next.compressed) {
+          inbox.splice(0, taken);
+          taken = 0;
+          this.#inflate(surface, next.bytes);
+          return;
+        }
+        this.#push(surface, next.bytes);
       }
-      this.#push(surface, next.bytes);
+    } finally {
+      if (taken > 0) inbox.splice(0, taken);
+      surface[kDraining] = false;
     }
-    if (this.#done) return;
+    if (this.#done || surface[kFull] || inbox.length > 0 || surface[kInflating]) return;
     surface[kInbox] = undefined;
     if (this.#requestEnded) surface.push(null);
     else this.#resumeStream(surface);
@@ -625,7 +660,8 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     const surface = this.#reading;
     if (surface === undefined) return;
     surface[kFull] = false;
-    this.#resumeStream(surface);
+    if (surface[kInbox] !== undefined) this.#drainInbox(surface);
+    else this.#resumeStream(surface);
   }
 
   /** The engine ends a call that reads a request stream (bad bytes, the handler threw): the handler is told, as grpc-js does. */
@@ -754,7 +790,10 @@ export class GrpcCall extends EventEmitter implements MessageSink {
   #sendLast(framed: Buffer, trailer: Metadata | undefined): void {
     if (this.#done) return;
     const stream = this.#stream;
-    if (stream.destroyed || stream.closed) return;
+    if (stream.destroyed || stream.closed) {
+      this[kClosed]();
+      return;
+    }
     this.#done = true;
     this.#clearTimer();
     if (!this.#headersSent) this.#respondHeaders(undefined);
@@ -782,6 +821,11 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     const bytes = this.#serialize(value);
     if (bytes === undefined) {
       this.#endedHere();
+      callback();
+      return;
+    }
+    if (this.#stream.closed || this.#stream.destroyed) {
+      this[kClosed]();
       callback();
       return;
     }
@@ -817,14 +861,18 @@ export class GrpcCall extends EventEmitter implements MessageSink {
    */
   [kSendStatus](code: number, details: string, metadata: StatusLike["metadata"]): void {
     if (this.#done) return;
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) {
+      // The client is gone (a reset may close a stream before its 'close'): the call is cancelled.
+      this[kClosed]();
+      return;
+    }
     if (!this.#headersSent) {
       this.#trailersOnly(code, details, metadata, false);
       return;
     }
     this.#done = true;
     this.#clearTimer();
-    const stream = this.#stream;
-    if (stream.destroyed || stream.closed) return;
     const trailers: OutgoingHttpHeaders = { "grpc-status": String(code) };
     if (details !== "") trailers["grpc-message"] = percentEncode(details);
     this[kTrailers] = copyMetadata(trailers, metadata);
@@ -958,8 +1006,8 @@ export class ServerStreamCall extends Writable {
  * {@link GrpcCall}.
  *
  * Its Readable side gives the decoded request messages in order and ends when the client half-closes.
- * It holds at most its high-water mark (16) of messages: past that the engine stops reading the HTTP/2
- * stream until the handler reads, so a client that sends faster than the handler reads is held back by
+ * It holds at most its high-water mark (16) of decoded messages: past that the engine stops reading the
+ * HTTP/2 stream (what is left of the DATA frame at hand waits undecoded) until the handler reads, so a client that sends faster than the handler reads is held back by
  * HTTP/2 flow control instead of filling the server's memory. When the call is cancelled (client
  * cancel, deadline, lost connection, or a request the engine refuses) `cancelled` becomes true,
  * `'cancelled'` is emitted and the stream is destroyed, so a `for await` loop over it ends.
@@ -979,6 +1027,10 @@ export class ServerDuplexCall extends Duplex {
   [kFull] = false;
   /** The HTTP/2 stream is paused (engine state). */
   [kPaused] = false;
+  /** A request message is being decompressed (engine state). */
+  [kInflating] = false;
+  /** The engine is pushing queued messages (engine state). */
+  [kDraining] = false;
   readonly #call: GrpcCall;
   #trailer: Metadata | undefined = undefined;
   #status: [number, string, StatusLike["metadata"]] | undefined = undefined;

@@ -570,6 +570,98 @@ describe("request streams on the wire (client streaming and bidi)", () => {
     await expectServing();
   });
 
+  /** A Hold call with `count` messages of `body` written at once, and the handler holding it. */
+  async function holding(count: number, body: Buffer) {
+    held.length = 0;
+    cancelledPaths.length = 0;
+    const session = rawSession(streamsPort);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/s.S/Hold",
+      "content-type": "application/grpc",
+    });
+    req.on("error", () => undefined);
+    req.on("data", () => undefined);
+    const closed = new Promise<void>((resolve) => req.on("close", resolve));
+    for (let i = 0; i < count; i++) req.write(body);
+    await expect.poll(() => held.length).toBe(1);
+    return { req, closed, call: held[0] as Duplex };
+  }
+
+  it("cancels a paused call its client resets with NO_ERROR; a write afterwards neither throws nor hangs", async () => {
+    const { req, call } = await holding(40, msg("z".repeat(1000)));
+    await expect.poll(() => call.readableLength).toBe(16);
+    req.close(h2constants.NGHTTP2_NO_ERROR);
+    await expect
+      .poll(() => [call.cancelled, call.destroyed, cancelledPaths])
+      .toEqual([true, true, ["/s.S/Hold"]]);
+    expect(() => call.write("late")).not.toThrow();
+    await expectServing();
+  });
+
+  it("lets a server shut down after a client-streaming answer to a paused call its client reset", async () => {
+    const waiting: { call: ServerReadableStream<string, string>; callback: sendUnaryData<string> }[] = [];
+    const own = createGrpcServer();
+    own.register(
+      "/s.S/Wait",
+      (call: ServerReadableStream<string, string>, callback: sendUnaryData<string>) => {
+        waiting.push({ call, callback });
+      },
+      (v: string) => Buffer.from(v),
+      textOf,
+      "clientStream",
+    );
+    const { port: ownPort } = await listen(own);
+    const session = rawSession(ownPort);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/s.S/Wait",
+      "content-type": "application/grpc",
+    });
+    req.on("error", () => undefined);
+    req.on("data", () => undefined);
+    for (let i = 0; i < 40; i++) req.write(msg("x".repeat(1000)));
+    await expect.poll(() => waiting[0]?.call.readableLength).toBe(16);
+    req.close(h2constants.NGHTTP2_NO_ERROR);
+    await sleep(50);
+    waiting[0]?.callback(null, "done");
+    session.close();
+    const shut = new Promise<string>((resolve) => own.tryShutdown(() => resolve("closed")));
+    expect(await Promise.race([shut, sleep(1500).then(() => "still waiting")])).toBe("closed");
+  });
+
+  it("a bidi handler's first write after a NO_ERROR reset of a paused call does not throw", async () => {
+    const { req, call } = await holding(40, msg("z".repeat(1000)));
+    await expect.poll(() => call.readableLength).toBe(16);
+    req.close(h2constants.NGHTTP2_NO_ERROR);
+    await sleep(50);
+    // The reset may not have reached the call yet when the handler writes: the write must not throw.
+    expect(() => call.write("first")).not.toThrow();
+    await expect.poll(() => [call.cancelled, call.destroyed]).toEqual([true, true]);
+  });
+
+  it("holds at most 16 decoded messages even when one DATA frame carries thousands", async () => {
+    const empties = Buffer.concat(Array.from({ length: 3000 }, () => framed(Buffer.alloc(0))));
+    const { req, call, closed } = await holding(3, empties);
+    await sleep(200);
+    expect(call.readableLength).toBeLessThanOrEqual(16);
+    let count = 0;
+    call.on("data", () => count++);
+    call.on("end", () => call.end());
+    req.end();
+    await closed;
+    expect(count).toBe(9000);
+  });
+
+  it("ends a call whose handler destroys it with a value that is not an Error: UNKNOWN at once", async () => {
+    held.length = 0;
+    const answer = rawCall(rawSession(streamsPort), "/s.S/Hold", { chunks: [msg("a")], end: false });
+    await expect.poll(() => held.length).toBe(1);
+    (held[0] as unknown as { destroy(e: unknown): void }).destroy("no thanks");
+    const res = await answer;
+    expect(res.grpcStatus).toBe(2);
+  });
+
   it("holds a bidi handler's writes back while the client does not read ('drain' when it does)", async () => {
     held.length = 0;
     const session = rawSession(streamsPort);

@@ -215,6 +215,8 @@ export class GrpcCall extends EventEmitter implements MessageSink {
   /** The status went out, or the call was given up (cancelled): nothing more is sent. */
   #done = false;
   #cancelled = false;
+  /** The handler was told the call is cancelled (`'cancelled'` emitted, streams destroyed): once. */
+  #told = false;
   #headersSent = false;
   #watching = false;
   /** The response encoding when the client accepts the configured one. */
@@ -381,11 +383,13 @@ export class GrpcCall extends EventEmitter implements MessageSink {
    * into a call that is over.
    */
   #endedHere(): void {
-    if (this.#started && !this.#cancelled) this.#cancel();
+    if (this.#started && !this.#told) this.#cancel();
   }
 
   #cancel(): void {
-    if (this.#cancelled) return;
+    // Not `#cancelled`: reading `cancelled` sets that without telling anyone.
+    if (this.#told) return;
+    this.#told = true;
     this.#cancelled = true;
     if (this.#reading !== undefined) this.#stopReading();
     const surface = this.#surface;

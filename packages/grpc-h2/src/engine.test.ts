@@ -294,6 +294,26 @@ describe("what a unary handler sees", () => {
     expect(await seen.promise).toBe(true);
   });
 
+  it("emits 'cancelled' to a listener added after the client went away even when `cancelled` was read first", async () => {
+    const started = deferred<ServerUnaryCall<Buffer, Buffer>>();
+    const { port } = await serveRaw((call) => started.resolve(call));
+    const req = rawSession(port).request({
+      ":method": "POST",
+      ":path": "/t.T/U",
+      "content-type": "application/grpc",
+    });
+    req.on("error", () => undefined);
+    req.end(framed(Buffer.from("x")));
+    const call = await started.promise;
+    req.close(h2.NGHTTP2_CANCEL);
+    await sleep(50);
+    expect(call.cancelled).toBe(true);
+    let told = 0;
+    call.on("cancelled", () => told++);
+    await sleep(20);
+    expect(told).toBe(1);
+  });
+
   it("emits 'cancelled' to a listener added after the client already went away", async () => {
     const started = deferred<ServerUnaryCall<Buffer, Buffer>>();
     const { port } = await serveRaw((call) => started.resolve(call));

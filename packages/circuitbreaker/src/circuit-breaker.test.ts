@@ -220,6 +220,15 @@ describe("closed", () => {
     expect(breaker.stats()).toMatchObject({ calls: 4, failures: 4 });
   });
 
+  it("passes a plain value from a non-async endpoint on as the answer", async () => {
+    const breaker = make();
+    const call = breaker.middleware(
+      ((_ctx: Context, req: string) => `sync ${req}`) as unknown as Endpoint<string, string>,
+    );
+    await expect(call(background, "x")).resolves.toBe("sync x");
+    expect(breaker.stats()).toMatchObject({ calls: 1, successes: 1, failures: 0 });
+  });
+
   it("counts plain errors (INTERNAL by ServiceError.from) as failures", async () => {
     const breaker = make();
     const endpoint = scripted();

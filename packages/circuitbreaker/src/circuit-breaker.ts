@@ -275,7 +275,8 @@ export function createCircuitBreaker<Req, Res>(
   // changes state. Calls from before an opening were counted in a window the closing clears anyway.
   const generations: Generations = { current: 0, settlingStale: false };
   const run = (endpoint: Endpoint<Req, Res>, ctx: Context, request: Req, generation: number): Tracked<Res> =>
-    new Tracked(endpoint(ctx, request), generation, generations);
+    // Promise.resolve: the very promise for an endpoint's own; a plain value from a non-async one works too.
+    new Tracked(Promise.resolve(endpoint(ctx, request)), generation, generations);
 
   // The rolling window is rotated by this emitter from one unref'd timer instead of opossum's own
   // interval, so the window can also be cleared when the breaker closes (opossum keeps it otherwise, and

@@ -94,6 +94,20 @@ export function toPublicKey(input: PublicKeyInput, where: string): KeyObject {
   return key.type === "private" ? createPublicKey(key) : key;
 }
 
+/**
+ * Whether `key` (a CryptoKey jose imported, e.g. from a remote key set) is an RSA key under 2048 bits,
+ * which this package never verifies with: such a key cannot vouch for a token.
+ */
+export function isWeakRsaKey(key: unknown): boolean {
+  const algorithm = (key as { algorithm?: { name?: unknown; modulusLength?: unknown } } | null)?.algorithm;
+  return (
+    typeof algorithm?.name === "string" &&
+    algorithm.name.startsWith("RSA") &&
+    typeof algorithm.modulusLength === "number" &&
+    algorithm.modulusLength < MIN_RSA_BITS
+  );
+}
+
 /** The curves of the EC and OKP keys a verification with the allowed algorithms can pick. */
 const VERIFYING_CURVES: ReadonlySet<unknown> = new Set(["P-256", "P-384", "P-521", "Ed25519"]);
 

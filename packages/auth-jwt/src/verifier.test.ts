@@ -497,12 +497,16 @@ describe("createJwtVerifier: faults of the server are not the token's", () => {
     expect((err.cause as Error).message).toBe("none of the keys that fit the token could be imported");
   });
 
-  it("answers INTERNAL for a token naming an RSA key under 2048 bits in a remote set", async () => {
+  it("refuses a token whose kid names an RSA key under 2048 bits in a remote set: 401, not a fault", async () => {
     const weak = generateKeyPairSync("rsa", { modulusLength: 1024 });
-    const err = await serverFault(
+    const err = await serviceRejection(
       remote([jwkOf(weak.publicKey, { kid: "w" })]).verify(rs256(weak.privateKey, "w")),
     );
-    expect((err.cause as Error).message).toBe("RS256 requires key modulusLength to be 2048 bits or larger");
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: Code.UNAUTHENTICATED,
+      message: "the token's signing key is not acceptable (RSA keys need at least 2048 bits)",
+    });
+    expect(err.metadata.get("www-authenticate")).toContain('error="invalid_token"');
   });
 
   it("tries the other keys when one that fits a token without kid cannot be used", async () => {
@@ -519,8 +523,22 @@ describe("createJwtVerifier: faults of the server are not the token's", () => {
       code: Code.UNAUTHENTICATED,
       message: "invalid signature",
     });
-    // Only the unusable key fits: the server's fault.
-    await serverFault(remote([jwkOf(weak.publicKey)]).verify(rs256(weak.privateKey, undefined)));
+    // Only the weak key fits: the token cannot be accepted (401), not a fault of the server.
+    const only = await serviceRejection(
+      remote([jwkOf(weak.publicKey)]).verify(rs256(weak.privateKey, undefined)),
+    );
+    expect({ code: only.code, message: only.message }).toEqual({
+      code: Code.UNAUTHENTICATED,
+      message: "the token's signing key is not acceptable (RSA keys need at least 2048 bits)",
+    });
+    // Two weak keys fit a token without kid (jose offers both as candidates): the same.
+    const twice = await serviceRejection(
+      remote([
+        jwkOf(weak.publicKey),
+        jwkOf(generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey),
+      ]).verify(rs256(weak.privateKey, undefined)),
+    );
+    expect(twice.code).toBe(Code.UNAUTHENTICATED);
   });
 
   it("answers INTERNAL when Web Crypto cannot import a configured public key, and imports it again next time", async () => {

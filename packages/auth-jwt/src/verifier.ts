@@ -21,6 +21,7 @@ import {
   asymmetricAlgorithms,
   checkKeySet,
   hmacAlgorithms,
+  isWeakRsaKey,
   type PublicKeyInput,
   type SecretInput,
   secretBytes,
@@ -167,6 +168,13 @@ class KeySetUnavailable extends Error {}
 /** A key of the server's that could not be made ready for a token (import failed, refused by jose). */
 class KeyUnusable extends Error {}
 
+/**
+ * The key a token names is one this package never verifies with (an RSA key under 2048 bits that a
+ * remote set serves): the token cannot be accepted, which is a verdict on the token, not a fault.
+ */
+class KeyNotAcceptable extends Error {}
+const NOT_ACCEPTABLE = "the token's signing key is not acceptable (RSA keys need at least 2048 bits)";
+
 /** A key set the server needs is out of reach: UNAVAILABLE, without a challenge. */
 function keysUnavailable(cause: unknown): ServiceError {
   return new ServiceError(Code.UNAVAILABLE, "signing keys unavailable", { cause });
@@ -200,7 +208,7 @@ function guardKeys(resolve: JWTVerifyGetKey): JWTVerifyGetKey {
     try {
       return await resolve(header, token);
     } catch (err) {
-      if (err instanceof KeySetUnavailable || isKeyMiss(err)) throw err;
+      if (err instanceof KeySetUnavailable || err instanceof KeyNotAcceptable || isKeyMiss(err)) throw err;
       throw new KeyUnusable("the configured key could not be used", { cause: err });
     }
   };
@@ -423,9 +431,14 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   ): Promise<VerifiedJwt> {
     let imported = 0;
     let judged = false;
+    let refused = false;
     let unusable: ServiceError | undefined;
     for await (const key of candidates) {
       imported++;
+      if (isWeakRsaKey(key)) {
+        refused = true;
+        continue;
+      }
       try {
         const { payload, protectedHeader } = await jwtVerify(token, key, opts);
         return { claims: payload, header: protectedHeader };
@@ -444,6 +457,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     // A key that could judge the signature refused it: the token's fault, whatever the others were.
     if (judged) throw fail("invalid signature");
     if (unusable !== undefined) throw unusable;
+    if (refused) throw fail(NOT_ACCEPTABLE);
     if (imported === 0) {
       const cause = new Error("none of the keys that fit the token could be imported", { cause: candidates });
       throw remoteKeys ? keysUnavailable(cause) : internalError(cause);
@@ -460,6 +474,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     if (err instanceof ServiceError) return err;
     if (err instanceof KeySetUnavailable) return keysUnavailable(err.cause);
     if (err instanceof KeyUnusable) return internalError(err.cause);
+    if (err instanceof KeyNotAcceptable) return fail(NOT_ACCEPTABLE, err);
     const { code, claim, reason } = err as { code?: unknown; claim?: unknown; reason?: unknown };
     switch (code) {
       case "ERR_JWT_EXPIRED":
@@ -561,12 +576,16 @@ function remoteKeySource(url: URL, options: JwksOptions): KeySource {
   });
   const epoch = (): number => (remote.reloading || !remote.fresh ? -1 : fetches);
   const resolve: JWTVerifyGetKey = async function resolveRemoteKey(header, token) {
+    let key: Awaited<ReturnType<typeof remote>>;
     try {
-      return await remote(header, token);
+      key = await remote(header, token);
     } catch (err) {
       if (isKeyMiss(err)) throw err;
       throw new KeySetUnavailable("signing keys unavailable", { cause: err });
     }
+    // A local set refuses such a key at setup; a remote one is checked when a token names it.
+    if (isWeakRsaKey(key)) throw new KeyNotAcceptable(NOT_ACCEPTABLE);
+    return key;
   };
   return { resolve, epoch };
 }

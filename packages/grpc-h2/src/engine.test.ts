@@ -33,6 +33,7 @@ import {
   framed,
   grpcClient,
   listen,
+  openRaw,
   rawBytes,
   rawCall,
   rawSession,
@@ -286,8 +287,7 @@ describe("what a unary handler sees", () => {
       setTimeout(() => seen.resolve(call.cancelled), 80);
     });
     const session = rawSession(port);
-    const req = session.request({ ":method": "POST", ":path": "/t.T/U", "content-type": "application/grpc" });
-    req.on("error", () => undefined);
+    const req = openRaw(session, "/t.T/U");
     req.end(framed(Buffer.from("x")));
     await started.promise;
     req.close(h2.NGHTTP2_CANCEL);
@@ -297,12 +297,7 @@ describe("what a unary handler sees", () => {
   it("emits 'cancelled' to a listener added after the client went away even when `cancelled` was read first", async () => {
     const started = deferred<ServerUnaryCall<Buffer, Buffer>>();
     const { port } = await serveRaw((call) => started.resolve(call));
-    const req = rawSession(port).request({
-      ":method": "POST",
-      ":path": "/t.T/U",
-      "content-type": "application/grpc",
-    });
-    req.on("error", () => undefined);
+    const req = openRaw(rawSession(port), "/t.T/U");
     req.end(framed(Buffer.from("x")));
     const call = await started.promise;
     req.close(h2.NGHTTP2_CANCEL);
@@ -318,8 +313,7 @@ describe("what a unary handler sees", () => {
     const started = deferred<ServerUnaryCall<Buffer, Buffer>>();
     const { port } = await serveRaw((call) => started.resolve(call));
     const session = rawSession(port);
-    const req = session.request({ ":method": "POST", ":path": "/t.T/U", "content-type": "application/grpc" });
-    req.on("error", () => undefined);
+    const req = openRaw(session, "/t.T/U");
     req.end(framed(Buffer.from("x")));
     const call = await started.promise;
     req.close(h2.NGHTTP2_CANCEL);
@@ -356,8 +350,7 @@ describe("server streaming handlers", () => {
       },
     );
     const session = rawSession(port);
-    const req = session.request({ ":method": "POST", ":path": "/t.T/S", "content-type": "application/grpc" });
-    req.on("error", () => undefined);
+    const req = openRaw(session, "/t.T/S");
     req.pause();
     req.end(framed(Buffer.from("x")));
     const at = await blocked.promise;

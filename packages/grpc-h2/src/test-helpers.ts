@@ -1,6 +1,7 @@
 // Shared by the tests of this package only: excluded from the build (see tsconfig.json), never exported.
 import {
   type ClientHttp2Session,
+  type ClientHttp2Stream,
   connect,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
@@ -167,6 +168,25 @@ export function closeRawSessions(): void {
   sessions.clear();
 }
 
+/**
+ * A raw gRPC POST on `session` to `path` (with `headers` on top), its stream errors ignored; left open
+ * for the test to write, read, end or reset.
+ */
+export function openRaw(
+  session: ClientHttp2Session,
+  path: string,
+  headers: OutgoingHttpHeaders = {},
+): ClientHttp2Stream {
+  const req = session.request({
+    ":method": "POST",
+    ":path": path,
+    "content-type": "application/grpc",
+    ...headers,
+  });
+  req.on("error", () => undefined);
+  return req;
+}
+
 /** One raw request on `session` to `path`; resolves when the stream closed. */
 export function rawCall(
   session: ClientHttp2Session,
@@ -174,14 +194,7 @@ export function rawCall(
   options: RawCallOptions = {},
 ): Promise<RawResponse> {
   return new Promise((resolve) => {
-    const req = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...options.headers,
-    });
-    req.on("error", () => undefined);
+    const req = openRaw(session, path, { te: "trailers", ...options.headers });
     let headers: IncomingHttpHeaders = {};
     let trailers: IncomingHttpHeaders | undefined;
     const data: Buffer[] = [];

@@ -11,6 +11,7 @@ import {
   closeRawSessions,
   framed,
   listen,
+  openRaw,
   protos,
   type RawResponse,
   rawCall,
@@ -497,12 +498,7 @@ describe("request streams on the wire (client streaming and bidi)", () => {
   it("stops reading a client that sends faster than the handler reads, then reads it all (bounded memory)", async () => {
     held.length = 0;
     const session = rawSession(streamsPort);
-    const req = session.request({
-      ":method": "POST",
-      ":path": "/s.S/Hold",
-      "content-type": "application/grpc",
-    });
-    req.on("error", () => undefined);
+    const req = openRaw(session, "/s.S/Hold");
     const response: Buffer[] = [];
     req.on("data", (chunk: Buffer) => response.push(chunk));
     const closed = new Promise<void>((resolve) => req.on("close", resolve));
@@ -549,12 +545,7 @@ describe("request streams on the wire (client streaming and bidi)", () => {
     held.length = 0;
     cancelledPaths.length = 0;
     const session = rawSession(streamsPort);
-    const req = session.request({
-      ":method": "POST",
-      ":path": "/s.S/Hold",
-      "content-type": "application/grpc",
-    });
-    req.on("error", () => undefined);
+    const req = openRaw(session, "/s.S/Hold");
     const closed = new Promise<void>((resolve) => req.on("close", resolve));
     const one = msg("z".repeat(1019));
     let stalled = false;
@@ -575,12 +566,7 @@ describe("request streams on the wire (client streaming and bidi)", () => {
     held.length = 0;
     cancelledPaths.length = 0;
     const session = rawSession(streamsPort);
-    const req = session.request({
-      ":method": "POST",
-      ":path": "/s.S/Hold",
-      "content-type": "application/grpc",
-    });
-    req.on("error", () => undefined);
+    const req = openRaw(session, "/s.S/Hold");
     req.on("data", () => undefined);
     const closed = new Promise<void>((resolve) => req.on("close", resolve));
     for (let i = 0; i < count; i++) req.write(body);
@@ -613,12 +599,7 @@ describe("request streams on the wire (client streaming and bidi)", () => {
     );
     const { port: ownPort } = await listen(own);
     const session = rawSession(ownPort);
-    const req = session.request({
-      ":method": "POST",
-      ":path": "/s.S/Wait",
-      "content-type": "application/grpc",
-    });
-    req.on("error", () => undefined);
+    const req = openRaw(session, "/s.S/Wait");
     req.on("data", () => undefined);
     for (let i = 0; i < 40; i++) req.write(msg("x".repeat(1000)));
     await expect.poll(() => waiting[0]?.call.readableLength).toBe(16);
@@ -665,12 +646,7 @@ describe("request streams on the wire (client streaming and bidi)", () => {
   it("holds a bidi handler's writes back while the client does not read ('drain' when it does)", async () => {
     held.length = 0;
     const session = rawSession(streamsPort);
-    const req = session.request({
-      ":method": "POST",
-      ":path": "/s.S/Hold",
-      "content-type": "application/grpc",
-    });
-    req.on("error", () => undefined);
+    const req = openRaw(session, "/s.S/Hold");
     req.pause();
     let received = 0;
     req.on("data", (chunk: Buffer) => {
@@ -696,12 +672,7 @@ describe("request streams on the wire (client streaming and bidi)", () => {
     held.length = 0;
     cancelledPaths.length = 0;
     const session = rawSession(streamsPort);
-    const req = session.request({
-      ":method": "POST",
-      ":path": "/s.S/Hold",
-      "content-type": "application/grpc",
-    });
-    req.on("error", () => undefined);
+    const req = openRaw(session, "/s.S/Hold");
     req.write(Buffer.concat([msg("1"), msg("2")]));
     await expect.poll(() => held.length).toBe(1);
     const call = held[0] as Duplex;
@@ -741,12 +712,7 @@ describe("request streams on the wire (client streaming and bidi)", () => {
 
   it("answers a client stream before the client ended it, and drops what the client sends after", async () => {
     const session = rawSession(streamsPort);
-    const req = session.request({
-      ":method": "POST",
-      ":path": "/s.S/Join",
-      "content-type": "application/grpc",
-    });
-    req.on("error", () => undefined);
+    const req = openRaw(session, "/s.S/Join");
     let trailers: Record<string, unknown> | undefined;
     const data: Buffer[] = [];
     req.on("trailers", (t) => {

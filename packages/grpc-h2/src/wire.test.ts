@@ -640,7 +640,7 @@ describe("request streams on the wire (client streaming and bidi)", () => {
     await expect.poll(() => held.length).toBe(1);
     (held[0] as unknown as { destroy(e: unknown): void }).destroy("no thanks");
     const res = await answer;
-    expect(res.grpcStatus).toBe(2);
+    expectStatus(res, 2, "Unknown Error");
   });
 
   it("holds a bidi handler's writes back while the client does not read ('drain' when it does)", async () => {

@@ -232,11 +232,14 @@ export function httpSettings(values) {
 // ---------------------------------------------------------------------------------------------
 // server processes
 
-/** Starts `variant.server` (relative to bench/) pinned to CPU 0; it must print "listening <port>". */
-export function startServer(nodeBin, variant) {
+/**
+ * Starts `variant.server` (relative to bench/) pinned to CPU 0, node given `nodeFlags` first; it must
+ * print "listening <port>".
+ */
+export function startServer(nodeBin, variant, nodeFlags = []) {
   const child = spawn(
     "taskset",
-    ["-c", SERVER_CPU, nodeBin, join(here, variant.server), ...(variant.args ?? [])],
+    ["-c", SERVER_CPU, nodeBin, ...nodeFlags, join(here, variant.server), ...(variant.args ?? [])],
     {
       cwd: here,
       stdio: ["ignore", "pipe", "pipe"],

@@ -81,6 +81,7 @@ describe("createHealth: checks and aggregation", () => {
         missing: (() => ({ message: "hi" })) as unknown as HealthCheck,
         boolean: (() => true) as unknown as HealthCheck,
         nullish: (() => null) as unknown as HealthCheck,
+        nullStatus: (() => ({ status: null })) as unknown as HealthCheck,
       },
     });
     const { checks } = await health.liveness();
@@ -91,7 +92,10 @@ describe("createHealth: checks and aggregation", () => {
       "check returned an invalid status undefined: expected passing, warning or critical",
     );
     expect(checks.boolean?.message).toBe("check returned boolean: expected nothing or { status, message }");
-    expect(checks.nullish?.message).toBe("check returned object: expected nothing or { status, message }");
+    expect(checks.nullish?.message).toBe("check returned null: expected nothing or { status, message }");
+    expect(checks.nullStatus?.message).toBe(
+      "check returned an invalid status null: expected passing, warning or critical",
+    );
     for (const check of Object.values(checks)) expect(check.status).toBe("critical");
   });
 

@@ -119,16 +119,21 @@ function fromResult(result: unknown, durationMs: number): CheckReport {
     return {
       status: "critical",
       message: clip(
-        `check returned an invalid status ${typeof status === "string" ? JSON.stringify(status) : typeof status}: expected passing, warning or critical`,
+        `check returned an invalid status ${typeof status === "string" ? JSON.stringify(status) : kindOf(status)}: expected passing, warning or critical`,
       ),
       durationMs,
     };
   }
   return {
     status: "critical",
-    message: `check returned ${typeof result}: expected nothing or { status, message }`,
+    message: `check returned ${kindOf(result)}: expected nothing or { status, message }`,
     durationMs,
   };
+}
+
+/** `typeof`, except that `null` is named as such. */
+function kindOf(value: unknown): string {
+  return value === null ? "null" : typeof value;
 }
 
 /** Runs one check within its timeout; never rejects. */

@@ -17,12 +17,15 @@ import {
   leastRequests,
   random,
   roundRobin,
+  weighted,
   withFailedInstances,
 } from "@svckit/lb";
 import { retry } from "@svckit/retry";
-import { createEndpointer, createStaticInstancer, type EndpointEntry } from "@svckit/sd";
+import { createEndpointer, createStaticInstancer, type EndpointEntry, type Endpointer } from "@svckit/sd";
 import { describe, expect, it, vi } from "vitest";
 import { cluster, deferred, fakeClock, seeded, tally } from "./test-helpers.js";
+
+type Source = Endpointer<string, string>;
 
 const unavailable = (message: string) => expect.objectContaining({ code: Code.UNAVAILABLE, message });
 
@@ -158,22 +161,100 @@ describe("balancerEndpoint", () => {
       expect(record).toHaveBeenCalledExactlyOnceWith(c.endpointer.endpoints()[0], outcome);
     });
 
-    it("reports a CANCELLED as cancelled when the caller gave up", async () => {
+    it("reports a CANCELLED as cancelled when the caller gave up during the call", async () => {
       const c = cluster(["a"]);
-      c.behave("a", () => Promise.reject(new DOMException("aborted", "AbortError")));
+      const handle = createCancelableContext();
+      c.behave("a", () => {
+        handle.cancel(); // the caller gives up while the call is in flight
+        return Promise.reject(new DOMException("aborted", "AbortError"));
+      });
       const end = vi.fn();
       const record = vi.fn();
       const balancer: Balancer<string, string> = {
         pick: () => c.endpointer.endpoints()[0],
         start: () => ({ end }),
       };
-      const handle = createCancelableContext();
-      handle.cancel();
       await expect(
         balancerEndpoint(balancer, { outlierDetector: { record } })(handle.context, "x"),
       ).rejects.toBeInstanceOf(DOMException);
       expect(end).toHaveBeenCalledExactlyOnceWith("cancelled");
       expect(record).toHaveBeenCalledExactlyOnceWith(c.endpointer.endpoints()[0], "cancelled");
+    });
+
+    describe("a context already done when the call arrives", () => {
+      it.each([
+        ["past its deadline", () => createContext({ deadline: Date.now() - 1 }), Code.DEADLINE_EXCEEDED],
+        [
+          "cancelled",
+          () => {
+            const handle = createCancelableContext();
+            handle.cancel();
+            return handle.context;
+          },
+          Code.CANCELLED,
+        ],
+      ])("(%s) fails with its abort reason without a pick", async (_, make, code) => {
+        const c = cluster(["a"]);
+        const pick = vi.fn(() => c.endpointer.endpoints()[0]);
+        const start = vi.fn(() => ({ end: vi.fn() }));
+        const record = vi.fn();
+        const ctx = make();
+        const error = await settle(
+          balancerEndpoint({ pick, start }, { outlierDetector: { record } })(ctx, "x"),
+        );
+        expect(error).toBe(ctx.abortReason);
+        expect((error as ServiceError).code).toBe(code);
+        expect(pick).not.toHaveBeenCalled();
+        expect(start).not.toHaveBeenCalled();
+        expect(record).not.toHaveBeenCalled();
+        expect(c.calls).toEqual([]);
+      });
+
+      it("ejects no healthy instance however many such calls come (regression)", async () => {
+        const c = cluster(["a", "b"]);
+        for (const x of ["a", "b"])
+          c.behave(x, (ctx) => {
+            ctx.throwIfAborted();
+            return x;
+          });
+        const onEject = vi.fn();
+        const call = createBalancedEndpoint(c.endpointer, {
+          balancer: "roundRobin",
+          outlierDetection: { onEject },
+        });
+        for (let i = 0; i < 10; i++) {
+          const error = await settle(call(createContext({ deadline: Date.now() - 1 }), "x"));
+          expect((error as ServiceError).code).toBe(Code.DEADLINE_EXCEEDED);
+        }
+        expect(onEject).not.toHaveBeenCalled();
+        expect(c.calls).toEqual([]);
+        expect([await call(background, "x"), await call(background, "x")]).toEqual(["a", "b"]);
+      });
+
+      it("does not touch the context's failed set", async () => {
+        const c = cluster(["a", "b"]);
+        c.behave("a", (ctx) => {
+          ctx.throwIfAborted(); // as a transport client does
+          return "a";
+        });
+        const ctx = withFailedInstances(createContext({ deadline: Date.now() - 1 }));
+        await settle(balancerEndpoint(roundRobin(c.endpointer))(ctx, "x"));
+        expect(ctx.value(failedInstancesKey)).toEqual(new Set());
+      });
+
+      it("still charges an instance when a context ends during its call (a per-attempt timeout)", async () => {
+        const c = cluster(["a"]);
+        const record = vi.fn();
+        const handle = createCancelableContext();
+        c.behave("a", () => {
+          handle.cancel(new ServiceError(Code.DEADLINE_EXCEEDED, "attempt timed out"));
+          return Promise.reject(handle.context.abortReason);
+        });
+        const call = balancerEndpoint(roundRobin(c.endpointer), { outlierDetector: { record } });
+        const error = await settle(call(handle.context, "x"));
+        expect((error as ServiceError).code).toBe(Code.DEADLINE_EXCEEDED);
+        expect(record).toHaveBeenCalledExactlyOnceWith(c.endpointer.endpoints()[0], "failure");
+      });
     });
 
     it("reports success on an answer", async () => {
@@ -239,6 +320,28 @@ describe("balancerEndpoint", () => {
       // ...and once a call with the context succeeded, it picks as usual again.
       await expect(call(ctx, "x")).rejects.toThrow("a down");
     });
+
+    it.each([
+      ["roundRobin", (s: Source) => roundRobin(s), "c"],
+      ["random", (s: Source) => random(s, { rng: alwaysFirst }), "a"],
+      ["leastRequests", (s: Source) => leastRequests(s, { rng: alwaysFirst }), "a"],
+      ["weighted", (s: Source) => weighted(s), "c"],
+    ])(
+      "with %s, avoids every instance that failed a call with the same context (regression)",
+      async (_, make, other) => {
+        const c = cluster([{ address: "a", weight: 2 }, "b", "c"]);
+        for (const x of ["a", "b"])
+          c.behave(x, () => Promise.reject(new ServiceError(Code.UNAVAILABLE, `${x} down`)));
+        const call = balancerEndpoint(make(c.endpointer));
+        const ctx = createContext({});
+        await expect(call(ctx, "x")).rejects.toThrow("a down");
+        await expect(call(ctx, "x")).rejects.toThrow("b down");
+        await settle(call(createContext({}), "x")); // another caller moves the balancer on in between
+        // Both a and b are still avoided (not just b, the latest), so the third attempt reaches c.
+        expect(await call(ctx, "x")).toBe("c");
+        expect(c.calls).toEqual(["a", "b", other, "c"]);
+      },
+    );
 
     it("does not avoid an instance after a client error", async () => {
       const c = cluster(["a", "b"]);
@@ -402,6 +505,31 @@ describe("createBalancedEndpoint", () => {
     await settle(call(background, "x"));
     await settle(call(background, "x"));
     expect(c.calls.slice(-2).sort()).toEqual(["a", "b"]);
+  });
+
+  it("keeps call outcomes when onEject or onReadmit throws (regression)", async () => {
+    const clock = fakeClock();
+    const c = cluster(["a", "b"]);
+    const down = new ServiceError(Code.UNAVAILABLE, "a down");
+    c.behave("a", () => Promise.reject(down));
+    const hook = () => {
+      throw new Error("hook failed");
+    };
+    const call = createBalancedEndpoint(c.endpointer, {
+      balancer: "roundRobin",
+      now: clock.now,
+      outlierDetection: { consecutiveFailures: 1, baseEjectionTime: 50, onEject: hook, onReadmit: hook },
+    });
+    // The ejecting call rejects with a's own error, not the hook's.
+    await expect(call(background, "x")).rejects.toBe(down);
+    expect(await call(background, "x")).toBe("b");
+    clock.advance(50);
+    // The call that readmits a still reaches an instance and gets its answer.
+    c.behave("a", () => "a is back");
+    const answers = [await call(background, "x"), await call(background, "x")];
+    expect(answers.sort()).toEqual(["a is back", "b"]);
+    expect(c.calls.slice(0, 2)).toEqual(["a", "b"]);
+    expect(c.calls.slice(2).sort()).toEqual(["a", "b"]);
   });
 
   it("turns ejection off with outlierDetection: false", async () => {

@@ -140,9 +140,14 @@ function outcomeOf(error: unknown, failureCodes: ReadonlySet<Code>, ctx: Context
 /**
  * Turns a {@link Balancer} into an endpoint that picks an entry per call and calls it, like go-kit's
  * `lb.Retry` without the retries. It tells a load-aware balancer when calls start and end, reports
- * outcomes to `outlierDetector`, and remembers failed instances so the next call avoids them:
- * in the {@link failedInstancesKey} set when the context has one, else for the same context object
- * until a call with it succeeds. Errors from the picked endpoint pass through unchanged.
+ * outcomes to `outlierDetector`, and remembers failed instances so that later calls avoid them (while
+ * another instance is available): in the {@link failedInstancesKey} set when the context has one, else
+ * for the same context object, every instance that failed a call with it, until a call with it
+ * succeeds. Errors from the picked endpoint pass through unchanged.
+ *
+ * A call whose context is already cancelled or past its deadline when it arrives fails at once with
+ * the context's `abortReason` (`CANCELLED` or `DEADLINE_EXCEEDED`) without a pick, so it counts against
+ * no instance. A context that ends while the call is in flight is judged by the call's outcome as usual.
  *
  * Fails with `UNAVAILABLE` (`no endpoints available`, `... for service "users"` when `service` is set)
  * when there is nothing to pick; its `cause` is the source's error if it reported one.
@@ -166,8 +171,9 @@ export function balancerEndpoint<Req, Res>(
   const service = options?.service;
   const prefix =
     service === undefined ? "no endpoints available" : `no endpoints available for service "${service}"`;
-  // Failed instances per context, for callers that retry with the same context object.
-  const failedByContext = new WeakMap<Context, ReadonlySet<string>>();
+  // Failed instances per context, for callers that retry with the same context object. The sets are
+  // this endpoint's own (balancers only read the avoid set during pick), so they grow in place.
+  const failedByContext = new WeakMap<Context, Set<string>>();
 
   function unavailable(): ServiceError {
     const ejected = detector?.ejected?.().length ?? 0;
@@ -186,6 +192,11 @@ export function balancerEndpoint<Req, Res>(
   }
 
   return async function balanced(ctx: Context, request: Req): Promise<Res> {
+    // A call whose context is already done (cancelled, or past its deadline) fails with that reason
+    // before any pick: no instance is contacted, so none is charged for it (a transport client would
+    // throw the same reason at once, which would otherwise count as the instance's failure).
+    const done = ctx.abortReason;
+    if (done !== undefined) throw done;
     const tracked = ctx.value(failedInstancesKey);
     const failedBefore = tracked === undefined ? failedByContext.get(ctx) : undefined;
     const entry = balancer.pick(tracked ?? failedBefore);
@@ -199,8 +210,15 @@ export function balancerEndpoint<Req, Res>(
       record?.end(outcome);
       detector?.record(entry, outcome);
       if (outcome === "failure") {
-        if (tracked !== undefined) tracked.add(entry.instance.address);
-        else failedByContext.set(ctx, new Set([entry.instance.address]));
+        const address = entry.instance.address;
+        if (tracked !== undefined) tracked.add(address);
+        else {
+          // Add to the context's set (a concurrent call may have made one meanwhile): every instance
+          // that failed a call with this context stays avoided until one of its calls succeeds.
+          const failed = failedByContext.get(ctx);
+          if (failed === undefined) failedByContext.set(ctx, new Set([address]));
+          else failed.add(address);
+        }
       }
       throw error;
     }

@@ -142,7 +142,59 @@ describe("weighted", () => {
     expect(picks(balancer, 3, new Set(["c"]))).toEqual(["a", "b", "a"]);
   });
 
-  it("restarts the sequence when the set or a weight changes", () => {
+  it("keeps the sequence going when the set changes (regression)", () => {
+    const { cache, endpointer } = cluster(["a", "b", "c"]);
+    const balancer = weighted(endpointer);
+    expect(picks(balancer, 1)).toEqual(["a"]);
+    cache.update(["a", "b", "c", { address: "d", weight: 0 }]);
+    expect(picks(balancer, 5)).toEqual(["b", "c", "a", "b", "c"]); // not back to a
+  });
+
+  it("shares what a leaver was owed among the instances that stay, in picks", () => {
+    const { cache, endpointer } = cluster(["a", "b", "c"]);
+    const balancer = weighted(endpointer);
+    expect(picks(balancer, 1)).toEqual(["a"]); // a 2/3 pick ahead of its share, b and c 1/3 behind
+    cache.update(["a", "b"]); // c leaves: a 1/2 ahead, b 1/2 behind
+    expect(picks(balancer, 5)).toEqual(["b", "a", "b", "a", "b"]);
+  });
+
+  describe("under churn (regression: every change used to restart the sequence)", () => {
+    /** 3000 picks over a, b, c while d (weight `dWeight`) joins for `k` picks and leaves for `k`. */
+    function churn(k: number, dWeight: number): { counts: Record<string, number>; spread: number } {
+      const { cache, endpointer } = cluster(["a", "b", "c"]);
+      const balancer = weighted(endpointer);
+      const counts: Record<string, number> = {};
+      let spread = 0; // the largest gap between a's, b's and c's counts at any point
+      for (let i = 0; i < 3_000; i++) {
+        if (i % k === 0) {
+          const withD = (i / k) % 2 === 0;
+          cache.update(withD ? ["a", "b", "c", { address: "d", weight: dWeight }] : ["a", "b", "c"]);
+        }
+        const x = address(balancer.pick()) as string;
+        counts[x] = (counts[x] ?? 0) + 1;
+        const [a = 0, b = 0, c = 0] = [counts.a, counts.b, counts.c];
+        spread = Math.max(spread, Math.max(a, b, c) - Math.min(a, b, c));
+      }
+      return { counts, spread };
+    }
+
+    it.each([2, 4, 5])("a weight-0 instance coming and going every %i picks changes nothing", (k) => {
+      expect(churn(k, 0)).toEqual({ counts: { a: 1_000, b: 1_000, c: 1_000 }, spread: 1 });
+    });
+
+    it.each([
+      [2, { a: 751, b: 751, c: 750, d: 748 }],
+      [4, { a: 875, b: 875, c: 875, d: 375 }],
+      [5, { a: 900, b: 900, c: 900, d: 300 }],
+    ])(
+      "an instance of weight 1 coming and going every %i picks: the others stay within one pick",
+      (k, counts) => {
+        expect(churn(k, 1)).toEqual({ counts, spread: 1 });
+      },
+    );
+  });
+
+  it("starts an instance whose weight changed afresh", () => {
     const { cache, endpointer } = cluster([
       { address: "a", weight: 2 },
       { address: "b", weight: 1 },

@@ -227,6 +227,41 @@ describe("createOutlierDetector", () => {
     expect(admitted()).toEqual(["a", "b"]);
   });
 
+  describe("hooks that throw (regression)", () => {
+    const hookError = new Error("metrics backend down");
+
+    it("ignores what onEject throws: the ejection stands and record() returns", () => {
+      const onEject = vi.fn(() => {
+        throw hookError;
+      });
+      const { detector, admitted, fail } = setup(["a", "b"], { consecutiveFailures: 2, onEject });
+      fail("a", 1);
+      expect(() => fail("a", 1)).not.toThrow();
+      expect(onEject).toHaveBeenCalledExactlyOnceWith({ address: "a" }, 30_000);
+      expect(admitted()).toEqual(["b"]);
+      expect(detector.ejected()).toEqual([{ address: "a" }]);
+    });
+
+    it("ignores what onReadmit throws: every instance due is readmitted and told", () => {
+      const onReadmit = vi.fn(() => {
+        throw hookError;
+      });
+      const { clock, detector, admitted, fail } = setup(["a", "b", "c"], {
+        consecutiveFailures: 1,
+        baseEjectionTime: 1_000,
+        onReadmit,
+      });
+      fail("a", 1);
+      fail("b", 1);
+      expect(admitted()).toEqual(["c"]);
+      clock.advance(1_000);
+      expect(() => detector.endpoints()).not.toThrow();
+      expect(onReadmit.mock.calls).toEqual([[{ address: "a" }], [{ address: "b" }]]);
+      expect(admitted()).toEqual(["a", "b", "c"]);
+      expect(detector.ejected()).toEqual([]);
+    });
+  });
+
   it("passes the source's error through", () => {
     const { c, detector } = setup(["a"]);
     expect(detector.error).toBeUndefined();

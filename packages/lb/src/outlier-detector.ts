@@ -27,9 +27,15 @@ export interface OutlierDetectionOptions {
    * `UNAVAILABLE`.
    */
   ejectLast?: boolean;
-  /** Told when an instance is ejected, with the ejection's length in ms. */
+  /**
+   * Told when an instance is ejected, with the ejection's length in ms (e.g. to log it or count it).
+   * What it throws is ignored: the ejection stands and the call that caused it ends as it would have.
+   */
   onEject?: (instance: Instance, duration: number) => void;
-  /** Told when an ejected instance is admitted again. */
+  /**
+   * Told when an ejected instance is admitted again. What it throws is ignored: the instance is back
+   * and the call that noticed goes on.
+   */
   onReadmit?: (instance: Instance) => void;
   /** Monotonic clock in ms; default `performance.now`. */
   now?: Clock;
@@ -154,7 +160,14 @@ class Detector<Req, Res> implements OutlierDetector<Req, Res> {
     host.until = now + duration;
     host.consecutive = 0;
     this.#rebuild();
-    this.#onEject?.(host.instance, duration);
+    const onEject = this.#onEject;
+    if (onEject !== undefined) {
+      try {
+        onEject(host.instance, duration);
+      } catch {
+        // An observer must not change the outcome of the call that ejected the instance.
+      }
+    }
   }
 
   /** Follows the source and readmits instances whose ejection is over. */
@@ -190,8 +203,15 @@ class Detector<Req, Res> implements OutlierDetector<Req, Res> {
       }
     }
     if (dirty) this.#rebuild();
-    if (readmitted !== undefined && this.#onReadmit !== undefined) {
-      for (const instance of readmitted) this.#onReadmit(instance);
+    const onReadmit = this.#onReadmit;
+    if (readmitted !== undefined && onReadmit !== undefined) {
+      for (const instance of readmitted) {
+        try {
+          onReadmit(instance);
+        } catch {
+          // An observer must not fail the pick that readmitted the instance, nor skip the others.
+        }
+      }
     }
   }
 

@@ -114,6 +114,93 @@ describe("p2c", () => {
     expect(address(balancer.pick())).toBe("slow");
   });
 
+  describe("calls in flight on an instance whose estimate decayed to ~0 (regression)", () => {
+    /**
+     * a answered once in 10 ms, then sat idle for 10 minutes while b kept answering in 20 ms; then a
+     * hangs. Runs `picks` picks as the balanced endpoint would (start each call; b answers at once, a
+     * never), moving the clock by `step` ms per pick. Returns how many went to a.
+     */
+    function hungAfterIdle(picks: number, step: number): number {
+      const clock = fakeClock();
+      const { endpointer } = cluster(["a", "b"]);
+      const balancer = p2c(endpointer, { now: clock.now, rng: seeded(21) }); // default decayTime 10 s
+      const [a, b] = endpointer.endpoints() as Entry[];
+      observe(balancer, clock, a as Entry, 10);
+      for (let minute = 0; minute < 10; minute++) {
+        clock.advance(60_000 - 20);
+        observe(balancer, clock, b as Entry, 20);
+      }
+      let toA = 0;
+      for (let i = 0; i < picks; i++) {
+        const entry = balancer.pick() as Entry;
+        const call = balancer.start?.(entry);
+        if (entry === a) toA++;
+        else call?.end("success");
+        clock.advance(step);
+      }
+      return toA;
+    }
+
+    it("gives a hung instance one call at a time, not every call that draws it (frozen clock)", () => {
+      expect(hungAfterIdle(1_000, 0)).toBe(1);
+    });
+
+    it("keeps it at one while the clock moves and the call still hangs", () => {
+      expect(hungAfterIdle(1_000, 1)).toBe(1);
+    });
+
+    it("spreads a burst over instances that are all idle by calls in flight", () => {
+      const clock = fakeClock();
+      const { endpointer } = cluster(["a", "b"]);
+      const balancer = p2c(endpointer, { now: clock.now, rng: seeded(22) });
+      const [a, b] = endpointer.endpoints() as Entry[];
+      observe(balancer, clock, a as Entry, 10);
+      observe(balancer, clock, b as Entry, 20);
+      clock.advance(600_000);
+      const inFlight = { a: 0, b: 0 };
+      for (let i = 0; i < 10; i++) {
+        const entry = balancer.pick() as Entry;
+        balancer.start?.(entry);
+        inFlight[address(entry) as "a" | "b"]++;
+        // The one with fewer calls in flight is taken (either on a tie).
+        expect(Math.abs(inFlight.a - inFlight.b)).toBeLessThanOrEqual(1);
+      }
+      expect(inFlight).toEqual({ a: 5, b: 5 });
+    });
+  });
+
+  it("counts a call in flight as at least as slow as it has been running", () => {
+    const clock = fakeClock();
+    const { endpointer } = cluster(["a", "b"]);
+    const balancer = p2c(endpointer, { now: clock.now, rng: seeded(2), decayTime: 1e12 });
+    const [a, b] = endpointer.endpoints() as Entry[];
+    observe(balancer, clock, a as Entry, 10);
+    observe(balancer, clock, b as Entry, 10);
+    balancer.start?.(a as Entry); // hangs
+    clock.advance(990);
+    balancer.start?.(b as Entry);
+    balancer.start?.(b as Entry);
+    clock.advance(10);
+    // a: max(10, 1000) × 2 = 2000; b: max(10, 10) × 3 = 30.
+    expect(address(balancer.pick())).toBe("b");
+  });
+
+  it("counts a call only once if end() is called twice", () => {
+    const clock = fakeClock();
+    const { endpointer } = cluster(["a", "b"]);
+    const balancer = p2c(endpointer, { now: clock.now, rng: seeded(2), decayTime: 1e12 });
+    const [a, b] = endpointer.endpoints() as Entry[];
+    observe(balancer, clock, a as Entry, 10);
+    observe(balancer, clock, b as Entry, 25);
+    balancer.start?.(a as Entry); // a: 10 × 2 = 20 < 25
+    const other = balancer.start?.(a as Entry);
+    other?.end("success");
+    other?.end("success"); // must not take the first call out of flight too
+    expect(address(balancer.pick())).toBe("a");
+    balancer.start?.(a as Entry); // a: 10 × 3 = 30 > 25
+    expect(address(balancer.pick())).toBe("b");
+  });
+
   it("counts a failed call as at least failurePenalty", () => {
     const clock = fakeClock();
     const { endpointer } = cluster(["a", "b"]);

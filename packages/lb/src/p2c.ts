@@ -21,7 +21,7 @@ export interface P2cOptions {
   /**
    * How fast latency knowledge fades, in ms (default 10 000): the weight of an old observation falls
    * to 1/e after this long, and an idle instance's estimate decays toward 0 at the same rate so it is
-   * tried again.
+   * tried again (its calls in flight still count; see {@link p2c}).
    */
   decayTime?: number;
   /**
@@ -43,6 +43,9 @@ export interface P2cOptions {
 
 class Node {
   outstanding = 0;
+  /** The calls in flight, oldest first: a doubly linked list, so a call ends in O(1) in any order. */
+  oldest: P2cCall | undefined = undefined;
+  newest: P2cCall | undefined = undefined;
   /** Peak-EWMA latency estimate (ms) as of `updatedAt`; meaningful once `measured`. */
   estimate = 0;
   updatedAt = 0;
@@ -57,15 +60,51 @@ class Node {
  */
 const REBASE_AFTER = 32;
 
+/**
+ * Latency estimates below this (ms, so 1 µs: far below any remote call's) carry no information about
+ * an instance; mostly estimates that decayed to ~0 while their instance was idle.
+ */
+const NEGLIGIBLE_LATENCY = 0.001;
+
+/**
+ * The cost of an instance that has calls in flight but no latency to speak of (Finagle's penalty): above
+ * any real cost, so such an instance comes after every other; the calls in flight are added to it, so
+ * among such instances the one with fewer comes first.
+ */
+const BUSY_UNKNOWN_COST = 2 ** 48;
+
 class P2cCall implements CallRecord {
+  prev: P2cCall | undefined = undefined;
+  next: P2cCall | undefined = undefined;
+  ended = false;
+
   constructor(
     readonly node: Node,
     readonly startedAt: number,
     readonly balancer: P2c<unknown, unknown>,
-  ) {}
+  ) {
+    const newest = node.newest;
+    if (newest === undefined) node.oldest = this;
+    else {
+      newest.next = this;
+      this.prev = newest;
+    }
+    node.newest = this;
+    node.outstanding++;
+  }
 
   end(outcome: CallOutcome): void {
-    this.balancer.observe(this.node, this.startedAt, outcome);
+    if (this.ended) return; // a second end() must not count the call twice
+    this.ended = true;
+    const { node, prev, next } = this;
+    if (prev === undefined) node.oldest = next;
+    else prev.next = next;
+    if (next === undefined) node.newest = prev;
+    else next.prev = prev;
+    this.prev = undefined;
+    this.next = undefined;
+    node.outstanding--;
+    this.balancer.observe(node, this.startedAt, outcome);
   }
 }
 
@@ -142,13 +181,11 @@ class P2c<Req, Res> implements Balancer<Req, Res> {
     this.#sync(this.source.endpoints());
     const node = this.#table.get(entry.instance.address);
     if (node === undefined) return nopRecord;
-    node.outstanding++;
     return new P2cCall(node, this.#now(), this as P2c<unknown, unknown>);
   }
 
-  /** Records the end of a call on `node` that started at `startedAt`. */
+  /** Records the end of a call on `node` that started at `startedAt` (already off its in-flight list). */
   observe(node: Node, startedAt: number, outcome: CallOutcome): void {
-    node.outstanding--;
     if (outcome === "cancelled") return;
     const now = this.#now();
     let latency = Math.max(0, now - startedAt);
@@ -200,9 +237,20 @@ class P2c<Req, Res> implements Balancer<Req, Res> {
     return node.estimate * Math.exp((node.updatedAt - this.#reference) / this.#decayTime);
   }
 
-  /** Latency estimate × (calls in flight + 1). */
+  /**
+   * Latency × (calls in flight + 1), where the latency of an instance with calls in flight is at least
+   * the age of its oldest one (that call will report no less). An instance with calls in flight whose
+   * estimate is negligible (decayed to ~0 after an idle spell, or never above 0) would cost ~0 however
+   * many calls pile up on it, so it costs BUSY_UNKNOWN_COST + calls in flight instead, until one of its
+   * calls reports a latency.
+   */
   #cost(node: Node, now: number): number {
-    return this.#latency(node, now) * (node.outstanding + 1);
+    const latency = this.#latency(node, now);
+    const outstanding = node.outstanding;
+    const oldest = node.oldest;
+    if (outstanding === 0 || oldest === undefined) return latency;
+    if (latency < NEGLIGIBLE_LATENCY) return BUSY_UNKNOWN_COST + outstanding;
+    return Math.max(latency, now - oldest.startedAt) * (outstanding + 1);
   }
 
   #latency(node: Node, now: number): number {
@@ -218,12 +266,22 @@ class P2c<Req, Res> implements Balancer<Req, Res> {
 /**
  * A "power of two choices" balancer with peak-EWMA latency (as in Finagle, Linkerd and Kratos): per
  * call it draws two different entries at random and takes the one with the lower cost, where
- * cost = latency estimate × (calls in flight + 1). The estimate jumps up at once on a slower
- * observation and eases down on faster ones; a failed call counts as at least `failurePenalty`. An idle
- * instance's estimate decays toward 0, so it is tried again after a while. O(1) per pick, also while
- * some instances have no estimate yet (the mean they start at is kept incrementally), and O(1) per
- * `start`/`end`; a change of the set costs O(n) once. So it suits large sets; it needs
- * {@link balancerEndpoint} (or your own `start`/`end` calls) to learn.
+ * cost = latency × (calls in flight + 1). The latency is the estimate, which jumps up at once on a
+ * slower observation and eases down on faster ones; a failed call counts as at least `failurePenalty`.
+ * An idle instance's estimate decays toward 0, so it is tried again after a while. Calls in flight
+ * always count, also on an instance whose estimate has decayed to ~0:
+ *
+ * - an instance with calls in flight whose estimate is negligible (under 1 µs: decayed to ~0 after an
+ *   idle spell, or no latency seen yet and none assumed) comes after every instance with a real cost,
+ *   and among such instances the one with fewer calls in flight comes first (Finagle's rule for an
+ *   unknown but busy instance), until one of its calls ends and gives it an estimate. So an instance
+ *   that hangs after an idle spell takes one call at a time, not every call that draws it;
+ * - otherwise, while an instance has calls in flight, its latency is at least the age of the oldest one
+ *   (which will report no less), so a hung call makes its instance costlier the longer it hangs.
+ *
+ * O(1) per pick, also while some instances have no estimate yet (the mean they start at is kept
+ * incrementally), and O(1) per `start`/`end`; a change of the set costs O(n) once. So it suits large
+ * sets; it needs {@link balancerEndpoint} (or your own `start`/`end` calls) to learn.
  *
  * @example
  * ```ts

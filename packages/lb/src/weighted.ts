@@ -8,13 +8,16 @@ import { type Balancer, type EndpointSource, effectiveAvoid, StateTable } from "
 const SMOOTH_WEIGHTED_LIMIT = 16;
 
 class WeightState {
-  /** Smooth weighted round robin's running value. */
+  /** Smooth weighted round robin's running value (with `weight`: the weight it was built up with). */
   current = 0;
   /** The entry's index in the current set. */
   index = 0;
   /** The pass of `sync` that last met this state (an address listed twice is scheduled once). */
   pass = -1;
-  /** EEVDF: the weight the schedule below was made for; -1 when not scheduled. */
+  /**
+   * The weight that `current` (smooth) or the schedule below (EEVDF) was made for; -1 when not
+   * scheduled by EEVDF.
+   */
   weight = -1;
   /** EEVDF: 1 / weight, the virtual time one pick is worth to this instance. */
   step = 0;
@@ -104,6 +107,10 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
   /** EEVDF: states scheduled so far, for their tie-break order. */
   #scheduled = 0;
   #pass = 0;
+  /** Whether the set has been followed once (so `#fair` tells how the previous set was scheduled). */
+  #synced = false;
+  /** Smooth: the total weight of the set (over its entries), which the running values are scaled by. */
+  #smoothTotal = 0;
 
   constructor(source: EndpointSource<Req, Res>) {
     this.source = source;
@@ -216,14 +223,17 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
   }
 
   /**
-   * Follows the source's entries. Up to SMOOTH_WEIGHTED_LIMIT entries, the smooth sequence restarts.
-   * Above, the EEVDF schedule is rebuilt in O(n): an instance that stays with the same weight keeps its
-   * place (how many picks it is ahead of or behind its share), less an equal part of what the leavers
-   * took along; new instances (and ones whose weight changed) join now, neither ahead nor behind.
+   * Follows the source's entries, in O(n) when they change. Either way an instance that stays with the
+   * same weight keeps its place (how far it is ahead of or behind its share), less an equal part of what
+   * the leavers took along; new instances (and ones whose weight changed) join now, neither ahead nor
+   * behind. Up to SMOOTH_WEIGHTED_LIMIT entries the place is smooth weighted round robin's `current`
+   * (total weight × picks behind), above it the EEVDF schedule, rebuilt.
    */
   #sync(entries: readonly EndpointEntry<Req, Res>[]): void {
     const wasFair = this.#fair;
+    const wasSmooth = this.#synced && !wasFair;
     if (!this.#table.sync(entries)) return;
+    this.#synced = true;
     const states = this.#table.states;
     const eligible = this.#eligible.items;
     const pending = this.#pending.items;
@@ -231,7 +241,7 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
     pending.length = 0;
     if (entries.length <= SMOOTH_WEIGHTED_LIMIT) {
       this.#fair = false;
-      for (const state of states) state.current = 0;
+      this.#syncSmooth(entries, wasSmooth);
       return;
     }
     this.#fair = true;
@@ -291,6 +301,46 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
   }
 
   /**
+   * Smooth weighted round robin's part of {@link #sync}. Its running values add up to 0 over the
+   * instances (each pick adds the total weight and takes it off the picked one), and an instance's value
+   * is the total weight × how many picks it is behind its share. The instances that stay with the same
+   * weight keep how many picks they are behind, so a change of the set does not send the sequence back
+   * to its start (which, with a set that keeps changing, would give the first entries every pick). The
+   * leavers' values go, so the stayers' no longer add up to 0: the rest is taken off them in equal parts
+   * (the same number of picks each, as in the EEVDF path), and the values are scaled to the new total
+   * weight. New instances, and ones whose weight changed, start at 0; so does every instance after
+   * EEVDF scheduled the set.
+   */
+  #syncSmooth(entries: readonly EndpointEntry<Req, Res>[], wasSmooth: boolean): void {
+    const states = this.#table.states;
+    const pass = ++this.#pass;
+    const before = this.#smoothTotal;
+    const kept: WeightState[] = [];
+    let sum = 0;
+    let total = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const state = states[i] as WeightState;
+      let weight = (entries[i] as EndpointEntry<Req, Res>).instance.weight ?? 1;
+      if (!(weight > 0)) weight = 0; // as a pick reads it (NaN and negative weights too)
+      total += weight; // per listing, as a pick adds it up
+      if (state.pass === pass) continue; // an address listed twice: one state, counted once
+      state.pass = pass;
+      if (wasSmooth && weight > 0 && state.weight === weight) {
+        kept.push(state);
+        sum += state.current;
+      } else {
+        state.weight = weight;
+        state.current = 0;
+      }
+    }
+    this.#smoothTotal = total;
+    if (kept.length === 0 || (sum === 0 && total === before)) return;
+    // current = total weight × picks behind: keep the picks behind, less the equal share, at the new total.
+    const shift = sum / kept.length;
+    for (const state of kept) state.current = ((state.current - shift) * total) / before;
+  }
+
+  /**
    * An avoided instance that was due gives up the turns it missed, as if it had left the set and joined
    * again (EEVDF's leave rule): its start moves up to now, and the virtual time moves on by the lag it
    * gave up over the others' weight, so leads and lags still add up to zero. Without this it would make
@@ -323,20 +373,22 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
  * instance's turns with the others' rather than bunching them:
  *
  * - up to 16 instances, with nginx's smooth weighted round robin (weights 5, 1, 1 give a, a, b, a, c,
- *   a, a), O(n) per pick; the sequence restarts when the set (or a weight) changes;
+ *   a, a), O(n) per pick;
  * - above 16, with earliest eligible virtual deadline first scheduling (EEVDF, as in Linux's CPU
  *   scheduler; Envoy's weighted round robin is plain earliest deadline first), O(log n) per pick
  *   (amortized): each pick goes, among the instances that have not had more than their share so far, to
  *   the one whose next turn is due first. While the set stays the same, every instance's count stays
  *   within one pick of its exact share (pickCount × weight / total weight), and an instance is picked
- *   twice in a row only if it weighs more than every other instance. A change of the set rebuilds the
- *   schedule in O(n); instances that stay with the same weight keep their lead or lag, new ones start
- *   even.
+ *   twice in a row only if it weighs more than every other instance.
  *
- * Either way every sum(weights) picks from the start give each instance exactly its (integer) weight
- * while the set stays the same. An instance with weight 0 gets no calls while another candidate has a
- * positive weight; if every candidate weighs 0 they are taken in turn. Avoided instances
- * (`pick(avoid)`) are passed over while another instance is available.
+ * Either way a change of the set (discovery, an ejection or readmission) costs O(n) once and does not
+ * restart the sequence: instances that stay with the same weight keep their lead or lag (how many picks
+ * they are ahead of or behind their share), less an equal part of what the leavers took along; new
+ * instances, and ones whose weight changed, start even. So a set that keeps changing does not hand the
+ * first instances every pick. Every sum(weights) picks from the start give each instance exactly its
+ * (integer) weight while the set stays the same. An instance with weight 0 gets no calls while another
+ * candidate has a positive weight; if every candidate weighs 0 they are taken in turn. Avoided
+ * instances (`pick(avoid)`) are passed over while another instance is available.
  *
  * @example
  * ```ts

@@ -235,16 +235,24 @@ describe("handler", () => {
     expect(error.cause).toBe(plain);
   });
 
-  it("rethrowing the error it got keeps the original failure", async () => {
+  it("rethrowing the error it got keeps the original failure, the very value thrown, ServiceError or not", async () => {
     const original = new ServiceError(Code.UNAVAILABLE, "down");
+    const seen: ServiceError[] = [];
     const middleware = fallback((_ctx, _req: string, error): string => {
+      seen.push(error);
       throw error;
     });
     expect(await rejection(middleware(failWith(original))(background, "q"))).toBe(original);
+    // A plain Error arrives converted (INTERNAL, the original as cause); declining gives back the original,
+    // as when `when` does not pick it, not the converted INTERNAL "internal error".
     const plain = new Error("plain");
-    const error = await rejection(middleware(failWith(plain))(background, "q"));
-    expect(error.code).toBe(Code.INTERNAL);
-    expect(error.cause).toBe(plain);
+    expect(await rejection(middleware(failWith(plain))(background, "q"))).toBe(plain);
+    expect(seen[1]?.code).toBe(Code.INTERNAL);
+    expect(seen[1]?.cause).toBe(plain);
+    const rejecting = fallback(async (_ctx, _req: string, error): Promise<string> => {
+      throw error;
+    });
+    expect(await rejection(rejecting(failWith(plain))(background, "q"))).toBe(plain);
   });
 });
 

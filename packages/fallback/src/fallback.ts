@@ -3,7 +3,8 @@ import { Code, type Context, type Endpoint, isCode, type Middleware, ServiceErro
 /**
  * Makes the degraded answer for a failed call: gets the call's context and request and the error (as a
  * {@link ServiceError}; other thrown values arrive converted by `ServiceError.from`, the original as `cause`).
- * It may return the answer or a promise of it, or throw: rethrowing `error` keeps the original failure.
+ * It may return the answer or a promise of it, or throw. Throwing `error` (the very object it got) declines: the
+ * caller gets the endpoint's original failure unchanged, as if `when` had not picked it.
  */
 export type FallbackHandler<Req, Res> = (
   ctx: Context,
@@ -54,9 +55,10 @@ function codePredicate(codes: readonly Code[]): FallbackPredicate {
 
 /**
  * Turns chosen errors of the wrapped endpoint into a degraded answer made by `handler`: a cached value, a
- * default, a reduced result. Results, and errors `when` does not pick, pass through unchanged. Errors thrown by
- * `handler` (or by a `when` predicate) reach the caller as ServiceErrors (`ServiceError.from`: a ServiceError as
- * it is, anything else INTERNAL with the original as `cause`).
+ * default, a reduced result. Results, errors `when` does not pick, and errors the handler declines (by throwing
+ * the `error` it got) pass through unchanged. Other errors thrown by `handler` (or by a `when` predicate) reach
+ * the caller as ServiceErrors (`ServiceError.from`: a ServiceError as it is, anything else INTERNAL with the
+ * original as `cause`).
  *
  * @param handler - makes the answer from `(ctx, request, error)`.
  * @param options - `when`: the codes (default {@link defaultFallbackCodes}) or a predicate.
@@ -92,7 +94,8 @@ export function fallback<Req, Res>(
           if (!applies(error, ctx)) throw thrown;
           return await handler(ctx, request, error);
         } catch (failure) {
-          throw failure === thrown ? thrown : ServiceError.from(failure);
+          // Declined (`when` said no, or the handler rethrew the `error` it got): the original failure.
+          throw failure === thrown || failure === error ? thrown : ServiceError.from(failure);
         }
       }
     };

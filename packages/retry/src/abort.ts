@@ -17,6 +17,7 @@ export function abortReasonOf(ctx: Context): ServiceError {
  * context keeps no timer or listener that waiting set up.
  * The timer is not unref'd: a pending retry is work the caller is awaiting, and an unref'd timer
  * would let a process that has nothing else to do exit in the middle of it.
+ * `ms` must be at most MAX_TIMER_MS (a longer timer fires after 1 ms): the backoff caps its waits there.
  */
 export function sleep(ctx: Context, ms: number): Promise<void> {
   if (ctx.aborted) return Promise.reject(abortReasonOf(ctx));

@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from "@svckit/endpoint";
 import { backoffDelay } from "@svckit/retry";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -10,6 +11,13 @@ describe("backoffDelay", () => {
     expect(backoffDelay(2, { initial: 10, multiplier: 1 }, () => 0.5)).toBe(5);
     expect(backoffDelay(20, { max: 1_000 }, () => 0.999)).toBe(999);
     expect(backoffDelay(1, undefined, () => 0)).toBe(0);
+  });
+
+  it("never exceeds MAX_TIMER_MS, the longest wait setTimeout keeps, whatever initial and max say", () => {
+    expect(backoffDelay(1, { initial: 1e12, max: 1e12 }, () => 0.5)).toBe(MAX_TIMER_MS / 2);
+    expect(backoffDelay(1, { initial: 3e9, max: 3e9 }, () => 1)).toBe(MAX_TIMER_MS);
+    expect(backoffDelay(40, { initial: 1_000, max: 1e15 }, () => 0.999)).toBe(MAX_TIMER_MS * 0.999);
+    expect(backoffDelay(1, { initial: MAX_TIMER_MS - 1, max: 1e15 }, () => 0.5)).toBe((MAX_TIMER_MS - 1) / 2);
   });
 
   it("uses the defaults (100 ms, doubling, at most 10 s) and Math.random", () => {

@@ -1,15 +1,16 @@
+import { MAX_TIMER_MS } from "@svckit/endpoint";
 import { describe } from "./options.js";
 
 /**
  * How long to wait between attempts: exponential growth with "full jitter" (AWS architecture blog,
- * "Exponential Backoff And Jitter"): the n-th wait is uniform in `[0, min(max, initial × multiplier^(n-1))]`.
- * Full jitter spreads the retries of many clients that failed together, so they do not come back in
+ * "Exponential Backoff And Jitter"): the n-th wait is uniform in `[0, min(max, initial × multiplier^(n-1))]`,
+ * and never longer than `MAX_TIMER_MS` (2^31 − 1 ms, 24.8 days: the longest `setTimeout` keeps). Full jitter spreads the retries of many clients that failed together, so they do not come back in
  * lock step and knock the recovering backend over again.
  */
 export interface BackoffOptions {
-  /** The cap of the first wait, in ms (≥ 0). Default 100. */
+  /** The cap of the first wait, in ms (≥ 0; above `MAX_TIMER_MS` it is `MAX_TIMER_MS`). Default 100. */
   initial?: number;
-  /** The largest cap, in ms (≥ 0). Default 10 000. */
+  /** The largest cap, in ms (≥ 0; above `MAX_TIMER_MS` it is `MAX_TIMER_MS`). Default 10 000. */
   max?: number;
   /** How much the cap grows per attempt (≥ 1). Default 2. */
   multiplier?: number;
@@ -48,11 +49,14 @@ export function resolveBackoff(options: BackoffOptions | undefined, who: string)
   return { initial, max, multiplier };
 }
 
-/** The upper bound of the wait after the `attempt`-th failed attempt. */
+/**
+ * The upper bound of the wait after the `attempt`-th failed attempt. At most MAX_TIMER_MS: a longer
+ * `setTimeout` would fire after 1 ms, so a huge `initial` or `max` would retry at once.
+ */
 export function backoffCap(attempt: number, backoff: ResolvedBackoff): number {
   if (backoff.initial === 0 || backoff.max === 0) return 0;
   // multiplier^(attempt-1) may overflow to Infinity; min() then gives max, never NaN (initial > 0).
-  return Math.min(backoff.max, backoff.initial * backoff.multiplier ** (attempt - 1));
+  return Math.min(backoff.max, MAX_TIMER_MS, backoff.initial * backoff.multiplier ** (attempt - 1));
 }
 
 /** {@link backoffDelay} without the argument checks, for the retry loop. */
@@ -67,7 +71,7 @@ export function jitteredDelay(attempt: number, backoff: ResolvedBackoff, random:
 
 /**
  * The wait before the next attempt, after the `attempt`-th one failed (1 for the first retry):
- * uniform in `[0, min(max, initial × multiplier^(attempt-1))]` ("full jitter"). Pure apart from
+ * uniform in `[0, min(max, initial × multiplier^(attempt-1), MAX_TIMER_MS)]` ("full jitter"). Pure apart from
  * `random`, which should return a number in `[0, 1)` like `Math.random` (values outside are clamped).
  *
  * @param attempt - the number of the attempt that failed, an integer ≥ 1.

@@ -28,7 +28,11 @@ export interface RetryBudget {
 
 /** Options of {@link createRetryBudget}; the defaults are Finagle's. */
 export interface RetryBudgetOptions {
-  /** How long a recorded request or a spent retry counts, in ms (> 0). Default 10 000. */
+  /**
+   * The window, in ms (> 0): a recorded request counts for at most `ttl` (at least 0.9 × ttl), a spent
+   * retry for at least `ttl` (at most 1.1 × ttl), so no `ttl` window holds more retries than the bound.
+   * Default 10 000.
+   */
   ttl?: number;
   /**
    * Retries allowed per second even without requests (≥ 0), so a service with little traffic can
@@ -58,15 +62,20 @@ export const unlimitedRetryBudget: RetryBudget = Object.freeze({
 
 /** The window is split in this many slots, so entries expire in steps of ttl / SLOTS. */
 const SLOTS = 10;
+/** Slots kept: a spent retry counts one slot longer than a request (until its slot's end + ttl). */
+const RING = SLOTS + 1;
 /** The price of one retry in budget units; a request earns `round(retryRatio × UNIT)`. Integers stay exact. */
 const UNIT = 1_000_000;
 
 /**
  * Creates a retry budget like Finagle's `RetryBudget` (and close to gRPC's retry throttling): within
- * any `ttl` window, retries ≤ `retryRatio` × requests + `minRetriesPerSecond` × ttl in seconds. So under
- * a sustained outage, retries add at most `retryRatio` to the load instead of multiplying it by the
- * number of attempts. Both requests and spent retries count for `ttl` and then expire (in steps of
- * ttl/10), so the budget refills by itself once the failures stop.
+ * any `ttl` window, retries ≤ `retryRatio` × requests + `minRetriesPerSecond` × ttl in seconds.
+ * Exactly: a retry is allowed only if, with it, the retries of the last `ttl` ms are at most
+ * `retryRatio` × the requests of the last `ttl` ms plus that reserve. So under a sustained outage,
+ * retries add at most `retryRatio` to the load instead of multiplying it by the number of attempts.
+ * Requests and spent retries expire in steps of ttl/10 (a request within ttl of being recorded, a
+ * retry once ttl has passed since the end of its step), so the budget refills by itself once the
+ * failures stop.
  *
  * Share one budget between all the endpoints that call the same backend (retry, hedge and a
  * load balancer can all draw from it). Uses `Date.now()`; costs O(1) per call, no timers.
@@ -109,17 +118,24 @@ export function createRetryBudget(options: RetryBudgetOptions = {}): TokenRetryB
 }
 
 /**
- * A sliding-window sum (slots of ttl / SLOTS) of what requests earned minus what retries spent,
- * plus a fixed reserve from `minRetriesPerSecond`. A retry is allowed when the sum reaches one UNIT.
+ * Sliding-window sums (slots of ttl / SLOTS) of what requests earned and what retries spent, plus a
+ * fixed reserve from `minRetriesPerSecond`. A retry is allowed when the balance reaches one UNIT.
+ * What a request earned leaves when its slot's start is ttl old, so it never counts longer than ttl;
+ * what a retry spent leaves only when its slot's end is ttl old, so it counts at least ttl. Hence, at
+ * each allowed retry, the retries of the last ttl (all still counted) are at most the reserve plus
+ * the requests of the last ttl (a superset of those counted) × the ratio.
  */
 class WindowedBudget implements TokenRetryBudget {
-  readonly #slots = new Float64Array(SLOTS);
+  /** Per slot: units earned by requests and units spent by retries. Slot `#current` is the newest. */
+  readonly #earned = new Float64Array(RING);
+  readonly #spent = new Float64Array(RING);
   readonly #slotMs: number;
   readonly #reserve: number;
   readonly #deposit: number;
   #current = 0;
   #currentStart: number;
-  #total = 0;
+  #totalEarned = 0;
+  #totalSpent = 0;
 
   constructor(ttl: number, reserve: number, deposit: number) {
     this.#slotMs = ttl / SLOTS;
@@ -131,28 +147,34 @@ class WindowedBudget implements TokenRetryBudget {
   recordRequest(): void {
     if (this.#deposit === 0) return;
     this.#advance();
-    this.#add(this.#deposit);
+    const earned = this.#earned;
+    earned[this.#current] = (earned[this.#current] as number) + this.#deposit;
+    this.#totalEarned += this.#deposit;
   }
 
   tryRetry(): boolean {
     this.#advance();
-    if (this.#reserve + this.#total < UNIT) return false;
-    this.#add(-UNIT);
+    if (this.#available() < UNIT) return false;
+    const spent = this.#spent;
+    spent[this.#current] = (spent[this.#current] as number) + UNIT;
+    this.#totalSpent += UNIT;
     return true;
   }
 
   balance(): number {
     this.#advance();
-    return Math.max(0, Math.floor((this.#reserve + this.#total) / UNIT));
+    return Math.max(0, Math.floor(this.#available() / UNIT));
   }
 
-  #add(units: number): void {
-    const slots = this.#slots;
-    slots[this.#current] = (slots[this.#current] as number) + units;
-    this.#total += units;
+  #available(): number {
+    return this.#reserve + this.#totalEarned - this.#totalSpent;
   }
 
-  /** Expires the slots that fell out of the window. */
+  /**
+   * Moves the window on to now. With `now` in the current slot, a slot k steps back (0 = current)
+   * keeps its requests while k < SLOTS (its start is less than ttl ago) and its retries while
+   * k ≤ SLOTS (its end is less than ttl ago).
+   */
   #advance(): void {
     const now = Date.now();
     const elapsed = now - this.#currentStart;
@@ -162,17 +184,26 @@ class WindowedBudget implements TokenRetryBudget {
       return;
     }
     const steps = Math.floor(elapsed / this.#slotMs);
-    const slots = this.#slots;
-    if (steps >= SLOTS) {
-      slots.fill(0);
-      this.#total = 0;
+    const earned = this.#earned;
+    const spent = this.#spent;
+    if (steps >= RING) {
+      earned.fill(0);
+      spent.fill(0);
+      this.#totalEarned = 0;
+      this.#totalSpent = 0;
       this.#currentStart = now;
       return;
     }
     for (let i = 0; i < steps; i++) {
-      this.#current = (this.#current + 1) % SLOTS;
-      this.#total -= slots[this.#current] as number;
-      slots[this.#current] = 0;
+      // The slot that becomes current is RING steps old: its retries leave (its requests already did).
+      const current = (this.#current + 1) % RING;
+      this.#current = current;
+      this.#totalSpent -= spent[current] as number;
+      spent[current] = 0;
+      // The slot that becomes SLOTS steps old: its requests leave.
+      const old = (current + 1) % RING;
+      this.#totalEarned -= earned[old] as number;
+      earned[old] = 0;
     }
     this.#currentStart += steps * this.#slotMs;
   }

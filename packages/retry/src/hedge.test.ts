@@ -5,6 +5,7 @@ import {
   chain,
   createContext,
   type Endpoint,
+  MAX_TIMER_MS,
   ServiceError,
 } from "@svckit/endpoint";
 import {
@@ -19,6 +20,27 @@ import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from "v
 import { controlled, rejection, track } from "./test-helpers.js";
 
 const T0 = Date.UTC(2030, 0, 1);
+/** The real setImmediate, taken before the fake timers are installed. */
+const realSetImmediate = setImmediate;
+
+/**
+ * Collects the process's unhandled rejections until `stop()`, which first lets a real turn of the event
+ * loop pass so that Node has reported any rejection left unhandled by then.
+ */
+function watchUnhandled(): { readonly reasons: unknown[]; stop(): Promise<void> } {
+  const reasons: unknown[] = [];
+  const listener = (reason: unknown): void => {
+    reasons.push(reason);
+  };
+  process.on("unhandledRejection", listener);
+  return {
+    reasons,
+    async stop() {
+      await new Promise<void>((resolve) => realSetImmediate(resolve));
+      process.off("unhandledRejection", listener);
+    },
+  };
+}
 
 const unavailable = (message = "backend down"): ServiceError => new ServiceError(Code.UNAVAILABLE, message);
 
@@ -544,5 +566,254 @@ describe("hedge: composition and setup", () => {
     expect(() => hedge(undefined as unknown as HedgeOptions)).toThrow(
       new TypeError("hedge: options must be an object, got undefined"),
     );
+  });
+});
+
+describe("hedge: callbacks that throw", () => {
+  it("a retryOn that throws after a failed attempt fails the call with what it threw, like retry, and cancels the attempts", async () => {
+    const unhandled = watchUnhandled();
+    try {
+      const bug = new TypeError("retryOn is broken");
+      const retryOn = (): boolean => {
+        throw bug;
+      };
+      const { endpoint, calls } = controlled();
+      const p = track(hedge<string, string>({ delay: 10, retryOn })(endpoint)(background, "x"));
+      await vi.advanceTimersByTimeAsync(10);
+      expect(calls).toHaveLength(2);
+      calls[1]?.reject(unavailable());
+      await vi.advanceTimersByTimeAsync(0);
+      expect(p.settled).toBe(true);
+      expect(await rejection(p.promise)).toBe(bug);
+      expect((calls[0]?.ctx.signal.reason as ServiceError | undefined)?.code).toBe(Code.CANCELLED);
+      // retry fails the same way with the same predicate.
+      expect(
+        await rejection(retry({ retryOn })(async () => Promise.reject(unavailable()))(background, "x")),
+      ).toBe(bug);
+    } finally {
+      await unhandled.stop();
+    }
+    expect(unhandled.reasons).toEqual([]);
+  });
+
+  it("a retryOn that throws for a hedge that failed synchronously in the timer fails the call, nothing escapes", async () => {
+    const unhandled = watchUnhandled();
+    try {
+      const bug = new Error("retryOn is broken");
+      const retryOn = (): boolean => {
+        throw bug;
+      };
+      const first = controlled();
+      let n = 0;
+      const endpoint: Endpoint<string, string> = (ctx, req) => {
+        if (++n === 2) throw unavailable("sync");
+        return first.endpoint(ctx, req);
+      };
+      const p = track(hedge<string, string>({ delay: 10, retryOn })(endpoint)(background, "x"));
+      await vi.advanceTimersByTimeAsync(10); // would throw here if the timer callback threw
+      expect(n).toBe(2);
+      expect(await rejection(p.promise)).toBe(bug);
+      expect((first.calls[0]?.ctx.signal.reason as ServiceError | undefined)?.code).toBe(Code.CANCELLED);
+    } finally {
+      await unhandled.stop();
+    }
+    expect(unhandled.reasons).toEqual([]);
+  });
+
+  it("a budget whose tryRetry throws in the hedge timer fails the call with what it threw and cancels the attempt", async () => {
+    const bug = new Error("budget store down");
+    const budget: RetryBudget = {
+      recordRequest: () => {},
+      tryRetry: () => {
+        throw bug;
+      },
+    };
+    const { endpoint, calls } = controlled();
+    const p = track(hedge<string, string>({ delay: 10, budget })(endpoint)(background, "x"));
+    await vi.advanceTimersByTimeAsync(10); // would throw here if the timer callback threw
+    expect(p.settled).toBe(true);
+    expect(await rejection(p.promise)).toBe(bug);
+    expect(calls).toHaveLength(1);
+    expect((calls[0]?.ctx.signal.reason as ServiceError | undefined)?.code).toBe(Code.CANCELLED);
+  });
+
+  it("a budget whose tryRetry throws after a failed attempt fails the call, with no unhandled rejection", async () => {
+    const unhandled = watchUnhandled();
+    try {
+      const bug = new Error("budget store down");
+      const tryRetry = vi.fn<() => boolean>(() => true);
+      const budget: RetryBudget = { recordRequest: () => {}, tryRetry };
+      const { endpoint, calls } = controlled();
+      const p = track(
+        hedge<string, string>({ delay: 10, maxAttempts: 3, budget })(endpoint)(background, "x"),
+      );
+      await vi.advanceTimersByTimeAsync(10);
+      expect(calls).toHaveLength(2);
+      tryRetry.mockImplementation(() => {
+        throw bug;
+      });
+      calls[1]?.reject(unavailable());
+      await vi.advanceTimersByTimeAsync(0);
+      expect(p.settled).toBe(true);
+      expect(await rejection(p.promise)).toBe(bug);
+      expect((calls[0]?.ctx.signal.reason as ServiceError | undefined)?.code).toBe(Code.CANCELLED);
+      expect(calls).toHaveLength(2);
+    } finally {
+      await unhandled.stop();
+    }
+    expect(unhandled.reasons).toEqual([]);
+  });
+
+  it("a budget whose recordRequest throws makes a rejected promise, not a synchronous throw, and no attempt", async () => {
+    const bug = new Error("budget store down");
+    const budget: RetryBudget = {
+      recordRequest: () => {
+        throw bug;
+      },
+      tryRetry: () => true,
+    };
+    const e = vi.fn(async () => "never");
+    const client = hedge({ delay: 10, budget })(e);
+    let p: Promise<unknown> | undefined;
+    expect(() => {
+      p = client(background, undefined);
+    }).not.toThrow();
+    expect(await rejection(p as Promise<unknown>)).toBe(bug);
+    expect(e).not.toHaveBeenCalled();
+  });
+});
+
+describe("hedge: waits longer than MAX_TIMER_MS", () => {
+  const DAY = 86_400_000;
+
+  it("waits a delay above MAX_TIMER_MS in full (in steps), not 1 ms", async () => {
+    const delay = 30 * DAY;
+    expect(delay).toBeGreaterThan(MAX_TIMER_MS);
+    const { endpoint, calls } = controlled();
+    const p = hedge<string, string>({ delay })(endpoint)(background, "x");
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(MAX_TIMER_MS);
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(delay - MAX_TIMER_MS - 1_001);
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toHaveLength(2);
+    calls[1]?.resolve("second");
+    await expect(p).resolves.toBe("second");
+  });
+
+  it("a huge delay (Number.MAX_SAFE_INTEGER) hedges only after failures", async () => {
+    const { endpoint, calls } = controlled();
+    const p = hedge<string, string>({ delay: Number.MAX_SAFE_INTEGER })(endpoint)(background, "x");
+    await vi.advanceTimersByTimeAsync(3 * MAX_TIMER_MS);
+    expect(calls).toHaveLength(1);
+    calls[0]?.reject(unavailable());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(2);
+    calls[1]?.resolve("after the failure");
+    await expect(p).resolves.toBe("after the failure");
+  });
+
+  it("waits a percentile delay's fallback above MAX_TIMER_MS in full", async () => {
+    const { endpoint, calls } = controlled();
+    const p = hedge<string, string>({ delay: { percentile: 95, fallback: MAX_TIMER_MS + 10 } })(endpoint)(
+      background,
+      "x",
+    );
+    await vi.advanceTimersByTimeAsync(MAX_TIMER_MS + 9);
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toHaveLength(2);
+    calls[0]?.resolve("first");
+    await expect(p).resolves.toBe("first");
+  });
+
+  it("waits for a deadline more than MAX_TIMER_MS away in steps, without spinning, and ends the call there", async () => {
+    const timeout = 40 * DAY;
+    const { endpoint, calls } = controlled();
+    const p = track(hedge<string, string>({ delay: 50 * DAY })(endpoint)(createContext({ timeout }), "x"));
+    const timers = vi.spyOn(globalThis, "setTimeout");
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(timers.mock.calls.length).toBeLessThanOrEqual(1); // was a new 1 ms timer every ms
+    await vi.advanceTimersByTimeAsync(timeout - 1_001);
+    expect(p.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(((await rejection(p.promise)) as ServiceError).code).toBe(Code.DEADLINE_EXCEEDED);
+    expect(calls).toHaveLength(1);
+  });
+});
+
+describe("hedge: no hedge may follow, the caller still ends the call", () => {
+  it("maxAttempts: 1 ends the call at the caller's deadline even if the attempt ignores its signal", async () => {
+    const { endpoint, calls } = controlled();
+    const p = track(
+      hedge<string, string>({ delay: 10, maxAttempts: 1 })(endpoint)(createContext({ timeout: 100 }), "x"),
+    );
+    await vi.advanceTimersByTimeAsync(99);
+    expect(p.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(((await rejection(p.promise)) as ServiceError).code).toBe(Code.DEADLINE_EXCEEDED);
+    expect(calls).toHaveLength(1);
+  });
+
+  it("maxAttempts: 1 ends the call at once when the caller cancels, even if the attempt ignores its signal", async () => {
+    const { endpoint, calls } = controlled();
+    const caller = background.withCancel();
+    const p = track(hedge<string, string>({ delay: 10, maxAttempts: 1 })(endpoint)(caller.context, "x"));
+    await vi.advanceTimersByTimeAsync(50);
+    caller.cancel();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(p.settled).toBe(true);
+    expect(((await rejection(p.promise)) as ServiceError).code).toBe(Code.CANCELLED);
+    expect(calls).toHaveLength(1);
+  });
+
+  it("after the budget refused a hedge, ends the call at the caller's deadline", async () => {
+    const budget: RetryBudget = { recordRequest: () => {}, tryRetry: () => false };
+    const { endpoint, calls } = controlled();
+    const p = track(
+      hedge<string, string>({ delay: 10, budget })(endpoint)(createContext({ timeout: 100 }), "x"),
+    );
+    await vi.advanceTimersByTimeAsync(99);
+    expect(p.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(((await rejection(p.promise)) as ServiceError).code).toBe(Code.DEADLINE_EXCEEDED);
+    expect(calls).toHaveLength(1);
+  });
+
+  it("after the budget refused a hedge, ends the call at once when the caller cancels", async () => {
+    const budget: RetryBudget = { recordRequest: () => {}, tryRetry: () => false };
+    const { endpoint, calls } = controlled();
+    const caller = background.withCancel();
+    const p = track(hedge<string, string>({ delay: 10, budget })(endpoint)(caller.context, "x"));
+    await vi.advanceTimersByTimeAsync(20);
+    caller.cancel();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(p.settled).toBe(true);
+    expect(((await rejection(p.promise)) as ServiceError).code).toBe(Code.CANCELLED);
+    expect(calls).toHaveLength(1);
+  });
+
+  it("after the budget refused the attempt a failure asked for, ends the call at the deadline while another runs", async () => {
+    const tryRetry = vi.fn<() => boolean>(() => true);
+    const budget: RetryBudget = { recordRequest: () => {}, tryRetry };
+    const { endpoint, calls } = controlled();
+    const p = track(
+      hedge<string, string>({ delay: 10, maxAttempts: 3, budget })(endpoint)(
+        createContext({ timeout: 100 }),
+        "x",
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    expect(calls).toHaveLength(2);
+    tryRetry.mockReturnValue(false);
+    const failure = unavailable("instance 2 down");
+    calls[1]?.reject(failure);
+    await vi.advanceTimersByTimeAsync(89);
+    expect(p.settled).toBe(false);
+    expect(calls).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await rejection(p.promise)).toBe(failure); // the real failure rather than "deadline exceeded"
   });
 });

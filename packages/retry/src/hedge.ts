@@ -4,6 +4,7 @@ import {
   type Context,
   type Endpoint,
   type GenericMiddleware,
+  MAX_TIMER_MS,
   type Middleware,
   onAbort,
   ServiceError,
@@ -20,9 +21,12 @@ import { type RetryPredicate, resolvePredicate } from "./retryable.js";
  * down), and `fallback` until `minSamples` have been seen.
  */
 export interface PercentileDelay {
-  /** The percentile in (0, 100], e.g. 95: hedge the calls slower than 95 % of recent ones. */
+  /**
+   * The percentile in (0, 100], e.g. 95: hedge the calls slower than 95 % of recent ones. Taken as the
+   * decimal written, to a millionth of a percent (p99.9 of 1000 latencies is the 999th smallest).
+   */
   percentile: number;
-  /** The delay in ms (≥ 0) used until `minSamples` latencies have been recorded. */
+  /** The delay in ms (finite, ≥ 0) used until `minSamples` latencies have been recorded. */
   fallback: number;
   /** How many latencies are needed before the percentile is used (an integer ≥ 1). Default 20. */
   minSamples?: number;
@@ -42,15 +46,23 @@ export interface HedgeInfo {
 
 /** Options of {@link hedge}. */
 export interface HedgeOptions {
-  /** How long to wait for an attempt before starting another: ms (≥ 0) or a {@link PercentileDelay}. */
+  /**
+   * How long to wait for an attempt before starting another: ms (finite, ≥ 0) or a
+   * {@link PercentileDelay}. Waits longer than `MAX_TIMER_MS` (24.8 days) are made in steps, so a delay
+   * longer than any call, e.g. `Number.MAX_SAFE_INTEGER`, hedges only after retryable failures.
+   */
   delay: number | PercentileDelay;
   /** The most attempts per call, the first one included (an integer ≥ 1). Default 2. */
   maxAttempts?: number;
-  /** Each hedged attempt must be allowed by it; share one with `retry` and the load balancer. */
+  /**
+   * Each hedged attempt must be allowed by it; share one with `retry` and the load balancer. A budget
+   * that throws fails the call with what it threw.
+   */
   budget?: RetryBudget;
   /**
    * Which failures let the other attempts go on (and start the next one at once); any other failure
    * ends the call. Default {@link isRetryable}: UNAVAILABLE. `attemptTimedOut` is always `false` here.
+   * A predicate that throws fails the call with what it threw (as in `retry`) and cancels the attempts.
    */
   retryOn?: RetryPredicate;
   /** With the default `retryOn`, treat RESOURCE_EXHAUSTED as retryable too. Default `false`. */
@@ -75,12 +87,14 @@ interface HedgeConfig {
  *   failed, the call fails with the last failure that was not CANCELLED (else the last one).
  * - Any other failure ends the call at once with that error and cancels the other attempts.
  * - With a `budget`, each call records a request and every hedged attempt must be allowed by it, so
- *   hedging adds at most the budget's ratio to the load. A refused hedge is simply not sent.
- * - The caller's cancel reaches every attempt through its signal. Once a hedge was sent it also ends
- *   the call at once, even if attempts ignore their signals (before that, the one attempt is like a
- *   plain call: the call ends when it does, or at the hedge delay at the latest). No hedge is sent
- *   after a cancel or at or past the deadline, and the call ends at the deadline. Timers are cleared,
- *   and unref'd meanwhile. The fast path (an answer before `delay`) makes no AbortController.
+ *   hedging adds at most the budget's ratio to the load. A refused hedge is simply not sent, and no
+ *   other is tried for that call. A budget that throws fails the call with what it threw.
+ * - The caller's cancel reaches every attempt through its signal. Once a hedge was sent, or once no
+ *   hedge may follow (`maxAttempts: 1`, or the budget refused), it also ends the call at once, even if
+ *   attempts ignore their signals (before that, the one attempt is like a plain call: the call ends
+ *   when it does, or at the hedge delay at the latest). No hedge is sent after a cancel or at or past
+ *   the deadline, and the call ends at the deadline. Timers are cleared, and unref'd meanwhile. The
+ *   fast path (an answer before `delay`) makes no AbortController.
  *
  * With a {@link PercentileDelay}, the latencies of winning attempts of the wrapped endpoint set the
  * delay (each endpoint the middleware wraps keeps its own). Hedge only idempotent operations.
@@ -116,7 +130,12 @@ export function hedge<Req, Res>(options: HedgeOptions): Middleware<Req, Res> {
     const latencies = makeDelay();
     return function hedgeEndpoint(ctx: Context, request: Req): Promise<Res> {
       if (ctx.aborted) return Promise.reject(abortReasonOf(ctx));
-      config.budget?.recordRequest();
+      try {
+        config.budget?.recordRequest();
+      } catch (err) {
+        // A budget that throws fails the call (as in `retry`), never the caller synchronously.
+        return Promise.reject(err);
+      }
       const delay = typeof latencies === "number" ? latencies : latencies.delay();
       return new Promise<Res>((resolve, reject) => {
         new HedgedCall(config, next, ctx, request, delay, latencies, resolve, reject).start();
@@ -175,6 +194,8 @@ class HedgedCall<Req, Res> {
   /** When the latest attempt started (performance.now()). */
   #lastStart = 0;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The ms still to wait once the timer fires: a wait longer than MAX_TIMER_MS is made in steps. */
+  #pending = 0;
   /** Whether the timer waits for the caller's deadline rather than for the next hedge. */
   #untilDeadline = false;
   /** Whether the budget refused a hedge: no more are tried for this call. */
@@ -202,10 +223,11 @@ class HedgedCall<Req, Res> {
   }
 
   /**
-   * Makes a caller's cancel end the call at once even if attempts ignore their signals. Done only
-   * once a hedge is sent: until then there is one attempt, which sees the cancel through its own
-   * signal, and the common fast call creates no AbortController. `onAbort` watches a child of the
-   * caller's context, so stopping it at the end also drops the timer and links that watching set up.
+   * Makes a caller's cancel (or deadline) end the call at once even if attempts ignore their signals.
+   * Done only once a hedge is sent, or once none may follow: until then there is one attempt, which
+   * sees the cancel through its own signal, the hedge timer bounds the wait, and the common fast call
+   * creates no AbortController. `onAbort` watches a child of the caller's context, so stopping it at
+   * the end also drops the timer and links that watching set up.
    */
   #watchCaller(): void {
     if (this.#stopWatching !== undefined) return;
@@ -225,10 +247,19 @@ class HedgedCall<Req, Res> {
     this.#timer = undefined;
     if (this.#settled) return;
     if (this.ctx.aborted) this.#onAbort();
+    else if (this.#pending > 0)
+      this.#schedule(this.#pending); // the next step of a long wait
     else if (this.#untilDeadline)
       this.#arm(); // fired a hair before the deadline: wait for it
     else if (this.#mayHedge()) this.#launch(undefined);
+    else this.#arm(); // the budget refused: no hedge follows, only the caller can end the call early
   };
+
+  /** Ends the call with `reason` and cancels the attempts still running. */
+  #end(reason: unknown): void {
+    this.#finish(undefined, true);
+    this.reject(reason);
+  }
 
   #launch(error: ServiceError | undefined): void {
     const index = this.#started++;
@@ -255,35 +286,52 @@ class HedgedCall<Req, Res> {
   }
 
   /**
-   * Schedules the next hedge, unless none may follow. A hedge that would start at or past the
-   * caller's deadline is not scheduled: the timer then fires at the deadline and ends the call, even
-   * if the attempts ignore their signals.
+   * Schedules the next hedge. A hedge that would start at or past the caller's deadline is not
+   * scheduled: the timer then fires at the deadline and ends the call, even if the attempts ignore
+   * their signals. When no hedge may follow (`maxAttempts` started, or the budget refused), the
+   * caller's context is watched instead, so that its cancel or deadline still ends the call.
    */
   #arm(): void {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    if (this.#settled || this.#refused || this.#started >= this.config.maxAttempts) return;
+    if (this.#settled) return;
+    if (this.#refused || this.#started >= this.config.maxAttempts) {
+      this.#watchCaller();
+      return;
+    }
     const remaining = this.ctx.timeRemaining();
     this.#untilDeadline = remaining !== undefined && this.delay >= remaining;
-    const timer = setTimeout(
-      this.#onTimer,
-      this.#untilDeadline ? Math.max(1, remaining as number) : this.delay,
-    );
+    this.#schedule(this.#untilDeadline ? Math.max(1, remaining as number) : this.delay);
+  }
+
+  /** Sets the unref'd timer for `ms`, in steps of at most MAX_TIMER_MS (a longer one would fire at once). */
+  #schedule(ms: number): void {
+    const step = Math.min(ms, MAX_TIMER_MS);
+    this.#pending = ms - step;
+    const timer = setTimeout(this.#onTimer, step);
     (timer as { unref?: () => void }).unref?.();
     this.#timer = timer;
   }
 
-  /** Whether one more attempt may start now; asks the budget (which spends a retry when it agrees). */
+  /**
+   * Whether one more attempt may start now; asks the budget (which spends a retry when it agrees).
+   * A budget that throws ends the call with what it threw (the call is then settled).
+   */
   #mayHedge(): boolean {
     if (this.#refused || this.#started >= this.config.maxAttempts || this.ctx.aborted) return false;
     const budget = this.config.budget;
-    if (budget !== undefined && !budget.tryRetry()) {
-      this.#refused = true;
+    if (budget === undefined) return true;
+    let allowed: boolean;
+    try {
+      allowed = budget.tryRetry();
+    } catch (err) {
+      this.#end(err);
       return false;
     }
-    return true;
+    if (!allowed) this.#refused = true;
+    return allowed;
   }
 
   #succeed(index: number, value: Res, start: number): void {
@@ -303,9 +351,16 @@ class HedgedCall<Req, Res> {
       return;
     }
     const error = ServiceError.from(thrown);
-    if (!this.config.retryOn(error, index + 1, false)) {
-      this.#finish(undefined, true);
-      this.reject(thrown);
+    let goOn: boolean;
+    try {
+      goOn = this.config.retryOn(error, index + 1, false);
+    } catch (err) {
+      // As in `retry`: a predicate that throws fails the call with what it threw.
+      this.#end(err);
+      return;
+    }
+    if (!goOn) {
+      this.#end(thrown);
       return;
     }
     this.#last = thrown;
@@ -317,10 +372,9 @@ class HedgedCall<Req, Res> {
       this.#launch(error);
       return;
     }
-    if (this.#inFlight === 0) {
-      this.#finish(undefined, true);
-      this.reject(this.#hasUseful ? this.#useful : this.#last);
-    }
+    if (this.#settled) return; // the budget threw and ended the call
+    if (this.#inFlight === 0) this.#end(this.#hasUseful ? this.#useful : this.#last);
+    else this.#arm(); // no hedge may follow: drop the hedge timer, watch the caller
   }
 
   /**

@@ -7,7 +7,8 @@
 export class LatencyWindow {
   readonly #samples: Float64Array;
   readonly #scratch: Float64Array;
-  readonly #percentile: number;
+  /** The percentile in millionths of a percent (an integer in [0, 1e8]). */
+  readonly #microPercentile: number;
   readonly #minSamples: number;
   readonly #fallback: number;
   #count = 0;
@@ -18,14 +19,17 @@ export class LatencyWindow {
 
   /**
    * @param size - how many recent samples to keep (≥ 1).
-   * @param percentile - in (0, 100].
+   * @param percentile - in (0, 100]; taken to a millionth of a percent, so the decimal the caller
+   *   wrote (99.9, not the double just above it) decides the rank.
    * @param minSamples - below this many samples, {@link LatencyWindow.delay} returns `fallback`.
    * @param fallback - the delay without enough samples.
    */
   constructor(size: number, percentile: number, minSamples: number, fallback: number) {
     this.#samples = new Float64Array(size);
     this.#scratch = new Float64Array(size);
-    this.#percentile = percentile;
+    // 99.9 is stored as 99.900000000000006: rank arithmetic on that double would round up one rank
+    // too many (ceil(0.999 × 1000) = 1000). In integer millionths the rank is exact.
+    this.#microPercentile = Math.round(percentile * 1e6);
     this.#minSamples = minSamples;
     this.#fallback = fallback;
   }
@@ -58,10 +62,23 @@ export class LatencyWindow {
   #compute(count: number): number {
     const scratch = this.#scratch;
     scratch.set(count === this.#samples.length ? this.#samples : this.#samples.subarray(0, count));
-    // Nearest rank: the smallest sample with at least `percentile` % of the samples at or below it.
-    const rank = Math.min(count, Math.max(1, Math.ceil((this.#percentile / 100) * count)));
+    const rank = nearestRank(this.#microPercentile, count);
     return selectKth(scratch, count, rank - 1);
   }
+}
+
+/**
+ * The nearest rank (1-based) of a percentile among `count` samples: the smallest rank with at least
+ * `percentile` % of the samples at or below it, i.e. ceil(percentile × count / 100), at least 1.
+ * Computed in integers, exactly: `microPercentile` (the percentile in millionths of a percent, ≤ 1e8)
+ * × `count` (≤ 1e6) stays below 2^53.
+ */
+export function nearestRank(microPercentile: number, count: number): number {
+  const scaled = microPercentile * count; // an integer < 2^53: exact
+  const whole = 100_000_000; // 100 % in millionths of a percent
+  const remainder = scaled % whole;
+  const rank = (scaled - remainder) / whole + (remainder === 0 ? 0 : 1);
+  return Math.min(count, Math.max(1, rank));
 }
 
 /**

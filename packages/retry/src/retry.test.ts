@@ -7,6 +7,7 @@ import {
   createContext,
   createContextKey,
   type Endpoint,
+  MAX_TIMER_MS,
   ServiceError,
   timeout,
 } from "@svckit/endpoint";
@@ -195,6 +196,23 @@ describe("retry: backoff", () => {
     await vi.advanceTimersByTimeAsync(100 + 150 + 150 + 150);
     await expect(p).resolves.toBe("ok");
     expect(onRetry.mock.calls.map(([info]) => info.delay)).toEqual([99.9, 149.85, 149.85, 149.85]);
+  });
+
+  it("caps a wait at MAX_TIMER_MS: a huge backoff waits ~24.8 days, not the 1 ms of an overflowing timer", async () => {
+    const onRetry = vi.fn<(info: RetryInfo) => void>();
+    const e = failing(unavailable());
+    const p = track(
+      retry({ backoff: { initial: 1e12, max: 1e12 }, random: () => 0.5, onRetry })(e)(background, "x"),
+    );
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(e.calls).toHaveLength(1);
+    const delay = MAX_TIMER_MS * 0.5;
+    expect(onRetry).toHaveBeenCalledWith({ attempt: 1, delay, error: expect.any(ServiceError) });
+    await vi.advanceTimersByTimeAsync(Math.floor(delay) - 1_001);
+    expect(e.calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(2);
+    expect(e.calls).toHaveLength(2);
+    await expect(p.promise).resolves.toBe("ok");
   });
 
   it("uses Math.random by default and the default backoff of 100 ms doubling", async () => {
@@ -522,6 +540,20 @@ describe("retry: cancellation", () => {
   });
 });
 
+describe("retry: per-attempt timeout at the timer limit", () => {
+  it("accepts perAttemptTimeout = MAX_TIMER_MS and times the attempt out only then", async () => {
+    const { endpoint, calls } = controlled();
+    const p = track(
+      retry<string, string>({ perAttemptTimeout: MAX_TIMER_MS, maxAttempts: 1 })(endpoint)(background, "x"),
+    );
+    await vi.advanceTimersByTimeAsync(MAX_TIMER_MS - 1);
+    expect(p.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(((await rejection(p.promise)) as ServiceError).code).toBe(Code.DEADLINE_EXCEEDED);
+    expect(calls).toHaveLength(1);
+  });
+});
+
 describe("retry: budget", () => {
   it("records one request per call and asks the budget before each retry", async () => {
     const budget = { recordRequest: vi.fn(), tryRetry: vi.fn(() => true) };
@@ -529,6 +561,25 @@ describe("retry: budget", () => {
     await retry({ ...instant, budget })(e)(background, "x");
     expect(budget.recordRequest).toHaveBeenCalledTimes(1);
     expect(budget.tryRetry).toHaveBeenCalledTimes(2);
+  });
+
+  it("records no request for a call refused at the door (cancelled, or past its deadline): it earns no retries", async () => {
+    const budget = { recordRequest: vi.fn(), tryRetry: vi.fn(() => true) };
+    const e = failing();
+    const caller = background.withCancel();
+    caller.cancel();
+    expect(((await rejection(retry({ budget })(e)(caller.context, "x"))) as ServiceError).code).toBe(
+      Code.CANCELLED,
+    );
+    const late = createContext({ timeout: 10 });
+    vi.advanceTimersByTime(10);
+    expect(((await rejection(retry({ budget })(e)(late, "x"))) as ServiceError).code).toBe(
+      Code.DEADLINE_EXCEEDED,
+    );
+    expect(e.calls).toHaveLength(0);
+    expect(budget.recordRequest).not.toHaveBeenCalled();
+    await retry({ budget })(e)(background, "x");
+    expect(budget.recordRequest).toHaveBeenCalledTimes(1);
   });
 
   it("returns the last error when the budget refuses, and says why", async () => {
@@ -614,6 +665,11 @@ describe("retry: setup", () => {
       { perAttemptTimeout: Number.NaN },
       RangeError,
       "retry: perAttemptTimeout must be a finite number of ms > 0, got NaN",
+    ],
+    [
+      { perAttemptTimeout: MAX_TIMER_MS + 1 },
+      RangeError,
+      "retry: perAttemptTimeout must be at most 2147483647 ms (24.8 days), got 2147483648",
     ],
     [{ backoff: { initial: -1 } }, RangeError, "retry: backoff.initial must be a finite number ≥ 0, got -1"],
     [

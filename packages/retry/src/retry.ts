@@ -3,6 +3,7 @@ import {
   type Context,
   type Endpoint,
   type GenericMiddleware,
+  MAX_TIMER_MS,
   type Middleware,
   ServiceError,
 } from "@svckit/endpoint";
@@ -48,16 +49,22 @@ export interface RetryOptions {
   /** The wait between attempts: exponential with full jitter. Default 100 ms doubling up to 10 s. */
   backoff?: BackoffOptions;
   /**
-   * A time limit per attempt, in ms (> 0). An attempt that exceeds it fails with DEADLINE_EXCEEDED
-   * (its context's signal aborts) and is retried; the caller's own deadline still bounds the whole
-   * call. Default: none.
+   * A time limit per attempt, in ms (> 0, at most `MAX_TIMER_MS`: 2^31 − 1, 24.8 days). An attempt that
+   * exceeds it fails with DEADLINE_EXCEEDED (its context's signal aborts) and is retried; the caller's
+   * own deadline still bounds the whole call. Default: none.
    */
   perAttemptTimeout?: number;
-  /** Which failures to retry. Default {@link isRetryable}: UNAVAILABLE and attempt timeouts. */
+  /**
+   * Which failures to retry. Default {@link isRetryable}: UNAVAILABLE and attempt timeouts. A predicate
+   * that throws fails the call with what it threw.
+   */
   retryOn?: RetryPredicate;
   /** With the default `retryOn`, retry RESOURCE_EXHAUSTED too. Default `false`. */
   retryResourceExhausted?: boolean;
-  /** Limits retries to a share of recent requests; share one between endpoints. Default: unlimited. */
+  /**
+   * Limits retries to a share of recent requests; share one between endpoints. A budget that throws
+   * fails the call with what it threw. Default: unlimited.
+   */
   budget?: RetryBudget;
   /** The random source of the jitter, returning numbers in [0, 1). Default `Math.random`. */
   random?: () => number;
@@ -76,7 +83,8 @@ export interface RetryOptions {
  * - a retry whose wait would end at or after the deadline is not made: the last error is returned;
  * - a cancel (or a deadline) during the wait stops at once and clears the timer; a cancel fails the
  *   call with the context's abort reason (CANCELLED, or the ServiceError given to `cancel`).
- * With a `budget`, each call records a request and each retry must be allowed by the budget, so
+ * With a `budget`, each call that makes an attempt records a request (one whose caller is already
+ * cancelled or out of time does not) and each retry must be allowed by the budget, so
  * retries cannot multiply the load during an outage; when it refuses, the last error is returned.
  * Errors are passed through unchanged (a thrown non-ServiceError counts as INTERNAL: not retried).
  *
@@ -116,6 +124,12 @@ export function retry<Req, Res>(options: RetryOptions = {}): Middleware<Req, Res
       `retry: perAttemptTimeout must be a finite number of ms > 0, got ${describe(timeoutMs)}`,
     );
   }
+  if (timeoutMs !== undefined && timeoutMs > MAX_TIMER_MS) {
+    // A longer timer would fire after 1 ms: every attempt would time out at once.
+    throw new RangeError(
+      `retry: perAttemptTimeout must be at most ${MAX_TIMER_MS} ms (24.8 days), got ${timeoutMs}`,
+    );
+  }
   const backoff = resolveBackoff(options.backoff, "retry");
   const retryOn = resolvePredicate(options.retryOn, options.retryResourceExhausted, "retry");
   const budget = checkBudget(options.budget, "retry");
@@ -140,6 +154,8 @@ export function retry<Req, Res>(options: RetryOptions = {}): Middleware<Req, Res
 
   return function retryMiddleware(next: Endpoint<Req, Res>): Endpoint<Req, Res> {
     return async function retryEndpoint(ctx: Context, request: Req): Promise<Res> {
+      if (ctx.aborted) throw stopped(ctx, 0, undefined, undefined);
+      // Only a call that makes an attempt counts: one refused at the door earns no retries.
       budget?.recordRequest();
       let last: unknown;
       let lastError: ServiceError | undefined;

@@ -85,6 +85,16 @@ describe("options", () => {
     expect(() => bulkhead(options)).toThrow(RangeError);
   });
 
+  it.each([undefined, null, 3, "db"])(
+    "rejects options %o that are not an object with a TypeError",
+    (options) => {
+      const type = options === null ? "null" : typeof options;
+      const error = new TypeError(`bulkhead: options must be an object, got ${type}`);
+      expect(() => createBulkhead(options as never)).toThrow(error);
+      expect(() => bulkhead(options as never)).toThrow(error);
+    },
+  );
+
   it("rejects a name that is not a string with a TypeError", () => {
     expect(() => createBulkhead({ maxConcurrent: 1, name: 42 as never })).toThrow(
       new TypeError("bulkhead: name must be a string"),

@@ -61,6 +61,9 @@ function check(ok: boolean, message: string): void {
  * watches its context, through a child context of its own, so any number of calls can wait with one shared context
  * without piling listeners on its signal.
  *
+ * Bad options throw at once, naming the option: a TypeError when `options` is not an object or `name` not a
+ * string, a RangeError for a bad `maxConcurrent` or `maxQueue`.
+ *
  * @example
  * ```ts
  * const db = createBulkhead({ name: "db", maxConcurrent: 10, maxQueue: 50 });
@@ -69,6 +72,11 @@ function check(ok: boolean, message: string): void {
  * ```
  */
 export function createBulkhead(options: BulkheadOptions): Bulkhead {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `bulkhead: options must be an object, got ${options === null ? "null" : typeof options}`,
+    );
+  }
   const { maxConcurrent, maxQueue = 0, name } = options;
   check(
     Number.isInteger(maxConcurrent) && maxConcurrent >= 1,

@@ -258,6 +258,31 @@ describe("delaying limiter", () => {
     ]);
   });
 
+  it("never forgets a key whose calls only wait (no maxConcurrent) while maxKeys are tracked", async () => {
+    const { endpoint, runs } = recorder();
+    const limiter = createRateLimiter({
+      limit: 1,
+      interval: 1_000,
+      maxKeys: 1,
+      mode: "delay",
+      key: (ctx: Context) => ctx.metadata.get("x-user") ?? "",
+    });
+    const e = limiter.middleware(endpoint);
+    const as = (user: string): Context => createContext({ metadata: { "x-user": user } });
+    await e(as("ada"), 1);
+    const waiting = e(as("ada"), 2);
+    const refused = await serviceRejection(e(as("bob"), 3));
+    expect(refused.message).toContain("all 1 tracked keys have calls in progress");
+    await vi.advanceTimersByTimeAsync(1_000);
+    await waiting;
+    await expect(e(as("bob"), 4)).resolves.toBe(4); // ada is idle now: forgotten for bob
+    expect(runs).toEqual([
+      [1, 0],
+      [2, 1_000],
+      [4, 1_000],
+    ]);
+  });
+
   it("fails waiting calls with UNAVAILABLE on close and leaves no timer", async () => {
     const limiter = createRateLimiter({ name: "slow", limit: 1, interval: 1_000, mode: "delay" });
     const e = limiter.middleware(recorder().endpoint);

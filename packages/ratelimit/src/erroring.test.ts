@@ -174,7 +174,7 @@ describe("erroring limiter: maxConcurrent", () => {
     await expect(Promise.all([second, third])).resolves.toEqual([2, 4]);
   });
 
-  it("frees the slot when the endpoint rejects or throws synchronously", async () => {
+  it("frees the slot when the endpoint rejects or throws synchronously (a rejection, not a throw)", async () => {
     const boom = new Error("boom");
     let mode: "reject" | "throw" | "ok" = "reject";
     const endpoint: Endpoint<number, number> = (_ctx, n) => {
@@ -184,7 +184,11 @@ describe("erroring limiter: maxConcurrent", () => {
     const e = erroringLimiter({ maxConcurrent: 1 })(endpoint);
     expect(await rejection(e(background, 1))).toBe(boom);
     mode = "throw";
-    expect(() => e(background, 2)).toThrow(boom);
+    let call: Promise<number> | undefined;
+    expect(() => {
+      call = e(background, 2);
+    }).not.toThrow();
+    expect(await rejection(call as Promise<number>)).toBe(boom);
     mode = "ok";
     await expect(e(background, 3)).resolves.toBe(3);
     await expect(e(background, 4)).resolves.toBe(4);
@@ -217,6 +221,28 @@ describe("erroring limiter: maxConcurrent", () => {
     await expect(e(background, 2)).resolves.toBe(4);
     await expect(e(background, 3)).resolves.toBe(6);
   });
+
+  it.each([
+    ["window only", { limit: 5, interval: 1_000 }],
+    ["window only, per key", { limit: 5, interval: 1_000, key: () => "k" }],
+    ["maxConcurrent", { maxConcurrent: 1 }],
+  ])(
+    "returns a promise for a plain value or a synchronous throw of a plain-JS endpoint (%s)",
+    async (_label, options) => {
+      const boom = new Error("boom");
+      const plain = ((_ctx: Context, n: number) => {
+        if (n < 0) throw boom;
+        return n * 2;
+      }) as unknown as Endpoint<number, number>;
+      const e = erroringLimiter(options)(plain);
+      const value = e(background, 2);
+      expect(value).toBeInstanceOf(Promise);
+      await expect(value).resolves.toBe(4);
+      const thrown = e(background, -1);
+      expect(thrown).toBeInstanceOf(Promise);
+      expect(await rejection(thrown)).toBe(boom);
+    },
+  );
 });
 
 describe("erroring limiter: the endpoint's own results", () => {
@@ -430,6 +456,82 @@ describe("bounded keys", () => {
     g.finish();
     g.finish();
     await Promise.all([running[0], running[2], fourth]);
+  });
+
+  it("forgets an idle key to admit a new one even when the least recently used keys are all busy", async () => {
+    const seen: RejectInfo[] = [];
+    const g = gate<string>();
+    const limiter = createRateLimiter<string>({
+      maxConcurrent: 5,
+      maxKeys: 40,
+      key: (_c, r) => r,
+      onReject: (info) => seen.push(info),
+    });
+    const e = limiter.middleware(g.endpoint);
+    // The 36 least recently used keys have a call running; the 4 most recent are idle.
+    const running = Array.from({ length: 36 }, (_, i) => e(background, `busy${i}`));
+    for (let i = 0; i < 4; i++) {
+      const call = e(background, `idle${i}`);
+      g.finish(36);
+      await call;
+    }
+    expect(limiter.size).toBe(40);
+    for (let i = 0; i < 4; i++) {
+      const call = e(background, `new${i}`);
+      g.finish(36);
+      await expect(call).resolves.toBe(`new${i}`);
+      expect(limiter.size).toBe(40);
+    }
+    expect(seen).toEqual([]);
+    // Four more long calls of new keys take the places of the four idle keys; then all 40 are busy.
+    const more = Array.from({ length: 4 }, (_, i) => e(background, `more${i}`));
+    expect(g.started.slice(-4)).toEqual(["more0", "more1", "more2", "more3"]);
+    const refused = await serviceRejection(e(background, "refused"));
+    expect(refused.message).toContain("all 40 tracked keys have calls in progress");
+    expect(seen.map((r) => r.reason)).toEqual(["keys"]);
+    for (let i = 0; i < 40; i++) g.finish();
+    await Promise.all([...running, ...more]);
+  });
+
+  it("forgets keys idle for idleTimeout that sit behind a key whose call runs long", async () => {
+    const g = gate<string>();
+    const limiter = createRateLimiter<string>({ maxConcurrent: 5, idleTimeout: 1_000, key: (_c, r) => r });
+    const e = limiter.middleware(g.endpoint);
+    const long = e(background, "long"); // the least recently used key; its call runs throughout
+    for (let i = 0; i < 50; i++) {
+      const call = e(background, `k${i}`);
+      g.finish(1);
+      await call;
+    }
+    expect(limiter.size).toBe(51);
+    vi.setSystemTime(T0 + 1_000);
+    const fresh = e(background, "new");
+    g.finish(1);
+    await fresh;
+    // k0..k49, idle for idleTimeout, are gone; "long" (busy) and "new" remain.
+    expect(limiter.size).toBe(2);
+    g.finish();
+    await long;
+  });
+
+  it("counts a key as used until its last call ends, not only when the call came", async () => {
+    const g = gate<string>();
+    const limiter = createRateLimiter<string>({ maxConcurrent: 5, idleTimeout: 1_000, key: (_c, r) => r });
+    const e = limiter.middleware(g.endpoint);
+    const long = e(background, "long");
+    vi.setSystemTime(T0 + 5_000);
+    g.finish();
+    await long;
+    vi.setSystemTime(T0 + 5_999);
+    const other = e(background, "other");
+    g.finish();
+    await other;
+    expect(limiter.size).toBe(2); // "long" was used at 5 000 (its call ended): not idle for 1 000 ms yet
+    vi.setSystemTime(T0 + 6_000);
+    const again = e(background, "again");
+    g.finish();
+    await again;
+    expect(limiter.size).toBe(2); // "long" forgotten; "other" and "again" remain
   });
 
   it("forgets keys unused for idleTimeout when new keys come", async () => {

@@ -72,15 +72,19 @@ export function deadlineError(s: Settings, slotInMs: number): ServiceError {
   );
 }
 
-/** Redis could not be reached and the limiter fails closed. */
-export function unavailableError(s: Settings, cause: unknown): ServiceError {
-  return new ServiceError(
-    Code.UNAVAILABLE,
-    `rate limiter "${s.name}" is unavailable: Redis cannot be reached`,
-    {
-      cause,
-    },
-  );
+/**
+ * Redis could not answer and the limiter fails closed. `down` says whether the connection is down
+ * ("Redis cannot be reached"); otherwise the Redis call itself failed (an error reply, a failed script,
+ * no answer within `timeout`) and the message says how. The error is kept as `cause` either way.
+ */
+export function unavailableError(s: Settings, cause: unknown, down: boolean): ServiceError {
+  const why = down ? "Redis cannot be reached" : `the Redis call failed: ${describe(cause)}`;
+  return new ServiceError(Code.UNAVAILABLE, `rate limiter "${s.name}" is unavailable: ${why}`, { cause });
+}
+
+/** An error's message (or the value itself, for a thrown non-error). */
+function describe(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
 }
 
 /** The limiter was closed. */

@@ -7,7 +7,7 @@ import {
   type ServiceError,
 } from "@svckit/endpoint";
 import { closedError, concurrencyError, deadlineError, keysError, limitError, queueError } from "./errors.js";
-import { KeyMap } from "./key-map.js";
+import { KeyEntry, KeyMap } from "./key-map.js";
 import type { RejectReason, Settings } from "./options.js";
 
 /** What both limiter kinds (in-process and Redis) offer {@link createRateLimiter}. */
@@ -40,9 +40,11 @@ interface Waiter {
   stop: (() => boolean) | undefined;
 }
 
-/** One key's state: its window, its running calls and its waiting calls. */
-class LocalKey {
-  lastUsed = 0;
+/**
+ * One key's state: its window, its running calls and its waiting calls. Each running call (counted
+ * with `maxConcurrent`) and each waiting call holds it in the key map, so it is not forgotten.
+ */
+class LocalKey extends KeyEntry {
   /** When the current window closes (epoch ms); a window is open while `now < windowEnd`. */
   windowEnd = 0;
   /** Calls admitted in the current window. */
@@ -62,6 +64,7 @@ class LocalKey {
   readonly failed: (error: unknown) => never;
 
   constructor(limiter: LocalLimiter<never>) {
+    super();
     this.release = () => limiter.release(this);
     this.settled = (value) => {
       limiter.release(this);
@@ -72,22 +75,6 @@ class LocalKey {
       throw error;
     };
   }
-
-  busy(): boolean {
-    return this.running > 0 || this.waiting > 0;
-  }
-}
-
-/** Takes a waiter out of its key's queue and stops watching its context. */
-function unlink(state: LocalKey, w: Waiter): void {
-  if (w.prev === undefined) state.head = w.next;
-  else w.prev.next = w.next;
-  if (w.next === undefined) state.tail = w.prev;
-  else w.next.prev = w.prev;
-  w.prev = undefined;
-  w.next = undefined;
-  state.waiting--;
-  w.stop?.();
 }
 
 /**
@@ -166,19 +153,24 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
     if (s.hasConcurrency) {
       if (state.running >= s.maxConcurrent) return BUSY;
       state.running++;
+      this.#keys.hold(state);
     }
     state.used++;
     return ADMITTED;
   }
 
   #run<R extends Req, Res>(state: LocalKey, next: Endpoint<R, Res>, ctx: Context, request: R): Promise<Res> {
-    if (!this.#s.hasConcurrency) return next(ctx, request);
     let result: Promise<Res>;
     try {
       result = next(ctx, request);
     } catch (err) {
-      state.release();
-      throw err;
+      // A plain-JS endpoint that throws: the caller gets a rejection (an Endpoint returns a promise).
+      if (this.#s.hasConcurrency) state.release();
+      return Promise.reject(err);
+    }
+    if (!this.#s.hasConcurrency) {
+      // The endpoint's own promise as it is; a plain value from a non-async endpoint lifted into one.
+      return result instanceof Promise ? result : Promise.resolve(result);
     }
     // Settles like `result`: the endpoint's value or its very error, untouched.
     return (result instanceof Promise ? result : Promise.resolve(result)).then(
@@ -190,6 +182,7 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
   /** Frees a running slot and hands it to the next waiting call. */
   release(state: LocalKey): void {
     state.running--;
+    this.#keys.release(state);
     if (state.waiting > 0) this.#drain(state, Date.now());
   }
 
@@ -236,10 +229,11 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
       else state.tail.next = waiter;
       state.tail = waiter;
       state.waiting++;
+      this.#keys.hold(state);
       // onAbort watches a child of the context: any number of calls waiting with one shared context
       // add no listeners to its signal. It is stopped when the call leaves the queue.
       waiter.stop = onAbort(ctx, (why) => {
-        unlink(state, waiter);
+        this.#unlink(state, waiter);
         if (state.waiting === 0) this.#clearTimer(state);
         this.#report(key, why.code === Code.DEADLINE_EXCEEDED ? "deadline" : "cancelled");
         reject(why);
@@ -257,10 +251,23 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
         if (verdict !== BUSY) this.#arm(state, now + verdict);
         return;
       }
-      unlink(state, w);
+      this.#unlink(state, w);
       w.resolve();
     }
     this.#clearTimer(state);
+  }
+
+  /** Takes a waiter out of its key's queue and stops watching its context. */
+  #unlink(state: LocalKey, w: Waiter): void {
+    if (w.prev === undefined) state.head = w.next;
+    else w.prev.next = w.next;
+    if (w.next === undefined) state.tail = w.prev;
+    else w.next.prev = w.prev;
+    w.prev = undefined;
+    w.next = undefined;
+    state.waiting--;
+    this.#keys.release(state);
+    w.stop?.();
   }
 
   #arm(state: LocalKey, at: number): void {
@@ -294,7 +301,7 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
     for (const state of states) {
       this.#clearTimer(state);
       for (let w = state.head; w !== undefined; w = state.head) {
-        unlink(state, w);
+        this.#unlink(state, w);
         w.reject(error);
       }
     }

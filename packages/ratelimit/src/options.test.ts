@@ -1,4 +1,4 @@
-import { background, createContext } from "@svckit/endpoint";
+import { background, createContext, MAX_TIMER_MS } from "@svckit/endpoint";
 import {
   createRateLimiter,
   delayingLimiter,
@@ -131,6 +131,12 @@ describe("createRateLimiter options", () => {
       "createRateLimiter: redis.timeout must be a positive integer, got 0",
     ],
     [
+      "Redis timeout longer than setTimeout can wait (it would fire after 1 ms)",
+      { maxConcurrent: 1, redis: { timeout: 2 ** 31 } },
+      RangeError,
+      "createRateLimiter: redis.timeout must be at most 2147483647 ms, got 2147483648",
+    ],
+    [
       "zero slotTimeout",
       { maxConcurrent: 1, redis: { slotTimeout: 0 } },
       RangeError,
@@ -156,6 +162,14 @@ describe("createRateLimiter options", () => {
     expect(
       createRateLimiter({ limit: 1, interval: 1, maxConcurrent: 1, mode: "delay", maxQueue: 0 }).size,
     ).toBe(1);
+  });
+
+  it("accepts a Redis timeout of MAX_TIMER_MS, the longest setTimeout keeps", async () => {
+    const limiter = createRateLimiter({
+      maxConcurrent: 1,
+      redis: { timeout: MAX_TIMER_MS, clientOptions: { lazyConnect: true } },
+    });
+    await limiter.close();
   });
 
   it("counts no key before the first call when a key function is given", () => {

@@ -1,4 +1,4 @@
-import type { Context } from "@svckit/endpoint";
+import { type Context, MAX_TIMER_MS } from "@svckit/endpoint";
 import type Bottleneck from "bottleneck";
 
 /** Why a limiter turned a call away; passed to {@link RateLimiterOptions.onReject}. */
@@ -15,7 +15,7 @@ export type RejectReason =
   | "cancelled"
   /** `maxKeys` keys are tracked and every one of them has calls running or waiting. */
   | "keys"
-  /** Redis mode with `failMode: "closed"`: Redis could not be reached in time. */
+  /** Redis mode with `failMode: "closed"`: the connection is down, or a Redis call failed or timed out. */
   | "unavailable";
 
 /** What {@link RateLimiterOptions.onReject} is told about a rejected call. */
@@ -57,15 +57,22 @@ export interface RedisRateLimitOptions {
   /** A `Bottleneck.IORedisConnection` of yours, shared with other limiters; `close()` leaves it open. */
   connection?: Bottleneck.IORedisConnection;
   /**
-   * What a call does when Redis cannot answer within `timeout` or the connection is down:
-   * `"open"` lets it through unlimited, `"closed"` fails it with UNAVAILABLE. Default `"open"`.
+   * What a call does when Redis cannot answer within `timeout`, a Redis call fails or the connection
+   * is down: `"open"` lets it through unlimited, `"closed"` fails it with UNAVAILABLE ("Redis cannot be
+   * reached" when the connection is down, else "the Redis call failed: <its error>"). Default `"open"`.
    */
   failMode?: "open" | "closed";
-  /** How long one Redis round trip may take before `failMode` applies, in ms. Default 500. */
+  /**
+   * How long one Redis round trip may take before `failMode` applies, in ms: a positive integer up to
+   * `MAX_TIMER_MS` (2^31 − 1, the longest delay `setTimeout` keeps). Default 500.
+   */
   timeout?: number;
   /**
    * With `maxConcurrent`: a slot not released within this many ms is freed by Redis anyway, so a
-   * process that dies mid-call does not hold it forever. Default 60 000.
+   * process that dies mid-call does not hold it forever. Default 60 000. A key's state in Redis then
+   * lives at least this long after its last admitted call (its TTL is `max(idleTimeout, slotTimeout +
+   * 1 s)`, the second being slack for Bottleneck's script clock), so the running count is never
+   * forgotten while a slot can still be held.
    */
   slotTimeout?: number;
   /** Told of Redis errors (connection errors, failed scripts, time-outs). Default: ignore them. */
@@ -91,7 +98,8 @@ export interface RateLimiterOptions<Req = unknown> {
   maxConcurrent?: number;
   /**
    * `"error"` (default) fails a call over the limit at once with RESOURCE_EXHAUSTED; `"delay"` waits
-   * for a slot, within the call's deadline.
+   * for a slot, within the call's deadline, in arrival order per key (in Redis mode: per key and
+   * process).
    */
   mode?: "error" | "delay";
   /**
@@ -106,7 +114,9 @@ export interface RateLimiterOptions<Req = unknown> {
   maxKeys?: number;
   /**
    * A key unused for this many ms is forgotten (it must be at least `interval`, so no open window is
-   * lost). Default `max(60 000, 2 × interval)`.
+   * lost); a key with calls running or waiting is never forgotten. In Redis mode it is also the TTL of
+   * the key's state, renewed by each admitted call (with `maxConcurrent`: `max(idleTimeout,
+   * redis.slotTimeout + 1 s)`, so no running call is forgotten). Default `max(60 000, 2 × interval)`.
    */
   idleTimeout?: number;
   /** Delaying mode: how many calls of one key may wait; more fail with RESOURCE_EXHAUSTED. Default 1 000. */
@@ -236,6 +246,10 @@ export function resolveRedisSettings(
     throw new TypeError(`${where}: redis.failMode must be "open" or "closed", got ${String(failMode)}`);
   }
   const timeout = redis.timeout === undefined ? 500 : positiveInteger(where, "redis.timeout", redis.timeout);
+  // A longer delay would make setTimeout fire after 1 ms: every round trip would "time out" at once.
+  if (timeout > MAX_TIMER_MS) {
+    throw new RangeError(`${where}: redis.timeout must be at most ${MAX_TIMER_MS} ms, got ${timeout}`);
+  }
   const slotTimeout =
     redis.slotTimeout === undefined ? 60_000 : positiveInteger(where, "redis.slotTimeout", redis.slotTimeout);
   if (redis.onError !== undefined && typeof redis.onError !== "function") {

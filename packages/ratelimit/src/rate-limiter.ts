@@ -20,7 +20,9 @@ export interface RateLimiter<Req = unknown> {
   readonly size: number;
   /**
    * Stops the limiter: waiting calls fail with UNAVAILABLE, later calls too, timers stop, and in
-   * Redis mode the connections it opened are closed (yours are left open). Calls already running go on.
+   * Redis mode the connections it opened are closed (yours are left open). In Redis mode a call whose
+   * round trip is still pending fails with UNAVAILABLE too, when it returns, and never runs. Calls
+   * already running go on.
    */
   close(): Promise<void>;
 }

@@ -26,30 +26,54 @@ import {
   queueError,
   unavailableError,
 } from "./errors.js";
-import { type KeyEntry, KeyMap } from "./key-map.js";
+import { KeyEntry, KeyMap } from "./key-map.js";
 import type { KeyOf, LimiterCore, Reporter } from "./local-limiter.js";
 import type { RedisRateLimitOptions, RedisSettings, RejectReason, Settings } from "./options.js";
 
-/** One key's Bottleneck limiter (its state lives in Redis). */
-class RedisKey implements KeyEntry {
-  lastUsed = 0;
-  /** Calls of the key in progress here: taking a slot, waiting for one, or running. */
-  inflight = 0;
-  /** Calls waiting for a slot (delaying mode). */
-  waiting = 0;
+/**
+ * A call of a key in delaying mode, in the key's FIFO queue from its arrival until it has a slot or
+ * fails. Only the queue's head asks Redis for a slot; the others wait their turn.
+ */
+interface Waiter {
+  prev: Waiter | undefined;
+  next: Waiter | undefined;
+  readonly ctx: Context;
+  readonly key: string;
+  readonly resolve: (index: string) => void;
+  readonly reject: (error: unknown) => void;
+  /** Stops watching the caller's context. */
+  stop: (() => boolean) | undefined;
+  /** It left the queue (admitted, failed, cancelled, or the limiter closed): its turn is over. */
+  done: boolean;
+  /** The head's sleep until its next try, so that leaving the queue ends it. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  wake: (() => void) | undefined;
+  /** The head sleeps because `maxConcurrent` calls run: a slot freed here wakes it at once. */
+  forSlot: boolean;
+}
+
+/**
+ * One key's Bottleneck limiter (its state lives in Redis). Each call of the key in progress here
+ * (taking a slot, waiting for one, or running) holds it in the key map.
+ */
+class RedisKey extends KeyEntry {
   /** Its start-up (connect, create the state in Redis, subscribe) is done. */
   ready = false;
   /** Its start-up failed; it is replaced on next use. */
   broken = false;
+  /** Delaying mode: the calls waiting for a slot, first in first out. */
+  head: Waiter | undefined = undefined;
+  tail: Waiter | undefined = undefined;
+  queued = 0;
+  /** Delaying mode: until when (epoch ms) Redis said the key's window is used up. */
+  fullUntil = 0;
 
   constructor(
     readonly limiter: Bottleneck,
     readonly store: StoreInternals,
     readonly settingsKey: string,
-  ) {}
-
-  busy(): boolean {
-    return this.inflight > 0;
+  ) {
+    super();
   }
 }
 
@@ -61,16 +85,15 @@ type Attempt =
       readonly reason: "limit" | "concurrency";
       readonly retryAfter: number | undefined;
     }
-  | { readonly kind: "unavailable"; readonly cause: unknown };
+  | {
+      readonly kind: "unavailable";
+      readonly cause: unknown;
+      /** The connection is down (else a call failed on a live connection). */
+      readonly down: boolean;
+    };
 
 /** Fail-open admission: nothing to give back. */
 const NO_SLOT = "";
-
-/** A call sleeping between tries (delaying mode), so `close()` can wake it. */
-interface Sleeper {
-  readonly timer: ReturnType<typeof setTimeout>;
-  readonly fail: (error: ServiceError) => void;
-}
 
 class RedisTimeoutError extends Error {
   constructor(ms: number) {
@@ -120,8 +143,6 @@ function loadIoRedis(where: string): unknown {
   return mod.default ?? mod;
 }
 
-const ignore = (): void => {};
-
 /**
  * ioredis defaults for the connections the limiter opens. By default ioredis keeps commands sent while
  * the connection is down and replays unanswered ones after reconnecting; a call that has long failed
@@ -129,6 +150,40 @@ const ignore = (): void => {};
  * nothing else needs the offline queue.
  */
 const STALE_COMMANDS_DROPPED = { enableOfflineQueue: false, autoResendUnfulfilledCommands: false };
+
+/** ioredis' errors for a command it could not send, or lost, because the connection is gone. */
+const CONNECTION_LOST = new Set([
+  "Connection is closed.",
+  "Stream isn't writeable and enableOfflineQueue options is false",
+]);
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+
+/**
+ * Whether a round trip failed because the connection is gone (ioredis may report it before its status
+ * changes), as opposed to an error reply, a failed script or no answer in time on a live connection.
+ */
+function connectionLost(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (CONNECTION_LOST.has(err.message) || err.name === "MaxRetriesPerRequestError") return true;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && NETWORK_CODES.has(code);
+}
+
+/**
+ * How much later (ms) than its `slotTimeout` a slot may expire by the clock Bottleneck's scripts read:
+ * they take the milliseconds from the first three digits of Redis's microseconds, which `TIME` does
+ * not zero-pad, so that clock runs up to 0.9 s ahead of Redis's own (by which keys expire).
+ */
+const CLOCK_SLACK = 1_000;
 
 /** How long a waiting call sleeps before trying again when the wait has no known end (ms). */
 const POLL_INTERVAL = 50;
@@ -149,8 +204,9 @@ function nextIndex(): string {
  * The limiter whose windows and running counts live in Redis, kept there by Bottleneck's clustering
  * scripts, so every process using the same `name` (and key) shares one limit. Each call costs one
  * Redis round trip (two when refused, to read when the window ends; one more, not awaited, to free a
- * `maxConcurrent` slot). A waiting call retries when the window ends, or every 50 ms while it waits
- * for a running call to end.
+ * `maxConcurrent` slot). In delaying mode the calls of a key queue here in arrival order and only the
+ * first asks Redis; refused, it retries when the window ends, or every 50 ms while it waits for a
+ * running call to end.
  */
 export class RedisLimiter<Req> implements LimiterCore<Req> {
   readonly #s: Settings;
@@ -162,7 +218,6 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
   readonly #conn: ConnectionInternals;
   /** What `close()` shuts: the whole connection, only the subscriber made for the user's client, or nothing. */
   readonly #owns: "all" | "subscriber" | "none";
-  readonly #sleepers = new Set<Sleeper>();
   readonly #sweeper: ReturnType<typeof setInterval>;
   #closed = false;
   #down = false;
@@ -225,8 +280,9 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
       reservoirRefreshAmount: s.hasWindow ? s.limit : null,
       reservoirRefreshInterval: s.hasWindow ? s.interval : null,
       maxConcurrent: s.hasConcurrency ? s.maxConcurrent : null,
-      // Redis drops the key's state after this long unused.
-      timeout: s.idleTimeout,
+      // Redis drops the key's state this long after its last admitted call; with maxConcurrent not
+      // before every slot taken could have expired, or a call still running would be forgotten.
+      timeout: s.hasConcurrency ? Math.max(s.idleTimeout, this.#r.slotTimeout + CLOCK_SLACK) : s.idleTimeout,
     });
     limiter.on("error", this.#r.onError);
     const entry = new RedisKey(limiter, storeOf(limiter), settingsKey(id));
@@ -265,23 +321,23 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
       if (self.#closed) throw closedError(s);
       const key = keyOf === undefined ? "" : keyOf(ctx, request);
       if (!self.#reachable()) {
-        self.#unavailable(key, new Error(`Redis connection is ${self.#conn.client.status}`));
+        self.#unavailable(key, self.#downError(), true);
         return next(ctx, request);
       }
       const entry = self.#entry(key);
-      entry.inflight++;
+      self.#keys.hold(entry);
       let index: string;
       try {
         index =
           s.mode === "error" ? await self.#acquire(entry, key) : await self.#acquireWaiting(entry, key, ctx);
       } catch (err) {
-        entry.inflight--;
+        self.#keys.release(entry);
         throw err;
       }
       try {
         return await next(ctx, request);
       } finally {
-        entry.inflight--;
+        self.#keys.release(entry);
         if (index !== NO_SLOT && s.hasConcurrency) self.#free(entry, index);
       }
     };
@@ -301,24 +357,40 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     return entry;
   }
 
+  /** Gives a `maxConcurrent` slot back; then a head of the key's queue waiting for one tries at once. */
   #free(entry: RedisKey, index: string): void {
-    entry.store.__free__(index, 1).catch(this.#r.onError);
+    entry.store.__free__(index, 1).then(() => {
+      const head = entry.head;
+      if (head?.forSlot === true) this.#wake(head);
+    }, this.#r.onError);
+  }
+
+  /** Gives back the `maxConcurrent` slot of an attempt whose call will not run. */
+  #giveBack(entry: RedisKey, attempt: Attempt): void {
+    if (attempt.kind === "admitted" && this.#s.hasConcurrency) this.#free(entry, attempt.index);
+  }
+
+  #downError(): Error {
+    return new Error(`Redis connection is ${this.#conn.client.status}`);
+  }
+
+  /** Whether `err` (of a failed round trip) means the connection is down, not that the call failed. */
+  #isDown(err: unknown): boolean {
+    return this.#conn.client.status !== "ready" || connectionLost(err);
   }
 
   /** Fails closed (throws UNAVAILABLE) or open (returns, so the call goes through). */
-  #unavailable(key: string, cause: unknown): void {
+  #unavailable(key: string, cause: unknown, down: boolean): void {
     if (this.#r.failMode === "open") return;
     this.#report(key, "unavailable");
-    throw unavailableError(this.#s, cause);
+    throw unavailableError(this.#s, cause, down);
   }
 
   /** One try: take a slot, or learn why not and when the window ends. */
   async #attempt(entry: RedisKey): Promise<Attempt> {
     const s = this.#s;
     const r = this.#r;
-    if (!this.#reachable()) {
-      return { kind: "unavailable", cause: new Error(`Redis connection is ${this.#conn.client.status}`) };
-    }
+    if (!this.#reachable()) return { kind: "unavailable", cause: this.#downError(), down: true };
     if (!entry.ready) {
       // Bottleneck would hold the script until it is connected and send it then, however late: wait
       // here instead, so that a call that gives up leaves no script behind to take a slot later.
@@ -326,7 +398,7 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
         await withTimeout(entry.limiter.ready(), r.timeout);
       } catch (err) {
         r.onError(err);
-        return { kind: "unavailable", cause: err };
+        return { kind: "unavailable", cause: err, down: this.#isDown(err) };
       }
     }
     const index = nextIndex();
@@ -340,7 +412,7 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
       if (result.success) return { kind: "admitted", index };
     } catch (err) {
       r.onError(err);
-      return { kind: "unavailable", cause: err };
+      return { kind: "unavailable", cause: err, down: this.#isDown(err) };
     }
     return this.#whyLimited(entry);
   }
@@ -369,118 +441,217 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     return { kind: "limited", reason: "limit", retryAfter: Math.max(1, retryAfter ?? 1) };
   }
 
-  /** Erroring mode: a slot now, or RESOURCE_EXHAUSTED (UNAVAILABLE when failing closed). */
+  /** Erroring mode: a slot now, or RESOURCE_EXHAUSTED (UNAVAILABLE when failing closed or closed). */
   async #acquire(entry: RedisKey, key: string): Promise<string> {
     const attempt = await this.#attempt(entry);
+    if (this.#closed) {
+      // Closed during the round trip: the call does not run, whatever Redis answered.
+      this.#giveBack(entry, attempt);
+      throw closedError(this.#s);
+    }
     if (attempt.kind === "admitted") return attempt.index;
     if (attempt.kind === "unavailable") {
-      this.#unavailable(key, attempt.cause);
+      this.#unavailable(key, attempt.cause, attempt.down);
       return NO_SLOT;
     }
     this.#report(key, attempt.reason);
     throw attempt.reason === "limit" ? limitError(this.#s, attempt.retryAfter) : concurrencyError(this.#s);
   }
 
-  /** Delaying mode: tries until a slot is had, the deadline cannot be met, or the call is cancelled. */
-  async #acquireWaiting(entry: RedisKey, key: string, ctx: Context): Promise<string> {
+  /**
+   * Delaying mode: queues the call behind the key's other waiting calls and settles when it has a slot
+   * (its index), the deadline cannot be met, the call is cancelled or the limiter closes.
+   */
+  #acquireWaiting(entry: RedisKey, key: string, ctx: Context): Promise<string> {
     const s = this.#s;
-    let waiting = false;
-    try {
-      for (;;) {
-        // A cancel cuts a round trip short too (next to Redis's round trip, the signal costs nothing).
-        const attempt = await this.#attemptUnlessAborted(entry, ctx, key);
-        if (attempt.kind === "admitted") return attempt.index;
-        if (attempt.kind === "unavailable") {
-          this.#unavailable(key, attempt.cause);
-          return NO_SLOT;
-        }
-        if (this.#closed) throw closedError(s);
-        const aborted = ctx.abortReason;
-        if (aborted !== undefined) {
-          this.#report(key, abortKind(aborted));
-          throw aborted;
-        }
-        const delay = attempt.retryAfter ?? POLL_INTERVAL;
-        if (!waiting) {
-          if (entry.waiting >= s.maxQueue) {
-            this.#report(key, "queue");
-            throw queueError(s, attempt.retryAfter);
-          }
-          entry.waiting++;
-          waiting = true;
-        }
-        const deadline = ctx.deadline;
-        if (attempt.reason === "limit" && deadline !== undefined && Date.now() + delay >= deadline) {
-          this.#report(key, "deadline");
-          throw deadlineError(s, delay);
-        }
-        await this.#sleep(delay, ctx, key);
-      }
-    } finally {
-      if (waiting) entry.waiting--;
-    }
-  }
-
-  /** {@link RedisLimiter.#attempt}, but rejects at once when the call is cancelled meanwhile. */
-  #attemptUnlessAborted(entry: RedisKey, ctx: Context, key: string): Promise<Attempt> {
     // A call that is over already takes no slot: a window slot once taken stays used.
     const over = ctx.abortReason;
     if (over !== undefined) {
       this.#report(key, abortKind(over));
       return Promise.reject(over);
     }
-    const attempt = this.#attempt(entry);
-    return new Promise<Attempt>((resolve, reject) => {
-      // onAbort watches a child of the context, as for a local limiter's waiting call: many calls in
-      // flight with one shared context add no listeners to its signal.
-      const stop = onAbort(ctx, (reason) => {
+    if (entry.queued > 0) {
+      // Calls wait ahead of this one: it can only wait behind them, if there is room and a chance.
+      const now = Date.now();
+      if (entry.queued >= s.maxQueue) {
+        this.#report(key, "queue");
+        return Promise.reject(queueError(s, entry.fullUntil > now ? entry.fullUntil - now : undefined));
+      }
+      const eta = this.#eta(entry, entry.queued, now);
+      const deadline = ctx.deadline;
+      if (eta !== undefined && deadline !== undefined && eta >= deadline) {
+        this.#report(key, "deadline");
+        return Promise.reject(deadlineError(s, eta - now));
+      }
+    }
+    return new Promise<string>((resolve, reject) => {
+      const w: Waiter = {
+        prev: entry.tail,
+        next: undefined,
+        ctx,
+        key,
+        resolve,
+        reject,
+        stop: undefined,
+        done: false,
+        timer: undefined,
+        wake: undefined,
+        forSlot: false,
+      };
+      if (entry.tail === undefined) entry.head = w;
+      else entry.tail.next = w;
+      entry.tail = w;
+      entry.queued++;
+      // onAbort watches a child of the context, as for a local limiter's waiting call: many calls
+      // waiting with one shared context add no listeners to its signal. A cancel never waits for a
+      // round trip: a slot the head is granted after its caller left is given back (see #turn).
+      w.stop = onAbort(ctx, (reason) => {
+        if (!this.#leave(entry, w)) return;
         this.#report(key, abortKind(reason));
         reject(reason);
-        // A slot granted after the caller left is given back (a window slot stays used).
-        attempt.then((late) => {
-          if (late.kind === "admitted" && this.#s.hasConcurrency) this.#free(entry, late.index);
-        }, ignore);
       });
-      attempt.then(
-        (result) => {
-          if (stop()) resolve(result);
-        },
-        (err: unknown) => {
-          if (stop()) reject(err);
-        },
-      );
+      if (entry.head === w) void this.#turn(entry, w);
     });
   }
 
-  /** Sleeps `ms` (plus a little jitter so waiters do not all retry at once), unless cancelled or closed. */
-  #sleep(ms: number, ctx: Context, key: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let stop: (() => boolean) | undefined;
-      const finish = (): void => {
-        clearTimeout(sleeper.timer);
-        stop?.();
-        this.#sleepers.delete(sleeper);
-      };
-      const sleeper: Sleeper = {
-        timer: setTimeout(
-          () => {
-            finish();
-            resolve();
-          },
-          // Capped (a longer delay fires after 1 ms in Node): woken early, the caller asks again.
-          Math.min(ms + Math.floor(Math.random() * 5), MAX_TIMER_MS),
-        ),
-        fail: (error) => {
-          finish();
-          reject(error);
+  /**
+   * When the call at `position` of the queue (0: the head) could have a slot at the earliest, from the
+   * windows alone: `undefined` while Redis has not said the current window is used up. Each window
+   * after it admits at most `limit` of the calls ahead.
+   */
+  #eta(entry: RedisKey, position: number, now: number): number | undefined {
+    if (entry.fullUntil <= now) return undefined;
+    return entry.fullUntil + Math.floor(position / this.#s.limit) * this.#s.interval;
+  }
+
+  /**
+   * The head's turn: asks Redis for a slot until it has one, then hands the turn to the next call. It
+   * ends early when the call leaves the queue (cancelled, deadline, closed).
+   */
+  async #turn(entry: RedisKey, w: Waiter): Promise<void> {
+    const s = this.#s;
+    let refused = false;
+    try {
+      for (;;) {
+        const attempt = await this.#attempt(entry);
+        if (w.done) {
+          // The call left meanwhile (cancelled, or the limiter closed): it does not run.
+          this.#giveBack(entry, attempt);
+          return;
+        }
+        if (attempt.kind === "admitted") {
+          this.#leave(entry, w);
+          w.resolve(attempt.index);
+          return;
+        }
+        if (attempt.kind === "unavailable") {
+          this.#leave(entry, w);
+          if (this.#r.failMode === "open") {
+            w.resolve(NO_SLOT);
+          } else {
+            this.#report(w.key, "unavailable");
+            w.reject(unavailableError(s, attempt.cause, attempt.down));
+          }
+          return;
+        }
+        const now = Date.now();
+        if (!refused) {
+          refused = true;
+          // Only with maxQueue 0: the call may try once, not wait.
+          if (entry.queued > s.maxQueue) {
+            this.#fail(entry, w, "queue", queueError(s, attempt.retryAfter));
+            return;
+          }
+        }
+        const delay = attempt.retryAfter ?? POLL_INTERVAL;
+        if (attempt.reason === "limit") {
+          entry.fullUntil = now + delay;
+          const deadline = w.ctx.deadline;
+          if (deadline !== undefined && now + delay >= deadline) {
+            this.#fail(entry, w, "deadline", deadlineError(s, delay));
+            return;
+          }
+          this.#refuseHopeless(entry, now);
+        }
+        w.forSlot = attempt.reason === "concurrency";
+        await this.#sleep(w, delay);
+        w.forSlot = false;
+        if (w.done) return;
+      }
+    } catch (err) {
+      // #attempt does not throw; should anything else, the call fails rather than waits forever.
+      if (this.#leave(entry, w)) w.reject(err);
+    }
+  }
+
+  /** Fails the waiting calls behind the head that the windows alone show cannot have a slot in time. */
+  #refuseHopeless(entry: RedisKey, now: number): void {
+    let position = 1;
+    for (let w = entry.head?.next; w !== undefined; ) {
+      const after = w.next;
+      const eta = this.#eta(entry, position, now);
+      const deadline = w.ctx.deadline;
+      if (eta !== undefined && deadline !== undefined && eta >= deadline) {
+        this.#fail(entry, w, "deadline", deadlineError(this.#s, eta - now));
+      } else {
+        position++;
+      }
+      w = after;
+    }
+  }
+
+  #fail(entry: RedisKey, w: Waiter, reason: RejectReason, error: ServiceError): void {
+    if (!this.#leave(entry, w)) return;
+    this.#report(w.key, reason);
+    w.reject(error);
+  }
+
+  /**
+   * Takes `w` out of its key's queue (false if it left already), ends its sleep and its watch of the
+   * context; when it was the head, the next call's turn begins.
+   */
+  #leave(entry: RedisKey, w: Waiter): boolean {
+    if (w.done) return false;
+    w.done = true;
+    const wasHead = entry.head === w;
+    if (w.prev === undefined) entry.head = w.next;
+    else w.prev.next = w.next;
+    if (w.next === undefined) entry.tail = w.prev;
+    else w.next.prev = w.prev;
+    w.prev = undefined;
+    w.next = undefined;
+    entry.queued--;
+    w.stop?.();
+    this.#wake(w);
+    const next = entry.head;
+    if (wasHead && next !== undefined && !this.#closed) void this.#turn(entry, next);
+    return true;
+  }
+
+  /** Ends the sleep of `w`, if it sleeps. */
+  #wake(w: Waiter): void {
+    if (w.timer !== undefined) {
+      clearTimeout(w.timer);
+      w.timer = undefined;
+    }
+    const wake = w.wake;
+    w.wake = undefined;
+    wake?.();
+  }
+
+  /** The head sleeps `ms` (plus a little jitter, so processes do not all retry at once) or until it leaves. */
+  #sleep(w: Waiter, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      w.wake = resolve;
+      w.timer = setTimeout(
+        () => {
+          w.timer = undefined;
+          w.wake = undefined;
+          resolve();
         },
-      };
-      this.#sleepers.add(sleeper);
-      stop = onAbort(ctx, (reason) => {
-        finish();
-        this.#report(key, abortKind(reason));
-        reject(reason);
-      });
+        // Capped (a longer delay fires after 1 ms in Node): woken early, the head asks again.
+        Math.min(ms + Math.floor(Math.random() * 5), MAX_TIMER_MS),
+      );
     });
   }
 
@@ -489,7 +660,12 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     this.#closed = true;
     clearInterval(this.#sweeper);
     const error = closedError(this.#s);
-    for (const sleeper of [...this.#sleepers]) sleeper.fail(error);
+    for (const entry of this.#keys.values()) {
+      for (let w = entry.head; w !== undefined; w = entry.head) {
+        this.#leave(entry, w);
+        w.reject(error);
+      }
+    }
     this.#keys.clear();
     const conn = this.#conn;
     if (this.#owns === "all") {

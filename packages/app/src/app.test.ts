@@ -20,6 +20,10 @@ interface FakeOptions {
   stopHangs?: boolean;
   /** Make stop reject. */
   failStop?: string;
+  /** Start never resolves (e.g. a bind waiting on DNS). */
+  startHangs?: boolean;
+  /** With `stopWaitsForDeadline`: close this many ms after the deadline aborted (a forced close takes time). */
+  closeDelay?: number;
 }
 
 function fakeServer(name: string, log: string[], options: FakeOptions = {}): FakeServer {
@@ -32,6 +36,7 @@ function fakeServer(name: string, log: string[], options: FakeOptions = {}): Fak
     },
     async start() {
       log.push(`start ${name}`);
+      if (options.startHangs) await new Promise<never>(() => undefined);
       for (let i = 0; i < (options.startTurns ?? 1); i++) await Promise.resolve();
       if (options.failStart !== undefined) throw new Error(options.failStart);
       server.listening = true;
@@ -45,6 +50,9 @@ function fakeServer(name: string, log: string[], options: FakeOptions = {}): Fak
       if (options.stopWaitsForDeadline && deadline !== undefined && !deadline.aborted) {
         await new Promise<void>((resolve) => deadline.addEventListener("abort", () => resolve()));
         log.push(`forced ${name}`);
+        if (options.closeDelay !== undefined) {
+          await new Promise((resolve) => setTimeout(resolve, options.closeDelay));
+        }
       }
       if (options.failStop !== undefined) throw new Error(options.failStop);
       server.listening = false;
@@ -263,6 +271,7 @@ describe("createApp: a failed start is rolled back", () => {
       "listening a",
       "listening c",
       "serving false",
+      "shutdown",
       "stop a",
       "stop c",
       "closed a",
@@ -294,7 +303,7 @@ describe("createApp: a failed start is rolled back", () => {
     expect(log).toEqual([]);
   });
 
-  it("a registrar that fails: the servers that listen are stopped", async () => {
+  it("a registrar that fails: deregistered anyway (it may have registered), the servers that listen are stopped", async () => {
     const log: string[] = [];
     const a = app({
       servers: [fakeServer("a", log)],
@@ -315,6 +324,8 @@ describe("createApp: a failed start is rolled back", () => {
       "listening a",
       "serving true",
       "serving false",
+      "deregister",
+      "shutdown",
       "stop a",
       "closed a",
     ]);
@@ -386,7 +397,7 @@ describe("createApp: stop", () => {
     expect(log).toEqual([]);
   });
 
-  it("stop() while starting: start hooks see their signal abort, the start completes, then the app stops", async () => {
+  it("stop() while a start hook ignores its signal: the start gives up at once, nothing starts or registers", async () => {
     const log: string[] = [];
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
@@ -402,22 +413,15 @@ describe("createApp: stop", () => {
       },
     });
     const running = a.run();
-    running.catch(() => undefined); // handled: rejection(running) reads it after the timers advance
     await Promise.resolve();
     expect(a.state).toBe("starting");
-    const stopped = a.stop();
+    await a.stop();
+    expect(a.state).toBe("stopped");
+    await expect(running).resolves.toBeUndefined();
     release();
-    await stopped;
-    await running;
-    expect(log).toEqual([
-      "beforeStart signal aborted: true",
-      "start a",
-      "listening a",
-      "register (listening: true)",
-      "deregister (listening: true)",
-      "stop a",
-      "closed a",
-    ]);
+    await gate;
+    await Promise.resolve();
+    expect(log).toEqual(["beforeStart signal aborted: true"]);
   });
 
   it("a start hook that gives up because stop() was called: a clean stop, run() resolves", async () => {
@@ -569,15 +573,18 @@ describe("createApp: deadlines (fake timers)", () => {
     const error = await rejection(running);
     expect(error.code).toBe(Code.DEADLINE_EXCEEDED);
     expect(error.message).toBe(
-      'app stop did not finish within 3000 ms: beforeStop hook: did not finish within stopTimeout; server "hung": did not close within stopTimeout; afterStop hook: did not finish within stopTimeout',
+      // beforeStop is cut when the drain must begin (3000 − 750 ms: stopTimeout is below drainTimeout);
+      // the afterStop hook, which finishes at once, is reported by its outcome.
+      'app stop did not finish within 3000 ms: beforeStop hook: did not finish within 2250 ms, before the drain; server "hung": did not close within stopTimeout',
     );
     expect(hung.stopSignals[0]?.aborted).toBe(true);
+    expect(log.at(-1)).toBe("afterStop");
     expect(a.state).toBe("stopped");
   });
 
   it("stopTimeout defaults to drainTimeout + 5 s", async () => {
     vi.useFakeTimers();
-    const a = app({ drainTimeout: 1_000, beforeStop: () => new Promise<never>(() => undefined) });
+    const a = app({ drainTimeout: 1_000, servers: [fakeServer("hung", [], { stopHangs: true })] });
     const running = a.run();
     running.catch(() => undefined); // handled: rejection(running) reads it after the timers advance
     await a.start();
@@ -689,5 +696,387 @@ describe("createApp: options are checked", () => {
     }
     expect(caught).toBeInstanceOf(ServiceError);
     expect(caught).toMatchObject({ code: Code.INVALID_ARGUMENT, message });
+  });
+});
+
+/** Whether `promise` has settled, read after the timers advance: `"pending"`, `"resolved"` or the rejection's message. */
+function outcomeOf(promise: Promise<unknown>): () => string {
+  let outcome = "pending";
+  promise.then(
+    () => {
+      outcome = "resolved";
+    },
+    (err: unknown) => {
+      outcome = `rejected: ${err instanceof Error ? err.message : String(err)}`;
+    },
+  );
+  return () => outcome;
+}
+
+describe("createApp: a stop during the start (regression: stop() hung while a start step hung)", () => {
+  it("register() hangs: the start gives up at once, deregisters (it may have registered) and stops the servers", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const events: AppEvent[] = [];
+    const a = app({
+      servers: [fakeServer("a", log)],
+      readiness: readinessLog(log),
+      drainTimeout: 100,
+      stopTimeout: 300,
+      registrar: {
+        register: () => {
+          log.push("register");
+          return new Promise<void>(() => undefined);
+        },
+        deregister: hook(log, "deregister"),
+      },
+      onEvent: (e) => events.push(e),
+    });
+    const running = outcomeOf(a.run());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.state).toBe("starting");
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(0);
+    expect([stopped(), running(), a.state]).toEqual(["resolved", "resolved", "stopped"]);
+    expect(log).toEqual([
+      "serving false",
+      "start a",
+      "listening a",
+      "serving true",
+      "register",
+      "serving false",
+      "deregister",
+      "shutdown",
+      "stop a",
+      "closed a",
+    ]);
+    expect(events).toEqual([
+      {
+        type: "error",
+        step: "register",
+        error: expect.objectContaining({
+          code: Code.CANCELLED,
+          message: "app start cancelled by stop: register: the app is stopping",
+        }),
+      },
+    ]);
+  });
+
+  it("the registrar factory hangs: the start gives up; nothing registered, nothing to deregister", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const a = app({
+      servers: [fakeServer("a", log)],
+      registrar: () => new Promise<Registrar>(() => undefined),
+    });
+    void a.run();
+    await vi.advanceTimersByTimeAsync(0);
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(stopped()).toBe("resolved");
+    expect(log).toEqual(["start a", "listening a", "stop a", "closed a"]);
+  });
+
+  it("a server whose start hangs: never ready or registered; it is stopped too, with the one that started", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const servers = [fakeServer("a", log), fakeServer("hang", log, { startHangs: true })];
+    const a = app({ servers, registrar: recorder(log, servers), readiness: readinessLog(log) });
+    void a.run();
+    await vi.advanceTimersByTimeAsync(0);
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(stopped()).toBe("resolved");
+    expect(log).toEqual([
+      "serving false",
+      "start a",
+      "start hang",
+      "listening a",
+      "serving false",
+      "shutdown",
+      "stop a",
+      "stop hang",
+      "closed a",
+      "closed hang",
+    ]);
+    expect(a.ready).toBe(false);
+  });
+
+  it("an afterStart hook that ignores its signal: the start gives up; deregistered, servers stopped", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const servers = [fakeServer("a", log)];
+    const a = app({
+      servers,
+      registrar: recorder(log, servers),
+      afterStart: () => new Promise<void>(() => undefined),
+    });
+    void a.run();
+    await vi.advanceTimersByTimeAsync(0);
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(stopped()).toBe("resolved");
+    expect(log).toEqual([
+      "start a",
+      "listening a",
+      "register (listening: true)",
+      "deregister (listening: true)",
+      "stop a",
+      "closed a",
+    ]);
+  });
+
+  it("a step is not begun once the stop was asked for, even if the step under way finished", async () => {
+    const log: string[] = [];
+    const servers = [fakeServer("a", log)];
+    const a = app({
+      servers,
+      registrar: recorder(log, servers),
+      // Finishes (resolves) as soon as the stop is asked for.
+      beforeStart: (_info, signal) =>
+        new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve())),
+    });
+    const running = a.run();
+    await Promise.resolve();
+    await a.stop();
+    await running;
+    expect(log).toEqual([]);
+  });
+
+  it("undoing the start is bounded by stopTimeout counted from the stop request", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const hung = fakeServer("hung", log, { stopHangs: true });
+    const a = app({
+      servers: [hung],
+      drainTimeout: 1_000,
+      stopTimeout: 3_000,
+      registrar: {
+        register: () => new Promise<void>(() => undefined),
+        deregister: () => new Promise<void>(() => undefined),
+      },
+    });
+    const running = outcomeOf(a.run());
+    await vi.advanceTimersByTimeAsync(500); // register hangs for a while before the stop
+    const stopped = outcomeOf(a.stop());
+    // deregister is cut at 3000 − 1000 − 750 ms; the drain is forced 750 ms before stopTimeout.
+    await vi.advanceTimersByTimeAsync(1_249);
+    expect(hung.stopSignals).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(hung.stopSignals[0]?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(hung.stopSignals[0]?.aborted).toBe(true);
+    await vi.advanceTimersByTimeAsync(749);
+    expect(stopped()).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1);
+    const expected =
+      'rejected: app stop did not finish within 3000 ms: deregister: did not finish within 1250 ms, before the drain; server "hung": did not close within stopTimeout';
+    expect([stopped(), running(), a.state]).toEqual([expected, expected, "stopped"]);
+  });
+
+  it("undoing a failed start is bounded by stopTimeout from the failure and drains with drainTimeout", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const hung = fakeServer("hung", log, { stopHangs: true });
+    const a = app({
+      servers: [hung, fakeServer("b", log, { failStart: "EADDRINUSE" })],
+      drainTimeout: 500,
+      stopTimeout: 2_000,
+    });
+    const running = outcomeOf(a.run());
+    await vi.advanceTimersByTimeAsync(499);
+    expect(hung.stopSignals[0]?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(hung.stopSignals[0]?.aborted).toBe(true);
+    await vi.advanceTimersByTimeAsync(1_499);
+    expect(running()).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(running()).toBe('rejected: app start failed: server "b": EADDRINUSE');
+    expect(a.state).toBe("stopped");
+  });
+});
+
+describe("createApp: a failed start shuts readiness down (regression: health Watch streams held the drain)", () => {
+  it("readiness.shutdown() runs before the servers stop, so a server waiting on its streams closes at once", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    let shutdown!: () => void;
+    const streamsEnded = new Promise<void>((resolve) => {
+      shutdown = resolve;
+    });
+    // A gRPC server with an open health Watch: its graceful stop waits until the health service ends it.
+    const grpc: Server = {
+      name: "grpc",
+      start: async () => undefined,
+      stop: async (deadline) => {
+        log.push("stop grpc");
+        await Promise.race([
+          streamsEnded,
+          new Promise<void>((resolve) => deadline?.addEventListener("abort", () => resolve())),
+        ]);
+        log.push(deadline?.aborted ? "grpc forced" : "grpc closed");
+      },
+    };
+    const events: string[] = [];
+    const a = app({
+      servers: [grpc, fakeServer("http", log, { failStart: "EADDRINUSE" })],
+      drainTimeout: 10_000,
+      readiness: [
+        {
+          setServing: () => undefined,
+          shutdown: () => {
+            log.push("shutdown");
+            shutdown();
+          },
+        },
+        {
+          setServing: () => undefined,
+          shutdown: () => {
+            throw new Error("already closed");
+          },
+        },
+      ],
+      onEvent: (e) => events.push(e.type === "error" ? `error ${e.step}: ${e.error.message}` : e.type),
+    });
+    const running = outcomeOf(a.run());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(running()).toBe('rejected: app start failed: server "http": EADDRINUSE');
+    expect(log).toEqual(["start http", "shutdown", "stop grpc", "grpc closed"]);
+    expect(events).toEqual([
+      'error server "http": app start failed: server "http": EADDRINUSE',
+      "error readiness shutdown: readiness shutdown: already closed",
+    ]);
+  });
+});
+
+describe("createApp: signals after app.stop() (regression: the first SIGTERM exited at once)", () => {
+  const SIGNAL = "SIGUSR2";
+
+  it("a first signal during a stop begun by app.stop() joins it; only a second one exits", async () => {
+    const exit = vi.fn();
+    let release!: () => void;
+    const inFlight = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const events: AppEvent[] = [];
+    const a = app({
+      signals: [SIGNAL],
+      exit,
+      servers: [{ name: "slow", start: async () => undefined, stop: () => inFlight }],
+      onEvent: (e) => events.push(e),
+    });
+    await a.start();
+    const stopped = a.stop();
+    process.emit(SIGNAL, SIGNAL);
+    expect(exit).not.toHaveBeenCalled();
+    process.emit(SIGNAL, SIGNAL);
+    expect(exit).toHaveBeenCalledTimes(1);
+    expect(exit).toHaveBeenCalledWith(1);
+    release();
+    await stopped;
+    expect(events.filter((e) => e.type === "stopping" || e.type === "exit")).toEqual([
+      { type: "stopping", reason: "stop()" },
+      { type: "exit", signal: SIGNAL },
+    ]);
+  });
+
+  it("a first signal while starting cancels the start; a second one during the undo exits", async () => {
+    vi.useFakeTimers();
+    const exit = vi.fn();
+    const a = app({
+      signals: [SIGNAL],
+      exit,
+      servers: [fakeServer("hang", [], { startHangs: true, stopHangs: true })],
+      stopTimeout: 1_000,
+    });
+    const running = outcomeOf(a.run());
+    await vi.advanceTimersByTimeAsync(0);
+    process.emit(SIGNAL, SIGNAL);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.state).toBe("stopping");
+    expect(exit).not.toHaveBeenCalled();
+    process.emit(SIGNAL, SIGNAL);
+    expect(exit).toHaveBeenCalledWith(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(running()).toBe(
+      'rejected: app stop did not finish within 1000 ms: server "hang": did not close within stopTimeout',
+    );
+  });
+});
+
+describe("createApp: the stop budget (regression: a hanging deregister left the servers no drain)", () => {
+  it("deregister hangs: cut when the drain must begin; the servers get their full drainTimeout", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const events: string[] = [];
+    const web = fakeServer("web", log, { stopWaitsForDeadline: true });
+    const a = app({
+      servers: [web],
+      drainTimeout: 1_000,
+      stopTimeout: 3_000,
+      registrar: { register: async () => undefined, deregister: () => new Promise<void>(() => undefined) },
+      onEvent: (e) => events.push(e.type === "error" ? `error ${e.step}` : e.type),
+    });
+    await a.start();
+    const stopped = outcomeOf(a.stop());
+    // stopTimeout − drainTimeout − 750 ms (a quarter of stopTimeout, under 1 s) kept to close what is left.
+    await vi.advanceTimersByTimeAsync(1_249);
+    expect(web.stopSignals).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(web.stopSignals[0]?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(web.stopSignals[0]?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(web.stopSignals[0]?.aborted).toBe(true);
+    expect(stopped()).toBe(
+      "rejected: app stop finished with errors: deregister: did not finish within 1250 ms, before the drain",
+    );
+    expect(log.slice(-3)).toEqual(["stop web", "forced web", "closed web"]);
+    expect(events).toEqual([
+      "started",
+      "stopping",
+      "error deregister",
+      "deregistered",
+      "draining",
+      "drain-timeout",
+      "stopped",
+    ]);
+  });
+
+  it("with the defaults, beforeStop hooks and deregister share 4 s; the hooks' signal aborts then", async () => {
+    vi.useFakeTimers();
+    let hookSignal: AbortSignal | undefined;
+    const a = app({
+      beforeStop: (_info, signal) => {
+        hookSignal = signal;
+        return new Promise<void>(() => undefined);
+      },
+    });
+    await a.start();
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(3_999);
+    expect(hookSignal?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(hookSignal?.aborted).toBe(true);
+    expect(stopped()).toBe(
+      "rejected: app stop finished with errors: beforeStop hook: did not finish within 4000 ms, before the drain",
+    );
+  });
+
+  it("stopTimeout below drainTimeout: the drain is forced before the stop deadline, and a server that then closes is not reported", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const web = fakeServer("web", log, { stopWaitsForDeadline: true, closeDelay: 10 });
+    const a = app({ servers: [web], drainTimeout: 10_000, stopTimeout: 2_000 });
+    await a.start();
+    const stopped = outcomeOf(a.stop());
+    // 2000 − min(1000, 2000 / 4) ms.
+    await vi.advanceTimersByTimeAsync(1_499);
+    expect(web.stopSignals[0]?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(web.stopSignals[0]?.aborted).toBe(true);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(stopped()).toBe("resolved");
+    expect(log.slice(-3)).toEqual(["stop web", "forced web", "closed web"]);
   });
 });

@@ -19,6 +19,9 @@ export interface Server {
   /**
    * Stops accepting new work at once, lets work in flight finish, and resolves once everything is
    * closed. When `deadline` aborts (the app's drain timeout passed), closes whatever is left at once.
+   *
+   * The app may call it while `start()` is still pending (it was told to stop during the start and
+   * gave up waiting): then it should make sure that what the start binds is released.
    */
   stop(deadline?: AbortSignal): Promise<void>;
 }
@@ -26,7 +29,8 @@ export interface Server {
 /**
  * Registers this instance with a service registry and removes it again (go-kit's `sd.Registrar`;
  * `@svckit/sd` exports the same shape). The app registers only once every server listens, and
- * deregisters first thing on stop, before any server stops accepting.
+ * deregisters first thing on stop, before any server stops accepting. A start undone after
+ * `register()` was called (it failed, was given up on, or a later step failed) deregisters too.
  */
 export interface Registrar {
   /** Adds the instance to the registry. */
@@ -40,7 +44,7 @@ export interface Registrar {
  * calls `setServing(false)` as it starts, `setServing(true)` once every server listens (before
  * registering), `setServing(false)` first thing on stop, and `shutdown()` (if present) right before
  * the servers stop, which is where a health service ends its long-lived watch streams so they do not
- * hold the drain up.
+ * hold the drain up. Undoing a failed or cancelled start calls both as well.
  */
 export interface Readiness {
   /** Whether the instance takes traffic now. */
@@ -65,7 +69,9 @@ export interface AppInfo {
 
 /**
  * A lifecycle hook (Kratos' `BeforeStart` etc.). `signal` aborts when the hook should give up: for
- * start hooks when the app is told to stop while starting, for stop hooks when `stopTimeout` passes.
+ * start hooks when the app is told to stop while starting (the start no longer waits for them then),
+ * for `beforeStop` hooks when the drain must begin (see {@link AppOptions.stopTimeout}), for
+ * `afterStop` hooks when `stopTimeout` passes.
  */
 export type Hook = (info: AppInfo, signal: AbortSignal) => void | Promise<void>;
 
@@ -106,19 +112,40 @@ export interface AppOptions {
   beforeStart?: Hook | readonly Hook[];
   /** Run after the servers started and the instance is registered; a failure stops the app. */
   afterStart?: Hook | readonly Hook[];
-  /** Run on stop after readiness went false, before deregistering. */
+  /**
+   * Run on stop after readiness went false, before deregistering. They share the time before the
+   * drain with `deregister()` (see {@link AppOptions.stopTimeout}); their signal aborts when it is up.
+   */
   beforeStop?: Hook | readonly Hook[];
   /** Run once the servers are closed. */
   afterStop?: Hook | readonly Hook[];
-  /** Process signals that stop the app; a second one exits at once. Default `["SIGTERM", "SIGINT"]`; `[]` for none. */
+  /**
+   * Process signals that stop the app. Default `["SIGTERM", "SIGINT"]`; `[]` for none. The first
+   * signal received starts the stop (or joins one already begun by `app.stop()`); a second signal
+   * received while the stop runs exits the process at once with code 1.
+   */
   signals?: readonly NodeJS.Signals[];
   /** How long servers get to finish work in flight before their connections are closed, in ms (default 30 000). */
   drainTimeout?: number;
-  /** The longest the whole stop may take, in ms (default `drainTimeout + 5000`); then `run()` rejects. */
+  /**
+   * The longest the whole stop may take, in ms, counted from the stop request (default
+   * `drainTimeout + 5000`); then the waits are cut and `run()` rejects DEADLINE_EXCEEDED. A stop
+   * asked for during the start, and the undoing of a failed start, are bounded the same way.
+   *
+   * The budget is shared out so that the servers get their `drainTimeout`: the steps before the
+   * drain (`beforeStop` hooks, `deregister()`, `deregisterDelay`, `readiness.shutdown()`) get
+   * `stopTimeout − drainTimeout − margin` (4 s with the default), where `margin` is 1 s (a quarter of
+   * `stopTimeout` when that is under 4 s); a step still running then is reported as an error and the
+   * drain begins. The drain is forced (what is left is closed) after `drainTimeout`, or `margin`
+   * before `stopTimeout` at the latest, so that servers told to close at once finish in time. When
+   * `stopTimeout` is not above `drainTimeout + margin`, the steps before the drain are bounded only by
+   * that forced close.
+   */
   stopTimeout?: number;
   /**
    * How long to wait after deregistering before the servers stop accepting, in ms (default 0), so
-   * that registries, load balancers and readiness probes notice first.
+   * that registries, load balancers and readiness probes notice first. It is part of the time before
+   * the drain (see {@link AppOptions.stopTimeout}): raise `stopTimeout` along with a long delay.
    */
   deregisterDelay?: number;
   /** Exits the process on a second signal; default `process.exit` (tests pass their own). */
@@ -156,6 +183,8 @@ export interface App {
 
 const DEFAULT_DRAIN_TIMEOUT = 30_000;
 const STOP_SLACK = 5_000;
+/** The most kept at the end of `stopTimeout` to close what the drain left (less when `stopTimeout` is short). */
+const CLOSE_MARGIN = 1_000;
 
 function list<T>(value: T | readonly T[] | undefined): readonly T[] {
   if (value === undefined) return [];
@@ -182,9 +211,13 @@ function serverName(server: Server, index: number): string {
   return server.name ?? `server ${index}`;
 }
 
-/** Settles with `promise`, or rejects with `onAbort()` as soon as `signal` aborts. */
-function until<T>(promise: Promise<T>, signal: AbortSignal, onAbort: () => Error): Promise<T> {
-  if (signal.aborted) return Promise.reject(onAbort());
+/**
+ * Settles with `promise`, or rejects with `onAbort()` as soon as `signal` aborts. When `signal` has
+ * already aborted, a `promise` that has already settled still wins (a step that finished at once,
+ * e.g. a synchronous hook, is reported by its outcome).
+ */
+function until<T>(promise: Promise<T>, signal: AbortSignal, onAbort: () => unknown): Promise<T> {
+  if (signal.aborted) return Promise.race([promise, Promise.reject(onAbort())]);
   return new Promise<T>((resolve, reject) => {
     const abort = (): void => reject(onAbort());
     signal.addEventListener("abort", abort, { once: true });
@@ -199,6 +232,15 @@ function until<T>(promise: Promise<T>, signal: AbortSignal, onAbort: () => Error
       },
     );
   });
+}
+
+/**
+ * Runs a start step: not begun once `signal` has aborted, and given up (rejecting with the abort
+ * reason) as soon as it aborts, whether or not the step listens to it.
+ */
+function startStep<T>(signal: AbortSignal, fn: () => T | Promise<T>): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return until(attempt(fn), signal, () => signal.reason);
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {
@@ -225,6 +267,33 @@ function attempt<T>(fn: () => T | Promise<T>): Promise<T> {
 
 const noop = (): void => undefined;
 
+/** An AbortController that aborts `ms` from now with `reason`; `timer` is for clearing it. */
+function abortAfter(ms: number, reason: () => ServiceError): { signal: AbortSignal; timer: NodeJS.Timeout } {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(reason()), ms);
+  return { signal: controller.signal, timer };
+}
+
+/**
+ * The deadlines of one stop (or of undoing a failed start), all counted from the moment it was asked
+ * for; see {@link AppOptions.stopTimeout}.
+ */
+interface StopClock {
+  /** Aborts when the steps before the drain must give way to it. */
+  readonly preDrain: AbortSignal;
+  /** `preDrain`'s time, in ms from the stop request. */
+  readonly preDrainMs: number;
+  /** Aborts when the drain must be forced so what is left closes before `deadline`. */
+  readonly force: AbortSignal;
+  /** Aborts after `stopTimeout`: every wait is cut. */
+  readonly deadline: AbortSignal;
+  /** Clears the timers. */
+  dispose(): void;
+}
+
+/** Where a server is in the start: `starting` until its `start()` resolves. */
+type ServerStatus = "starting" | "started";
+
 class Application implements App {
   readonly #id: string;
   readonly #name: string;
@@ -247,12 +316,18 @@ class Application implements App {
   #state: AppState = "idle";
   #ready = false;
   #endpoints: readonly string[] = [];
+  /** Set right before `register()` is called, so a register abandoned or failed is undone too. */
   #registrar: Registrar | undefined;
-  #started: Server[] = [];
+  /** The servers whose start was called and did not fail, in the order given. */
+  readonly #status = new Map<Server, ServerStatus>();
   #startPromise: Promise<void> | undefined;
   #stopPromise: Promise<void> | undefined;
+  /** The clock of the stop, made when the stop is asked for (or when a start fails). */
+  #clock: StopClock | undefined;
   #stopReason = "stop()";
-  /** Aborts when a stop is asked for while starting: start hooks give up. */
+  /** How many of `signals` the process received. */
+  #signalsReceived = 0;
+  /** Aborts when a stop is asked for while starting: the start gives up on the step it waits for. */
   readonly #startAbort = new AbortController();
   /** Settles when the app has stopped (or failed to start); what `run()` waits for. */
   readonly #done: Promise<void>;
@@ -310,7 +385,7 @@ class Application implements App {
     try {
       await this.start();
     } catch (err) {
-      // A start cancelled by stop() or a signal is a clean stop, not a failure.
+      // A start cancelled by stop() or a signal is a stop, not a failure: run() settles as the stop does.
       if (!this.#startAbort.signal.aborted) throw err;
     }
     return this.#done;
@@ -333,25 +408,29 @@ class Application implements App {
   }
 
   stop(): Promise<void> {
-    if (this.#stopPromise === undefined) {
-      if (this.#state === "idle") {
-        this.#state = "stopped";
-        this.#settleDone(undefined);
-        this.#stopPromise = Promise.resolve();
-      } else {
-        this.#startAbort.abort(new ServiceError(Code.CANCELLED, "the app is stopping"));
-        // Running: readiness goes false now, not a tick later. Starting: stop once the start settled;
-        // a failed start has already undone itself.
-        this.#stopPromise =
-          this.#state === "running"
-            ? this.#stop()
-            : (this.#startPromise ?? Promise.resolve()).then(
-                () => this.#stop(),
-                () => undefined,
-              );
-        this.#stopPromise.catch(noop);
-      }
+    if (this.#stopPromise !== undefined) return this.#stopPromise;
+    if (this.#state === "idle") {
+      this.#state = "stopped";
+      this.#settleDone(undefined);
+      this.#stopPromise = Promise.resolve();
+    } else if (this.#state === "running") {
+      // Readiness goes false now, not a tick later.
+      this.#stopPromise = this.#stop(this.#stopClock());
+    } else if (this.#state === "starting") {
+      // The stop clock starts now. The start gives up on the step it waits for and undoes itself
+      // within it; if it finished first after all, it is stopped as usual.
+      const clock = this.#stopClock();
+      this.#startAbort.abort(new ServiceError(Code.CANCELLED, "the app is stopping"));
+      const starting = this.#startPromise ?? Promise.resolve();
+      this.#stopPromise = starting.then(
+        () => this.#stop(clock),
+        () => this.#done,
+      );
+    } else {
+      // A failed start is being (or was) undone: that is the stop; it settles once that is over.
+      this.#stopPromise = (this.#startPromise ?? Promise.resolve()).then(noop, noop);
     }
+    this.#stopPromise.catch(noop);
     return this.#stopPromise;
   }
 
@@ -364,12 +443,15 @@ class Application implements App {
   }
 
   #signal(signal: NodeJS.Signals): void {
-    if (this.#stopPromise !== undefined) {
+    this.#signalsReceived += 1;
+    // The first signal stops the app, or joins a stop already under way (app.stop(), say from a
+    // preStop endpoint, before the orchestrator's SIGTERM); the next one means "now".
+    if (this.#signalsReceived > 1) {
       this.#emit({ type: "exit", signal });
       this.#exit(1);
       return;
     }
-    this.#stopReason = signal;
+    if (this.#stopPromise === undefined) this.#stopReason = signal;
     void this.stop();
   }
 
@@ -399,8 +481,39 @@ class Application implements App {
     return new ServiceError(code, `${step}: ${messageOf(err)}`, { cause: err });
   }
 
-  async #runHooks(hooks: readonly Hook[], signal: AbortSignal): Promise<void> {
-    for (const hook of hooks) await attempt(() => hook(this.info, signal));
+  /** The clock of this app's stop, started on the first call. */
+  #stopClock(): StopClock {
+    if (this.#clock !== undefined) return this.#clock;
+    const stopTimeout = this.#stopTimeout;
+    const margin = Math.min(CLOSE_MARGIN, stopTimeout / 4);
+    const forceMs = stopTimeout - margin;
+    const share = stopTimeout - this.#drainTimeout - margin;
+    const preDrainMs = share > 0 ? share : forceMs;
+    const preDrain = abortAfter(
+      preDrainMs,
+      () =>
+        new ServiceError(Code.DEADLINE_EXCEEDED, `did not finish within ${preDrainMs} ms, before the drain`),
+    );
+    const force = abortAfter(
+      forceMs,
+      () => new ServiceError(Code.DEADLINE_EXCEEDED, "stop timeout: closing what is left"),
+    );
+    const deadline = abortAfter(
+      stopTimeout,
+      () => new ServiceError(Code.DEADLINE_EXCEEDED, `app stop did not finish within ${stopTimeout} ms`),
+    );
+    this.#clock = {
+      preDrain: preDrain.signal,
+      preDrainMs,
+      force: force.signal,
+      deadline: deadline.signal,
+      dispose() {
+        clearTimeout(preDrain.timer);
+        clearTimeout(force.timer);
+        clearTimeout(deadline.timer);
+      },
+    };
+    return this.#clock;
   }
 
   async #start(): Promise<void> {
@@ -412,11 +525,25 @@ class Application implements App {
     const signal = this.#startAbort.signal;
     let step = "beforeStart hook";
     try {
-      await this.#runHooks(this.#beforeStart, signal);
+      for (const hook of this.#beforeStart) await startStep(signal, () => hook(this.info, signal));
 
       step = "server";
-      const results = await Promise.allSettled(this.#servers.map((server) => attempt(() => server.start())));
-      this.#started = this.#servers.filter((_, i) => results[i]?.status === "fulfilled");
+      const results = await startStep(signal, () =>
+        Promise.allSettled(
+          this.#servers.map((server) => {
+            this.#status.set(server, "starting");
+            return attempt(() => server.start()).then(
+              () => {
+                this.#status.set(server, "started");
+              },
+              (err: unknown) => {
+                this.#status.delete(server);
+                throw err;
+              },
+            );
+          }),
+        ),
+      );
       const failed = results.findIndex((r) => r.status === "rejected");
       if (failed >= 0) {
         const server = this.#servers[failed] as Server;
@@ -426,155 +553,189 @@ class Application implements App {
       this.#endpoints = Object.freeze(
         this.#servers.map((s) => s.endpoint).filter((e): e is string => e !== undefined),
       );
+      // Told to stop meanwhile: never ready, never registered.
+      if (signal.aborted) throw signal.reason;
       this.#ready = true;
       this.#setServing(true);
 
       step = "register";
       const option = this.#registrarOption;
       if (option !== undefined) {
-        const registrar = typeof option === "function" ? await attempt(() => option(this.info)) : option;
-        await attempt(() => registrar.register());
-        this.#registrar = registrar;
+        const registrar =
+          typeof option === "function" ? await startStep(signal, () => option(this.info)) : option;
+        await startStep(signal, () => {
+          // Remembered first: a register whose answer was lost may still have registered.
+          this.#registrar = registrar;
+          return registrar.register();
+        });
       }
 
       step = "afterStart hook";
-      await this.#runHooks(this.#afterStart, signal);
+      for (const hook of this.#afterStart) await startStep(signal, () => hook(this.info, signal));
     } catch (err) {
-      // Told to stop while starting: what started is undone and the app counts as stopped cleanly.
+      // Told to stop while starting: what started is undone and the app stops as a stop would.
       const cancelled = signal.aborted;
       const error = cancelled
         ? this.#failure(Code.CANCELLED, `app start cancelled by stop: ${step}`, err)
         : this.#failure(Code.UNAVAILABLE, `app start failed: ${step}`, err);
       this.#emit({ type: "error", step, error });
-      await this.#rollback();
-      this.#settleDone(cancelled ? undefined : error);
+      // A failed start is undone within stopTimeout from now; a cancelled one within the stop's.
+      const outcome = await this.#rollback(this.#stopClock());
+      this.#settleDone(cancelled ? outcome : error);
       throw error;
     }
     this.#state = "running";
     this.#emit({ type: "started", info: this.info, ms: performance.now() - t0 });
   }
 
-  /** Undoes a failed start: not ready, deregistered, started servers stopped. */
-  async #rollback(): Promise<void> {
+  /**
+   * Runs a step before the drain: reported as an error if it fails or is still running when the
+   * drain must begin (it is not waited for then).
+   */
+  async #preDrainStep(
+    name: string,
+    clock: StopClock,
+    errors: ServiceError[],
+    fn: () => void | Promise<void>,
+  ): Promise<void> {
+    try {
+      await until(attempt(fn), clock.preDrain, () => clock.preDrain.reason);
+    } catch (err) {
+      this.#record(name, err, errors);
+    }
+  }
+
+  #record(step: string, err: unknown, errors: ServiceError[]): void {
+    const error = this.#failure(Code.INTERNAL, step, err);
+    errors.push(error);
+    this.#emit({ type: "error", step, error });
+  }
+
+  /**
+   * Undoes a failed or cancelled start within `clock`: not ready, deregistered (if `register()` was
+   * called), readiness shut down, and the servers that started or are still starting stopped with a
+   * drain. Returns the stop error (as {@link #outcome}), if any.
+   */
+  async #rollback(clock: StopClock): Promise<ServiceError | undefined> {
     this.#state = "stopping";
     this.#ready = false;
     this.#setServing(false);
+    const errors: ServiceError[] = [];
     const registrar = this.#registrar;
     this.#registrar = undefined;
     if (registrar !== undefined) {
-      await attempt(() => registrar.deregister()).catch((err: unknown) =>
-        this.#emit({
-          type: "error",
-          step: "deregister",
-          error: this.#failure(Code.INTERNAL, "deregister", err),
-        }),
-      );
+      await this.#preDrainStep("deregister", clock, errors, () => registrar.deregister());
     }
-    await this.#stopServers(this.#started, new AbortController().signal);
+    for (const readiness of this.#readiness) {
+      await this.#preDrainStep("readiness shutdown", clock, errors, () => readiness.shutdown?.());
+    }
+    const servers = this.#servers.filter((server) => this.#status.has(server));
+    errors.push(...(await this.#stopServers(servers, clock)));
+    clock.dispose();
     this.#state = "stopped";
     this.#unlisten();
+    return this.#outcome(errors, clock);
   }
 
-  /** Stops `servers` with a drain deadline `drainTimeout` from now (or when `stopSignal` aborts). */
-  async #stopServers(servers: readonly Server[], stopSignal: AbortSignal): Promise<ServiceError[]> {
+  /**
+   * Stops `servers` with a drain deadline: `drainTimeout` from now, or when `clock.force` aborts;
+   * gives up waiting for them when `clock.deadline` aborts.
+   */
+  async #stopServers(servers: readonly Server[], clock: StopClock): Promise<ServiceError[]> {
     const errors: ServiceError[] = [];
     if (servers.length === 0) return errors;
     const drain = new AbortController();
     const t0 = performance.now();
-    const force = (): void => {
+    const force = (reason: ServiceError): void => {
       if (drain.signal.aborted) return;
       this.#emit({ type: "drain-timeout", ms: performance.now() - t0 });
-      drain.abort(new ServiceError(Code.DEADLINE_EXCEEDED, "drain timeout"));
+      drain.abort(reason);
     };
-    const timer = setTimeout(force, this.#drainTimeout);
-    if (stopSignal.aborted) force();
-    else stopSignal.addEventListener("abort", force, { once: true });
+    const onForce = (): void => force(clock.force.reason as ServiceError);
+    const timer = setTimeout(
+      () => force(new ServiceError(Code.DEADLINE_EXCEEDED, "drain timeout")),
+      this.#drainTimeout,
+    );
+    if (clock.force.aborted) onForce();
+    else clock.force.addEventListener("abort", onForce, { once: true });
     const results = await Promise.allSettled(
       servers.map((server) =>
         until(
           attempt(() => server.stop(drain.signal)),
-          stopSignal,
+          clock.deadline,
           () => new ServiceError(Code.DEADLINE_EXCEEDED, "did not close within stopTimeout"),
         ),
       ),
     );
     clearTimeout(timer);
-    stopSignal.removeEventListener("abort", force);
+    clock.force.removeEventListener("abort", onForce);
     results.forEach((result, i) => {
       if (result.status === "fulfilled") return;
       const server = servers[i] as Server;
       const step = `server ${JSON.stringify(serverName(server, this.#servers.indexOf(server)))}`;
-      const error = this.#failure(Code.INTERNAL, step, result.reason);
-      errors.push(error);
-      this.#emit({ type: "error", step, error });
+      this.#record(step, result.reason, errors);
     });
     return errors;
   }
 
-  async #stop(): Promise<void> {
+  /** The error a stop with `errors` ends with: DEADLINE_EXCEEDED past `stopTimeout`, else INTERNAL. */
+  #outcome(errors: readonly ServiceError[], clock: StopClock): ServiceError | undefined {
+    const messages = errors.map((e) => e.message).join("; ");
+    if (clock.deadline.aborted) {
+      return new ServiceError(
+        Code.DEADLINE_EXCEEDED,
+        `app stop did not finish within ${this.#stopTimeout} ms: ${messages}`,
+        { cause: new AggregateError(errors) },
+      );
+    }
+    if (errors.length > 0) {
+      return new ServiceError(Code.INTERNAL, `app stop finished with errors: ${messages}`, {
+        cause: new AggregateError(errors),
+      });
+    }
+    return undefined;
+  }
+
+  async #stop(clock: StopClock): Promise<void> {
     const t0 = performance.now();
     this.#state = "stopping";
     this.#ready = false;
     this.#setServing(false);
     this.#emit({ type: "stopping", reason: this.#stopReason });
 
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () =>
-        deadline.abort(
-          new ServiceError(Code.DEADLINE_EXCEEDED, `app stop did not finish within ${this.#stopTimeout} ms`),
-        ),
-      this.#stopTimeout,
-    );
-    const signal = deadline.signal;
     const errors: ServiceError[] = [];
-    const step = async (name: string, fn: () => void | Promise<void>): Promise<void> => {
-      try {
-        await until(
-          attempt(fn),
-          signal,
-          () => new ServiceError(Code.DEADLINE_EXCEEDED, "did not finish within stopTimeout"),
-        );
-      } catch (err) {
-        const error = this.#failure(Code.INTERNAL, name, err);
-        errors.push(error);
-        this.#emit({ type: "error", step: name, error });
-      }
-    };
-
-    for (const hook of this.#beforeStop) await step("beforeStop hook", () => hook(this.info, signal));
+    for (const hook of this.#beforeStop) {
+      await this.#preDrainStep("beforeStop hook", clock, errors, () => hook(this.info, clock.preDrain));
+    }
     const registrar = this.#registrar;
     this.#registrar = undefined;
     if (registrar !== undefined) {
-      await step("deregister", () => registrar.deregister());
+      await this.#preDrainStep("deregister", clock, errors, () => registrar.deregister());
       this.#emit({ type: "deregistered" });
     }
-    await delay(this.#deregisterDelay, signal);
+    await delay(this.#deregisterDelay, clock.preDrain);
     for (const readiness of this.#readiness) {
-      await step("readiness shutdown", () => readiness.shutdown?.());
+      await this.#preDrainStep("readiness shutdown", clock, errors, () => readiness.shutdown?.());
     }
     this.#emit({ type: "draining" });
-    errors.push(...(await this.#stopServers(this.#started, signal)));
-    for (const hook of this.#afterStop) await step("afterStop hook", () => hook(this.info, signal));
+    errors.push(...(await this.#stopServers(this.#servers, clock)));
+    for (const hook of this.#afterStop) {
+      try {
+        await until(
+          attempt(() => hook(this.info, clock.deadline)),
+          clock.deadline,
+          () => new ServiceError(Code.DEADLINE_EXCEEDED, "did not finish within stopTimeout"),
+        );
+      } catch (err) {
+        this.#record("afterStop hook", err, errors);
+      }
+    }
 
-    clearTimeout(timer);
+    clock.dispose();
     this.#unlisten();
     this.#state = "stopped";
     this.#emit({ type: "stopped", ms: performance.now() - t0 });
-    let error: ServiceError | undefined;
-    if (signal.aborted) {
-      error = new ServiceError(
-        Code.DEADLINE_EXCEEDED,
-        `app stop did not finish within ${this.#stopTimeout} ms: ${errors.map((e) => e.message).join("; ")}`,
-        { cause: new AggregateError(errors) },
-      );
-    } else if (errors.length > 0) {
-      error = new ServiceError(
-        Code.INTERNAL,
-        `app stop finished with errors: ${errors.map((e) => e.message).join("; ")}`,
-        { cause: new AggregateError(errors) },
-      );
-    }
+    const error = this.#outcome(errors, clock);
     this.#settleDone(error);
     if (error !== undefined) throw error;
   }
@@ -584,13 +745,16 @@ class Application implements App {
  * Creates an application (Kratos' `kratos.New`): servers, a registrar, readiness, hooks and signals,
  * with one lifecycle.
  *
- * Start: before-start hooks → every server starts (if one fails, the ones that started are stopped
- * and `run()` rejects) → ready (`readiness.setServing(true)`) → register → after-start hooks.
+ * Start: before-start hooks → every server starts (if one fails, the start is undone: deregistered,
+ * `readiness.shutdown()`, the servers stopped, and `run()` rejects) → ready
+ * (`readiness.setServing(true)`) → register → after-start hooks. A stop asked for during the start
+ * gives up on the step under way at once and undoes the start within `stopTimeout`.
  *
  * Stop (a signal or `app.stop()`): not ready (`setServing(false)`) → before-stop hooks → deregister →
- * `deregisterDelay` → `readiness.shutdown()` → servers stop accepting and drain their work in flight
- * for up to `drainTimeout`, then close what is left → after-stop hooks → `run()` resolves. A second
- * signal exits the process with code 1 at once.
+ * `deregisterDelay` → `readiness.shutdown()` (these share the time the drain leaves: see
+ * {@link AppOptions.stopTimeout}) → servers stop accepting and drain their work in flight for up to
+ * `drainTimeout`, then close what is left → after-stop hooks → `run()` resolves. A second signal
+ * received during the stop exits the process with code 1 at once.
  *
  * @example
  * ```ts

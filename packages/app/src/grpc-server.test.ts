@@ -12,6 +12,8 @@ const insecure: Credentials = { insecure: true };
 class FakeGrpc implements GrpcServerLike<Credentials> {
   readonly calls: string[] = [];
   bindError: Error | null = null;
+  /** Errors for the next binds, before `bindError` applies. */
+  readonly bindErrors: Error[] = [];
   boundPort = 50_051;
   shutdownError: Error | undefined;
   #pending: ((error?: Error) => void) | undefined;
@@ -22,7 +24,8 @@ class FakeGrpc implements GrpcServerLike<Credentials> {
     callback: (error: Error | null, port: number) => void,
   ): void {
     this.calls.push(`bindAsync ${port} ${JSON.stringify(credentials)}`);
-    setImmediate(() => callback(this.bindError, this.bindError === null ? this.boundPort : -1));
+    const error = this.bindErrors.shift() ?? this.bindError;
+    setImmediate(() => callback(error, error === null ? this.boundPort : -1));
   }
 
   tryShutdown(callback: (error?: Error) => void): void {
@@ -61,12 +64,14 @@ describe("grpcServer", () => {
     expect(server.endpoint).toBe("grpc://127.0.0.1:50051");
   });
 
-  it("binds every interface for :port and [::]:port and advertises a reachable IPv4 address", async () => {
+  it("binds every interface, IPv6 and IPv4, for :port and [::]:port and advertises a reachable IPv4 address", async () => {
     const any = new FakeGrpc();
     const server = grpcServer(any, { address: ":9090", credentials: insecure, name: "internal" });
     await server.start();
-    expect(any.calls[0]).toBe('bindAsync 0.0.0.0:9090 {"insecure":true}');
+    // grpc-js listens on "::" dual-stack (it was "0.0.0.0": IPv4 only).
+    expect(any.calls).toEqual(['bindAsync [::]:9090 {"insecure":true}']);
     expect(server.name).toBe("internal");
+    expect(server.address).toBe("[::]:50051");
     expect(server.endpoint).toMatch(/^grpc:\/\/\d+\.\d+\.\d+\.\d+:50051$/);
     expect(server.endpoint).not.toContain("0.0.0.0");
 
@@ -155,6 +160,39 @@ describe("grpcServer", () => {
       code: Code.FAILED_PRECONDITION,
       message: "grpc: a gRPC server can start only once",
     });
+  });
+
+  it(":port where [::] cannot be bound (no IPv6) falls back to 0.0.0.0", async () => {
+    const fake = new FakeGrpc();
+    fake.bindErrors.push(new Error("No address added out of total 1 resolved errors: [listen EAFNOSUPPORT]"));
+    const server = grpcServer(fake, { address: ":9090", credentials: insecure });
+    await server.start();
+    expect(fake.calls).toEqual([
+      'bindAsync [::]:9090 {"insecure":true}',
+      'bindAsync 0.0.0.0:9090 {"insecure":true}',
+    ]);
+    expect(server.address).toBe("0.0.0.0:50051");
+    expect(server.endpoint).toMatch(/^grpc:\/\/\d+\.\d+\.\d+\.\d+:50051$/);
+  });
+
+  it(":port that cannot be bound either way rejects UNAVAILABLE with the IPv4 error", async () => {
+    const fake = new FakeGrpc();
+    fake.bindErrors.push(new Error("in use (v6)"), new Error("in use (v4)"));
+    const server = grpcServer(fake, { address: ":9090", credentials: insecure });
+    await expect(server.start()).rejects.toMatchObject({
+      code: Code.UNAVAILABLE,
+      message: "grpc: cannot listen on :9090: in use (v4)",
+    });
+  });
+
+  it("stop() while binding: shuts down once bound (a stop during the app's start gave up on it)", async () => {
+    const fake = new FakeGrpc();
+    const server = grpcServer(fake, { address: "127.0.0.1:0", credentials: insecure });
+    const starting = server.start();
+    const stopping = server.stop(AbortSignal.abort());
+    await starting;
+    await stopping;
+    expect(fake.calls.slice(1)).toEqual(["tryShutdown", "forceShutdown"]);
   });
 
   it("checks the address up front", () => {

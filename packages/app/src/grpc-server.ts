@@ -50,6 +50,10 @@ export interface GrpcAppServer<S> extends Server {
  * Wraps a grpc-js `Server` (with its services already added) as an app {@link Server}: `start()`
  * binds it to `address`; `stop(deadline)` calls `tryShutdown` (no new connections or calls; each
  * connection gets a GOAWAY and closes once its calls finish) and `forceShutdown` when `deadline` aborts.
+ * Called while `start()` is still binding, `stop` waits for the bind and then shuts down.
+ *
+ * `:port` binds `[::]`, every interface over IPv6 and IPv4 (as `node:http` does), falling back to
+ * `0.0.0.0` where that bind fails (no IPv6 on the machine).
  *
  * @example
  * ```ts
@@ -65,38 +69,65 @@ export function grpcServer<C, S extends GrpcServerLike<C>>(
 ): GrpcAppServer<S> {
   const { host, port: wanted } = parseAddress(options.address);
   const name = options.name ?? "grpc";
-  const bindHost = host === "" ? "0.0.0.0" : host;
+  // grpc-js listens on "::" dual-stack, as node:http does for a listen without a host.
+  let bindHost = host === "" ? "::" : host;
   let port: number | undefined;
-  let state: "idle" | "starting" | "started" | "stopped" = "idle";
+  let state: "idle" | "starting" | "stopping" | "started" | "stopped" = "idle";
+  let starting: Promise<void> | undefined;
+
+  function bind(at: string): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      server.bindAsync(formatAddress(at, wanted), options.credentials, (err, boundPort) => {
+        if (err === null) resolve(boundPort);
+        else reject(err);
+      });
+    });
+  }
 
   async function start(): Promise<void> {
     if (state !== "idle") {
       throw new ServiceError(Code.FAILED_PRECONDITION, `${name}: a gRPC server can start only once`);
     }
     state = "starting";
-    port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(formatAddress(bindHost, wanted), options.credentials, (err, boundPort) => {
-        if (err === null) resolve(boundPort);
-        else {
-          state = "stopped";
-          reject(
-            new ServiceError(
-              Code.UNAVAILABLE,
-              `${name}: cannot listen on ${options.address}: ${err.message}`,
-              { cause: err },
-            ),
-          );
+    starting = (async () => {
+      try {
+        try {
+          port = await bind(bindHost);
+        } catch (err) {
+          if (host !== "") throw err;
+          // No IPv6 here (node:http falls back the same way).
+          bindHost = "0.0.0.0";
+          port = await bind(bindHost);
         }
-      });
-    });
-    state = "started";
+      } catch (err) {
+        state = "stopped";
+        const message = err instanceof Error ? err.message : String(err);
+        throw new ServiceError(Code.UNAVAILABLE, `${name}: cannot listen on ${options.address}: ${message}`, {
+          cause: err,
+        });
+      }
+      if (state === "starting") state = "started";
+    })();
+    return starting;
   }
 
   function stop(deadline?: AbortSignal): Promise<void> {
+    if (state === "starting" && starting !== undefined) {
+      // Told to stop while binding: shut down what the bind opens.
+      state = "stopping";
+      return starting.then(
+        () => shutdown(deadline),
+        () => undefined,
+      );
+    }
     if (state !== "started") {
-      state = "stopped";
+      if (state === "idle") state = "stopped";
       return Promise.resolve();
     }
+    return shutdown(deadline);
+  }
+
+  function shutdown(deadline: AbortSignal | undefined): Promise<void> {
     state = "stopped";
     return new Promise<void>((resolve, reject) => {
       const force = (): void => server.forceShutdown();

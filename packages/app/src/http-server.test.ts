@@ -312,3 +312,101 @@ describe("httpServer: stop drains without losing requests", () => {
     await expect(server.stop()).resolves.toBeUndefined();
   });
 });
+
+describe("httpServer: stop regressions", () => {
+  it("a response ended but still flushing to a slow reader when the stop begins arrives whole", async () => {
+    const SIZE = 64 * 1024 * 1024;
+    let ended!: (res: http.ServerResponse) => void;
+    const endedResponse = new Promise<http.ServerResponse>((resolve) => {
+      ended = resolve;
+    });
+    const server = await start((req, res) => {
+      if (req.url !== "/big") {
+        res.end("small");
+        return;
+      }
+      res.writeHead(200, { "content-length": SIZE });
+      res.end(Buffer.alloc(SIZE, 0x61));
+      ended(res);
+    });
+    const port = server.port as number;
+    // Another keep-alive connection, idle when the stop begins: it is still closed at once.
+    const agent = keepAliveAgent();
+    expect(await get(port, "/", agent)).toMatchObject({ body: "small", connection: "keep-alive" });
+    const idleSocket = Object.values(agent.freeSockets).flat()[0];
+    expect(idleSocket).toBeDefined();
+    const idleClosed = new Promise<void>((resolve) => idleSocket?.once("close", () => resolve()));
+
+    const slow = net.connect(port, "127.0.0.1");
+    await new Promise((resolve) => slow.once("connect", resolve));
+    slow.pause(); // a slow client: it does not read yet
+    slow.write("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    const res = await endedResponse;
+    expect(res.writableFinished).toBe(false); // most of the body still waits in the server's buffer
+    let slowClosed = false;
+    const chunks: Buffer[] = [];
+    slow.on("data", (chunk: Buffer) => chunks.push(chunk));
+    const closed = new Promise<void>((resolve) =>
+      slow.on("close", () => {
+        slowClosed = true;
+        resolve();
+      }),
+    );
+    const stopping = server.stop(new AbortController().signal);
+    await idleClosed;
+    expect(slowClosed).toBe(false);
+    slow.resume();
+    await closed;
+    await stopping;
+    const received = Buffer.concat(chunks);
+    const headerEnd = received.indexOf("\r\n\r\n") + 4;
+    expect(received.subarray(0, headerEnd).toString()).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(received.length - headerEnd).toBe(SIZE);
+  });
+
+  it("a connection taken over by an upgrade listener (WebSocket) is closed when the deadline aborts", async () => {
+    const server = await start((_req, res) => res.end("x"));
+    server.server.on("upgrade", (_req, socket: net.Socket) => {
+      socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n");
+      // Kept open, as a WebSocket would be.
+    });
+    const socket = net.connect(server.port as number, "127.0.0.1");
+    socket.on("error", () => undefined);
+    await new Promise((resolve) => socket.once("connect", resolve));
+    socket.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n");
+    await new Promise((resolve) => socket.once("data", resolve));
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    const deadline = new AbortController();
+    let stopped = false;
+    const stopping = server.stop(deadline.signal).then(() => {
+      stopped = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stopped).toBe(false); // the upgraded connection is not idle: it is left until the deadline
+    deadline.abort();
+    await stopping;
+    await closed;
+  }, 5_000);
+
+  it("stop() while start() is still listening: the server is closed once it listens", async () => {
+    const server = httpServer((_req, res) => res.end(), { address: "127.0.0.1:0" });
+    const starting = server.start();
+    const stopping = server.stop();
+    await starting;
+    await stopping;
+    expect(server.server.listening).toBe(false);
+    expect(await errorCode(get(server.port as number, "/"))).toBe("ECONNREFUSED");
+  });
+
+  it("a listen that failed may be tried again", async () => {
+    const blocker = http.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const server = httpServer((_req, res) => res.end("again"), { address: `127.0.0.1:${port}` });
+    started.push(server);
+    await expect(server.start()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    await server.start();
+    expect(await get(server.port as number, "/")).toMatchObject({ body: "again" });
+  });
+});

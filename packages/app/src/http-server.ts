@@ -34,37 +34,75 @@ export interface HttpAppServer extends Server {
 /** A request listener: a `(req, res)` function, e.g. a svckit router's `handle` or an express app. */
 export type HttpListener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
-/** What {@link track} gives a server: a `request` listener to run first, and the stop switch. */
+/** What {@link track} gives a server: the listeners to run first, the stop switch, the sweeps. */
 interface Tracker {
+  readonly onConnection: (socket: Socket) => void;
   readonly onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   /** Makes every busy connection close once its response is written, and every later request say so. */
   stop(): void;
+  /** Runs `fn` (which closes idle connections) without letting it close one whose response still flushes. */
+  sweep(fn: () => void): void;
+  /** Destroys every connection left, also those an `upgrade` listener took over (e.g. WebSockets). */
+  destroyAll(): void;
+}
+
+const noop = (): void => undefined;
+
+/** Stands in for `socket.destroy` while an idle sweep must not close the socket. */
+function keepOpen(this: Socket): Socket {
+  return this;
 }
 
 /**
- * Remembers the response being written on each socket, so a stop can tell busy keep-alive
- * connections to close after their response: one Map write per request, one listener per connection.
+ * Remembers every connection and the response last written on each, so a stop can tell busy
+ * keep-alive connections to close after their response, leave alone those still flushing a response
+ * to a slow reader, and close them all at the deadline: one Set add and delete per connection, one
+ * Map write per request, one listener per connection.
  */
 function track(server: NodeHttpServer): Tracker {
+  const sockets = new Set<Socket>();
   const current = new Map<Socket, http.ServerResponse>();
   let stopping = false;
   function forget(this: Socket): void {
     current.delete(this);
   }
+  function drop(this: Socket): void {
+    sockets.delete(this);
+  }
+  /**
+   * `http.Server`'s idle sweep (`closeIdleConnections()`, also run by `close()`) destroys a
+   * connection whose response has ended (`res.end()` called) even while its bytes still wait for a
+   * slow reader, which truncates the response. For the time of the sweep, such connections cannot
+   * be destroyed; each is closed once its response has left ('finish' → `closeIdleSoon`).
+   */
+  const sweep = (fn: () => void): void => {
+    const shielded: Socket[] = [];
+    for (const [socket, res] of current) {
+      if (res.writableFinished || Object.hasOwn(socket, "destroy")) continue;
+      Object.defineProperty(socket, "destroy", { value: keepOpen, configurable: true, writable: true });
+      shielded.push(socket);
+    }
+    try {
+      fn();
+    } finally {
+      for (const socket of shielded) Reflect.deleteProperty(socket, "destroy");
+    }
+  };
   // After 'finish' the response has left; the connection is idle unless a pipelined request started.
   const closeIdleSoon = (): void => {
-    setImmediate(() => server.closeIdleConnections());
+    setImmediate(() => sweep(() => server.closeIdleConnections()));
   };
   return {
+    onConnection(socket) {
+      sockets.add(socket);
+      socket.once("close", drop);
+    },
     onRequest(req, res) {
-      if (stopping) {
-        // A request on a connection that was busy (or pipelined) when the stop began: answer, then close.
-        if (!res.headersSent) res.setHeader("connection", "close");
-        return;
-      }
       const socket = req.socket;
       if (!current.has(socket)) socket.once("close", forget);
       current.set(socket, res);
+      // A request on a connection that was busy (or pipelined) when the stop began: answer, then close.
+      if (stopping && !res.headersSent) res.setHeader("connection", "close");
     },
     stop() {
       stopping = true;
@@ -73,7 +111,11 @@ function track(server: NodeHttpServer): Tracker {
         if (!res.headersSent) res.setHeader("connection", "close");
         else res.once("finish", closeIdleSoon);
       }
-      current.clear();
+    },
+    sweep,
+    destroyAll() {
+      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
     },
   };
 }
@@ -84,8 +126,11 @@ function track(server: NodeHttpServer): Tracker {
  *
  * `stop(deadline)` drains without losing accepted requests: it stops listening (new connections are
  * refused), closes idle keep-alive connections, answers requests in flight and any that arrive on a
- * busy connection with `connection: close` so each connection closes after its response, and
- * closes every remaining connection when `deadline` aborts. A request written on an idle keep-alive
+ * busy connection with `connection: close` so each connection closes after its response (a response
+ * still being written to a slow reader is left to finish, also one whose `res.end()` was called),
+ * and closes every remaining connection when `deadline` aborts, also connections an `upgrade`
+ * listener took over (WebSockets). Called while `start()` is pending, it waits for the listen and
+ * then stops. A request written on an idle keep-alive
  * connection at the very moment it is closed is never seen by the server; the client gets
  * ECONNRESET on a reused socket (`req.reusedSocket`) and may safely retry it.
  *
@@ -109,13 +154,31 @@ export function httpServer(
   const tracker = track(server);
   let bound: AddressInfo | undefined;
   let stopped = false;
+  let starting: Promise<void> | undefined;
 
-  async function start(): Promise<void> {
-    if (stopped) throw new ServiceError(Code.FAILED_PRECONDITION, `${name}: cannot start again after stop`);
-    if (server.listening) {
-      throw new ServiceError(Code.FAILED_PRECONDITION, `${name}: the server is already listening`);
+  function start(): Promise<void> {
+    if (stopped) {
+      return Promise.reject(
+        new ServiceError(Code.FAILED_PRECONDITION, `${name}: cannot start again after stop`),
+      );
     }
+    if (server.listening || starting !== undefined) {
+      return Promise.reject(
+        new ServiceError(Code.FAILED_PRECONDITION, `${name}: the server is already listening`),
+      );
+    }
+    const listening = listen();
+    starting = listening;
+    // A failed listen may be tried again.
+    listening.catch(() => {
+      if (starting === listening) starting = undefined;
+    });
+    return listening;
+  }
+
+  async function listen(): Promise<void> {
     server.prependListener("request", tracker.onRequest);
+    server.prependListener("connection", tracker.onConnection);
     try {
       await new Promise<void>((resolve, reject) => {
         const onError = (err: Error): void => {
@@ -132,6 +195,7 @@ export function httpServer(
       });
     } catch (err) {
       server.off("request", tracker.onRequest);
+      server.off("connection", tracker.onConnection);
       throw new ServiceError(
         Code.UNAVAILABLE,
         `${name}: cannot listen on ${options.address}: ${err instanceof Error ? err.message : String(err)}`,
@@ -143,16 +207,25 @@ export function httpServer(
 
   function stop(deadline?: AbortSignal): Promise<void> {
     stopped = true;
+    // Told to stop while the listen is under way: stop what it opens.
+    if (starting !== undefined && !server.listening) return starting.then(() => close(deadline), noop);
+    return close(deadline);
+  }
+
+  function close(deadline: AbortSignal | undefined): Promise<void> {
     if (!server.listening) return Promise.resolve();
     tracker.stop();
     return new Promise<void>((resolve) => {
-      const forceClose = (): void => server.closeAllConnections();
+      const forceClose = (): void => tracker.destroyAll();
       // close() stops listening and closes the idle connections; its callback runs once all are closed.
-      server.close(() => {
-        deadline?.removeEventListener("abort", forceClose);
-        server.off("request", tracker.onRequest);
-        resolve();
-      });
+      tracker.sweep(() =>
+        server.close(() => {
+          deadline?.removeEventListener("abort", forceClose);
+          server.off("request", tracker.onRequest);
+          server.off("connection", tracker.onConnection);
+          resolve();
+        }),
+      );
       if (deadline?.aborted) forceClose();
       else deadline?.addEventListener("abort", forceClose, { once: true });
     });

@@ -10,7 +10,10 @@ import { checkKey64, describe, toWire64 } from "./int64.js";
 //   arrived with an impossible wire type rejected.
 // - `prepare(m, depth)`: checks a plain object against the schema before protobufjs' encoder (which
 //   does not check) sees it, and, only for types that need it, builds the encoder's input: 64-bit
-//   values as numbers or `{ low, high }`, and field names protobufjs spells differently.
+//   values as numbers or `{ low, high }`, and field names protobufjs spells differently. It reads
+//   fields as own properties only, as protobufjs' encoder writes them (and as JSON.stringify reads
+//   objects): what is checked is exactly what is written, and a field named like an Object.prototype
+//   member (`constructor`, `toString`) never sees the inherited function.
 //
 // Generated code is plain ES5 over values the caller passes in; names come from JSON.stringify.
 
@@ -98,10 +101,12 @@ function isUnsigned64(type: string): boolean {
 /** What one field of a type is, worked out once. */
 interface FieldInfo {
   readonly index: number;
-  /** Name in the user's objects: lowerCamelCase (protobufjs keeps `type_url` of Any as is). */
+  /** Name in the user's objects: the proto3 JSON mapping's lowerCamelCase ({@link jsNameOf}). */
   readonly js: string;
   /** Name in protobufjs' messages. */
   readonly pb: string;
+  /** Name in the `.proto` file. */
+  readonly protoName: string;
   readonly id: number;
   /** The scalar type, or "enum" / "message". */
   readonly kind: ScalarType | "enum" | "message";
@@ -135,13 +140,14 @@ function describeField(field: protobuf.Field, index: number): FieldInfo {
   if (keyType !== undefined && (typeof keyType !== "string" || !isScalarType(keyType))) {
     throw new Error(`map field ${field.fullName} has an unsupported key type`);
   }
-  const js = field.name.startsWith(".") ? field.name : protobuf.util.camelCase(field.name);
+  const js = jsNameOf(field);
   if (js === "__proto__") throw new Error(`field ${field.fullName} cannot be named __proto__`);
   const single = !field.repeated && !field.map;
   return {
     index,
     js,
     pb: field.name,
+    protoName: field.protoName ?? field.name,
     id: field.id,
     kind,
     repeated: field.repeated && !field.map,
@@ -155,6 +161,41 @@ function describeField(field: protobuf.Field, index: number): FieldInfo {
     enumType,
     defaultValue: defaultOf(field, kind),
   };
+}
+
+/**
+ * The name of a field in the JS objects: protoc's ToJsonName of the name in the `.proto` file (each
+ * `_` dropped and the next character upper-cased: `address_line_1` → `addressLine1`, `_x` → `X`),
+ * which is the proto3 JSON mapping's name unless a `json_name` option overrides it there. protobufjs'
+ * own `field.name` (util.camelCase, e.g. `addressLine_1`) differs for such names. Extensions keep
+ * their `.`-qualified name.
+ */
+export function jsNameOf(field: protobuf.Field): string {
+  if (field.name.startsWith(".")) return field.name;
+  return protobuf.util.jsonName(field.protoName ?? field.name);
+}
+
+/** The JS name of a oneof's discriminator (protobufjs already camel-cased it; the rule is the same). */
+function oneofJsName(name: string): string {
+  return protobuf.util.jsonName(name);
+}
+
+/** Two fields (or a field and a oneof) spelled the same in JS objects would overwrite each other. */
+function checkNameClashes(type: protobuf.Type, fields: readonly FieldInfo[]): void {
+  const seen = new Map<string, string>();
+  const add = (js: string, what: string) => {
+    const other = seen.get(js);
+    if (other !== undefined) {
+      throw new Error(
+        `${other} and ${what} of ${type.fullName.slice(1)} have the same JS name "${js}" (rename one)`,
+      );
+    }
+    seen.set(js, what);
+  };
+  for (const f of fields) add(f.js, `field ${f.protoName}`);
+  const oneofs = new Set<string>();
+  for (const f of fields) if (f.oneof !== undefined) oneofs.add(f.oneof.name);
+  for (const name of oneofs) add(oneofJsName(name), `oneof ${name}`);
 }
 
 function defaultOf(field: protobuf.Field, kind: FieldInfo["kind"]): unknown {
@@ -281,7 +322,7 @@ function whyMessage(value: unknown, typeName: string): string {
 }
 
 function oneofClash(message: Record<string, unknown>, oneof: string, members: readonly string[]): FieldError {
-  const set = members.filter((m) => message[m] != null);
+  const set = members.filter((m) => Object.hasOwn(message, m) && message[m] != null);
   return new FieldError(oneof, `more than one member of the oneof is set (${set.join(", ")})`);
 }
 
@@ -380,8 +421,7 @@ function typesNeedingCopy(root: protobuf.Type): Set<protobuf.Type> {
   const copying = new Set<protobuf.Type>();
   for (const t of reachable) {
     for (const field of t.fieldsArray) {
-      const js = field.name.startsWith(".") ? field.name : protobuf.util.camelCase(field.name);
-      if (is64(field.type) || js !== field.name) copying.add(t);
+      if (is64(field.type) || jsNameOf(field) !== field.name) copying.add(t);
     }
   }
   for (let changed = true; changed; ) {
@@ -403,6 +443,7 @@ function typesNeedingCopy(root: protobuf.Type): Set<protobuf.Type> {
 function compile(plan: Plan, copying: ReadonlySet<protobuf.Type>): void {
   const type = plan.type;
   const fields = type.fieldsArray.map(describeField);
+  checkNameClashes(type, fields);
   const children: (Plan | undefined)[] = fields.map((f) =>
     f.messageType ? plans.get(f.messageType) : undefined,
   );
@@ -458,10 +499,10 @@ function finishCode(fields: readonly FieldInfo[]): string {
     props.push(`${q(f.js)}:${singular(f, get)}`);
   }
   for (const [name, members] of oneofs) {
-    props.push(`${q(protobuf.util.camelCase(name))}:undefined`);
+    const kind = q(oneofJsName(name));
+    props.push(`${kind}:undefined`);
     const branches = members.map(
-      (f) =>
-        `if(H.call(m,${q(f.pb)})){o[${q(protobuf.util.camelCase(name))}]=${q(f.js)};o[${q(f.js)}]=${setValue(f, `m[${q(f.pb)}]`)};}`,
+      (f) => `if(H.call(m,${q(f.pb)})){o[${kind}]=${q(f.js)};o[${q(f.js)}]=${setValue(f, `m[${q(f.pb)}]`)};}`,
     );
     after.push(branches.join("else "));
   }
@@ -516,12 +557,20 @@ function prepareCode(
     `throw X.fe('',X.whyMessage(m,${q(typeName)}));`,
     "if(q>X.limit)throw X.fe('','messages are nested more than '+X.limit+' deep (is there a cycle?)');",
     "var v,w,c,i,n,k,ks,e;",
+    // Own properties only (see the top of this file). For a plain object nothing but Object.prototype
+    // can be inherited, so only fields named like its members need the check.
+    "var p=Object.getPrototypeOf(m);p=p===Object.prototype||p===null;",
   ];
   const oneofs = new Map<string, FieldInfo[]>();
   for (const f of fields) {
     const local = `f${f.index}`;
     const name = q(f.js);
     lines.push(`var ${local}=m[${name}];`);
+    lines.push(
+      f.js in Object.prototype
+        ? `if(${local}!==undefined&&!H.call(m,${name}))${local}=undefined;`
+        : `if(${local}!==undefined&&!p&&!H.call(m,${name}))${local}=undefined;`,
+    );
     if (f.required) lines.push(`if(${local}==null)throw X.fe(${name},'required field is missing');`);
     lines.push(`if(${local}!=null){`);
     if (f.map) lines.push(...mapCode(f, local));
@@ -537,9 +586,7 @@ function prepareCode(
   for (const [name, members] of oneofs) {
     if (members.length < 2) continue;
     const count = members.map((f) => `(f${f.index}!=null?1:0)`).join("+");
-    lines.push(
-      `if(${count}>1)throw X.clash(m,${q(protobuf.util.camelCase(name))},${q(members.map((f) => f.js))});`,
-    );
+    lines.push(`if(${count}>1)throw X.clash(m,${q(oneofJsName(name))},${q(members.map((f) => f.js))});`);
   }
   if (copy) lines.push(`return {${fields.map((f) => `${q(f.pb)}:f${f.index}`).join(",")}};`);
   else lines.push("return m;");
@@ -627,7 +674,7 @@ function prepareCode(
       "for(i=0;i<n;i++){",
       "k=ks[i];",
       f.keyType === "string"
-        ? ""
+        ? `if(!k.isWellFormed())throw X.fe(X.key(${name},k),'key is not valid Unicode (a lone surrogate)');`
         : `e=X.whyKey(k,${q(f.keyType)});if(e!==undefined)throw X.fe(X.key(${name},k),e);`,
       `v=${local}[k];`,
       `if(v==null)throw X.fe(X.key(${name},k),'expected a value, got '+X.d(v));`,
@@ -637,4 +684,97 @@ function prepareCode(
       conv ? `${local}=w;` : "",
     ];
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Diagnosing a stray end-group tag (error path only)
+
+/**
+ * What is wrong with the groups in `bytes` when protobufjs stopped at an end-group tag: walks the
+ * bytes with the schema (into nested messages and groups) to find the first end-group tag that closes
+ * nothing or closes a group with another field number. `undefined` when the walk finds neither.
+ */
+export function endGroupProblem(type: protobuf.Type, bytes: Uint8Array): string | undefined {
+  try {
+    const found = scanGroups(type, bytes, 0, bytes.length, undefined, 0);
+    return typeof found === "string" ? found : undefined;
+  } catch {
+    return undefined; // some other damage; the caller keeps protobufjs' reason
+  }
+}
+
+interface OpenGroup {
+  readonly id: number;
+  readonly name: string;
+}
+
+let scanPos = 0;
+
+function scanVarint(buf: Uint8Array, end: number): number {
+  let value = 0;
+  for (let i = 0; i < 10; i++) {
+    if (scanPos >= end) throw new RangeError("truncated");
+    const b = buf[scanPos++] as number;
+    value += (b & 0x7f) * 2 ** (7 * i);
+    if (b < 0x80) return value;
+  }
+  throw new RangeError("varint too long");
+}
+
+/** The position after the message or group (a number), or the problem found (a string). */
+function scanGroups(
+  type: protobuf.Type | undefined,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  group: OpenGroup | undefined,
+  depth: number,
+): number | string {
+  if (depth > recursionLimit) throw new RangeError("too deep");
+  scanPos = start;
+  while (scanPos < end) {
+    const tag = scanVarint(buf, end);
+    const id = Math.floor(tag / 8);
+    const wt = tag % 8;
+    if (wt === 4) {
+      if (group === undefined) return `an end-group tag (wire type 4) for field ${id} without a group`;
+      if (id !== group.id) {
+        return `a group ends with the wrong field number: ${group.name} (field ${group.id}) is closed by an end-group tag for field ${id}`;
+      }
+      return scanPos;
+    }
+    const field = type?.fieldsById[id];
+    const child =
+      field !== undefined && field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
+    if (wt === 0) scanVarint(buf, end);
+    else if (wt === 1) scanPos += 8;
+    else if (wt === 5) scanPos += 4;
+    else if (wt === 2) {
+      const length = scanVarint(buf, end);
+      const stop = scanPos + length;
+      if (stop > end) throw new RangeError("truncated");
+      if (child !== undefined && field !== undefined && !field.map && !field.delimited) {
+        const found = scanGroups(child, buf, scanPos, stop, undefined, depth + 1);
+        if (typeof found === "string") return found;
+      }
+      scanPos = stop;
+    } else if (wt === 3) {
+      const name =
+        field !== undefined && type !== undefined
+          ? `group ${type.fullName.slice(1)}.${jsNameOf(field)}`
+          : "an unknown group";
+      const found = scanGroups(
+        field?.delimited ? child : undefined,
+        buf,
+        scanPos,
+        end,
+        { id, name },
+        depth + 1,
+      );
+      if (typeof found === "string") return found;
+      scanPos = found;
+    } else throw new RangeError("invalid wire type");
+  }
+  if (scanPos > end || group !== undefined) throw new RangeError("truncated");
+  return scanPos;
 }

@@ -1,8 +1,9 @@
 import { Code, ServiceError } from "@svckit/endpoint";
 import type protobuf from "protobufjs";
 import protojson from "protobufjs/ext/protojson.js";
-import { FieldError, planOf, recursionLimit, WireTypeError } from "./compile.js";
+import { endGroupProblem, FieldError, planOf, recursionLimit, WireTypeError } from "./compile.js";
 import { bigintReader, describe } from "./int64.js";
+import { checkAnyOutput, checkJsonInput, JsonError, negativeZeroIn, negativeZeroOut } from "./json-checks.js";
 
 /**
  * A message type from a `.proto` schema: encodes plain JS objects to protobuf bytes and decodes
@@ -32,7 +33,8 @@ export interface MessageType<T = Record<string, unknown>> {
   /**
    * Checks `message` against the schema and encodes it. 64-bit fields take a `bigint`, an integer
    * `number` or a decimal string; `null` and `undefined` mean "not set"; properties the schema does
-   * not know are ignored. In Node.js the result is a `Buffer`.
+   * not know are ignored. Fields are read as own properties only (as `JSON.stringify` reads objects):
+   * inherited values and prototype getters are not encoded. In Node.js the result is a `Buffer`.
    *
    * @throws ServiceError INVALID_ARGUMENT `"invalid pb.SumRequest message: a: <reason>"` when a
    *   field has the wrong type or is out of range.
@@ -54,17 +56,22 @@ export interface MessageType<T = Record<string, unknown>> {
    */
   create(init?: Partial<T>): T;
   /**
-   * The message in the proto3 JSON mapping (lowerCamelCase names, 64-bit integers as strings,
-   * enums by name, bytes as base64, well-known types in their special forms; default values left out).
+   * The message in the proto3 JSON mapping (lowerCamelCase names or `json_name`, 64-bit integers as
+   * strings, enums by name, bytes as base64, well-known types in their special forms; default values
+   * left out, but a float or double `-0` is written as the number `-0`).
    *
    * @throws ServiceError INVALID_ARGUMENT when the message is invalid or has no JSON form
-   *   (e.g. a Timestamp out of range).
+   *   (e.g. a Timestamp out of range, or an Any whose type URL does not name a message type of the
+   *   schema exactly).
    */
   toJSON(message: T): unknown;
   /**
-   * Parses a value in the proto3 JSON mapping (already `JSON.parse`d) into a message.
+   * Parses a value in the proto3 JSON mapping (already `JSON.parse`d) into a message. Fields may use
+   * their JSON or `.proto` names; `-0` and `"-0"` give `-0`; proto2 `required` fields must be present;
+   * an Any must be `{}` or have an `"@type"` of the form `"<prefix>/<fully qualified message name>"`.
    *
-   * @throws ServiceError INVALID_ARGUMENT `"invalid pb.SumRequest JSON: <reason>"`.
+   * @throws ServiceError INVALID_ARGUMENT `"invalid pb.SumRequest JSON: <reason>"`, e.g.
+   *   `"missing required field r.id"` or `"data: not valid base64 (…)"`.
    */
   fromJSON(json: unknown): T;
 }
@@ -102,7 +109,7 @@ function createMessageType<T>(type: protobuf.Type): MessageType<T> {
     try {
       return plan.finish(type.decode(bigintReader(bytes))) as T;
     } catch (error) {
-      throw decodeError(typeName, error);
+      throw decodeError(type, bytes, error);
     }
   }
 
@@ -113,7 +120,11 @@ function createMessageType<T>(type: protobuf.Type): MessageType<T> {
   function toJSON(message: T): unknown {
     const bytes = encode(message);
     try {
-      return protojson.toJson(type, type.decode(bytes));
+      const decoded = type.decode(bytes);
+      checkAnyOutput(type, decoded);
+      const json = protojson.toJson(type, decoded);
+      negativeZeroOut(type, decoded, json);
+      return json;
     } catch (error) {
       throw new ServiceError(
         Code.INVALID_ARGUMENT,
@@ -126,6 +137,7 @@ function createMessageType<T>(type: protobuf.Type): MessageType<T> {
   function fromJSON(json: unknown): T {
     let bytes: Uint8Array;
     try {
+      checkJsonInput(type, json);
       bytes = type.encode(protojson.fromJson(type, json)).finish();
     } catch (error) {
       throw new ServiceError(
@@ -136,7 +148,9 @@ function createMessageType<T>(type: protobuf.Type): MessageType<T> {
         },
       );
     }
-    return decode(bytes);
+    const message = decode(bytes);
+    negativeZeroIn(type, json, message as Record<string, unknown>, encodeJson);
+    return message;
   }
 
   return Object.freeze({ typeName, encode, decode, create, toJSON, fromJSON });
@@ -155,11 +169,24 @@ function encodeError(typeName: string, error: unknown): ServiceError {
   });
 }
 
-function decodeError(typeName: string, error: unknown): ServiceError {
-  return new ServiceError(Code.INVALID_ARGUMENT, `invalid ${typeName} message: ${decodeReason(error)}`, {
+/** An Any's value from its JSON (checked before): the bytes of the message it holds. */
+function encodeJson(type: protobuf.Type, json: unknown): Uint8Array {
+  const inner = messageTypeOf<unknown>(type);
+  return inner.encode(inner.fromJSON(json));
+}
+
+function decodeError(type: protobuf.Type, bytes: Uint8Array, error: unknown): ServiceError {
+  let reason = decodeReason(error);
+  if (reason === endGroupWithoutGroup || reason === endGroupWrongNumber) {
+    reason = endGroupProblem(type, bytes) ?? reason; // the walk says which field, if it finds it
+  }
+  return new ServiceError(Code.INVALID_ARGUMENT, `invalid ${type.fullName.slice(1)} message: ${reason}`, {
     cause: error,
   });
 }
+
+const endGroupWithoutGroup = "an end-group tag (wire type 4) without a group";
+const endGroupWrongNumber = "a group ends with the wrong field number";
 
 const wireType = /^invalid wire type (\d+)/;
 
@@ -175,9 +202,7 @@ function decodeReason(error: unknown): string {
   }
   const wt = wireType.exec(message);
   if (wt !== null) {
-    return wt[1] === "4"
-      ? "an end-group tag (wire type 4) without a group"
-      : `invalid wire type ${wt[1]} (only 0 to 5 exist)`;
+    return wt[1] === "4" ? endGroupWithoutGroup : `invalid wire type ${wt[1]} (only 0 to 5 exist)`;
   }
   switch (message) {
     case "illegal tag: field number 0":
@@ -193,7 +218,7 @@ function decodeReason(error: unknown): string {
     case "missing end group":
       return "a group is not closed";
     case "invalid end group tag":
-      return "a group ends with the wrong field number";
+      return endGroupWrongNumber;
   }
   if ((error as { code?: unknown }).code === "ERR_ENCODING_INVALID_ENCODED_DATA") {
     return "a string field is not valid UTF-8";
@@ -203,6 +228,7 @@ function decodeReason(error: unknown): string {
 
 /** protobufjs' ProtoJSON errors read ".pkg.Type.field: what: <value>"; keep them short and relative. */
 function jsonReason(error: unknown, typeName: string): string {
+  if (error instanceof JsonError) return error.message;
   if (!(error instanceof Error)) return "malformed JSON value";
   let message = error.message;
   if (/^Cannot convert .* to a BigInt/.test(message)) {

@@ -242,7 +242,7 @@ describe("createApp: lifecycle order", () => {
 });
 
 describe("createApp: a failed start is rolled back", () => {
-  it("a server that cannot start: the others are stopped, nothing registers, run() rejects UNAVAILABLE", async () => {
+  it("a server that cannot start: the start fails at once, the others (started or still starting) are stopped, nothing registers, run() rejects UNAVAILABLE", async () => {
     const log: string[] = [];
     const events: AppEvent[] = [];
     const servers = [
@@ -269,9 +269,10 @@ describe("createApp: a failed start is rolled back", () => {
       "start b",
       "start c",
       "listening a",
-      "listening c",
+      // Not waiting for c: the failure of b undoes the start at once.
       "serving false",
       "shutdown",
+      "listening c",
       "stop a",
       "stop c",
       "closed a",
@@ -1078,5 +1079,200 @@ describe("createApp: the stop budget (regression: a hanging deregister left the 
     await vi.advanceTimersByTimeAsync(10);
     expect(stopped()).toBe("resolved");
     expect(log.slice(-3)).toEqual(["stop web", "forced web", "closed web"]);
+  });
+});
+
+describe("createApp: steps begun once the time before the drain was up (regression: reported as overrunning it with 0 ms)", () => {
+  /** A registrar whose deregister logs `deregistered` after `ms` (never, for `Infinity`). */
+  function slowDeregister(log: string[], ms: number): Registrar {
+    return {
+      register: async () => undefined,
+      deregister: () =>
+        new Promise<void>((resolve) => {
+          log.push("deregister");
+          if (ms === Number.POSITIVE_INFINITY) return;
+          setTimeout(() => {
+            log.push("deregistered");
+            resolve();
+          }, ms);
+        }),
+    };
+  }
+
+  it("a beforeStop hook used the time up: deregister and an async readiness.shutdown still run, alongside the drain, and are not reported when they finish", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const events: string[] = [];
+    const web = fakeServer("web", log);
+    const a = app({
+      servers: [web],
+      drainTimeout: 100,
+      stopTimeout: 400, // margin 100 ms: 200 ms before the drain, forced at 300 ms
+      beforeStop: () => new Promise<void>((resolve) => setTimeout(resolve, 250)),
+      registrar: slowDeregister(log, 5),
+      readiness: {
+        setServing: () => undefined,
+        shutdown: () => {
+          log.push("shutdown");
+          return new Promise<void>((resolve) => setTimeout(resolve, 10));
+        },
+      },
+      onEvent: (e) => events.push(e.type === "error" ? `error ${e.error.message}` : e.type),
+    });
+    await a.start();
+    log.length = 0;
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(199);
+    expect(log).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    // Both begun at 200 ms, and the drain with them (they are not waited for first).
+    expect(log).toEqual(["deregister", "shutdown", "stop web", "closed web"]);
+    await vi.advanceTimersByTimeAsync(5);
+    expect(log.at(-1)).toBe("deregistered");
+    expect(stopped()).toBe("pending"); // shutdown still running, and still waited for
+    await vi.advanceTimersByTimeAsync(5);
+    expect(stopped()).toBe(
+      "rejected: app stop finished with errors: beforeStop hook: did not finish within 200 ms, before the drain",
+    );
+    expect(events).toEqual([
+      "started",
+      "stopping",
+      "error beforeStop hook: did not finish within 200 ms, before the drain",
+      "draining",
+      "deregistered",
+      "stopped",
+    ]);
+  });
+
+  it("such a step is reported if it fails, or is still running when the drain is forced; the stop then ends", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const a = app({
+      drainTimeout: 100,
+      stopTimeout: 400,
+      beforeStop: () => new Promise<void>(() => undefined),
+      registrar: slowDeregister(log, Number.POSITIVE_INFINITY),
+      readiness: {
+        setServing: () => undefined,
+        shutdown: () => {
+          throw new Error("boom");
+        },
+      },
+    });
+    await a.start();
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(299);
+    expect(stopped()).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(stopped()).toBe(
+      "rejected: app stop finished with errors: beforeStop hook: did not finish within 200 ms, before the drain; " +
+        "readiness shutdown: boom; " +
+        "deregister: begun once the 200 ms before the drain had run out, not finished within 300 ms",
+    );
+  });
+
+  it("when the time before the drain ends at the forced close (stopTimeout not above drainTimeout + margin), such a step gets half the margin", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const a = app({
+      drainTimeout: 10_000,
+      stopTimeout: 2_000, // margin 500 ms: steps before the drain and the drain itself forced at 1500 ms
+      beforeStop: () => new Promise<void>(() => undefined),
+      registrar: slowDeregister(log, 200),
+    });
+    await a.start();
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(log).toEqual(["deregister"]);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(log).toEqual(["deregister", "deregistered"]);
+    expect(stopped()).toBe(
+      "rejected: app stop finished with errors: beforeStop hook: did not finish within 1500 ms, before the drain",
+    );
+  });
+});
+
+describe("createApp: a server failing while another still starts (regression: run() waited for the slow one)", () => {
+  it("one server fails at once while another's start hangs: run() rejects at once naming it; the other is stopped", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const events: AppEvent[] = [];
+    const a = app({
+      servers: [
+        fakeServer("a", log, { failStart: "listen EADDRINUSE 127.0.0.1:8080" }),
+        fakeServer("b", log, { startHangs: true }),
+      ],
+      onEvent: (e) => events.push(e),
+    });
+    const running = outcomeOf(a.run());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(running()).toBe('rejected: app start failed: server "a": listen EADDRINUSE 127.0.0.1:8080');
+    expect(a.state).toBe("stopped");
+    expect(log).toEqual(["start a", "start b", "stop b", "closed b"]);
+    expect(events).toEqual([
+      {
+        type: "error",
+        step: 'server "a"',
+        error: expect.objectContaining({
+          code: Code.UNAVAILABLE,
+          message: 'app start failed: server "a": listen EADDRINUSE 127.0.0.1:8080',
+        }),
+      },
+    ]);
+  });
+
+  it("a stop after the failure, while the other server is still slow to start, does not hide the failure", async () => {
+    vi.useFakeTimers();
+    const events: string[] = [];
+    const slow: Server = {
+      name: "b",
+      start: () => new Promise<void>((resolve) => setTimeout(resolve, 2_000)),
+      stop: async () => undefined,
+    };
+    const a = app({
+      servers: [fakeServer("a", [], { failStart: "EADDRINUSE" }), slow],
+      onEvent: (e) => events.push(e.type === "error" ? `error ${e.error.message}` : e.type),
+    });
+    const running = outcomeOf(a.run());
+    await vi.advanceTimersByTimeAsync(100);
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(running()).toBe('rejected: app start failed: server "a": EADDRINUSE');
+    expect(stopped()).toBe("resolved");
+    expect(events).toEqual(['error app start failed: server "a": EADDRINUSE']);
+  });
+
+  it("a stop asked for in the very moment a server failed: the start is reported failed, naming each server that had failed", async () => {
+    const log: string[] = [];
+    const events: AppEvent[] = [];
+    let stopped: Promise<void> | undefined;
+    const failsWithStop = (name: string): Server => ({
+      name,
+      start: () => {
+        // The stop comes before the app has seen the failure.
+        queueMicrotask(() => {
+          stopped ??= a.stop();
+        });
+        return Promise.reject(new Error(`${name}: listen EADDRINUSE`));
+      },
+      stop: async () => undefined,
+    });
+    const a = app({
+      servers: [failsWithStop("a"), fakeServer("b", log, { startHangs: true }), failsWithStop("c")],
+      onEvent: (e) => events.push(e),
+    });
+    const error = await rejection(a.run());
+    const message = 'app start failed: server "a": a: listen EADDRINUSE; server "c": c: listen EADDRINUSE';
+    expect(error).toMatchObject({ code: Code.UNAVAILABLE, message });
+    expect(error.cause).toBeInstanceOf(AggregateError);
+    expect((await rejection(stopped as Promise<void>)).message).toBe(message);
+    expect(events).toEqual([
+      {
+        type: "error",
+        step: 'server "a"',
+        error: expect.objectContaining({ code: Code.UNAVAILABLE, message }),
+      },
+    ]);
+    expect(log).toEqual(["start b", "stop b", "closed b"]);
   });
 });

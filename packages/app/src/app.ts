@@ -49,7 +49,10 @@ export interface Registrar {
 export interface Readiness {
   /** Whether the instance takes traffic now. */
   setServing(serving: boolean): void;
-  /** The servers are about to stop for good. */
+  /**
+   * The servers are about to stop for good. A promise it returns is waited for, as the other steps
+   * before the drain are (see {@link AppOptions.stopTimeout}).
+   */
   shutdown?(): void;
 }
 
@@ -136,7 +139,10 @@ export interface AppOptions {
    * drain (`beforeStop` hooks, `deregister()`, `deregisterDelay`, `readiness.shutdown()`) get
    * `stopTimeout − drainTimeout − margin` (4 s with the default), where `margin` is 1 s (a quarter of
    * `stopTimeout` when that is under 4 s); a step still running then is reported as an error and the
-   * drain begins. The drain is forced (what is left is closed) after `drainTimeout`, or `margin`
+   * drain begins. A step that could begin only after that (an earlier one used the time up) is still
+   * called and runs alongside the drain; it is reported only if it fails or is still running when the
+   * drain is forced (or half the margin later, when the time before the drain ended at that forced
+   * close). The drain is forced (what is left is closed) after `drainTimeout`, or `margin`
    * before `stopTimeout` at the latest, so that servers told to close at once finish in time. When
    * `stopTimeout` is not above `drainTimeout + margin`, the steps before the drain are bounded only by
    * that forced close.
@@ -283,6 +289,12 @@ interface StopClock {
   readonly preDrain: AbortSignal;
   /** `preDrain`'s time, in ms from the stop request. */
   readonly preDrainMs: number;
+  /**
+   * Aborts when a step before the drain that began only after `preDrain` (an earlier one used the
+   * time up) is no longer waited for: when the drain is forced, or half the margin after `preDrain`
+   * if that is later (when `preDrain` is the forced close itself).
+   */
+  readonly late: AbortSignal;
   /** Aborts when the drain must be forced so what is left closes before `deadline`. */
   readonly force: AbortSignal;
   /** Aborts after `stopTimeout`: every wait is cut. */
@@ -293,6 +305,12 @@ interface StopClock {
 
 /** Where a server is in the start: `starting` until its `start()` resolves. */
 type ServerStatus = "starting" | "started";
+
+/** A server whose `start()` failed, and why. */
+interface ServerFailure {
+  readonly server: Server;
+  readonly error: unknown;
+}
 
 class Application implements App {
   readonly #id: string;
@@ -489,10 +507,19 @@ class Application implements App {
     const forceMs = stopTimeout - margin;
     const share = stopTimeout - this.#drainTimeout - margin;
     const preDrainMs = share > 0 ? share : forceMs;
+    const lateMs = Math.max(forceMs, preDrainMs + margin / 2);
     const preDrain = abortAfter(
       preDrainMs,
       () =>
         new ServiceError(Code.DEADLINE_EXCEEDED, `did not finish within ${preDrainMs} ms, before the drain`),
+    );
+    const late = abortAfter(
+      lateMs,
+      () =>
+        new ServiceError(
+          Code.DEADLINE_EXCEEDED,
+          `begun once the ${preDrainMs} ms before the drain had run out, not finished within ${lateMs} ms`,
+        ),
     );
     const force = abortAfter(
       forceMs,
@@ -505,10 +532,12 @@ class Application implements App {
     this.#clock = {
       preDrain: preDrain.signal,
       preDrainMs,
+      late: late.signal,
       force: force.signal,
       deadline: deadline.signal,
       dispose() {
         clearTimeout(preDrain.timer);
+        clearTimeout(late.timer);
         clearTimeout(force.timer);
         clearTimeout(deadline.timer);
       },
@@ -524,32 +553,13 @@ class Application implements App {
     this.#setServing(false);
     const signal = this.#startAbort.signal;
     let step = "beforeStart hook";
+    /** The servers whose start() failed, in the order they failed. */
+    const failures: ServerFailure[] = [];
     try {
       for (const hook of this.#beforeStart) await startStep(signal, () => hook(this.info, signal));
 
       step = "server";
-      const results = await startStep(signal, () =>
-        Promise.allSettled(
-          this.#servers.map((server) => {
-            this.#status.set(server, "starting");
-            return attempt(() => server.start()).then(
-              () => {
-                this.#status.set(server, "started");
-              },
-              (err: unknown) => {
-                this.#status.delete(server);
-                throw err;
-              },
-            );
-          }),
-        ),
-      );
-      const failed = results.findIndex((r) => r.status === "rejected");
-      if (failed >= 0) {
-        const server = this.#servers[failed] as Server;
-        step = `server ${JSON.stringify(serverName(server, failed))}`;
-        throw (results[failed] as PromiseRejectedResult).reason;
-      }
+      await startStep(signal, () => this.#startServers(failures));
       this.#endpoints = Object.freeze(
         this.#servers.map((s) => s.endpoint).filter((e): e is string => e !== undefined),
       );
@@ -573,11 +583,26 @@ class Application implements App {
       step = "afterStart hook";
       for (const hook of this.#afterStart) await startStep(signal, () => hook(this.info, signal));
     } catch (err) {
-      // Told to stop while starting: what started is undone and the app stops as a stop would.
-      const cancelled = signal.aborted;
-      const error = cancelled
-        ? this.#failure(Code.CANCELLED, `app start cancelled by stop: ${step}`, err)
-        : this.#failure(Code.UNAVAILABLE, `app start failed: ${step}`, err);
+      // Told to stop while starting: what started is undone and the app stops as a stop would. A
+      // server that had failed to start by then (the stop came in the same moment) is still the
+      // start's failure: it is reported, never hidden behind the cancellation.
+      const cancelled = signal.aborted && failures.length === 0;
+      let error: ServiceError;
+      if (failures.length > 0) {
+        step = this.#serverStep((failures[0] as ServerFailure).server);
+        error = new ServiceError(
+          Code.UNAVAILABLE,
+          `app start failed: ${failures.map((f) => `${this.#serverStep(f.server)}: ${messageOf(f.error)}`).join("; ")}`,
+          {
+            cause:
+              failures.length === 1 ? failures[0]?.error : new AggregateError(failures.map((f) => f.error)),
+          },
+        );
+      } else {
+        error = cancelled
+          ? this.#failure(Code.CANCELLED, `app start cancelled by stop: ${step}`, err)
+          : this.#failure(Code.UNAVAILABLE, `app start failed: ${step}`, err);
+      }
       this.#emit({ type: "error", step, error });
       // A failed start is undone within stopTimeout from now; a cancelled one within the stop's.
       const outcome = await this.#rollback(this.#stopClock());
@@ -589,17 +614,73 @@ class Application implements App {
   }
 
   /**
-   * Runs a step before the drain: reported as an error if it fails or is still running when the
-   * drain must begin (it is not waited for then).
+   * Starts every server together. Resolves once all of them listen; rejects as soon as one fails,
+   * without waiting for the others (the rollback stops those still starting). Each failure is added
+   * to `failures` as it happens.
+   */
+  #startServers(failures: ServerFailure[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let pending = this.#servers.length;
+      if (pending === 0) resolve();
+      for (const server of this.#servers) {
+        this.#status.set(server, "starting");
+        attempt(() => server.start()).then(
+          () => {
+            this.#status.set(server, "started");
+            pending -= 1;
+            if (pending === 0) resolve();
+          },
+          (err: unknown) => {
+            this.#status.delete(server);
+            failures.push({ server, error: err });
+            reject(err);
+          },
+        );
+      }
+    });
+  }
+
+  /** `server "http"`, or `server "server 1"` for an unnamed one: how steps and errors name a server. */
+  #serverStep(server: Server): string {
+    return `server ${JSON.stringify(serverName(server, this.#servers.indexOf(server)))}`;
+  }
+
+  /**
+   * Runs a step before the drain, then `after` (once the step is over or given up).
+   *
+   * Begun before `clock.preDrain` aborts, the step is waited for until then, and reported as an
+   * error if it fails or is still running at that point (it is no longer waited for).
+   *
+   * Begun after that (an earlier step used the time up), it has had no time, so it is not reported
+   * for that: it is started and added to `late` instead of being waited for, runs alongside the
+   * drain, and is reported only if it fails or is still running when `clock.late` aborts. The stop
+   * waits for `late` together with the servers.
    */
   async #preDrainStep(
     name: string,
     clock: StopClock,
     errors: ServiceError[],
+    late: Promise<void>[],
+    fn: () => void | Promise<void>,
+    after: () => void = noop,
+  ): Promise<void> {
+    if (clock.preDrain.aborted) {
+      late.push(this.#bounded(name, errors, clock.late, fn).then(after));
+      return;
+    }
+    await this.#bounded(name, errors, clock.preDrain, fn);
+    after();
+  }
+
+  /** Runs `fn` until `bound` aborts; records it in `errors` if it fails or is still running then. */
+  async #bounded(
+    name: string,
+    errors: ServiceError[],
+    bound: AbortSignal,
     fn: () => void | Promise<void>,
   ): Promise<void> {
     try {
-      await until(attempt(fn), clock.preDrain, () => clock.preDrain.reason);
+      await until(attempt(fn), bound, () => bound.reason);
     } catch (err) {
       this.#record(name, err, errors);
     }
@@ -621,16 +702,18 @@ class Application implements App {
     this.#ready = false;
     this.#setServing(false);
     const errors: ServiceError[] = [];
+    const late: Promise<void>[] = [];
     const registrar = this.#registrar;
     this.#registrar = undefined;
     if (registrar !== undefined) {
-      await this.#preDrainStep("deregister", clock, errors, () => registrar.deregister());
+      await this.#preDrainStep("deregister", clock, errors, late, () => registrar.deregister());
     }
     for (const readiness of this.#readiness) {
-      await this.#preDrainStep("readiness shutdown", clock, errors, () => readiness.shutdown?.());
+      await this.#preDrainStep("readiness shutdown", clock, errors, late, () => readiness.shutdown?.());
     }
     const servers = this.#servers.filter((server) => this.#status.has(server));
-    errors.push(...(await this.#stopServers(servers, clock)));
+    const [serverErrors] = await Promise.all([this.#stopServers(servers, clock), Promise.all(late)]);
+    errors.push(...serverErrors);
     clock.dispose();
     this.#state = "stopped";
     this.#unlisten();
@@ -671,9 +754,7 @@ class Application implements App {
     clock.force.removeEventListener("abort", onForce);
     results.forEach((result, i) => {
       if (result.status === "fulfilled") return;
-      const server = servers[i] as Server;
-      const step = `server ${JSON.stringify(serverName(server, this.#servers.indexOf(server)))}`;
-      this.#record(step, result.reason, errors);
+      this.#record(this.#serverStep(servers[i] as Server), result.reason, errors);
     });
     return errors;
   }
@@ -704,21 +785,30 @@ class Application implements App {
     this.#emit({ type: "stopping", reason: this.#stopReason });
 
     const errors: ServiceError[] = [];
+    /** Steps before the drain that began only once its time was up: they run alongside the drain. */
+    const late: Promise<void>[] = [];
     for (const hook of this.#beforeStop) {
-      await this.#preDrainStep("beforeStop hook", clock, errors, () => hook(this.info, clock.preDrain));
+      await this.#preDrainStep("beforeStop hook", clock, errors, late, () => hook(this.info, clock.preDrain));
     }
     const registrar = this.#registrar;
     this.#registrar = undefined;
     if (registrar !== undefined) {
-      await this.#preDrainStep("deregister", clock, errors, () => registrar.deregister());
-      this.#emit({ type: "deregistered" });
+      await this.#preDrainStep(
+        "deregister",
+        clock,
+        errors,
+        late,
+        () => registrar.deregister(),
+        () => this.#emit({ type: "deregistered" }),
+      );
     }
     await delay(this.#deregisterDelay, clock.preDrain);
     for (const readiness of this.#readiness) {
-      await this.#preDrainStep("readiness shutdown", clock, errors, () => readiness.shutdown?.());
+      await this.#preDrainStep("readiness shutdown", clock, errors, late, () => readiness.shutdown?.());
     }
     this.#emit({ type: "draining" });
-    errors.push(...(await this.#stopServers(this.#servers, clock)));
+    const [serverErrors] = await Promise.all([this.#stopServers(this.#servers, clock), Promise.all(late)]);
+    errors.push(...serverErrors);
     for (const hook of this.#afterStop) {
       try {
         await until(
@@ -745,8 +835,9 @@ class Application implements App {
  * Creates an application (Kratos' `kratos.New`): servers, a registrar, readiness, hooks and signals,
  * with one lifecycle.
  *
- * Start: before-start hooks → every server starts (if one fails, the start is undone: deregistered,
- * `readiness.shutdown()`, the servers stopped, and `run()` rejects) → ready
+ * Start: before-start hooks → every server starts (if one fails, the start fails at once, without
+ * waiting for the others, and is undone: `readiness.shutdown()`, the servers that started or are
+ * still starting stopped, and `run()` rejects naming it) → ready
  * (`readiness.setServing(true)`) → register → after-start hooks. A stop asked for during the start
  * gives up on the step under way at once and undoes the start within `stopTimeout`.
  *

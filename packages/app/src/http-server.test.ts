@@ -1,6 +1,6 @@
 import http from "node:http";
 import net from "node:net";
-import { type HttpAppServer, httpServer } from "@svckit/app";
+import { createApp, type HttpAppServer, httpServer } from "@svckit/app";
 import { Code, ServiceError } from "@svckit/endpoint";
 import express from "express";
 import { afterEach, describe, expect, it } from "vitest";
@@ -397,6 +397,50 @@ describe("httpServer: stop regressions", () => {
     expect(server.server.listening).toBe(false);
     expect(await errorCode(get(server.port as number, "/"))).toBe("ECONNREFUSED");
   });
+
+  // Regression: without a host, listen() opens the handle at once (`listening` is true) but emits
+  // 'listening' a tick later, and never if the handle closed meanwhile; a stop in that tick closed
+  // at once and left start() (and every later stop()) pending forever.
+  it.each([":0", "127.0.0.1:0"])(
+    "start() and stop() in the same tick (%s): both settle, nothing is left attached or listening, a second stop() settles",
+    async (address) => {
+      const server = httpServer((_req, res) => res.end(), { address });
+      const attached = ["listening", "error", "request", "connection"].map((e) =>
+        server.server.listenerCount(e),
+      );
+      const starting = server.start();
+      const stopping = server.stop();
+      await Promise.all([starting, stopping]);
+      expect(server.server.listening).toBe(false);
+      expect(
+        ["listening", "error", "request", "connection"].map((e) => server.server.listenerCount(e)),
+      ).toEqual(attached);
+      expect(await errorCode(get(server.port as number, "/"))).toBe("ECONNREFUSED");
+      await expect(server.stop()).resolves.toBeUndefined();
+    },
+    3_000,
+  );
+
+  it("a second stop() in the same tick as the first, both while start() is pending, settles too", async () => {
+    const server = httpServer((_req, res) => res.end(), { address: ":0" });
+    const starting = server.start();
+    const stops = [server.stop(), server.stop()];
+    await Promise.all([starting, ...stops]);
+    expect(server.server.listening).toBe(false);
+  }, 3_000);
+
+  it("app.start(); app.stop() in one tick with an HTTP ':0' server: the server's start settles and it is closed", async () => {
+    const server = httpServer((_req, res) => res.end(), { address: ":0" });
+    const attached = ["listening", "error"].map((e) => server.server.listenerCount(e));
+    const app = createApp({ servers: [server], signals: [] });
+    const starting = app.start();
+    await expect(app.stop()).resolves.toBeUndefined();
+    await expect(starting).rejects.toMatchObject({ code: Code.CANCELLED });
+    // The adapter's listen settled: its listeners are gone and the port it bound is closed.
+    expect(["listening", "error"].map((e) => server.server.listenerCount(e))).toEqual(attached);
+    expect(server.server.listening).toBe(false);
+    expect(await errorCode(get(server.port as number, "/"))).toBe("ECONNREFUSED");
+  }, 3_000);
 
   it("a listen that failed may be tried again", async () => {
     const blocker = http.createServer();

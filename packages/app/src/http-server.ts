@@ -154,6 +154,7 @@ export function httpServer(
   const tracker = track(server);
   let bound: AddressInfo | undefined;
   let stopped = false;
+  /** The listen under way, until it settles. */
   let starting: Promise<void> | undefined;
 
   function start(): Promise<void> {
@@ -169,10 +170,11 @@ export function httpServer(
     }
     const listening = listen();
     starting = listening;
-    // A failed listen may be tried again.
-    listening.catch(() => {
+    // Settled: a stop need not wait for it any more, and a failed listen may be tried again.
+    const settled = (): void => {
       if (starting === listening) starting = undefined;
-    });
+    };
+    listening.then(settled, settled);
     return listening;
   }
 
@@ -207,8 +209,10 @@ export function httpServer(
 
   function stop(deadline?: AbortSignal): Promise<void> {
     stopped = true;
-    // Told to stop while the listen is under way: stop what it opens.
-    if (starting !== undefined && !server.listening) return starting.then(() => close(deadline), noop);
+    // Told to stop while the listen is under way: stop what it opens once it has settled. Not
+    // `server.listening`: without a host, `listen()` opens the handle at once (`listening` is true)
+    // but emits 'listening' a tick later, and not at all if the handle was closed meanwhile.
+    if (starting !== undefined) return starting.then(() => close(deadline), noop);
     return close(deadline);
   }
 

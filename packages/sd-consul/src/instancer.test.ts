@@ -281,6 +281,20 @@ describe("createConsulInstancer", () => {
     ]);
   });
 
+  it("skips an entry with port 0 (a service registered without a port), telling onError", async () => {
+    const consul = await fake();
+    consul.register({ ID: "ok", Name: "web", Address: "10.0.0.1", Port: 80 });
+    consul.register({ ID: "noport", Name: "web", Address: "10.0.0.2" }); // Consul stores and sends Port 0
+    const errors: Error[] = [];
+    const watcher = instancer({ url: consul.url, service: "web", onError: (error) => errors.push(error) });
+    expect(addresses(await watcher.ready())).toEqual(["10.0.0.1:80"]);
+    expect(errors.map((e) => e.message)).toEqual([
+      "consul instancer: skipping an entry of web: service noport has no valid port (got 0)",
+    ]);
+    expect(errors[0]).toBeInstanceOf(ServiceError);
+    expect((errors[0] as ServiceError).code).toBe(Code.INVALID_ARGUMENT);
+  });
+
   it("sends the ACL token; a refused token is PERMISSION_DENIED in the state", async () => {
     const consul = await fake({ token: "s3cret" });
     consul.register({ ID: "a", Name: "web", Port: 1 });

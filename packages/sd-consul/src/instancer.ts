@@ -64,7 +64,9 @@ interface HealthEntry {
  * instancer: it runs blocking queries on `GET /v1/health/service/:service?passing&index=N&wait=...`
  * one after another, so a change is seen as soon as Consul has it. Each instance's address is
  * `Service.Address` (or the node's address when empty) and `Service.Port`; its metadata is
- * `Service.Meta`; its weight is `Weights.Passing` (`Weights.Warning` while a check warns).
+ * `Service.Meta`; its weight is `Weights.Passing` (`Weights.Warning` while a check warns). Entries
+ * without an address or a port from 1 to 65535 (Consul sends `Port: 0` for a service registered
+ * without one) are skipped and told to `onError`.
  *
  * Follows Consul's advice for blocking queries: an index that goes backwards (a restored snapshot,
  * a new cluster) resets it to 0, and an index that is not above 0 is treated as 1. When a query fails,
@@ -269,7 +271,8 @@ function toInstance(entry: HealthEntry, tags: readonly string[]): Instance | und
         : "";
   if (host === "") throw new TypeError(`service ${id} has no address and neither has its node`);
   const port = service.Port;
-  if (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65_535) {
+  // Consul sends Port 0 for a service registered without one: nothing to call there.
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65_535) {
     throw new TypeError(`service ${id} has no valid port (got ${JSON.stringify(port) ?? "nothing"})`);
   }
   const address = `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`;

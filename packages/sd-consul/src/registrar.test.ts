@@ -2,9 +2,9 @@
 // here): what it sends, TTL reports, re-registration when the agent forgets it, errors and options.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Code, ServiceError } from "@svckit/endpoint";
+import { Code, MAX_TIMER_MS, ServiceError } from "@svckit/endpoint";
 import { type ConsulRegistrarOptions, createConsulInstancer, createConsulRegistrar } from "@svckit/sd-consul";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FakeConsul, startFakeConsul } from "./test-helpers.js";
 
 const cleanups: (() => unknown)[] = [];
@@ -314,6 +314,89 @@ describe("createConsulRegistrar", () => {
     ]);
   });
 
+  it("deregisters a service the agent already reaped: its 404 counts as done", async () => {
+    const consul = await fake();
+    const registrar = createConsulRegistrar({
+      url: consul.url,
+      name: "web",
+      id: "w4",
+      port: 1,
+      check: { http: "http://127.0.0.1:1/health", interval: "1h", deregisterCriticalServiceAfter: "1m" },
+    });
+    await registrar.register();
+    consul.deregister("w4"); // as the agent's reaper does once the check was critical for a minute
+    await registrar.deregister();
+    expect(registrar.registered).toBe(false);
+    expect(consul.requests.at(-1)?.path).toBe("/v1/agent/service/deregister/w4");
+    const count = consul.requests.length;
+    await registrar.deregister(); // nothing left to remove: no request
+    expect(consul.requests.length).toBe(count);
+  });
+
+  it.each([
+    [400, "Invalid check: TTL must be > 0 for TTL checks", Code.INVALID_ARGUMENT],
+    [403, "Permission denied", Code.PERMISSION_DENIED],
+  ])(
+    "deregisters after a register the agent refused with %i: its 404 counts as done",
+    async (status, body, code) => {
+      const consul = await fake();
+      const registrar = createConsulRegistrar({ url: consul.url, name: "web", id: "w5", port: 1 });
+      consul.failNext(1, status, body);
+      expect((await rejection(registrar.register())).code).toBe(code);
+      await registrar.deregister();
+      expect(registrar.registered).toBe(false);
+      expect(consul.requests.map((r) => r.path)).toEqual(["/v1/agent/service/deregister/w5"]);
+      await registrar.deregister();
+      expect(consul.requests).toHaveLength(1);
+    },
+  );
+
+  it("still rejects a deregister the agent refuses for another reason (403)", async () => {
+    const calls: string[] = [];
+    const fakeFetch: typeof fetch = async (input) => {
+      calls.push(new URL(String(input)).pathname);
+      return calls.length === 1 ? new Response("") : new Response("ACL not found", { status: 403 });
+    };
+    const registrar = createConsulRegistrar({
+      url: "http://consul.test",
+      fetch: fakeFetch,
+      name: "web",
+      port: 1,
+    });
+    await registrar.register();
+    expect((await rejection(registrar.deregister())).code).toBe(Code.PERMISSION_DENIED);
+    expect(registrar.registered).toBe(true);
+  });
+
+  it("caps the default TTL refresh (ttl / 3) at MAX_TIMER_MS instead of reporting every 1 ms", async () => {
+    vi.useFakeTimers();
+    try {
+      const passes: string[] = [];
+      const fakeFetch: typeof fetch = async (input) => {
+        const path = decodeURIComponent(new URL(String(input)).pathname);
+        if (path.startsWith("/v1/agent/check/pass/")) passes.push(path);
+        return new Response("");
+      };
+      const registrar = createConsulRegistrar({
+        url: "http://consul.test",
+        fetch: fakeFetch,
+        name: "web",
+        id: "w6",
+        port: 1,
+        check: { ttl: "2000h" }, // a third is 2.4e9 ms, more than a timer can wait
+      });
+      await registrar.register();
+      // Node (and the fake clock) fire a timer longer than MAX_TIMER_MS after 1 ms.
+      await vi.advanceTimersByTimeAsync(200);
+      expect(passes).toEqual([]);
+      await vi.advanceTimersByTimeAsync(MAX_TIMER_MS - 200);
+      expect(passes).toEqual(["/v1/agent/check/pass/service:w6"]);
+      await registrar.deregister();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   const base: ConsulRegistrarOptions = { name: "web", port: 1 };
   it.each([
     [{ ...base, name: "" }, TypeError, 'createConsulRegistrar: name must be a non-empty string, got ""'],
@@ -372,6 +455,11 @@ describe("createConsulRegistrar", () => {
       { ...base, check: { ttl: "10s", refresh: "10s" } },
       RangeError,
       "createConsulRegistrar: check.refresh (10000 ms) must be shorter than check.ttl (10000 ms)",
+    ],
+    [
+      { ...base, check: { ttl: "2000h", refresh: "700h" } },
+      RangeError,
+      "createConsulRegistrar: check.refresh must be at most 2147483647 ms (24.8 days), got 2520000000",
     ],
     [
       { ...base, check: { http: "ftp://x/" } },

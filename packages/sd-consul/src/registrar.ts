@@ -1,4 +1,4 @@
-import { Code, type ServiceError } from "@svckit/endpoint";
+import { Code, MAX_TIMER_MS, ServiceError } from "@svckit/endpoint";
 import type { Registrar } from "@svckit/sd";
 import {
   type Connection,
@@ -38,7 +38,10 @@ export interface ConsulHttpCheck {
 export interface ConsulTtlCheck {
   /** How long a "passing" report lasts, e.g. `"15s"`. */
   ttl: ConsulDuration;
-  /** How often the registrar reports "passing" (default a third of `ttl`). */
+  /**
+   * How often the registrar reports "passing" (default a third of `ttl`, at most `MAX_TIMER_MS` from
+   * `@svckit/endpoint`, 24.8 days). Must be shorter than `ttl` and at most `MAX_TIMER_MS`.
+   */
   refresh?: ConsulDuration;
   /** Consul removes the service once the check has been critical this long (Consul: minimum 1m). */
   deregisterCriticalServiceAfter?: ConsulDuration;
@@ -85,7 +88,11 @@ export interface ConsulRegistrar extends Registrar {
  *
  * `register()` and `deregister()` reject with a `ServiceError` (`UNAVAILABLE` when the agent cannot be
  * reached, `PERMISSION_DENIED` for an ACL refusal, `INVALID_ARGUMENT` when Consul rejects the
- * registration, ...). Throws a TypeError / RangeError for bad options.
+ * registration, ...). An agent that answers a deregister with 404 (it does not know the service: it
+ * was reaped after `deregisterCriticalServiceAfter`, removed by an operator, or never accepted) has
+ * nothing to remove, so `deregister()` resolves and `registered` turns false. Throws a TypeError /
+ * RangeError for bad options, including a TTL check's `refresh` above `MAX_TIMER_MS` (24.8 days; the
+ * default, a third of the TTL, is capped there instead).
  *
  * @example
  * ```ts
@@ -181,7 +188,18 @@ function buildCheck(
     out.TTL = durationString(where, "check.ttl", check.ttl);
     // Passing from the start: the registrar reports right away and then every `refresh`.
     out.Status = "passing";
-    const refresh = check.refresh === undefined ? ttl / 3 : durationMs(where, "check.refresh", check.refresh);
+    // Node fires a longer timer after 1 ms: a refresh above MAX_TIMER_MS would report in a loop. The
+    // default (a third of the TTL) is capped there, which still reports well within the TTL; a refresh
+    // given explicitly must fit.
+    const refresh =
+      check.refresh === undefined
+        ? Math.min(ttl / 3, MAX_TIMER_MS)
+        : durationMs(where, "check.refresh", check.refresh);
+    if (refresh > MAX_TIMER_MS) {
+      throw new RangeError(
+        `${where}: check.refresh must be at most ${MAX_TIMER_MS} ms (24.8 days), got ${refresh}`,
+      );
+    }
     if (refresh >= ttl) {
       throw new RangeError(
         `${where}: check.refresh (${refresh} ms) must be shorter than check.ttl (${ttl} ms)`,
@@ -259,14 +277,20 @@ class ConsulRegistrarImpl implements ConsulRegistrar {
     return this.#serial(async () => {
       if (!this.#attempted) return; // also true whenever #registered is
       this.#stopTimer();
-      // Deregistering is idempotent on the agent; the flags clear only once it answered, so a failed
-      // deregister can be retried instead of leaving the service registered.
-      await call(
-        this.#conn,
-        "PUT",
-        `/v1/agent/service/deregister/${encodeURIComponent(this.id)}`,
-        `consul registrar: cannot deregister ${this.id}`,
-      );
+      // The flags clear only once the agent answered, so a failed deregister can be retried instead
+      // of leaving the service registered. An agent that does not know the service (404 "Unknown
+      // service ID": reaped by DeregisterCriticalServiceAfter, removed by an operator, or a register
+      // it refused) has nothing left to remove: that is success, not an error to repeat forever.
+      try {
+        await call(
+          this.#conn,
+          "PUT",
+          `/v1/agent/service/deregister/${encodeURIComponent(this.id)}`,
+          `consul registrar: cannot deregister ${this.id}`,
+        );
+      } catch (error) {
+        if (!(error instanceof ServiceError && error.code === Code.NOT_FOUND)) throw error;
+      }
       this.#registered = false;
       this.#attempted = false;
     });

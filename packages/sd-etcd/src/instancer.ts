@@ -39,7 +39,10 @@ export interface EtcdInstancer extends Instancer {
  *
  * When etcd becomes unreachable the instancer keeps the last set it saw and reports the error in
  * `current().error` (an `UNAVAILABLE` `ServiceError`); once the watch reconnects it lists the prefix
- * again and resumes. `close()` stops the watch and timers; the client stays open (it may be shared).
+ * again and resumes. A listing made while the watch is down updates the set and keeps the error in one
+ * state change. Failed listings and watches etcd cancels are retried with backoff (250 ms doubling to
+ * 5 s, jittered): a listing's until a listing succeeds, a watch's until etcd accepts a watch.
+ * `close()` stops the watch and timers; the client stays open (it may be shared).
  *
  * @example
  * ```ts
@@ -68,7 +71,13 @@ class EtcdInstancerImpl extends BackendInstancer implements EtcdInstancer {
   #listing = false;
   #relist = false;
   #timer: NodeJS.Timeout | undefined;
-  #attempt = 0;
+  /** Failed listings in a row; reset by a listing that succeeds. */
+  #listAttempt = 0;
+  /**
+   * Watches cancelled in a row; reset only when etcd really establishes a watch ('connected'), not by
+   * a listing, so a watch that etcd keeps cancelling backs off to 5 s instead of retrying every 250 ms.
+   */
+  #watchAttempt = 0;
 
   constructor(client: Etcd3, prefix: string, timeout: number, onError: (error: Error) => void) {
     // Listener errors and bad instances go to onError: nothing breaks the watch.
@@ -102,6 +111,8 @@ class EtcdInstancerImpl extends BackendInstancer implements EtcdInstancer {
     const watcher = this.#client.watch().prefix(this.#prefix).watcher();
     this.#watcher = watcher;
     watcher.on("connected", () => {
+      // etcd accepted the watch (a watch it refuses is cancelled without 'connected').
+      this.#watchAttempt = 0;
       this.#watchError = undefined;
       this.#list();
     });
@@ -129,7 +140,7 @@ class EtcdInstancerImpl extends BackendInstancer implements EtcdInstancer {
         { cause: error },
       );
       this.cache.fail(this.#watchError);
-      this.#retry();
+      this.#retry("watch");
     });
   }
 
@@ -169,30 +180,31 @@ class EtcdInstancerImpl extends BackendInstancer implements EtcdInstancer {
           ),
         );
         this.settle();
-        this.#retry();
+        this.#retry("list");
         return;
       }
       if (this.cache.closed) return;
-      this.#attempt = 0;
-      this.cache.update(this.#decode(kvs));
-      // A listing that succeeded while the watch is down is not being kept up to date: say so.
-      if (this.#watchError !== undefined) this.cache.fail(this.#watchError);
+      this.#listAttempt = 0;
+      // A listing that succeeded while the watch is down is not being kept up to date: say so, in the
+      // same state change, so listeners do not hear "healthy" and then "failed" on every retry.
+      this.cache.update(this.#decode(kvs), this.#watchError);
       this.settle();
     } while (this.#relist && !this.cache.closed);
   }
 
-  /** Tries again after a failed listing or a cancelled watch, with backoff. */
-  #retry(): void {
+  /**
+   * Tries again after a failed listing or a cancelled watch, with backoff (250 ms doubling to 5 s, counted
+   * per kind of failure); a retry already scheduled stays as it is.
+   */
+  #retry(failed: "list" | "watch"): void {
     if (this.cache.closed || this.#timer !== undefined) return;
-    this.#timer = setTimeout(
-      () => {
-        this.#timer = undefined;
-        if (this.cache.closed) return;
-        if (this.#watcher === undefined) this.#watch();
-        this.#list();
-      },
-      retryDelay(this.#attempt++),
-    );
+    const attempt = failed === "watch" ? this.#watchAttempt++ : this.#listAttempt++;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.cache.closed) return;
+      if (this.#watcher === undefined) this.#watch();
+      this.#list();
+    }, retryDelay(attempt));
     this.#timer.unref();
   }
 

@@ -6,13 +6,20 @@ import type { Etcd3 } from "etcd3";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 function fakeEtcd() {
-  const state = { up: true, puts: 0, leases: [] as EventEmitter[] };
+  // `hold`, when set, delays every put until it resolves (a put in flight).
+  const state = {
+    up: true,
+    puts: 0,
+    leases: [] as EventEmitter[],
+    hold: undefined as Promise<void> | undefined,
+  };
   const client = {
     lease() {
       const lease = Object.assign(new EventEmitter(), {
         put: () => ({
           value: () => ({
             options: async () => {
+              await state.hold;
               if (!state.up) throw new Error("14 UNAVAILABLE: No connection established");
               state.puts++;
             },
@@ -56,5 +63,38 @@ describe("createEtcdRegistrar: a lost lease", () => {
     expect(registrar.registered).toBe(true);
     expect(state.puts).toBe(2);
     await registrar.deregister();
+  });
+
+  it("is not registered again after a deregister() that overlapped a register() (regression)", async () => {
+    const { state, client } = fakeEtcd();
+    const errors: string[] = [];
+    const registrar = createEtcdRegistrar(client, {
+      prefix: "/services/users/",
+      id: "u1",
+      instance: "10.0.0.7:8080",
+      ttl: 1,
+      onError: (e) => errors.push(e.message),
+    });
+    let release: () => void = () => undefined;
+    state.hold = new Promise((resolve) => {
+      release = resolve;
+    });
+    // deregister() is called while register()'s put is in flight.
+    const registering = registrar.register();
+    const deregistering = registrar.deregister();
+    release();
+    state.hold = undefined;
+    await registering;
+    await deregistering;
+    expect(registrar.registered).toBe(false);
+    expect(state.puts).toBe(1);
+    // Then etcd goes away and a register() fails: that must not start background re-registration.
+    state.up = false;
+    await expect(registrar.register()).rejects.toMatchObject({ code: 14 });
+    state.up = true;
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(registrar.registered).toBe(false);
+    expect(state.puts).toBe(1);
+    expect(errors).toEqual([]);
   });
 });

@@ -44,7 +44,8 @@ export interface EtcdRegistrar extends Registrar {
  * keep-alives stop and etcd deletes the key when the lease runs out; `deregister()` revokes the lease
  * at once. If the lease is lost while registered (etcd was unreachable for longer than the TTL), the
  * registrar grants a new lease and writes the key again, retrying with backoff until it succeeds or
- * `deregister()` is called.
+ * `deregister()` is called. Calls are serialized: a `deregister()` made while `register()` is in flight
+ * runs after it and removes the key, and nothing registers it again until the next `register()`.
  *
  * `register()` rejects with a `ServiceError` (`UNAVAILABLE`, `DEADLINE_EXCEEDED`) when etcd does not
  * accept the key, and does not retry then. Throws a TypeError / RangeError for bad options.
@@ -137,6 +138,10 @@ class EtcdRegistrarImpl implements EtcdRegistrar {
     this.#wanted = false;
     this.#clearRetry();
     return this.#serial(async () => {
+      // Again here: a register() that was in flight when deregister() was called has set #wanted once
+      // its put succeeded; left set, a later failed register() would re-register in the background.
+      this.#wanted = false;
+      this.#clearRetry();
       const lease = this.#lease;
       this.#lease = undefined;
       if (lease === undefined) return;

@@ -8,7 +8,8 @@ function noop(): void {}
  * an {@link InstanceCache} the backend's watch or poll loop feeds, a `ready()` that resolves once the
  * first lookup has answered (or failed, or the instancer was closed), and one place for errors that must
  * not break the loop. A subclass:
- * - feeds `this.cache` with `update(instances)` and `fail(error)`;
+ * - feeds `this.cache` with `update(instances)` and `fail(error)` (or `update(instances, error)` for a
+ *   set it listed while it knows it may be stale, e.g. its watch is down);
  * - calls `this.settle()` after its first lookup, whatever came of it (later calls do nothing);
  * - reports what it skips (a malformed entry, say) with `this.tell(error)`;
  * - implements `stop()`: cancel timers, watches and requests. `close()` calls it once, then settles.

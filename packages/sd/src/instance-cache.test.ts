@@ -68,6 +68,60 @@ describe("InstanceCache", () => {
     expect(seen).toHaveLength(3);
   });
 
+  it("update(instances, error) sets the set and the error as one change", () => {
+    const cache = createInstanceCache(["a:1"]);
+    const seen = record(cache);
+    const error = new Error("watch lost");
+    expect(cache.update(["a:1", "b:2"], error)).toBe(true);
+    expect(cache.current().error).toBe(error);
+    expect(addresses(cache.current())).toEqual(["a:1", "b:2"]);
+    expect(seen).toHaveLength(2);
+    expect(seen[1]).toBe(cache.current());
+    expect(Object.isFrozen(cache.current())).toBe(true);
+  });
+
+  it("update(instances, error) notifies nobody for the same set (any order) and the same error message", () => {
+    const cache = createInstanceCache(["a:1", "b:2"]);
+    const seen = record(cache);
+    cache.fail(new Error("watch on /s/ cancelled"));
+    const state = cache.current();
+    // A listing that succeeded while the watch stays down: the state is what it was.
+    expect(cache.update(["b:2", "a:1"], new Error("watch on /s/ cancelled"))).toBe(false);
+    expect(cache.current()).toBe(state);
+    expect(seen.map((s) => s.error?.message)).toEqual([undefined, "watch on /s/ cancelled"]);
+  });
+
+  it("update(instances, error) notifies for a new error message, or a new set, keeping the other part", () => {
+    const cache = createInstanceCache(["a:1"]);
+    const seen = record(cache);
+    expect(cache.update(["a:1"], new Error("one"))).toBe(true);
+    const instances = cache.current().instances;
+    expect(cache.update(["a:1"], new Error("two"))).toBe(true);
+    expect(cache.current().instances).toBe(instances);
+    expect(cache.update(["a:1", "c:3"], new Error("two"))).toBe(true);
+    expect(cache.update(["a:1", "c:3"], "three")).toBe(true);
+    expect(cache.current().error).toBeInstanceOf(Error);
+    expect(cache.current().error?.cause).toBe("three");
+    expect(cache.update(["a:1", "c:3"])).toBe(true);
+    expect(cache.update([], undefined)).toBe(true);
+    expect(seen.map((s) => [addresses(s).join(), s.error?.message])).toEqual([
+      ["a:1", undefined],
+      ["a:1", "one"],
+      ["a:1", "two"],
+      ["a:1,c:3", "two"],
+      ["a:1,c:3", "three"],
+      ["a:1,c:3", undefined],
+      ["", undefined],
+    ]);
+  });
+
+  it("update(instances, error) with an invalid instance throws and keeps the state", () => {
+    const cache = createInstanceCache(["a:1"]);
+    const state = cache.current();
+    expect(() => cache.update([""], new Error("down"))).toThrow(TypeError);
+    expect(cache.current()).toBe(state);
+  });
+
   it("wraps a non-Error failure in an Error", () => {
     const cache = createInstanceCache();
     cache.fail("timeout");
@@ -274,10 +328,19 @@ describe("InstanceCache", () => {
     stop();
   });
 
-  it("still validates input after close", () => {
-    const cache = createInstanceCache();
-    cache.close();
-    expect(() => cache.update([""])).toThrow(TypeError);
+  it("ignores invalid input after close too: update neither throws nor reports", () => {
+    const onError = vi.fn();
+    const plain = createInstanceCache(["a:1"]);
+    const reporting = createInstanceCache(["a:1"], { onError });
+    for (const cache of [plain, reporting]) {
+      cache.close();
+      const state = cache.current();
+      expect(cache.update([""])).toBe(false);
+      // biome-ignore lint/suspicious/noExplicitAny: deliberately invalid input
+      expect(cache.update([{ address: "b:2", weight: -1 }] as any, new Error("down"))).toBe(false);
+      expect(cache.current()).toBe(state);
+    }
+    expect(onError).not.toHaveBeenCalled();
   });
 });
 

@@ -34,8 +34,10 @@ const emptyState: InstancerState = Object.freeze({ instances: Object.freeze([]) 
  * - Listeners hear only real changes: an `update` with the same instances (in any order, e.g. a DNS
  *   answer in rotated order) and no error to clear notifies nobody, and a `fail` with the same
  *   message as the error already reported does not either.
+ * - A backend that listed the set but knows it may be stale (its watch is down) passes the error
+ *   with the set, `update(instances, error)`, so listeners hear one change, not "ok" then "failed".
  * - Instances are validated and frozen; a repeated address keeps its first entry.
- * - After `close()` updates and failures are ignored.
+ * - After `close()` updates and failures are ignored (invalid input included: nothing throws).
  *
  * @example
  * ```ts
@@ -87,32 +89,49 @@ export class InstanceCache implements Instancer {
   }
 
   /**
-   * Replaces the set with `instances` and clears any error. Returns whether the state changed (and
-   * listeners were told). An empty list is a real answer ("no instances registered"), not a failure:
-   * backends call {@link InstanceCache.fail} when they could not ask.
+   * Replaces the set with `instances` and clears any error, or, given `error`, sets that error with
+   * it: one state change, so a backend whose listing succeeded while its watch is still down reports
+   * both at once instead of telling listeners "healthy" and then "failed" (a non-Error is wrapped in
+   * one). Returns whether the state changed (and listeners were told): not for the same set (in any
+   * order) with the same error message, or no error, as before. An empty list is a real answer ("no
+   * instances registered"), not a failure: backends call {@link InstanceCache.fail} when they could
+   * not ask.
    *
    * Throws a TypeError or RangeError, leaving the state as it was, when an instance is invalid.
    * Rethrows what listeners threw, after all of them ran. With the `onError` option, both go there
-   * instead.
+   * instead. After `close()` it does nothing, not even validate, and returns false.
+   *
+   * @param instances - the set the backend reported.
+   * @param error - why that set may be stale (e.g. the watch that keeps it current is down); absent
+   *   clears the error.
+   *
+   * @example
+   * ```ts
+   * cache.update(await listPrefix()); // healthy
+   * cache.update(await listPrefix(), watchError); // listed, but not being watched: set and error at once
+   * ```
    */
-  update(instances: Iterable<InstanceInit>): boolean {
+  update(instances: Iterable<InstanceInit>, error?: unknown): boolean {
+    if (this.#closed) return false;
     let list: readonly Instance[];
     try {
       list = normalizeInstances(instances, "InstanceCache.update");
-    } catch (error) {
-      if (this.#onError === undefined) throw error;
-      this.#report(error);
+    } catch (invalid) {
+      if (this.#onError === undefined) throw invalid;
+      this.#report(invalid);
       return false;
     }
-    if (this.#closed) return false;
+    const err = error === undefined ? undefined : toError(error);
     const state = this.#state;
     const same = sameInstanceSet(state.instances, list);
-    if (same && state.error === undefined) return false;
-    this.#state = same
-      ? Object.freeze({ instances: state.instances })
-      : list.length === 0
-        ? emptyState
-        : Object.freeze({ instances: list });
+    if (same && state.error?.message === err?.message) return false;
+    const kept = same ? state.instances : list;
+    this.#state =
+      err !== undefined
+        ? Object.freeze({ instances: kept, error: err })
+        : kept.length === 0
+          ? emptyState
+          : Object.freeze({ instances: kept });
     this.#emit();
     return true;
   }
@@ -125,7 +144,7 @@ export class InstanceCache implements Instancer {
    */
   fail(error: unknown): boolean {
     if (this.#closed) return false;
-    const err = error instanceof Error ? error : new Error(String(error), { cause: error });
+    const err = toError(error);
     const state = this.#state;
     if (state.error !== undefined && state.error.message === err.message) return false;
     this.#state = Object.freeze({ instances: state.instances, error: err });
@@ -171,6 +190,10 @@ export function report(onError: (error: Error) => void, error: unknown): void {
 }
 
 function noop(): void {}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error), { cause: error });
+}
 
 /**
  * Creates an {@link InstanceCache}: an {@link Instancer} a discovery backend feeds with `update` and

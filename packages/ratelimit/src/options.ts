@@ -60,6 +60,7 @@ export interface RedisRateLimitOptions {
    * What a call does when Redis cannot answer within `timeout`, a Redis call fails or the connection
    * is down: `"open"` lets it through unlimited, `"closed"` fails it with UNAVAILABLE ("Redis cannot be
    * reached" when the connection is down, else "the Redis call failed: <its error>"). Default `"open"`.
+   * In delaying mode it applies at once to every call waiting for the key whose round trip failed.
    */
   failMode?: "open" | "closed";
   /**
@@ -119,7 +120,11 @@ export interface RateLimiterOptions<Req = unknown> {
    * redis.slotTimeout + 1 s)`, so no running call is forgotten). Default `max(60 000, 2 × interval)`.
    */
   idleTimeout?: number;
-  /** Delaying mode: how many calls of one key may wait; more fail with RESOURCE_EXHAUSTED. Default 1 000. */
+  /**
+   * Delaying mode: how many calls of one key over the limit may wait; more fail with
+   * RESOURCE_EXHAUSTED. Calls within the limit never count (with 0 a call over the limit fails at once).
+   * Default 1 000.
+   */
   maxQueue?: number;
   /** Told of every rejected call (for metrics). Must not throw; what it throws is ignored. */
   onReject?: (info: RejectInfo) => void;

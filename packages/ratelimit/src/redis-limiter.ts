@@ -31,10 +31,15 @@ import type { KeyOf, LimiterCore, Reporter } from "./local-limiter.js";
 import type { RedisRateLimitOptions, RedisSettings, RejectReason, Settings } from "./options.js";
 
 /**
- * A call of a key in delaying mode, in the key's FIFO queue from its arrival until it has a slot or
- * fails. Only the queue's head asks Redis for a slot; the others wait their turn.
+ * A call of a key in delaying mode, from its arrival until it has a slot or fails. It first tries
+ * Redis itself ("trying"), unless calls of its key wait already; once Redis refused it (or it came
+ * behind waiting calls) it waits in the key's FIFO queue ("queued"), where only the queue's first call
+ * is tried for, by the key's pump.
  */
 interface Waiter {
+  readonly entry: RedisKey;
+  /** Arrival order: the queue is kept sorted by it. */
+  readonly seq: number;
   prev: Waiter | undefined;
   next: Waiter | undefined;
   readonly ctx: Context;
@@ -43,13 +48,8 @@ interface Waiter {
   readonly reject: (error: unknown) => void;
   /** Stops watching the caller's context. */
   stop: (() => boolean) | undefined;
-  /** It left the queue (admitted, failed, cancelled, or the limiter closed): its turn is over. */
-  done: boolean;
-  /** The head's sleep until its next try, so that leaving the queue ends it. */
-  timer: ReturnType<typeof setTimeout> | undefined;
-  wake: (() => void) | undefined;
-  /** The head sleeps because `maxConcurrent` calls run: a slot freed here wakes it at once. */
-  forSlot: boolean;
+  /** Where it is: its own round trip, the key's queue, or done (admitted, failed, cancelled, closed). */
+  state: "trying" | "queued" | "done";
 }
 
 /**
@@ -61,12 +61,20 @@ class RedisKey extends KeyEntry {
   ready = false;
   /** Its start-up failed; it is replaced on next use. */
   broken = false;
-  /** Delaying mode: the calls waiting for a slot, first in first out. */
+  /** Delaying mode: the calls Redis found over the limit (or that came behind them), in arrival order. */
   head: Waiter | undefined = undefined;
   tail: Waiter | undefined = undefined;
+  /** The length of the queue: what `maxQueue` bounds. */
   queued = 0;
-  /** Delaying mode: until when (epoch ms) Redis said the key's window is used up. */
+  /** Delaying mode: until when (epoch ms) Redis said the key's window is used up (0: not known). */
   fullUntil = 0;
+  /** The pump (asking Redis for the queue's first call) runs. */
+  pumping = false;
+  /** The pump's sleep until its next try, so that an empty queue, a freed slot or close() ends it. */
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  wake: (() => void) | undefined = undefined;
+  /** The pump sleeps because `maxConcurrent` calls run: a slot freed here wakes it at once. */
+  forSlot = false;
 
   constructor(
     readonly limiter: Bottleneck,
@@ -204,9 +212,10 @@ function nextIndex(): string {
  * The limiter whose windows and running counts live in Redis, kept there by Bottleneck's clustering
  * scripts, so every process using the same `name` (and key) shares one limit. Each call costs one
  * Redis round trip (two when refused, to read when the window ends; one more, not awaited, to free a
- * `maxConcurrent` slot). In delaying mode the calls of a key queue here in arrival order and only the
- * first asks Redis; refused, it retries when the window ends, or every 50 ms while it waits for a
- * running call to end.
+ * `maxConcurrent` slot). In delaying mode a call tries Redis at once while no call of its key waits;
+ * a call Redis refused, or one that comes while calls wait, queues here in arrival order, and only the
+ * queue's first call is tried for: again when the window ends, or every 50 ms while it waits for a
+ * running call to end. Only the queued calls count against `maxQueue`.
  */
 export class RedisLimiter<Req> implements LimiterCore<Req> {
   readonly #s: Settings;
@@ -219,6 +228,10 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
   /** What `close()` shuts: the whole connection, only the subscriber made for the user's client, or nothing. */
   readonly #owns: "all" | "subscriber" | "none";
   readonly #sweeper: ReturnType<typeof setInterval>;
+  /** Delaying mode: the calls in their own first round trip (see #try), so that `close()` fails them. */
+  readonly #trying = new Set<Waiter>();
+  /** Numbers the delayed calls in arrival order. */
+  #arrivals = 0;
   #closed = false;
   #down = false;
 
@@ -357,11 +370,10 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     return entry;
   }
 
-  /** Gives a `maxConcurrent` slot back; then a head of the key's queue waiting for one tries at once. */
+  /** Gives a `maxConcurrent` slot back; then a pump of the key waiting for one tries at once. */
   #free(entry: RedisKey, index: string): void {
     entry.store.__free__(index, 1).then(() => {
-      const head = entry.head;
-      if (head?.forSlot === true) this.#wake(head);
+      if (entry.forSlot) this.#wake(entry);
     }, this.#r.onError);
   }
 
@@ -459,8 +471,11 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
   }
 
   /**
-   * Delaying mode: queues the call behind the key's other waiting calls and settles when it has a slot
-   * (its index), the deadline cannot be met, the call is cancelled or the limiter closes.
+   * Delaying mode: settles with the call's slot (its index) once it has one, or fails when the
+   * deadline cannot be met, the call is cancelled, Redis is unavailable (`failMode: "closed"`) or the
+   * limiter closes. While no call of the key waits, the call tries Redis at once, like any call within
+   * the limit; refused, it waits in the key's queue. While calls wait, a new call is over the limit too
+   * and joins the queue at once, if there is room and a chance.
    */
   #acquireWaiting(entry: RedisKey, key: string, ctx: Context): Promise<string> {
     const s = this.#s;
@@ -470,8 +485,8 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
       this.#report(key, abortKind(over));
       return Promise.reject(over);
     }
-    if (entry.queued > 0) {
-      // Calls wait ahead of this one: it can only wait behind them, if there is room and a chance.
+    const queue = entry.queued > 0;
+    if (queue) {
       const now = Date.now();
       if (entry.queued >= s.maxQueue) {
         this.#report(key, "queue");
@@ -486,38 +501,117 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     }
     return new Promise<string>((resolve, reject) => {
       const w: Waiter = {
-        prev: entry.tail,
+        entry,
+        seq: ++this.#arrivals,
+        prev: undefined,
         next: undefined,
         ctx,
         key,
         resolve,
         reject,
         stop: undefined,
-        done: false,
-        timer: undefined,
-        wake: undefined,
-        forSlot: false,
+        state: "trying",
       };
-      if (entry.tail === undefined) entry.head = w;
-      else entry.tail.next = w;
-      entry.tail = w;
-      entry.queued++;
       // onAbort watches a child of the context, as for a local limiter's waiting call: many calls
       // waiting with one shared context add no listeners to its signal. A cancel never waits for a
-      // round trip: a slot the head is granted after its caller left is given back (see #turn).
+      // round trip: a slot granted after the caller left is given back (see #try and #pump).
       w.stop = onAbort(ctx, (reason) => {
-        if (!this.#leave(entry, w)) return;
+        if (!this.#leave(w)) return;
         this.#report(key, abortKind(reason));
         reject(reason);
       });
-      if (entry.head === w) void this.#turn(entry, w);
+      if (queue) {
+        this.#enqueue(w);
+      } else {
+        this.#trying.add(w);
+        void this.#try(w);
+      }
     });
   }
 
   /**
-   * When the call at `position` of the queue (0: the head) could have a slot at the earliest, from the
-   * windows alone: `undefined` while Redis has not said the current window is used up. Each window
-   * after it admits at most `limit` of the calls ahead.
+   * The call's own round trip, made while no call of its key waits: admitted, it runs; refused, it is
+   * over the limit and waits in the queue, or is refused when `maxQueue` calls wait already.
+   */
+  async #try(w: Waiter): Promise<void> {
+    const s = this.#s;
+    const entry = w.entry;
+    let attempt: Attempt;
+    try {
+      attempt = await this.#attempt(entry);
+    } catch (err) {
+      // #attempt does not throw; should it, the call fails rather than waits forever.
+      if (this.#leave(w)) w.reject(err);
+      return;
+    }
+    if (w.state === "done") {
+      // The call left meanwhile (cancelled, or the limiter closed): it does not run.
+      this.#giveBack(entry, attempt);
+      return;
+    }
+    if (attempt.kind === "admitted") {
+      this.#leave(w);
+      w.resolve(attempt.index);
+      return;
+    }
+    if (attempt.kind === "unavailable") {
+      this.#leave(w);
+      this.#failMode(w, attempt);
+      return;
+    }
+    this.#learn(entry, attempt, Date.now());
+    if (entry.queued >= s.maxQueue) {
+      // With maxQueue 0 the call may try once, not wait.
+      this.#fail(w, "queue", queueError(s, attempt.retryAfter));
+      return;
+    }
+    this.#trying.delete(w);
+    this.#enqueue(w);
+  }
+
+  /** Remembers until when the key's window is used up, when Redis said so. */
+  #learn(entry: RedisKey, attempt: Attempt & { kind: "limited" }, now: number): void {
+    // Without a known end (Redis did not say), calls are never refused by the windows' schedule.
+    if (attempt.reason === "limit" && attempt.retryAfter !== undefined) {
+      entry.fullUntil = now + attempt.retryAfter;
+    }
+  }
+
+  /**
+   * Puts a call over the limit in its key's queue, at its place in arrival order (a call refused late
+   * may have come before calls refused already), fails the calls that can have no slot in time, and
+   * starts the pump.
+   */
+  #enqueue(w: Waiter): void {
+    const entry = w.entry;
+    let after = entry.tail;
+    while (after !== undefined && after.seq > w.seq) after = after.prev;
+    w.prev = after;
+    w.next = after === undefined ? entry.head : after.next;
+    if (w.prev === undefined) entry.head = w;
+    else w.prev.next = w;
+    if (w.next === undefined) entry.tail = w;
+    else w.next.prev = w;
+    entry.queued++;
+    w.state = "queued";
+    const now = Date.now();
+    if (w.next !== undefined) {
+      // The calls behind it moved back one place.
+      this.#refuseHopeless(entry, now);
+    } else {
+      const eta = this.#eta(entry, entry.queued - 1, now);
+      const deadline = w.ctx.deadline;
+      if (eta !== undefined && deadline !== undefined && eta >= deadline) {
+        this.#fail(w, "deadline", deadlineError(this.#s, eta - now));
+      }
+    }
+    if (!entry.pumping && entry.head !== undefined) void this.#pump(entry);
+  }
+
+  /**
+   * When the call at `position` of the queue (0: the first) could have a slot at the earliest, from the
+   * windows alone: `undefined` while Redis has not said until when the current window is used up.
+   * Each window after it admits at most `limit` of the calls ahead.
    */
   #eta(entry: RedisKey, position: number, now: number): number | undefined {
     if (entry.fullUntil <= now) return undefined;
@@ -525,74 +619,73 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
   }
 
   /**
-   * The head's turn: asks Redis for a slot until it has one, then hands the turn to the next call. It
-   * ends early when the call leaves the queue (cancelled, deadline, closed).
+   * Asks Redis for a slot for the key's queue until it is empty, and gives each slot to the first call
+   * waiting when Redis answers: refused, it tries again when the window ends (or, while `maxConcurrent`
+   * calls run, every 50 ms and when a call of this process frees a slot). When Redis is unavailable,
+   * `failMode` applies to every waiting call at once, and the pump ends; calls coming later try afresh.
    */
-  async #turn(entry: RedisKey, w: Waiter): Promise<void> {
-    const s = this.#s;
-    let refused = false;
+  async #pump(entry: RedisKey): Promise<void> {
+    entry.pumping = true;
     try {
-      for (;;) {
+      while (entry.head !== undefined && !this.#closed) {
         const attempt = await this.#attempt(entry);
-        if (w.done) {
-          // The call left meanwhile (cancelled, or the limiter closed): it does not run.
+        const w = entry.head;
+        if (w === undefined || this.#closed) {
+          // Every waiting call left meanwhile (cancelled, or the limiter closed): none runs.
           this.#giveBack(entry, attempt);
           return;
         }
         if (attempt.kind === "admitted") {
-          this.#leave(entry, w);
+          this.#leave(w);
           w.resolve(attempt.index);
-          return;
+          continue;
         }
         if (attempt.kind === "unavailable") {
-          this.#leave(entry, w);
-          if (this.#r.failMode === "open") {
-            w.resolve(NO_SLOT);
-          } else {
-            this.#report(w.key, "unavailable");
-            w.reject(unavailableError(s, attempt.cause, attempt.down));
+          for (let first = entry.head; first !== undefined; first = entry.head) {
+            this.#leave(first);
+            this.#failMode(first, attempt);
           }
           return;
         }
         const now = Date.now();
-        if (!refused) {
-          refused = true;
-          // Only with maxQueue 0: the call may try once, not wait.
-          if (entry.queued > s.maxQueue) {
-            this.#fail(entry, w, "queue", queueError(s, attempt.retryAfter));
-            return;
-          }
-        }
-        const delay = attempt.retryAfter ?? POLL_INTERVAL;
-        if (attempt.reason === "limit") {
-          entry.fullUntil = now + delay;
-          const deadline = w.ctx.deadline;
-          if (deadline !== undefined && now + delay >= deadline) {
-            this.#fail(entry, w, "deadline", deadlineError(s, delay));
-            return;
-          }
-          this.#refuseHopeless(entry, now);
-        }
-        w.forSlot = attempt.reason === "concurrency";
-        await this.#sleep(w, delay);
-        w.forSlot = false;
-        if (w.done) return;
+        this.#learn(entry, attempt, now);
+        this.#refuseHopeless(entry, now);
+        if (entry.head === undefined) return;
+        entry.forSlot = attempt.reason === "concurrency";
+        await this.#sleep(entry, attempt.retryAfter ?? POLL_INTERVAL);
+        entry.forSlot = false;
       }
     } catch (err) {
-      // #attempt does not throw; should anything else, the call fails rather than waits forever.
-      if (this.#leave(entry, w)) w.reject(err);
+      // #attempt does not throw; should anything else, the calls fail rather than wait forever.
+      for (let w = entry.head; w !== undefined; w = entry.head) {
+        this.#leave(w);
+        w.reject(err);
+      }
+    } finally {
+      entry.pumping = false;
     }
   }
 
-  /** Fails the waiting calls behind the head that the windows alone show cannot have a slot in time. */
+  /** Applies `failMode` to a call that left its queue because Redis is unavailable. */
+  #failMode(w: Waiter, attempt: Attempt & { kind: "unavailable" }): void {
+    if (this.#r.failMode === "open") {
+      w.resolve(NO_SLOT);
+      return;
+    }
+    this.#report(w.key, "unavailable");
+    w.reject(unavailableError(this.#s, attempt.cause, attempt.down));
+  }
+
+  /** Fails the waiting calls that the windows alone show cannot have a slot before their deadline. */
   #refuseHopeless(entry: RedisKey, now: number): void {
-    let position = 1;
-    for (let w = entry.head?.next; w !== undefined; ) {
+    if (entry.fullUntil <= now) return;
+    let position = 0;
+    for (let w = entry.head; w !== undefined; ) {
       const after = w.next;
       const eta = this.#eta(entry, position, now);
       const deadline = w.ctx.deadline;
       if (eta !== undefined && deadline !== undefined && eta >= deadline) {
-        this.#fail(entry, w, "deadline", deadlineError(this.#s, eta - now));
+        this.#fail(w, "deadline", deadlineError(this.#s, eta - now));
       } else {
         position++;
       }
@@ -600,56 +693,58 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     }
   }
 
-  #fail(entry: RedisKey, w: Waiter, reason: RejectReason, error: ServiceError): void {
-    if (!this.#leave(entry, w)) return;
+  #fail(w: Waiter, reason: RejectReason, error: ServiceError): void {
+    if (!this.#leave(w)) return;
     this.#report(w.key, reason);
     w.reject(error);
   }
 
   /**
-   * Takes `w` out of its key's queue (false if it left already), ends its sleep and its watch of the
-   * context; when it was the head, the next call's turn begins.
+   * Ends the call's stay (false if it ended already): takes it out of its round trip's watch or its
+   * key's queue and stops watching its context. A pump left without waiting calls wakes up and ends.
    */
-  #leave(entry: RedisKey, w: Waiter): boolean {
-    if (w.done) return false;
-    w.done = true;
-    const wasHead = entry.head === w;
-    if (w.prev === undefined) entry.head = w.next;
-    else w.prev.next = w.next;
-    if (w.next === undefined) entry.tail = w.prev;
-    else w.next.prev = w.prev;
-    w.prev = undefined;
-    w.next = undefined;
-    entry.queued--;
+  #leave(w: Waiter): boolean {
+    if (w.state === "done") return false;
+    if (w.state === "trying") {
+      this.#trying.delete(w);
+    } else {
+      const entry = w.entry;
+      if (w.prev === undefined) entry.head = w.next;
+      else w.prev.next = w.next;
+      if (w.next === undefined) entry.tail = w.prev;
+      else w.next.prev = w.prev;
+      w.prev = undefined;
+      w.next = undefined;
+      entry.queued--;
+      if (entry.head === undefined) this.#wake(entry);
+    }
+    w.state = "done";
     w.stop?.();
-    this.#wake(w);
-    const next = entry.head;
-    if (wasHead && next !== undefined && !this.#closed) void this.#turn(entry, next);
     return true;
   }
 
-  /** Ends the sleep of `w`, if it sleeps. */
-  #wake(w: Waiter): void {
-    if (w.timer !== undefined) {
-      clearTimeout(w.timer);
-      w.timer = undefined;
+  /** Ends the pump's sleep, if it sleeps. */
+  #wake(entry: RedisKey): void {
+    if (entry.timer !== undefined) {
+      clearTimeout(entry.timer);
+      entry.timer = undefined;
     }
-    const wake = w.wake;
-    w.wake = undefined;
+    const wake = entry.wake;
+    entry.wake = undefined;
     wake?.();
   }
 
-  /** The head sleeps `ms` (plus a little jitter, so processes do not all retry at once) or until it leaves. */
-  #sleep(w: Waiter, ms: number): Promise<void> {
+  /** The pump sleeps `ms` (plus a little jitter, so processes do not all retry at once) or until woken. */
+  #sleep(entry: RedisKey, ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      w.wake = resolve;
-      w.timer = setTimeout(
+      entry.wake = resolve;
+      entry.timer = setTimeout(
         () => {
-          w.timer = undefined;
-          w.wake = undefined;
+          entry.timer = undefined;
+          entry.wake = undefined;
           resolve();
         },
-        // Capped (a longer delay fires after 1 ms in Node): woken early, the head asks again.
+        // Capped (a longer delay fires after 1 ms in Node): woken early, the pump asks again.
         Math.min(ms + Math.floor(Math.random() * 5), MAX_TIMER_MS),
       );
     });
@@ -660,11 +755,16 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     this.#closed = true;
     clearInterval(this.#sweeper);
     const error = closedError(this.#s);
+    for (const w of [...this.#trying]) {
+      this.#leave(w);
+      w.reject(error);
+    }
     for (const entry of this.#keys.values()) {
       for (let w = entry.head; w !== undefined; w = entry.head) {
-        this.#leave(entry, w);
+        this.#leave(w);
         w.reject(error);
       }
+      this.#wake(entry);
     }
     this.#keys.clear();
     const conn = this.#conn;

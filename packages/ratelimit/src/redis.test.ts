@@ -11,7 +11,7 @@ import {
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RedisServer, skipWithoutRedis, startRedis } from "../../../test/support/redis-server.js";
-import { gate, serviceRejection } from "./test-helpers.js";
+import { gate, outcomes, rejection, serviceRejection } from "./test-helpers.js";
 
 const skip = skipWithoutRedis("packages/ratelimit/src/redis.test.ts");
 
@@ -26,6 +26,32 @@ async function until(probe: () => boolean, ms: number, what: string): Promise<vo
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** Resolves after `ms` (set-up only: to let calls reach a state, never to assert one). */
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs `calls` and tells, for each, its outcome and when it settled (ms after `t0`). */
+async function timed(
+  calls: Promise<unknown>[],
+  t0: number,
+): Promise<{ outcomes: string[]; times: number[]; errors: unknown[] }> {
+  const times: number[] = [];
+  const errors: unknown[] = [];
+  const watched = calls.map((call, i) =>
+    call.then(
+      (value) => {
+        times[i] = Date.now() - t0;
+        return value;
+      },
+      (err: unknown) => {
+        times[i] = Date.now() - t0;
+        errors[i] = err;
+        throw err;
+      },
+    ),
+  );
+  return { outcomes: await outcomes(watched), times, errors };
 }
 
 /** An endpoint that records the requests it ran, in order. */
@@ -250,4 +276,208 @@ describe.skipIf(skip)("Redis mode", () => {
       }
     },
   );
+
+  describe("delaying mode: maxQueue counts only calls over the limit", () => {
+    it("admits concurrent calls within the limit, however small maxQueue is", async () => {
+      const { endpoint, ran } = recorder();
+      const e = limiter({
+        name: unique("within"),
+        limit: 100,
+        interval: 1_000,
+        mode: "delay",
+        maxQueue: 2,
+      }).middleware(endpoint);
+      await e(background, 0);
+      const ctx = createContext({ timeout: 5_000 });
+      const calls = Array.from({ length: 10 }, (_, i) => e(ctx, i + 1));
+      expect(await outcomes(calls)).toEqual(Array(10).fill("ok"));
+      expect(ran.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+      const none = limiter({
+        name: unique("within0"),
+        limit: 100,
+        interval: 1_000,
+        mode: "delay",
+        maxQueue: 0,
+      }).middleware(endpoint);
+      expect(await outcomes([none(ctx, 11), none(ctx, 12)])).toEqual(["ok", "ok"]);
+    });
+
+    it("with maxQueue 0 refuses a call only once Redis says the window is full, with the retry hint", async () => {
+      const seen: RejectInfo[] = [];
+      const name = unique("queue0");
+      const e = limiter({
+        name,
+        limit: 2,
+        interval: 10_000,
+        mode: "delay",
+        maxQueue: 0,
+        onReject: (info) => seen.push(info),
+      }).middleware(async (_ctx, n: number) => n);
+      const ctx = createContext({ timeout: 5_000 });
+      const settled = await Promise.allSettled([e(ctx, 1), e(ctx, 2), e(ctx, 3)]);
+      expect(settled.slice(0, 2).map((r) => r.status)).toEqual(["fulfilled", "fulfilled"]);
+      const third = settled[2];
+      if (third?.status !== "rejected") throw new Error("expected the third call to be refused");
+      const err = third.reason as ServiceError;
+      expect(err.code).toBe(Code.RESOURCE_EXHAUSTED);
+      expect(err.message).toMatch(
+        new RegExp(
+          `^rate limit "${name}" exceeded: 0 calls are already waiting for a slot, retry in [0-9.]+ s$`,
+        ),
+      );
+      // The window's end as Bottleneck's script clock has it, which may run up to 0.99 s ahead.
+      expect(err.metadata.get("retry-after")).toMatch(/^1[01]$/);
+      expect(seen.map((r) => r.reason)).toEqual(["queue"]);
+    });
+
+    it("lets maxQueue calls over the limit wait in arrival order; the next are refused with the retry hint", async () => {
+      const { endpoint, ran } = recorder();
+      // Windows longer than the 0.99 s Bottleneck's script clock may jump ahead: no call is admitted early.
+      const e = limiter({
+        name: unique("queue2"),
+        limit: 1,
+        interval: 1_200,
+        mode: "delay",
+        maxQueue: 2,
+      }).middleware(endpoint);
+      await e(background, 0);
+      const ctx = createContext({ timeout: 10_000 });
+      const settled = await Promise.allSettled([1, 2, 3, 4].map((n) => e(ctx, n)));
+      expect(ran).toEqual([0, 1, 2]);
+      for (const refused of settled.slice(2)) {
+        if (refused.status !== "rejected") throw new Error("expected calls 3 and 4 to be refused");
+        const err = refused.reason as ServiceError;
+        expect(err.code).toBe(Code.RESOURCE_EXHAUSTED);
+        expect(err.message).toContain("2 calls are already waiting for a slot, retry in ");
+        expect(err.metadata.get("retry-after")).toMatch(/^[12]$/);
+      }
+    });
+  });
+
+  describe("delaying mode with Redis hung (connection up, no answers)", () => {
+    it.each(["closed", "open"] as const)(
+      "applies failMode %s to concurrent calls within one timeout, not one timeout per call ahead",
+      async (failMode) => {
+        const own = await startRedis();
+        try {
+          const timeout = 300;
+          const name = unique("hung");
+          const { endpoint, ran } = recorder();
+          const e = limiter(
+            { name, limit: 100, interval: 60_000, mode: "delay", redis: { failMode, timeout } },
+            own.port,
+          ).middleware(endpoint);
+          await e(background, 0);
+          own.pause();
+          try {
+            const ctx = createContext({ timeout: 2_000 });
+            const t0 = Date.now();
+            const { outcomes: got, times } = await timed(
+              [1, 2, 3, 4, 5, 6].map((n) => e(ctx, n)),
+              t0,
+            );
+            expect(got).toEqual(Array(6).fill(failMode === "open" ? "ok" : "UNAVAILABLE"));
+            // Old: settled one timeout apart (300, 600, ... ms): the calls behind hit the deadline.
+            expect(Math.max(...times)).toBeLessThan(timeout + 250);
+            expect(ran.length).toBe(failMode === "open" ? 7 : 1);
+          } finally {
+            own.resume();
+          }
+        } finally {
+          await Promise.all(made.splice(0).map((l) => l.close()));
+          await own.stop();
+        }
+      },
+    );
+
+    it.each(["closed", "open"] as const)(
+      "applies failMode %s to every call waiting in the key's queue at once; calls coming after try afresh",
+      async (failMode) => {
+        const own = await startRedis();
+        try {
+          const timeout = 300;
+          const name = unique("hung-queue");
+          const { endpoint, ran } = recorder();
+          const e = limiter(
+            // The window outlasts the set-up even by Bottleneck's script clock (up to 0.99 s ahead).
+            { name, limit: 1, interval: 2_000, mode: "delay", redis: { failMode, timeout } },
+            own.port,
+          ).middleware(endpoint);
+          await e(background, 0);
+          const ctx = createContext({ timeout: 60_000 });
+          const t0 = Date.now();
+          const calls = [1, 2, 3, 4, 5].map((n) => e(ctx, n));
+          await pause(100); // Redis refuses them (the window is used up): they wait for its end
+          own.pause();
+          const pausedAt = Date.now() - t0;
+          try {
+            const { outcomes: got, times, errors } = await timed(calls, t0);
+            expect(got).toEqual(Array(5).fill(failMode === "open" ? "ok" : "UNAVAILABLE"));
+            // The first waiting call's try at the window's end times out, and all follow it at once
+            // (old: one more timeout per call ahead, 300 ms apart).
+            expect(Math.max(...times) - Math.min(...times)).toBeLessThan(100);
+            expect(Math.min(...times)).toBeGreaterThanOrEqual(pausedAt + timeout);
+            if (failMode === "closed") {
+              for (const err of errors) {
+                expect((err as ServiceError).message).toBe(
+                  `rate limiter "${name}" is unavailable: the Redis call failed: Redis did not answer within ${timeout} ms`,
+                );
+              }
+            }
+            expect(ran).toEqual(failMode === "open" ? [0, 1, 2, 3, 4, 5] : [0]);
+
+            // A call coming right after makes its own try, which times out in turn.
+            const t1 = Date.now();
+            const after = await timed([e(ctx, 6)], t1);
+            expect(after.outcomes).toEqual([failMode === "open" ? "ok" : "UNAVAILABLE"]);
+            expect(after.times[0]).toBeGreaterThanOrEqual(timeout - 10);
+            expect(after.times[0]).toBeLessThan(timeout + 250);
+          } finally {
+            own.resume();
+          }
+        } finally {
+          await Promise.all(made.splice(0).map((l) => l.close()));
+          await own.stop();
+        }
+      },
+    );
+  });
+
+  it("never refuses a delayed call by the window's end when Redis could not say when it ends", async () => {
+    const client = new Redis({
+      host: "127.0.0.1",
+      port: redis.port,
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+    });
+    // Reading the window fails; taking slots (Bottleneck's scripts) works.
+    client.hmget = (() => Promise.reject(new Error("HMGET failed (test)"))) as unknown as Redis["hmget"];
+    try {
+      const seen: RejectInfo[] = [];
+      const l = createRateLimiter<number>({
+        name: unique("no-end"),
+        limit: 1,
+        interval: 10_000,
+        mode: "delay",
+        onReject: (info) => seen.push(info),
+        redis: { client },
+      });
+      made.push(l as RateLimiter<never>);
+      const e = l.middleware(async (_ctx, n: number) => n);
+      await expect(e(background, 0)).resolves.toBe(0);
+      // Old: the window's end was taken to be 50 ms away, so the first call was refused at once with
+      // "no slot before the call's deadline (next in 0.05 s)" and the second, one window later, too.
+      const first = createContext({ timeout: 120 });
+      const second = createContext({ timeout: 240 });
+      const [a, b] = await Promise.all([rejection(e(first, 1)), rejection(e(second, 2))]);
+      // They waited until their deadlines passed: the context's own reason, not the limiter's refusal.
+      expect(a).toBe(first.abortReason);
+      expect(b).toBe(second.abortReason);
+      expect(seen.map((r) => r.reason)).toEqual(["deadline", "deadline"]);
+    } finally {
+      await Promise.all(made.splice(0).map((l) => l.close()));
+      await client.quit();
+    }
+  });
 });

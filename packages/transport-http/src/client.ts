@@ -3,15 +3,23 @@ import {
   Code,
   type Context,
   codeFromString,
+  codeToHttpStatus,
   type Endpoint,
   type ErrorDetail,
   httpStatusToCode,
+  MAX_TIMER_MS,
   ServiceError,
+  type ServiceErrorOptions,
 } from "@svckit/endpoint";
+import { HttpError } from "./http-error.js";
 
 /** What a request encoder returns: an optional path and query relative to the client's URL, headers and body. */
 export interface HttpClientRequest {
-  /** A path appended to the client's base URL (e.g. `/users/42`); a `.` or `..` segment is refused (INVALID_ARGUMENT). */
+  /**
+   * A path appended to the client's base URL (e.g. `/users/42`). Refused with INVALID_ARGUMENT, nothing
+   * sent: a `.` or `..` segment (also as `%2e`), and a `\`, tab, CR or LF, which a URL parser turns
+   * into a separator or removes; percent-encode such characters in a segment (`encodeURIComponent`).
+   */
   path?: string;
   /** Query parameters added to the URL. */
   query?: Record<string, string> | URLSearchParams;
@@ -59,9 +67,15 @@ export interface HttpClientOptions {
   finalizer?: ClientFinalizerFunc | readonly ClientFinalizerFunc[];
   /** Headers sent with every request. */
   headers?: Record<string, string>;
-  /** The header that carries the remaining deadline in ms (default `x-request-timeout`; `false` to not send it). */
+  /**
+   * The header that carries the remaining deadline in ms (default `x-request-timeout`; `false` to not
+   * send it). A budget longer than `MAX_TIMER_MS` (about 24.8 days) is sent as that.
+   */
   timeoutHeader?: string | false;
-  /** The fetch implementation (default: the global `fetch`). */
+  /**
+   * The fetch implementation (default: the global `fetch`). It is called with `redirect: "manual"`:
+   * a 3xx answer is an error (UNKNOWN, its `location` in the message), never followed.
+   */
   fetch?: typeof fetch;
 }
 
@@ -74,6 +88,64 @@ const ignore = (): void => undefined;
  * `/users/${encodeURIComponent(id)}` with the id `..` would call `/` instead of a user.
  */
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
+
+/**
+ * What a WHATWG URL parser does not keep as it is in an http(s) path: `\` is a separator like `/`, and
+ * tab, CR and LF are removed (so `/a/..\\admin` and `/a/.\t./admin` hold a `..` segment once parsed).
+ */
+const URL_REWRITTEN = /[\\\t\r\n]/;
+
+function countSlashes(path: string): number {
+  let n = 0;
+  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) === 47) n++;
+  return n;
+}
+
+/**
+ * Sets `url`'s path to `base`'s followed by the encoder's `path`, refusing a path a URL would not keep
+ * under `base` as it is: one with a dot segment or a character the URL parser rewrites, and (checked
+ * on what the parser made of it) one whose segments are not those written under `base`'s path.
+ */
+function appendPath(url: URL, base: URL, path: string): void {
+  const shown = JSON.stringify(path.slice(0, 200));
+  if (URL_REWRITTEN.test(path)) {
+    throw new ServiceError(
+      Code.INVALID_ARGUMENT,
+      `request path ${shown} has a "\\", tab or line break, which a URL turns into a "/" or removes; percent-encode it`,
+    );
+  }
+  if (DOT_SEGMENT.test(path)) {
+    throw new ServiceError(
+      Code.INVALID_ARGUMENT,
+      `request path ${shown} has a "." or ".." segment, which a URL resolves away`,
+    );
+  }
+  const prefix = base.pathname.replace(/\/$/, "");
+  const joined = `${prefix}/${path.replace(/^\//, "")}`;
+  url.pathname = joined;
+  const parsed = url.pathname;
+  if (!parsed.startsWith(`${prefix}/`) || countSlashes(parsed) !== countSlashes(joined)) {
+    throw new ServiceError(
+      Code.INVALID_ARGUMENT,
+      `request path ${shown} does not stay a path under ${JSON.stringify(prefix || "/")} once parsed as a URL`,
+    );
+  }
+}
+
+/**
+ * An upstream's error: an {@link HttpError} keeping the status when it is a 4xx the code would not give
+ * back (413 is not 429, 405 is not 501), so a gateway throwing it on answers what the upstream did.
+ */
+function upstreamError(
+  status: number,
+  code: Code,
+  message: string,
+  options: ServiceErrorOptions,
+): ServiceError {
+  return status >= 400 && status < 500 && codeToHttpStatus[code] !== status
+    ? new HttpError(status, code, message, options)
+    : new ServiceError(code, message, options);
+}
 
 /** The most of an error answer's body the client reads (the rest is not read, and the connection closed). */
 const ERROR_BODY_LIMIT = 64 * 1024;
@@ -114,8 +186,26 @@ export async function readResponse(response: Response, limit: number): Promise<U
   return chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
 }
 
-/** Reads an error response: svckit's `{code, message, details}` body, else a code from the status. */
+/**
+ * Reads an error response: svckit's `{code, message, details}` body, else a code from the status. A
+ * 4xx the code does not map back to gives an {@link HttpError} with that status; a 3xx (never followed)
+ * is UNKNOWN, naming its `location`.
+ */
 async function decodeError(ctx: Context, response: Response): Promise<ServiceError> {
+  const status = response.status;
+  if (status >= 300 && status < 400) {
+    await response.body?.cancel().catch(ignore);
+    const location = response.headers.get("location");
+    const what =
+      location === null
+        ? "a 3xx answer carries no result"
+        : `the server redirects to ${JSON.stringify(location.slice(0, ERROR_SNIPPET))}, and the client does not follow redirects`;
+    return new ServiceError(
+      Code.UNKNOWN,
+      `HTTP ${status}${response.statusText ? ` ${response.statusText}` : ""}: ${what}`,
+      { metadata: response.headers },
+    );
+  }
   let text = "";
   try {
     // An error body past the limit is read no further: its status still says what happened.
@@ -133,18 +223,17 @@ async function decodeError(ctx: Context, response: Response): Promise<ServiceErr
       const { code, message, details } = body as { code?: unknown; message?: unknown; details?: unknown };
       const parsed = typeof code === "string" ? codeFromString(code) : undefined;
       if (parsed !== undefined && parsed !== Code.OK && typeof message === "string") {
-        return new ServiceError(parsed, message, {
+        return upstreamError(status, parsed, message, {
           details: Array.isArray(details) ? (details as ErrorDetail[]) : undefined,
           metadata: response.headers,
         });
       }
       if (typeof (body as { error?: unknown }).error === "string") {
-        return new ServiceError(
+        return upstreamError(
+          status,
           fallback === Code.OK ? Code.UNKNOWN : fallback,
           (body as { error: string }).error,
-          {
-            metadata: response.headers,
-          },
+          { metadata: response.headers },
         );
       }
     }
@@ -152,7 +241,8 @@ async function decodeError(ctx: Context, response: Response): Promise<ServiceErr
     // Not JSON: fall through to the status.
   }
   const snippet = text.length > ERROR_SNIPPET ? `${text.slice(0, ERROR_SNIPPET)}…` : text;
-  return new ServiceError(
+  return upstreamError(
+    status,
     fallback === Code.OK ? Code.UNKNOWN : fallback,
     `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ""}${snippet ? `: ${snippet}` : ""}`,
     { metadata: response.headers },
@@ -195,9 +285,10 @@ export function transportError(
 /**
  * Makes an endpoint that calls a remote HTTP endpoint, go-kit style: `encode` turns the request into
  * an HTTP request, the response is decoded by `decode` when 2xx and turned back into a
- * {@link ServiceError} with the server's code otherwise. The context's outgoing metadata become
- * headers, its abort signal cancels the request and its deadline is sent in the timeout header.
- * Connection failures are UNAVAILABLE.
+ * {@link ServiceError} with the server's code otherwise (an {@link HttpError} keeping the status of a
+ * 4xx the code does not map back to). Redirects are not followed: a 3xx is an UNKNOWN error. The
+ * context's outgoing metadata become headers, its abort signal cancels the request and its deadline is
+ * sent in the timeout header. Connection failures are UNAVAILABLE.
  *
  * @example
  * ```ts
@@ -240,15 +331,7 @@ export function createHttpClient<Req, Res>(
       let targetUrl = base;
       if (encoded.path !== undefined || encoded.query !== undefined) {
         targetUrl = new URL(base);
-        if (encoded.path !== undefined) {
-          if (DOT_SEGMENT.test(encoded.path)) {
-            throw new ServiceError(
-              Code.INVALID_ARGUMENT,
-              `request path ${JSON.stringify(encoded.path.slice(0, 200))} has a "." or ".." segment, which a URL resolves away`,
-            );
-          }
-          targetUrl.pathname = `${base.pathname.replace(/\/$/, "")}/${encoded.path.replace(/^\//, "")}`;
-        }
+        if (encoded.path !== undefined) appendPath(targetUrl, base, encoded.path);
         if (encoded.query !== undefined) {
           const query =
             encoded.query instanceof URLSearchParams ? encoded.query : new URLSearchParams(encoded.query);
@@ -264,8 +347,9 @@ export function createHttpClient<Req, Res>(
       if (encoded.headers !== undefined)
         for (const k in encoded.headers) headers.set(k, encoded.headers[k] as string);
       const remaining = ctx.timeRemaining();
+      // Capped so the value stays a plain run of digits a server accepts (`String(1e21)` is "1e+21").
       if (timeoutHeader !== undefined && remaining !== undefined)
-        headers.set(timeoutHeader, String(Math.ceil(remaining)));
+        headers.set(timeoutHeader, String(remaining >= MAX_TIMER_MS ? MAX_TIMER_MS : Math.ceil(remaining)));
       for (const fn of before) ctx = fn(ctx, headers) ?? ctx;
       // fetch adds an abort listener to the signal it is given and drops it only when the request is
       // garbage-collected. Giving it a per-call child's signal keeps those listeners off the caller's
@@ -278,6 +362,9 @@ export function createHttpClient<Req, Res>(
           headers,
           body: encoded.body,
           signal: call.context.signal,
+          // A redirect would silently change the call: a 303 turns a POST into a GET, a 307 to another
+          // origin sends the body and headers there. A 3xx is an error instead (see decodeError).
+          redirect: "manual",
         });
       } catch (err) {
         throw transportError(err, call.context);

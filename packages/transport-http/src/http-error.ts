@@ -1,9 +1,11 @@
 import { type Code, ServiceError, type ServiceErrorOptions } from "@svckit/endpoint";
 
 /**
- * A {@link ServiceError} raised by the HTTP transport itself (unknown route, wrong method, body too
- * large, unsupported content type, bad timeout header), which must answer with a specific HTTP status
- * rather than the one the code maps to. The default error encoder uses `status`.
+ * A {@link ServiceError} that must answer with a specific HTTP status rather than the one its code maps
+ * to: raised by the HTTP transport itself (unknown route, wrong method, body too large, unsupported
+ * content type, bad timeout header), and returned by the client for an upstream's 4xx answer whose
+ * status the code would not give back (413 is not 429, 405 is not 501), so a gateway that throws it on
+ * answers the upstream's status. The default error encoder uses `status`.
  *
  * @example
  * ```ts
@@ -24,4 +26,21 @@ export class HttpError extends ServiceError {
     super(code, message, options);
     this.status = status;
   }
+}
+
+/** Errors whose metadata the transport itself set (the router's `Allow` on a 405). */
+const transportMetadata = new WeakSet<ServiceError>();
+
+/**
+ * Marks an error raised by this package as carrying headers the transport itself set (the router's
+ * `Allow`): error encoders pass them whatever their `passHeader` says. Returns the error. Internal.
+ */
+export function withTransportHeaders<E extends ServiceError>(error: E): E {
+  transportMetadata.add(error);
+  return error;
+}
+
+/** Whether `error`'s metadata are headers the transport itself set (see {@link withTransportHeaders}). Internal. */
+export function hasTransportHeaders(error: ServiceError): boolean {
+  return transportMetadata.has(error);
 }

@@ -23,7 +23,10 @@ export interface JsonRequestDecoderOptions<T> {
   /**
    * Which `content-type`s are accepted: `"json"` (default) takes `application/json`, any
    * `application/*+json` and a request without a content type; `"any"` skips the check (for clients
-   * such as `curl -d` that send `application/x-www-form-urlencoded` with a JSON body).
+   * such as `curl -d` that send `application/x-www-form-urlencoded` with a JSON body). A body a
+   * framework already parsed (`request.parsedBody`, e.g. behind `express.urlencoded()`) is taken as the
+   * JSON value only under a JSON content type: otherwise it is 415 even with `"any"`, since that parser
+   * read it as something else and the bytes are gone.
    */
   contentTypes?: "json" | "any";
 }
@@ -38,7 +41,9 @@ function isJsonContentType(header: string | undefined): boolean {
 /**
  * A request decoder for JSON bodies: checks the content type (415 otherwise), parses the body
  * (400 with the position on malformed JSON, 400 on an empty body) and validates it with the schema
- * when one is given (400 naming the failing field).
+ * when one is given (400 naming the failing field). A body a framework parsed before (`express.json()`)
+ * is used as it is under a JSON content type, and refused with 415 under any other (see
+ * {@link JsonRequestDecoderOptions.contentTypes}).
  *
  * @example
  * ```ts
@@ -52,17 +57,27 @@ export function jsonRequestDecoder<T = unknown>(
   const schema = options.schema;
   const checkType = options.contentTypes !== "any";
   return function decodeJsonRequest(_ctx: Context, request: HttpRequest): T | Promise<T> {
-    if (checkType) {
-      const type = request.headers["content-type"];
-      if (!isJsonContentType(type)) {
-        throw new HttpError(
-          415,
-          Code.INVALID_ARGUMENT,
-          `unsupported content type "${String(type).slice(0, 100)}": expected application/json`,
-        );
-      }
+    const type = request.headers["content-type"];
+    if (checkType && !isJsonContentType(type)) {
+      throw new HttpError(
+        415,
+        Code.INVALID_ARGUMENT,
+        `unsupported content type "${String(type).slice(0, 100)}": expected application/json`,
+      );
     }
-    const value = request.parsedBody !== undefined ? request.parsedBody : parseJson(request.body);
+    const parsed = request.parsedBody;
+    let value: unknown;
+    if (parsed === undefined) value = parseJson(request.body);
+    else if (checkType || isJsonContentType(type)) value = parsed;
+    else {
+      // Another parser (express.urlencoded(), a multipart parser) read the body as its own type: its
+      // result is not the JSON value, and the bytes cannot be read again.
+      throw new HttpError(
+        415,
+        Code.INVALID_ARGUMENT,
+        `unsupported content type "${String(type).slice(0, 100)}": the body was already parsed as that type by a middleware that ran first and cannot be read as JSON; send application/json`,
+      );
+    }
     return schema === undefined ? (value as T) : validate(schema, value);
   };
 }

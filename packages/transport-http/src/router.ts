@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { background, Code } from "@svckit/endpoint";
-import { HttpError } from "./http-error.js";
-import { defaultErrorEncoder, type ErrorEncoder, type HttpHandler } from "./server.js";
+import { HttpError, withTransportHeaders } from "./http-error.js";
+import { defaultErrorEncoder, type ErrorEncoder, type HttpHandler, originForm } from "./server.js";
 
 /** Options of {@link createRouter}. */
 export interface RouterOptions {
@@ -11,7 +11,11 @@ export interface RouterOptions {
 
 /** A small method + path router for `node:http`; see {@link createRouter}. */
 export interface Router {
-  /** Adds a route. `path` is literal segments and `:name` parameters, e.g. `/users/:id/posts`. */
+  /**
+   * Adds a route. `path` is literal segments and `:name` parameters, e.g. `/users/:id/posts`. A literal
+   * may be written as it reads (`/café`, `/a b`): what a client must percent-encode is encoded here,
+   * so `/café` answers `/caf%C3%A9`.
+   */
   route(method: string, path: string, handler: HttpHandler): Router;
   /** Adds a GET route (HEAD is answered by it too). */
   get(path: string, handler: HttpHandler): Router;
@@ -50,6 +54,50 @@ interface ParamRoute {
 
 const METHOD_PATTERN = /^[A-Z]+$/;
 
+/**
+ * In a route's literal segment: a percent-escape, a run of characters a path segment may not hold as
+ * they are (outside RFC 3986's pchar: unreserved, sub-delims, ":", "@"), or a "%" that starts no escape.
+ */
+const LITERAL_PART = /%([0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@%]+|%/g;
+const ESCAPE = /%([0-9A-Fa-f]{2})/g;
+
+/**
+ * The normal form of a percent-escape (RFC 3986 §6.2.2): an unreserved character (letters, digits,
+ * `-._~`) decoded, any other escape with upper-case hex digits.
+ */
+function normalEscape(hex: string): string {
+  const c = Number.parseInt(hex, 16);
+  const unreserved =
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    (c >= 0x30 && c <= 0x39) ||
+    c === 0x2d ||
+    c === 0x2e ||
+    c === 0x5f ||
+    c === 0x7e;
+  return unreserved ? String.fromCharCode(c) : `%${hex.toUpperCase()}`;
+}
+
+/** A request path with its percent-escapes in normal form (see {@link normalEscape}); a malformed one is left as it is. */
+function normalizePath(path: string): string {
+  return path.replace(ESCAPE, (_, hex: string) => normalEscape(hex));
+}
+
+/**
+ * A route's literal segment as a client sends it, in the normal form {@link normalizePath} gives request
+ * paths: characters outside pchar percent-encoded as UTF-8, a lone `%` as `%25`, escapes normalised.
+ */
+function literalSegment(segment: string, path: string): string {
+  try {
+    return segment.replace(LITERAL_PART, (part: string, hex: string | undefined) =>
+      hex !== undefined ? normalEscape(hex) : part === "%" ? "%25" : encodeURIComponent(part),
+    );
+  } catch {
+    // encodeURIComponent throws on a lone surrogate: no client can send it.
+    throw new TypeError(`router: path "${path}" has a character that cannot be percent-encoded`);
+  }
+}
+
 /** The Allow header for the methods of every route that fits a path. */
 function allowHeader(all: readonly Methods[]): string {
   const list = new Set<string>();
@@ -80,9 +128,11 @@ function pick(methods: Methods, method: string): HttpHandler | undefined {
  * Creates a router that dispatches on method and path, with `:name` path parameters (put on
  * `req.params`, where {@link HttpRequest.params} reads them, and the matched template on
  * `req.route.path`, as in express, where the handler reads it into the context's `CallInfo`). Matching is exact:
- * no trailing-slash or case folding, the query string is ignored. An unknown path answers 404, a
- * known path with another method 405 with an `Allow` header, a malformed percent-escape 400; all with
- * the same JSON error body as handlers.
+ * no trailing-slash or case folding, the query string is ignored; percent-escapes are compared in
+ * normal form (`/files/m%65` is `/files/me`), literal segments are percent-encoded where a client must
+ * (`/café` answers `/caf%C3%A9`), and an absolute-form target (`http://host/sum`) is matched by its
+ * path. An unknown path answers 404, a known path with another method 405 with an `Allow` header (passed
+ * by any error encoder), a malformed percent-escape 400; all with the same JSON error body as handlers.
  *
  * @example
  * ```ts
@@ -108,16 +158,21 @@ export function createRouter(options: RouterOptions = {}): Router {
 
   function methodsFor(path: string): Methods {
     if (!path.startsWith("/")) throw new TypeError(`router: path must start with "/", got "${path}"`);
-    const parts = path.split("/").slice(1);
+    // Literal segments as a client sends them; the template as written stays the route's tag.
+    const parts = path
+      .split("/")
+      .slice(1)
+      .map((p) => (p.startsWith(":") ? p : literalSegment(p, path)));
+    const key = `/${parts.join("/")}`;
     if (!parts.some((p) => p.startsWith(":"))) {
-      let route = exact.get(path);
+      let route = exact.get(key);
       if (route === undefined) {
         route = { tag: Object.freeze({ path }), methods: new Map() };
-        exact.set(path, route);
+        exact.set(key, route);
       }
       return route.methods;
     }
-    const existing = withParams.find((r) => r.pattern === path);
+    const existing = withParams.find((r) => r.pattern === key);
     if (existing !== undefined) return existing.methods;
     const names = parts.map((p) => {
       if (!p.startsWith(":")) return undefined;
@@ -127,7 +182,7 @@ export function createRouter(options: RouterOptions = {}): Router {
       return name;
     });
     const route: ParamRoute = {
-      pattern: path,
+      pattern: key,
       segments: parts.map((p) => (p.startsWith(":") ? undefined : p)),
       names,
       methods: new Map(),
@@ -164,9 +219,13 @@ export function createRouter(options: RouterOptions = {}): Router {
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
-    const url = req.url ?? "/";
+    const target = req.url ?? "/";
+    // An absolute-form target (`POST http://host/sum HTTP/1.1`) is matched by its path.
+    const url = target.charCodeAt(0) === 47 /* "/" */ ? target : originForm(target);
     const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
+    const asSent = q < 0 ? url : url.slice(0, q);
+    // Escapes compared in normal form: `/files/m%65` is `/files/me`, `/caf%c3%a9` is `/caf%C3%A9`.
+    const path = asSent.includes("%") ? normalizePath(asSent) : asSent;
     const method = req.method ?? "GET";
     const found = exact.get(path);
     if (found !== undefined) {
@@ -202,14 +261,17 @@ export function createRouter(options: RouterOptions = {}): Router {
       }
     }
     if (others === undefined) {
-      fail(res, new HttpError(404, Code.NOT_FOUND, `no route for ${method} ${path.slice(0, 200)}`));
+      fail(res, new HttpError(404, Code.NOT_FOUND, `no route for ${method} ${asSent.slice(0, 200)}`));
       return;
     }
+    // Allow is required on a 405 (RFC 9110 §15.5.6): an error encoder passes it whatever its passHeader says.
     fail(
       res,
-      new HttpError(405, Code.UNIMPLEMENTED, `method ${method} is not allowed on ${path.slice(0, 200)}`, {
-        metadata: { allow: allowHeader(others) },
-      }),
+      withTransportHeaders(
+        new HttpError(405, Code.UNIMPLEMENTED, `method ${method} is not allowed on ${asSent.slice(0, 200)}`, {
+          metadata: { allow: allowHeader(others) },
+        }),
+      ),
     );
   }
 

@@ -837,7 +837,7 @@ describe("createHttpHandler: deadlines and cancellation", () => {
     expect(seen).toEqual({ deadline: undefined, remaining: undefined });
   });
 
-  it.each(["abc", "-1", "1.5", "1e3", "", "12345678901", "100, 200", "0x10"])(
+  it.each(["abc", "-1", "1.5", "1e3", "", "+5", "100, 200", "0x10"])(
     "answers an invalid x-request-timeout %j with 400",
     async (value) => {
       const { endpoint, seen } = deadlineProbe();

@@ -1,4 +1,10 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type {
+  IncomingHttpHeaders,
+  IncomingMessage,
+  OutgoingHttpHeader,
+  OutgoingHttpHeaders,
+  ServerResponse,
+} from "node:http";
 import {
   background,
   type CallInfo,
@@ -8,11 +14,12 @@ import {
   codeToHttpStatus,
   createCancelableContext,
   type Endpoint,
+  MAX_TIMER_MS,
   metadataFromNodeHeaders,
   ServiceError,
 } from "@svckit/endpoint";
 import { closesConnection, declaredWithin, readBody } from "./body.js";
-import { HttpError } from "./http-error.js";
+import { HttpError, hasTransportHeaders } from "./http-error.js";
 
 /** The request as decoders and `before` functions see it: a thin, lazy view of `IncomingMessage`. */
 export interface HttpRequest {
@@ -20,9 +27,12 @@ export interface HttpRequest {
   readonly raw: IncomingMessage;
   /** The request method, upper-case. */
   readonly method: string;
-  /** The request target as sent: path and query. */
+  /**
+   * The request target as sent: path and query (an absolute-form target, `http://host/sum`, as a
+   * proxy-style client sends it, keeps its scheme and authority here).
+   */
   readonly url: string;
-  /** The path part of `url`, without the query. */
+  /** The path part of `url`, without the query (and without the scheme and authority of an absolute-form target). */
   readonly path: string;
   /** The parsed query string. */
   readonly query: URLSearchParams;
@@ -33,8 +43,10 @@ export interface HttpRequest {
   /** The request body, read in full up to the body limit (empty when there is none). */
   readonly body: Uint8Array;
   /**
-   * A body some framework parsed before svckit saw the request (e.g. `express.json()` ran first);
-   * `undefined` otherwise. svckit's JSON decoder uses it instead of `body` when present.
+   * A body some framework parsed before svckit saw the request (e.g. `express.json()` or
+   * `express.urlencoded()` ran first); `undefined` otherwise. What it is depends on the parser that
+   * made it: svckit's JSON decoder uses it instead of `body` only when the request's content type is
+   * JSON, and answers 415 otherwise.
    */
   readonly parsedBody: unknown;
 }
@@ -102,11 +114,15 @@ export interface HttpServerOptions {
   /** The largest request body accepted, in bytes (default 1 MiB); larger → 413. */
   bodyLimit?: number;
   /**
-   * The header carrying the caller's remaining time budget in integer milliseconds, which becomes
-   * the context's deadline (default `x-request-timeout`; `false` ignores deadlines from callers).
+   * The header carrying the caller's remaining time budget in integer milliseconds (any run of
+   * digits), which becomes the context's deadline (default `x-request-timeout`; `false` ignores
+   * deadlines from callers). Anything but digits is answered 400.
    */
   timeoutHeader?: string | false;
-  /** The longest deadline a caller may ask for, in ms; longer ones are cut to it. */
+  /**
+   * The longest deadline a caller may ask for, in ms; longer ones are cut to it. Default and upper
+   * bound: `MAX_TIMER_MS` (2^31 − 1 ms, about 24.8 days).
+   */
   maxTimeout?: number;
 }
 
@@ -119,7 +135,28 @@ export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 const DEFAULT_BODY_LIMIT = 1 << 20;
 const EMPTY_BODY: Buffer = Buffer.alloc(0);
 const EMPTY_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
-const TIMEOUT_PATTERN = /^\d{1,10}$/;
+/** A timeout header's value: any run of digits (Node's header size limit bounds its length); larger than the limit is cut to it. */
+const TIMEOUT_PATTERN = /^\d+$/;
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
+/**
+ * The origin form (path and query) of a request target. An absolute-form target (`http://host:80/sum?x`,
+ * which RFC 9112 §3.2.2 says a server must accept) loses its scheme and authority (`/sum?x`; `/` when
+ * it has no path); any other target is returned as it is. Internal: the router uses it too.
+ */
+export function originForm(target: string): string {
+  if (target.charCodeAt(0) === 47 /* "/" */) return target;
+  const scheme = ABSOLUTE_FORM.exec(target);
+  if (scheme === null) return target;
+  let i = scheme[0].length;
+  while (i < target.length) {
+    const c = target.charCodeAt(i);
+    if (c === 47 /* "/" */ || c === 63 /* "?" */ || c === 35 /* "#" */) break;
+    i++;
+  }
+  const rest = target.slice(i);
+  return rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
+}
 
 class Request implements HttpRequest {
   #query: URLSearchParams | undefined;
@@ -143,14 +180,14 @@ class Request implements HttpRequest {
   }
 
   get path(): string {
-    const url = this.url;
+    const url = originForm(this.url);
     const q = url.indexOf("?");
     return q < 0 ? url : url.slice(0, q);
   }
 
   get query(): URLSearchParams {
     if (this.#query === undefined) {
-      const url = this.url;
+      const url = originForm(this.url);
       const q = url.indexOf("?");
       this.#query = new URLSearchParams(q < 0 ? "" : url.slice(q + 1));
     }
@@ -187,7 +224,10 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
  * - the answer's own framing and the hop-by-hop headers of RFC 9110 §7.6.1;
  * - representation metadata (RFC 9110 §8): the answer's body is a new representation;
  * - validators, caching and the upstream's own response fields (RFC 9110 §8.8, §10.2, RFC 9111 §5);
- * - cookies (RFC 6265), and origin policies that belong to the upstream's host.
+ * - cookies (RFC 6265), and the policies a user agent applies to the origin that answered (CORS,
+ *   CSP, framing, cross-origin isolation, permissions, referrer, reporting, HSTS, `clear-site-data`),
+ *   and `refresh`, which redirects as `location` does: they belong to the upstream's host, and a gateway
+ *   sets its own. Every `access-control-*` and `cross-origin-*` header is refused by its prefix.
  */
 const NEVER_PASSED_HEADERS: ReadonlySet<string> = new Set([
   // framing, hop-by-hop
@@ -223,11 +263,35 @@ const NEVER_PASSED_HEADERS: ReadonlySet<string> = new Set([
   "via",
   "location",
   "alt-svc",
-  // cookies and the upstream host's policies
+  "refresh",
+  // cookies and the policies of the upstream's host (also every access-control-* and cross-origin-*)
   "set-cookie",
   "set-cookie2",
+  "clear-site-data",
   "strict-transport-security",
+  "content-security-policy",
+  "content-security-policy-report-only",
+  "x-frame-options",
+  "x-content-type-options",
+  "x-xss-protection",
+  "x-permitted-cross-domain-policies",
+  "x-dns-prefetch-control",
+  "permissions-policy",
+  "feature-policy",
+  "referrer-policy",
+  "origin-agent-cluster",
+  "timing-allow-origin",
+  "report-to",
+  "reporting-endpoints",
+  "nel",
 ]);
+
+/** Whether an error's metadata key may never become a header of an error answer (see {@link NEVER_PASSED_HEADERS}). */
+function neverPassed(name: string): boolean {
+  return (
+    NEVER_PASSED_HEADERS.has(name) || name.startsWith("access-control-") || name.startsWith("cross-origin-")
+  );
+}
 
 /** Options of {@link createJsonErrorEncoder}. */
 export interface JsonErrorEncoderOptions {
@@ -237,8 +301,13 @@ export interface JsonErrorEncoderOptions {
    * (`content-length`, `transfer-encoding`, `connection`, ...), representation metadata
    * (`content-encoding`, `content-range`, `content-language`, ...), validators and caching (`etag`,
    * `last-modified`, `cache-control`, `expires`, `vary`, ...), the upstream's `date`, `server`,
-   * `location`, `set-cookie` and `strict-transport-security`. A gateway passing on its upstreams' errors
-   * may want an allow-list still, e.g. `(name) => name === "www-authenticate" || name === "retry-after"`.
+   * `location` and `refresh`, cookies (`set-cookie`, `clear-site-data`), and the upstream host's origin
+   * policies (`access-control-*`, `cross-origin-*`, `content-security-policy*`, `x-frame-options`,
+   * `strict-transport-security`, `permissions-policy`, `referrer-policy`, ...). A gateway passing on its
+   * upstreams' errors may want an allow-list still, e.g.
+   * `(name) => name === "www-authenticate" || name === "retry-after"`. Headers the transport itself put
+   * on its own errors (the router's `Allow` on a 405) are always passed. A key with several values
+   * becomes that many headers.
    */
   passHeader?: (name: string) => boolean;
 }
@@ -249,7 +318,9 @@ export interface JsonErrorEncoderOptions {
  * error's metadata that `passHeader` accepts become response headers (e.g. `allow`, `retry-after`).
  * Headers that describe another message never do (see {@link JsonErrorEncoderOptions.passHeader}):
  * framing and hop-by-hop headers, `content-*` representation metadata, validators and caching headers,
- * `date`, `server`, `location`, cookies.
+ * `date`, `server`, `location`, `refresh`, cookies, and the upstream host's origin policies (CORS, CSP,
+ * framing, cross-origin isolation, ...). A repeated key (two `www-authenticate` challenges) is sent as
+ * that many headers.
  *
  * @example
  * ```ts
@@ -267,17 +338,26 @@ export function createJsonErrorEncoder(options: JsonErrorEncoderOptions = {}): E
     } catch {
       body = JSON.stringify({ code: error.codeName, message: error.message });
     }
-    const headers: (string | number)[] = [
+    const headers: OutgoingHttpHeader[] = [
       "content-type",
       JSON_CONTENT_TYPE,
       "content-length",
       Buffer.byteLength(body),
     ];
-    for (const [key, value] of error.metadata) {
-      if (NEVER_PASSED_HEADERS.has(key) || (passHeader !== undefined && !passHeader(key))) continue;
-      headers.push(key, value);
+    const metadata = error.metadata;
+    if (metadata.size > 0) {
+      const filter = passHeader === undefined || hasTransportHeaders(error) ? undefined : passHeader;
+      // One pair per name, its values as an array: once any header is set on the response (express's
+      // x-powered-by, the server's own connection: close) Node applies each pair with setHeader, and of
+      // two pairs with one name only the last would be sent.
+      for (const key of metadata.keys()) {
+        if (neverPassed(key) || (filter !== undefined && !filter(key))) continue;
+        const values = metadata.getAll(key);
+        if (values.length === 1) headers.push(key, values[0] as string);
+        else if (values.length > 1) headers.push(key, values);
+      }
     }
-    res.writeHead(status, headers as string[]);
+    res.writeHead(status, headers);
     res.end(body);
   };
 }
@@ -289,24 +369,51 @@ export function createJsonErrorEncoder(options: JsonErrorEncoderOptions = {}): E
  */
 export const defaultErrorEncoder: ErrorEncoder = createJsonErrorEncoder();
 
+/**
+ * Adds an encoder's headers to a `writeHead` list as one pair per name, the values of a repeated one
+ * (an array, or `Set-Cookie` and `set-cookie` both given) as one array. Once any header was set on the
+ * response (express's x-powered-by, an `after` function) Node applies each pair with `setHeader`, so of
+ * two pairs with one name only the last would be sent; an array is sent as that many headers.
+ */
+function addHeaders(headers: OutgoingHttpHeader[], extra: OutgoingHttpHeaders): void {
+  const start = headers.length;
+  for (const key in extra) {
+    const value = extra[key];
+    if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
+    let at = -1;
+    if (headers.length > start) {
+      const name = key.toLowerCase();
+      for (let i = start; i < headers.length; i += 2) {
+        if ((headers[i] as string).toLowerCase() === name) {
+          at = i + 1;
+          break;
+        }
+      }
+    }
+    if (at < 0) {
+      headers.push(key, value);
+    } else {
+      const prev = headers[at] as OutgoingHttpHeader;
+      const merged: string[] = Array.isArray(prev) ? [...prev] : [String(prev)];
+      if (Array.isArray(value)) merged.push(...value);
+      else merged.push(String(value));
+      headers[at] = merged;
+    }
+  }
+}
+
 /** Writes an encoded response; returns the number of body bytes. */
 function writeResponse(res: ServerResponse, out: HttpResponseInit): number {
   const body = out.body;
   const length =
     body === undefined ? 0 : typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
   const status = out.status ?? (body === undefined ? 204 : 200);
-  const headers: (string | number)[] = out.contentType === undefined ? [] : ["content-type", out.contentType];
+  const headers: OutgoingHttpHeader[] =
+    out.contentType === undefined ? [] : ["content-type", out.contentType];
   if (status !== 204 && status !== 304) headers.push("content-length", length);
   const extra = out.headers;
-  if (extra !== undefined) {
-    for (const key in extra) {
-      const value = extra[key];
-      if (value === undefined) continue;
-      if (Array.isArray(value)) for (const one of value) headers.push(key, one);
-      else headers.push(key, value as string | number);
-    }
-  }
-  res.writeHead(status, headers as string[]);
+  if (extra !== undefined) addHeaders(headers, extra);
+  res.writeHead(status, headers);
   res.end(body);
   return length;
 }
@@ -349,7 +456,9 @@ export function createHttpHandler<Req, Res>(
     options.timeoutHeader === false
       ? undefined
       : (options.timeoutHeader ?? "x-request-timeout").toLowerCase();
-  const maxTimeout = options.maxTimeout;
+  // The longest budget a caller gets; beyond MAX_TIMER_MS no server timer could hold it anyway.
+  const maxTimeout =
+    options.maxTimeout !== undefined && options.maxTimeout < MAX_TIMER_MS ? options.maxTimeout : MAX_TIMER_MS;
 
   // Most handlers serve one method on one route: keep the last CallInfo and reuse it while it fits.
   let lastCallInfo: CallInfo = { transport: "http", method: "", route: undefined };
@@ -376,7 +485,7 @@ export function createHttpHandler<Req, Res>(
       );
     }
     const ms = Number(raw);
-    return maxTimeout !== undefined && ms > maxTimeout ? maxTimeout : ms;
+    return Math.min(ms, maxTimeout);
   }
 
   /**

@@ -368,6 +368,27 @@ describe("createConsulRegistrar", () => {
     expect(registrar.registered).toBe(true);
   });
 
+  it("still rejects a 404 that is not the agent's unknown-service answer (a proxy, a wrong base path)", async () => {
+    const calls: string[] = [];
+    const fakeFetch: typeof fetch = async (input) => {
+      calls.push(new URL(String(input)).pathname);
+      return calls.length === 1
+        ? new Response("")
+        : new Response("<html><body><h1>404 Not Found</h1>nginx</body></html>", { status: 404 });
+    };
+    const registrar = createConsulRegistrar({
+      url: "http://consul.test",
+      fetch: fakeFetch,
+      name: "web",
+      port: 1,
+    });
+    await registrar.register();
+    expect((await rejection(registrar.deregister())).code).toBe(Code.NOT_FOUND);
+    expect(registrar.registered).toBe(true);
+    await rejection(registrar.deregister()); // tried again, not forgotten
+    expect(calls).toHaveLength(3);
+  });
+
   it("caps the default TTL refresh (ttl / 3) at MAX_TIMER_MS instead of reporting every 1 ms", async () => {
     vi.useFakeTimers();
     try {

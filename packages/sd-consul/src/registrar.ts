@@ -289,7 +289,16 @@ class ConsulRegistrarImpl implements ConsulRegistrar {
           `consul registrar: cannot deregister ${this.id}`,
         );
       } catch (error) {
-        if (!(error instanceof ServiceError && error.code === Code.NOT_FOUND)) throw error;
+        // Only the agent's own answer: a 404 from a proxy in front of it (or a wrong base path) proves nothing.
+        if (
+          !(
+            error instanceof ServiceError &&
+            error.code === Code.NOT_FOUND &&
+            /unknown service/i.test(error.message)
+          )
+        ) {
+          throw error;
+        }
       }
       this.#registered = false;
       this.#attempted = false;

@@ -41,7 +41,8 @@ export interface EtcdInstancer extends Instancer {
  * `current().error` (an `UNAVAILABLE` `ServiceError`); once the watch reconnects it lists the prefix
  * again and resumes. A listing made while the watch is down updates the set and keeps the error in one
  * state change. Failed listings and watches etcd cancels are retried with backoff (250 ms doubling to
- * 5 s, jittered): a listing's until a listing succeeds, a watch's until etcd accepts a watch.
+ * 5 s, jittered): a listing's until a listing succeeds, a watch's until etcd accepts a watch, listing the
+ * prefix on each retry meanwhile (etcd3 may never send a watch queued behind one etcd refused).
  * `close()` stops the watch and timers; the client stays open (it may be shared).
  *
  * @example
@@ -186,8 +187,15 @@ class EtcdInstancerImpl extends BackendInstancer implements EtcdInstancer {
       if (this.cache.closed) return;
       this.#listAttempt = 0;
       // A listing that succeeded while the watch is down is not being kept up to date: say so, in the
-      // same state change, so listeners do not hear "healthy" and then "failed" on every retry.
-      this.cache.update(this.#decode(kvs), this.#watchError);
+      // same state change, so listeners do not hear "healthy" and then "failed" on every retry. An
+      // empty listing goes first on its own: an endpointer does not apply an empty set that comes with
+      // an error (so that a failure never empties it), but every instance really is gone.
+      const instances = this.#decode(kvs);
+      const watchError = this.#watchError;
+      if (instances.length === 0 && watchError !== undefined) {
+        this.cache.update(instances);
+        this.cache.update(instances, watchError);
+      } else this.cache.update(instances, watchError);
       this.settle();
     } while (this.#relist && !this.cache.closed);
   }
@@ -204,6 +212,10 @@ class EtcdInstancerImpl extends BackendInstancer implements EtcdInstancer {
       if (this.cache.closed) return;
       if (this.#watcher === undefined) this.#watch();
       this.#list();
+      // While the watch is down, keep listing on the backoff until a watch comes up: etcd3 (1.1.2)
+      // never sends a watch queued behind one that etcd refused, so a new watch may stay silent for
+      // good, and the set is kept current by these listings meanwhile.
+      if (this.#watchError !== undefined) this.#retry("watch");
     }, retryDelay(attempt));
     this.#timer.unref();
   }

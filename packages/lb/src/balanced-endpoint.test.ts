@@ -1,9 +1,11 @@
 import {
   background,
   Code,
+  type Context,
   chain,
   createCancelableContext,
   createContext,
+  type Endpoint,
   ServiceError,
 } from "@svckit/endpoint";
 import {
@@ -23,7 +25,7 @@ import {
 import { retry } from "@svckit/retry";
 import { createEndpointer, createStaticInstancer, type EndpointEntry, type Endpointer } from "@svckit/sd";
 import { describe, expect, it, vi } from "vitest";
-import { cluster, deferred, fakeClock, seeded, tally } from "./test-helpers.js";
+import { type Cluster, cluster, deferred, fakeClock, seeded, sequence, tally } from "./test-helpers.js";
 
 type Source = Endpointer<string, string>;
 
@@ -342,6 +344,61 @@ describe("balancerEndpoint", () => {
         expect(c.calls).toEqual(["a", "b", other, "c"]);
       },
     );
+
+    describe("once every instance has failed (regression: avoidance then stopped)", () => {
+      /** A runner that calls `call` `n` times with `ctx` and returns which instance each call reached. */
+      function attempts(c: Cluster, call: Endpoint<string, string>) {
+        return async (ctx: Context, n: number): Promise<string[]> => {
+          const from = c.calls.length;
+          for (let i = 0; i < n; i++) await settle(call(ctx, "x"));
+          return c.calls.slice(from);
+        };
+      }
+      const down = (c: Cluster, xs: string[]) => {
+        for (const x of xs)
+          c.behave(x, () => Promise.reject(new ServiceError(Code.UNAVAILABLE, `${x} down`)));
+      };
+
+      it("still avoids the instance that just failed with the same context", async () => {
+        const c = cluster(["a", "b"]);
+        down(c, ["a", "b"]);
+        // The rng asks for the first instance, then always for the last: the third attempt, with a and b
+        // both failed, used to go back to b, which had just failed.
+        const call = balancerEndpoint(random(c.endpointer, { rng: sequence(0, 0.99) }));
+        const run = attempts(c, call);
+        expect(await run(createContext({}), 4)).toEqual(["a", "b", "a", "b"]);
+      });
+
+      it("starts the same context's set over from the latest failure, so attempts go round the others", async () => {
+        const c = cluster(["a", "b", "c"]);
+        down(c, ["a", "b", "c"]);
+        const call = balancerEndpoint(random(c.endpointer, { rng: () => 0.99 })); // the last allowed one
+        const run = attempts(c, call);
+        // c, b, a; then the set starts over from a: c, b (a and c avoided); then from b: c, a; ...
+        expect(await run(createContext({}), 7)).toEqual(["c", "b", "a", "c", "b", "c", "a"]);
+      });
+
+      it("still avoids the latest failure with a failedInstancesKey set, which keeps every failed address", async () => {
+        const c = cluster(["a", "b"]);
+        down(c, ["a", "b"]);
+        const call = balancerEndpoint(random(c.endpointer, { rng: sequence(0, 0.99) }));
+        const logical = withFailedInstances(createContext({}));
+        const run = attempts(c, call);
+        expect(await run(logical, 4)).toEqual(["a", "b", "a", "b"]);
+        expect([...(logical.value(failedInstancesKey) ?? [])]).toEqual(["a", "b"]);
+      });
+
+      it("still avoids the latest failure when the set shrinks to the failed instances", async () => {
+        const c = cluster(["a", "b", "c"]);
+        down(c, ["a", "b"]);
+        const call = balancerEndpoint(random(c.endpointer, { rng: sequence(0, 0.5, 0.99) }));
+        const ctx = createContext({});
+        const run = attempts(c, call);
+        expect(await run(ctx, 2)).toEqual(["a", "b"]);
+        c.cache.update(["a", "b"]); // c leaves: a and b, both failed, are all there is
+        expect(await run(ctx, 1)).toEqual(["a"]);
+      });
+    });
 
     it("does not avoid an instance after a client error", async () => {
       const c = cluster(["a", "b"]);

@@ -26,7 +26,8 @@ import { weighted } from "./weighted.js";
 /**
  * The context key under which a set of instance addresses travels that calls made with the context
  * should avoid: {@link balancerEndpoint} adds the address of every instance that fails a call with a
- * server failure, and picks outside the set while another instance is available. A retry layer puts a
+ * server failure, and picks outside the set while another instance is available (once the set covers
+ * every instance, outside the latest failure it added; the set keeps every address). A retry layer puts a
  * fresh set on the context once per logical call ({@link withFailedInstances}), so each attempt goes to
  * an instance that has not failed yet, even when attempts run on derived contexts (per-attempt
  * timeouts). Shared across package copies: `Symbol.for("svckit:lb.failedInstances")`, so a retry
@@ -137,13 +138,22 @@ function outcomeOf(error: unknown, failureCodes: ReadonlySet<Code>, ctx: Context
   return failureCodes.has(code) ? "failure" : "success";
 }
 
+/** The instances that failed calls made with one context object, and the latest of them. */
+class FailedInstances {
+  readonly addresses = new Set<string>();
+  latest: string | undefined = undefined;
+}
+
 /**
  * Turns a {@link Balancer} into an endpoint that picks an entry per call and calls it, like go-kit's
  * `lb.Retry` without the retries. It tells a load-aware balancer when calls start and end, reports
  * outcomes to `outlierDetector`, and remembers failed instances so that later calls avoid them (while
  * another instance is available): in the {@link failedInstancesKey} set when the context has one, else
  * for the same context object, every instance that failed a call with it, until a call with it
- * succeeds. Errors from the picked endpoint pass through unchanged.
+ * succeeds. Once the failed instances are all there is, a call still avoids the latest of them, so a
+ * retry does not land on the instance that just failed (the same-context set then starts over from
+ * that instance; a {@link failedInstancesKey} set is left as it is). Errors from the picked endpoint
+ * pass through unchanged.
  *
  * A call whose context is already cancelled or past its deadline when it arrives fails at once with
  * the context's `abortReason` (`CANCELLED` or `DEADLINE_EXCEEDED`) without a pick, so it counts against
@@ -172,8 +182,36 @@ export function balancerEndpoint<Req, Res>(
   const prefix =
     service === undefined ? "no endpoints available" : `no endpoints available for service "${service}"`;
   // Failed instances per context, for callers that retry with the same context object. The sets are
-  // this endpoint's own (balancers only read the avoid set during pick), so they grow in place.
-  const failedByContext = new WeakMap<Context, Set<string>>();
+  // this endpoint's own (balancers only read the avoid set during pick), so they change in place.
+  const failedByContext = new WeakMap<Context, FailedInstances>();
+  // The latest instance to fail a call made with each failedInstancesKey set, for when the set covers
+  // every instance (the set itself is the caller's, and stays as it is).
+  const latestByTracked = new WeakMap<Set<string>, string>();
+
+  /**
+   * What a call avoids: the failed set, unless it covers every instance (then a balancer would pick as
+   * if nothing were avoided, and a retry could land on the instance that just failed); then at least
+   * the latest failure. The context's own set starts over from it, so the next attempts go round the
+   * others again; a failedInstancesKey set is left as it is. Without `balancer.source` that cannot be
+   * told, and the set goes to the balancer as it is.
+   */
+  function avoidFor(
+    tracked: Set<string> | undefined,
+    failed: FailedInstances | undefined,
+  ): ReadonlySet<string> | undefined {
+    const avoid = tracked ?? failed?.addresses;
+    if (avoid === undefined || avoid.size < 2) return avoid;
+    const latest = tracked === undefined ? failed?.latest : latestByTracked.get(tracked);
+    const source = balancer.source;
+    if (latest === undefined || source === undefined) return avoid;
+    for (const entry of source.endpoints()) {
+      if (!avoid.has(entry.instance.address)) return avoid;
+    }
+    if (failed === undefined) return new Set([latest]);
+    failed.addresses.clear();
+    failed.addresses.add(latest);
+    return failed.addresses;
+  }
 
   function unavailable(): ServiceError {
     const ejected = detector?.ejected?.().length ?? 0;
@@ -199,7 +237,7 @@ export function balancerEndpoint<Req, Res>(
     if (done !== undefined) throw done;
     const tracked = ctx.value(failedInstancesKey);
     const failedBefore = tracked === undefined ? failedByContext.get(ctx) : undefined;
-    const entry = balancer.pick(tracked ?? failedBefore);
+    const entry = balancer.pick(avoidFor(tracked, failedBefore));
     if (entry === undefined) throw unavailable();
     const record = balancer.start?.(entry);
     let response: Res;
@@ -211,13 +249,20 @@ export function balancerEndpoint<Req, Res>(
       detector?.record(entry, outcome);
       if (outcome === "failure") {
         const address = entry.instance.address;
-        if (tracked !== undefined) tracked.add(address);
-        else {
+        if (tracked !== undefined) {
+          tracked.add(address);
+          latestByTracked.set(tracked, address);
+        } else {
           // Add to the context's set (a concurrent call may have made one meanwhile): every instance
-          // that failed a call with this context stays avoided until one of its calls succeeds.
-          const failed = failedByContext.get(ctx);
-          if (failed === undefined) failedByContext.set(ctx, new Set([address]));
-          else failed.add(address);
+          // that failed a call with this context stays avoided until one of its calls succeeds (or
+          // until the set covers every instance, see avoidFor).
+          let failed = failedByContext.get(ctx);
+          if (failed === undefined) {
+            failed = new FailedInstances();
+            failedByContext.set(ctx, failed);
+          }
+          failed.addresses.add(address);
+          failed.latest = address;
         }
       }
       throw error;

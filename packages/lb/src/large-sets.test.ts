@@ -189,6 +189,79 @@ describe("weighted above 16 instances (EEVDF)", () => {
     expect(followShares(balancer, shares, 200).lag).toBeLessThan(1);
   });
 
+  describe("across 16 ⇄ 17 instances (regression: crossing the limit restarted the sequence)", () => {
+    const seventeen = instances(Array.from({ length: 17 }, () => 1));
+
+    /** 1000 picks over i0..i16 while i16 leaves for `k` picks and comes back for `k`, starting present. */
+    function flap(k: number): Record<string, number> {
+      const { cache, endpointer } = cluster(seventeen);
+      const balancer = weighted(endpointer);
+      const counts: Record<string, number> = {};
+      for (let i = 0; i < 1_000; i++) {
+        if (i % k === 0) cache.update((i / k) % 2 === 0 ? seventeen : seventeen.slice(0, 16));
+        const a = address(balancer.pick());
+        counts[a] = (counts[a] ?? 0) + 1;
+      }
+      return counts;
+    }
+
+    const stayers = (counts: (i: number) => number): Record<string, number> =>
+      Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`i${i}`, counts(i)]));
+
+    it("an instance flapping every pick: the 16 that stay share the picks evenly", () => {
+      // 1000 / 16 = 62.5 each. i16 is there for one pick at a time and joins even, neither ahead nor
+      // behind, so it never comes first (as between 17 and 18 instances); it used to be {"i0":1000}.
+      expect(flap(1)).toEqual(stayers((i) => (i < 8 ? 63 : 62)));
+    });
+
+    it("an instance flapping every 10 picks: everyone gets their share", () => {
+      // Shares: 500/17 + 500/16 ≈ 60.7 for each of i0..i15, 500/17 ≈ 29.4 for i16 (it joins even, so
+      // it starts late each time); it used to be 100 each for i0..i9 and nothing for the others.
+      expect(flap(10)).toEqual({ ...stayers((i) => (i < 12 ? 61 : 60)), i16: 28 });
+    });
+
+    it("keeps 16 instances of any weights within 2 picks of their shares while a 17th comes and goes (property)", () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 16, maxLength: 16 }),
+          fc.array(fc.boolean(), { minLength: 600, maxLength: 600 }),
+          (weights, present) => {
+            const stay = instances(weights);
+            const all = [...stay, { address: "flap", weight: 1 }];
+            const { cache, endpointer } = cluster(all);
+            const balancer = weighted(endpointer);
+            const counts = new Map<string, number>();
+            for (const p of present) {
+              cache.update(p ? all : stay);
+              const a = address(balancer.pick());
+              counts.set(a, (counts.get(a) ?? 0) + 1);
+            }
+            // The 16 are always there, so they share what they got in proportion to weight.
+            const got = 600 - (counts.get("flap") ?? 0);
+            const total = weights.reduce((a, b) => a + b, 0);
+            for (const inst of stay) {
+              expect(Math.abs((counts.get(inst.address) ?? 0) - (got * inst.weight) / total)).toBeLessThan(2);
+            }
+          },
+        ),
+        { numRuns: 100 },
+      );
+    });
+
+    it("keeps how far each instance is behind when the set shrinks to 16 or grows to 17", () => {
+      const { cache, endpointer } = cluster(seventeen);
+      const balancer = weighted(endpointer);
+      const next = (n: number): string[] => Array.from({ length: n }, () => address(balancer.pick()));
+      expect(next(8)).toEqual(["i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"]);
+      cache.update(seventeen.slice(0, 16)); // EEVDF → smooth: i8..i15 are still due first
+      expect(next(8)).toEqual(["i8", "i9", "i10", "i11", "i12", "i13", "i14", "i15"]);
+      expect(next(8)).toEqual(["i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"]);
+      cache.update(seventeen); // smooth → EEVDF: i8..i15 (one pick behind i0..i7) first, i16 joins even
+      const order = [8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 1, 2, 3, 4, 5, 6, 7];
+      expect(next(17)).toEqual(order.map((i) => `i${i}`));
+    });
+  });
+
   it("passes over avoided instances, which give up the turns they miss instead of catching up in a burst", () => {
     const weights = [...Array.from({ length: 100 }, () => 1), 10]; // sum 110; "i100" weighs 10
     const { endpointer } = cluster(instances(weights));

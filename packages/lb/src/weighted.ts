@@ -15,8 +15,8 @@ class WeightState {
   /** The pass of `sync` that last met this state (an address listed twice is scheduled once). */
   pass = -1;
   /**
-   * The weight that `current` (smooth) or the schedule below (EEVDF) was made for; -1 when not
-   * scheduled by EEVDF.
+   * The weight that `current` (smooth) or the schedule below (EEVDF) was made for; -1 when EEVDF left it
+   * unscheduled (weight 0) or it has not been scheduled yet.
    */
   weight = -1;
   /** EEVDF: 1 / weight, the virtual time one pick is worth to this instance. */
@@ -224,10 +224,12 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
 
   /**
    * Follows the source's entries, in O(n) when they change. Either way an instance that stays with the
-   * same weight keeps its place (how far it is ahead of or behind its share), less an equal part of what
-   * the leavers took along; new instances (and ones whose weight changed) join now, neither ahead nor
-   * behind. Up to SMOOTH_WEIGHTED_LIMIT entries the place is smooth weighted round robin's `current`
-   * (total weight × picks behind), above it the EEVDF schedule, rebuilt.
+   * same weight keeps its place (how many picks it is behind its share, negative when ahead), less an
+   * equal part of what the leavers took along; new instances (and ones whose weight changed) join now,
+   * neither ahead nor behind. Up to SMOOTH_WEIGHTED_LIMIT entries the place is smooth weighted round
+   * robin's `current` (total weight × picks behind), above it the EEVDF schedule, rebuilt (weight ×
+   * (virtual now − start) picks behind). When the set crosses the limit, each place is carried over from
+   * one form to the other, so that crossing it does not restart the sequence either.
    */
   #sync(entries: readonly EndpointEntry<Req, Res>[]): void {
     const wasFair = this.#fair;
@@ -241,7 +243,7 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
     pending.length = 0;
     if (entries.length <= SMOOTH_WEIGHTED_LIMIT) {
       this.#fair = false;
-      this.#syncSmooth(entries, wasSmooth);
+      this.#syncSmooth(entries, wasSmooth, wasFair);
       return;
     }
     this.#fair = true;
@@ -249,6 +251,7 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
     const scheduled: WeightState[] = [];
     let total = 0;
     const now = this.#virtualNow;
+    const smoothTotal = this.#smoothTotal;
     let kept = 0;
     let keptLag = 0;
     for (let i = 0; i < entries.length; i++) {
@@ -265,6 +268,16 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
       if (wasFair && state.weight === weight) {
         kept++;
         keptLag += weight * (now - state.start);
+      } else if (wasSmooth && state.weight === weight) {
+        // From smooth weighted round robin: `current` is the old total weight × picks behind, and the
+        // same picks behind are weight × (now − start) here. The tie-break order follows the set's (as
+        // smooth's does), ahead of the instances joining below.
+        const behind = state.current / smoothTotal;
+        kept++;
+        keptLag += behind;
+        state.step = 1 / weight;
+        state.start = now - behind / weight;
+        state.seq = ++this.#scheduled;
       } else {
         state.weight = -1; // joins below
       }
@@ -282,12 +295,11 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
         state.weight = weight;
         state.step = 1 / weight;
         state.start = now;
-        state.deadline = now + state.step;
         state.seq = ++this.#scheduled;
       } else if (shift !== 0) {
         state.start += shift / state.weight;
-        state.deadline = state.start + state.step;
       }
+      state.deadline = state.start + state.step;
       if (state.start <= now) {
         state.key = state.deadline;
         eligible.push(state);
@@ -305,16 +317,20 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
    * instances (each pick adds the total weight and takes it off the picked one), and an instance's value
    * is the total weight × how many picks it is behind its share. The instances that stay with the same
    * weight keep how many picks they are behind, so a change of the set does not send the sequence back
-   * to its start (which, with a set that keeps changing, would give the first entries every pick). The
-   * leavers' values go, so the stayers' no longer add up to 0: the rest is taken off them in equal parts
-   * (the same number of picks each, as in the EEVDF path), and the values are scaled to the new total
-   * weight. New instances, and ones whose weight changed, start at 0; so does every instance after
-   * EEVDF scheduled the set.
+   * to its start (which, with a set that keeps changing, would give the first entries every pick). After
+   * EEVDF scheduled the set (more than SMOOTH_WEIGHTED_LIMIT entries), the picks behind are EEVDF's,
+   * weight × (virtual now − start). The leavers' places go, so the stayers' no longer add up to 0: the
+   * rest is taken off them in equal parts (the same number of picks each, as in the EEVDF path), and
+   * the values are scaled to the new total weight. New instances, and ones whose weight changed, start
+   * at 0.
    */
-  #syncSmooth(entries: readonly EndpointEntry<Req, Res>[], wasSmooth: boolean): void {
+  #syncSmooth(entries: readonly EndpointEntry<Req, Res>[], wasSmooth: boolean, wasFair: boolean): void {
     const states = this.#table.states;
     const pass = ++this.#pass;
-    const before = this.#smoothTotal;
+    // The places kept are in units of `scale` × picks behind: smooth's own values as they are (integer
+    // weights stay exact), EEVDF's picks behind as such.
+    const scale = wasSmooth ? this.#smoothTotal : 1;
+    const now = this.#virtualNow;
     const kept: WeightState[] = [];
     let sum = 0;
     let total = 0;
@@ -325,7 +341,8 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
       total += weight; // per listing, as a pick adds it up
       if (state.pass === pass) continue; // an address listed twice: one state, counted once
       state.pass = pass;
-      if (wasSmooth && weight > 0 && state.weight === weight) {
+      if ((wasSmooth || wasFair) && weight > 0 && state.weight === weight) {
+        if (wasFair) state.current = weight * (now - state.start);
         kept.push(state);
         sum += state.current;
       } else {
@@ -334,10 +351,10 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
       }
     }
     this.#smoothTotal = total;
-    if (kept.length === 0 || (sum === 0 && total === before)) return;
+    if (kept.length === 0 || (sum === 0 && total === scale)) return;
     // current = total weight × picks behind: keep the picks behind, less the equal share, at the new total.
     const shift = sum / kept.length;
-    for (const state of kept) state.current = ((state.current - shift) * total) / before;
+    for (const state of kept) state.current = ((state.current - shift) * total) / scale;
   }
 
   /**
@@ -382,7 +399,8 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
  *   twice in a row only if it weighs more than every other instance.
  *
  * Either way a change of the set (discovery, an ejection or readmission) costs O(n) once and does not
- * restart the sequence: instances that stay with the same weight keep their lead or lag (how many picks
+ * restart the sequence, also when the set crosses from 16 to 17 instances or back (each instance's place
+ * carries over from one scheme to the other): instances that stay with the same weight keep their lead or lag (how many picks
  * they are ahead of or behind their share), less an equal part of what the leavers took along; new
  * instances, and ones whose weight changed, start even. So a set that keeps changing does not hand the
  * first instances every pick. Every sum(weights) picks from the start give each instance exactly its

@@ -103,6 +103,122 @@ describe("createRetryBudget", () => {
     expect(drain(budget)).toBe(10);
   });
 
+  describe("with a ttl whose tenth is not a whole number of ms (regression: steps drifted)", () => {
+    it("stops counting a request once it is ttl old (ttl 7, used every ms)", () => {
+      const budget = createRetryBudget({ retryRatio: 1, minRetriesPerSecond: 0, ttl: 7 });
+      budget.recordRequest(); // t = 0, step [0, 0.7)
+      vi.advanceTimersByTime(3);
+      budget.recordRequest(); // t = 3, step [2.8, 3.5): counts until 9.8
+      const balances: number[] = [];
+      for (let t = 4; t <= 10; t++) {
+        vi.advanceTimersByTime(1);
+        balances.push(budget.balance());
+      }
+      // t = 4..6: both; t = 7: the first is ttl old; t = 8, 9: the second is younger than 0.9 × ttl;
+      // t = 10: ttl old.
+      expect(balances).toEqual([2, 2, 2, 1, 1, 1, 0]);
+      expect(budget.tryRetry()).toBe(false);
+    });
+
+    it.each([[[3]], [[6]], [[1, 2, 3, 4, 5, 6]]])(
+      "refuses a retry whose only credit is a request exactly ttl old (ttl 7, used at %j ms)",
+      (uses) => {
+        const budget = createRetryBudget({ retryRatio: 1, minRetriesPerSecond: 0, ttl: 7 });
+        budget.recordRequest(); // t = 0
+        for (const t of uses) {
+          vi.setSystemTime(T0 + t);
+          expect(budget.balance()).toBe(1);
+        }
+        vi.setSystemTime(T0 + 7);
+        expect(budget.tryRetry()).toBe(false);
+        expect(budget.balance()).toBe(0);
+      },
+    );
+
+    it("counts a spent retry until ttl after the end of its step (ttl 7)", () => {
+      const budget = createRetryBudget({ retryRatio: 0, minRetriesPerSecond: 2_000, ttl: 7 }); // 14
+      vi.advanceTimersByTime(3);
+      expect(drain(budget)).toBe(14); // t = 3, step [2.8, 3.5): they count until 10.5
+      const allowed: boolean[] = [];
+      for (let t = 4; t <= 11; t++) {
+        vi.advanceTimersByTime(1);
+        allowed.push(budget.balance() > 0);
+      }
+      expect(allowed).toEqual([false, false, false, false, false, false, false, true]);
+      expect(drain(budget)).toBe(14);
+    });
+
+    it.each([3, 7, 13, 0.5])(
+      "ttl %d: a request counts while younger than 0.9 × ttl and not once ttl old, a retry while younger than ttl and not once 1.1 × ttl old (property)",
+      (ttl) => {
+        // Times are whole eighths of a ms (often whole ms), so ages are exact and land on ttl and on step
+        // boundaries.
+        const eighths = Math.ceil(ttl * 8 * 1.2);
+        const op = fc.oneof(
+          fc.record({ kind: fc.constant("request" as const), count: fc.integer({ min: 1, max: 5 }) }),
+          fc.record({ kind: fc.constant("retry" as const), count: fc.integer({ min: 1, max: 5 }) }),
+          fc.record({
+            kind: fc.constant("wait" as const),
+            count: fc.oneof(
+              fc.integer({ min: 1, max: eighths }),
+              fc.integer({ min: 1, max: Math.ceil(eighths / 8) }).map((ms) => ms * 8), // whole ms, as Date.now
+            ),
+          }),
+        );
+        fc.assert(
+          fc.property(
+            fc.integer({ min: 1, max: 10 }).map((tenths) => tenths / 10),
+            fc.constantFrom(0, 1_000, 3_000),
+            fc.array(op, { maxLength: 120 }),
+            (retryRatio, minRetriesPerSecond, ops) => {
+              let now = T0;
+              const clock = vi.spyOn(Date, "now").mockImplementation(() => now);
+              try {
+                const budget = createRetryBudget({ retryRatio, minRetriesPerSecond, ttl });
+                const reserve = Math.floor(minRetriesPerSecond * (ttl / 1_000) * 1_000_000);
+                const deposit = Math.round(retryRatio * 1_000_000);
+                const requests: number[] = [];
+                const retries: number[] = [];
+                const younger = (times: number[], age: number) => times.filter((t) => now - t < age).length;
+                /** The least and most units the documented windows allow now. */
+                const bounds = (): [number, number] => [
+                  reserve + deposit * younger(requests, 0.9 * ttl) - 1_000_000 * younger(retries, 1.1 * ttl),
+                  reserve + deposit * younger(requests, ttl) - 1_000_000 * younger(retries, ttl),
+                ];
+                const whole = (units: number) => Math.max(0, Math.floor(units / 1_000_000));
+                for (const { kind, count } of ops) {
+                  if (kind === "wait") {
+                    now += count / 8;
+                    const [least, most] = bounds();
+                    const balance = budget.balance();
+                    expect(balance).toBeGreaterThanOrEqual(whole(least));
+                    expect(balance).toBeLessThanOrEqual(whole(most));
+                    continue;
+                  }
+                  for (let i = 0; i < count; i++) {
+                    if (kind === "request") {
+                      budget.recordRequest();
+                      requests.push(now);
+                      continue;
+                    }
+                    const [least, most] = bounds();
+                    const allowed = budget.tryRetry();
+                    if (least >= 1_000_000) expect(allowed).toBe(true);
+                    if (most < 1_000_000) expect(allowed).toBe(false);
+                    if (allowed) retries.push(now);
+                  }
+                }
+              } finally {
+                clock.mockRestore();
+              }
+            },
+          ),
+          { numRuns: 300 },
+        );
+      },
+    );
+  });
+
   it("copes with a long idle time and a clock that goes back", () => {
     const budget = createRetryBudget({ retryRatio: 1, minRetriesPerSecond: 0, ttl: 1_000 });
     budget.recordRequest();

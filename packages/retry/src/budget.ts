@@ -73,9 +73,9 @@ const UNIT = 1_000_000;
  * Exactly: a retry is allowed only if, with it, the retries of the last `ttl` ms are at most
  * `retryRatio` × the requests of the last `ttl` ms plus that reserve. So under a sustained outage,
  * retries add at most `retryRatio` to the load instead of multiplying it by the number of attempts.
- * Requests and spent retries expire in steps of ttl/10 (a request within ttl of being recorded, a
- * retry once ttl has passed since the end of its step), so the budget refills by itself once the
- * failures stop.
+ * Requests and spent retries expire in steps of ttl/10 counted from the budget's creation (a request
+ * within ttl of being recorded, a retry once ttl has passed since the end of its step), so the budget
+ * refills by itself once the failures stop.
  *
  * Share one budget between all the endpoints that call the same backend (retry, hedge and a
  * load balancer can all draw from it). Uses `Date.now()`; costs O(1) per call, no timers.
@@ -129,19 +129,29 @@ class WindowedBudget implements TokenRetryBudget {
   /** Per slot: units earned by requests and units spent by retries. Slot `#current` is the newest. */
   readonly #earned = new Float64Array(RING);
   readonly #spent = new Float64Array(RING);
-  readonly #slotMs: number;
+  readonly #ttl: number;
   readonly #reserve: number;
   readonly #deposit: number;
+  /** The ring index of the newest slot. */
   #current = 0;
-  #currentStart: number;
+  /**
+   * The newest slot's number: slots are numbered from `#origin` on, slot k covering
+   * [origin + (k − base) × ttl / SLOTS, origin + (k − base + 1) × ttl / SLOTS). Whole numbers computed
+   * afresh from the clock each time, not a start time moved on by ttl / SLOTS per step, which would
+   * gather rounding errors (ttl / SLOTS is rarely exact) and let an entry count a step too long.
+   */
+  #slot = 0;
+  /** When slot `#base` started: the budget's creation, or where the clock last went back. */
+  #origin: number;
+  #base = 0;
   #totalEarned = 0;
   #totalSpent = 0;
 
   constructor(ttl: number, reserve: number, deposit: number) {
-    this.#slotMs = ttl / SLOTS;
+    this.#ttl = ttl;
     this.#reserve = reserve;
     this.#deposit = deposit;
-    this.#currentStart = Date.now();
+    this.#origin = Date.now();
   }
 
   recordRequest(): void {
@@ -177,13 +187,19 @@ class WindowedBudget implements TokenRetryBudget {
    */
   #advance(): void {
     const now = Date.now();
-    const elapsed = now - this.#currentStart;
-    if (elapsed < this.#slotMs) {
-      // A clock that went back: restart the current slot there (entries keep counting).
-      if (elapsed < 0) this.#currentStart = now;
+    // Multiplied before dividing, so that a time a whole number of slots from the origin gives that
+    // number exactly (elapsed × SLOTS is exact for whole ms; × (SLOTS / ttl) would round first).
+    const slot = this.#base + Math.floor(((now - this.#origin) * SLOTS) / this.#ttl);
+    const steps = slot - this.#slot;
+    if (steps <= 0) {
+      if (steps < 0) {
+        // A clock that went back: the current slot restarts there (entries keep counting).
+        this.#origin = now;
+        this.#base = this.#slot;
+      }
       return;
     }
-    const steps = Math.floor(elapsed / this.#slotMs);
+    this.#slot = slot;
     const earned = this.#earned;
     const spent = this.#spent;
     if (steps >= RING) {
@@ -191,7 +207,6 @@ class WindowedBudget implements TokenRetryBudget {
       spent.fill(0);
       this.#totalEarned = 0;
       this.#totalSpent = 0;
-      this.#currentStart = now;
       return;
     }
     for (let i = 0; i < steps; i++) {
@@ -205,6 +220,5 @@ class WindowedBudget implements TokenRetryBudget {
       this.#totalEarned -= earned[old] as number;
       earned[old] = 0;
     }
-    this.#currentStart += steps * this.#slotMs;
   }
 }

@@ -74,7 +74,7 @@ export interface HttpClientOptions {
   timeoutHeader?: string | false;
   /**
    * The fetch implementation (default: the global `fetch`). It is called with `redirect: "manual"`:
-   * a 3xx answer is an error (UNKNOWN, its `location` in the message), never followed.
+   * a 3xx answer is an error (INTERNAL, its `location` only in the error's metadata), never followed.
    */
   fetch?: typeof fetch;
 }
@@ -101,23 +101,27 @@ function countSlashes(path: string): number {
   return n;
 }
 
+/** A request path as an error message shows it: its first 200 characters, quoted. */
+function shownPath(path: string): string {
+  return JSON.stringify(path.slice(0, 200));
+}
+
 /**
  * Sets `url`'s path to `base`'s followed by the encoder's `path`, refusing a path a URL would not keep
  * under `base` as it is: one with a dot segment or a character the URL parser rewrites, and (checked
  * on what the parser made of it) one whose segments are not those written under `base`'s path.
  */
 function appendPath(url: URL, base: URL, path: string): void {
-  const shown = JSON.stringify(path.slice(0, 200));
   if (URL_REWRITTEN.test(path)) {
     throw new ServiceError(
       Code.INVALID_ARGUMENT,
-      `request path ${shown} has a "\\", tab or line break, which a URL turns into a "/" or removes; percent-encode it`,
+      `request path ${shownPath(path)} has a "\\", tab or line break, which a URL turns into a "/" or removes; percent-encode it`,
     );
   }
   if (DOT_SEGMENT.test(path)) {
     throw new ServiceError(
       Code.INVALID_ARGUMENT,
-      `request path ${shown} has a "." or ".." segment, which a URL resolves away`,
+      `request path ${shownPath(path)} has a "." or ".." segment, which a URL resolves away`,
     );
   }
   const prefix = base.pathname.replace(/\/$/, "");
@@ -127,14 +131,27 @@ function appendPath(url: URL, base: URL, path: string): void {
   if (!parsed.startsWith(`${prefix}/`) || countSlashes(parsed) !== countSlashes(joined)) {
     throw new ServiceError(
       Code.INVALID_ARGUMENT,
-      `request path ${shown} does not stay a path under ${JSON.stringify(prefix || "/")} once parsed as a URL`,
+      `request path ${shownPath(path)} does not stay a path under ${JSON.stringify(prefix || "/")} once parsed as a URL`,
     );
   }
 }
 
 /**
- * An upstream's error: an {@link HttpError} keeping the status when it is a 4xx the code would not give
- * back (413 is not 429, 405 is not 501), so a gateway throwing it on answers what the upstream did.
+ * The 4xx statuses an upstream's error keeps (as an {@link HttpError}) when its code maps to another
+ * status: they say something about the resource or the request's content, which a gateway's caller sent
+ * too, so the gateway answers them as they are (a 413 stays 413, not RESOURCE_EXHAUSTED's 429). Any
+ * other 4xx describes the hop between the gateway and the upstream (405 and its `Allow` name the
+ * upstream's methods; 408, 411, 414, 417, 421, 426 and 431 the gateway's own request), and the error's
+ * code gives the status instead (405 is UNIMPLEMENTED's 501).
+ */
+const END_TO_END_STATUSES: ReadonlySet<number> = new Set([
+  409, 410, 412, 413, 415, 416, 422, 423, 424, 428, 451,
+]);
+
+/**
+ * An upstream's error: an {@link HttpError} keeping the status when it is one of
+ * {@link END_TO_END_STATUSES} the code would not give back, so a gateway throwing it on answers what the
+ * upstream did; a plain {@link ServiceError} otherwise.
  */
 function upstreamError(
   status: number,
@@ -142,7 +159,7 @@ function upstreamError(
   message: string,
   options: ServiceErrorOptions,
 ): ServiceError {
-  return status >= 400 && status < 500 && codeToHttpStatus[code] !== status
+  return END_TO_END_STATUSES.has(status) && codeToHttpStatus[code] !== status
     ? new HttpError(status, code, message, options)
     : new ServiceError(code, message, options);
 }
@@ -188,20 +205,21 @@ export async function readResponse(response: Response, limit: number): Promise<U
 
 /**
  * Reads an error response: svckit's `{code, message, details}` body, else a code from the status. A
- * 4xx the code does not map back to gives an {@link HttpError} with that status; a 3xx (never followed)
- * is UNKNOWN, naming its `location`.
+ * status of {@link END_TO_END_STATUSES} the code does not map back to gives an {@link HttpError} with
+ * that status; a 3xx (never followed) is INTERNAL, its `location` only in the error's metadata.
  */
 async function decodeError(ctx: Context, response: Response): Promise<ServiceError> {
   const status = response.status;
   if (status >= 300 && status < 400) {
     await response.body?.cancel().catch(ignore);
-    const location = response.headers.get("location");
-    const what =
-      location === null
-        ? "a 3xx answer carries no result"
-        : `the server redirects to ${JSON.stringify(location.slice(0, ERROR_SNIPPET))}, and the client does not follow redirects`;
+    // The location stays out of the message: it may be an internal URL with a token in its query, and a
+    // gateway passes the message on (the metadata's `location` it drops). INTERNAL: the server answered
+    // what the call cannot use, as with a 2xx body the decoder refuses, and retrying will not change it.
+    const what = response.headers.has("location")
+      ? "the server answered with a redirect, which the client does not follow"
+      : "a 3xx answer carries no result";
     return new ServiceError(
-      Code.UNKNOWN,
+      Code.INTERNAL,
       `HTTP ${status}${response.statusText ? ` ${response.statusText}` : ""}: ${what}`,
       { metadata: response.headers },
     );
@@ -285,10 +303,10 @@ export function transportError(
 /**
  * Makes an endpoint that calls a remote HTTP endpoint, go-kit style: `encode` turns the request into
  * an HTTP request, the response is decoded by `decode` when 2xx and turned back into a
- * {@link ServiceError} with the server's code otherwise (an {@link HttpError} keeping the status of a
- * 4xx the code does not map back to). Redirects are not followed: a 3xx is an UNKNOWN error. The
- * context's outgoing metadata become headers, its abort signal cancels the request and its deadline is
- * sent in the timeout header. Connection failures are UNAVAILABLE.
+ * {@link ServiceError} with the server's code otherwise (an {@link HttpError} keeping the status of one
+ * of {@link END_TO_END_STATUSES} the code does not map back to). Redirects are not followed: a 3xx is an
+ * INTERNAL error. The context's outgoing metadata become headers, its abort signal cancels the request
+ * and its deadline is sent in the timeout header. Connection failures are UNAVAILABLE.
  *
  * @example
  * ```ts

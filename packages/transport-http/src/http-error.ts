@@ -3,9 +3,10 @@ import { type Code, ServiceError, type ServiceErrorOptions } from "@svckit/endpo
 /**
  * A {@link ServiceError} that must answer with a specific HTTP status rather than the one its code maps
  * to: raised by the HTTP transport itself (unknown route, wrong method, body too large, unsupported
- * content type, bad timeout header), and returned by the client for an upstream's 4xx answer whose
- * status the code would not give back (413 is not 429, 405 is not 501), so a gateway that throws it on
- * answers the upstream's status. The default error encoder uses `status`.
+ * content type, bad timeout header), and returned by the client for an upstream's end-to-end 4xx
+ * answer (409, 410, 412, 413, 415, 416, 422, 423, 424, 428, 451) whose status the code would not give
+ * back (413 is not 429), so a gateway that throws it on answers the upstream's status. The default error
+ * encoder uses `status`.
  *
  * @example
  * ```ts

@@ -44,6 +44,7 @@ interface ExactRoute {
 }
 
 interface ParamRoute {
+  /** The segments, a literal normalised and a parameter as NUL and its name: one route when equal. */
   readonly pattern: string;
   /** A literal segment, or `undefined` with the parameter name at the same index of `names`. */
   readonly segments: readonly (string | undefined)[];
@@ -53,34 +54,55 @@ interface ParamRoute {
 }
 
 const METHOD_PATTERN = /^[A-Z]+$/;
+/** The scheme of an absolute URI (RFC 3986 §3.1), as a request target not in origin form may start. */
+const URI_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 
 /**
  * In a route's literal segment: a percent-escape, a run of characters a path segment may not hold as
  * they are (outside RFC 3986's pchar: unreserved, sub-delims, ":", "@"), or a "%" that starts no escape.
  */
 const LITERAL_PART = /%([0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@%]+|%/g;
+/** A percent-escape, its hex digits captured. */
 const ESCAPE = /%([0-9A-Fa-f]{2})/g;
+/** A "%" that starts no escape. */
+const LONE_PERCENT = /%(?![0-9A-Fa-f]{2})/;
+/** A character a path segment holds as it is (RFC 3986 pchar but "%"): the escapes compared decoded. */
+const PCHAR = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]$/;
 
 /**
- * The normal form of a percent-escape (RFC 3986 §6.2.2): an unreserved character (letters, digits,
- * `-._~`) decoded, any other escape with upper-case hex digits.
+ * The normal form of a percent-escape for matching: an escaped character a segment may hold as it is
+ * (a letter, digit, `-._~`, a sub-delim `!$&'()*+,;=`, `:` or `@`) decoded, any other escape (`%2F`,
+ * `%25`, `%3F`, non-ASCII bytes) with upper-case hex digits. RFC 3986 §6.2.2 decodes only the
+ * unreserved characters; the router also decodes the sub-delims, `:` and `@`, which
+ * `encodeURIComponent` escapes but a route literal holds as they are (`/v1/things:batch`). Decoding
+ * never yields a `%` or a `/`, so it adds no escape and no segment.
  */
 function normalEscape(hex: string): string {
   const c = Number.parseInt(hex, 16);
-  const unreserved =
-    (c >= 0x41 && c <= 0x5a) ||
-    (c >= 0x61 && c <= 0x7a) ||
-    (c >= 0x30 && c <= 0x39) ||
-    c === 0x2d ||
-    c === 0x2e ||
-    c === 0x5f ||
-    c === 0x7e;
-  return unreserved ? String.fromCharCode(c) : `%${hex.toUpperCase()}`;
+  const char = String.fromCharCode(c);
+  return c < 0x80 && PCHAR.test(char) ? char : `%${hex.toUpperCase()}`;
 }
 
-/** A request path with its percent-escapes in normal form (see {@link normalEscape}); a malformed one is left as it is. */
-function normalizePath(path: string): string {
-  return path.replace(ESCAPE, (_, hex: string) => normalEscape(hex));
+/** {@link normalEscape} as a `replace` callback for {@link ESCAPE}. */
+function normalMatch(_: string, hex: string): string {
+  return normalEscape(hex);
+}
+
+/**
+ * A request path with its percent-escapes in normal form (see {@link normalEscape}). A segment where a
+ * `%` starts no escape (`%zz`, `%%32%65`) is left as it is: it is malformed, so it equals no literal
+ * (a route's literals are well-formed), and as a parameter `decodeURIComponent` refuses it (400), as it
+ * would have before normalising. Normalising it would join the lone `%` to the characters an escape
+ * after it stands for (`%%32%65` → `%2e`) and make a new escape. Idempotent: a segment left as it is
+ * stays malformed, and a normalised one holds no `%` but at the start of a kept escape.
+ * Internal (exported for its tests).
+ */
+export function normalizePath(path: string): string {
+  if (!LONE_PERCENT.test(path)) return path.replace(ESCAPE, normalMatch);
+  return path
+    .split("/")
+    .map((segment) => (LONE_PERCENT.test(segment) ? segment : segment.replace(ESCAPE, normalMatch)))
+    .join("/");
 }
 
 /**
@@ -158,13 +180,20 @@ export function createRouter(options: RouterOptions = {}): Router {
 
   function methodsFor(path: string): Methods {
     if (!path.startsWith("/")) throw new TypeError(`router: path must start with "/", got "${path}"`);
-    // Literal segments as a client sends them; the template as written stays the route's tag.
-    const parts = path
-      .split("/")
-      .slice(1)
-      .map((p) => (p.startsWith(":") ? p : literalSegment(p, path)));
-    const key = `/${parts.join("/")}`;
-    if (!parts.some((p) => p.startsWith(":"))) {
+    // Literal segments as a client sends them; the template as written stays the route's tag. A
+    // segment is a parameter by how it is written (`:id`): an escaped literal may start with ":" once
+    // normalised (`%3Abatch` is `:batch`), so the two are told apart here, not by the normal form.
+    const written = path.split("/").slice(1);
+    const names = written.map((p) => {
+      if (!p.startsWith(":")) return undefined;
+      const name = p.slice(1);
+      if (!/^[A-Za-z_$][\w$]*$/.test(name))
+        throw new TypeError(`router: bad parameter name "${p}" in "${path}"`);
+      return name;
+    });
+    const segments = written.map((p, i) => (names[i] === undefined ? literalSegment(p, path) : undefined));
+    if (names.every((name) => name === undefined)) {
+      const key = `/${segments.join("/")}`;
       let route = exact.get(key);
       if (route === undefined) {
         route = { tag: Object.freeze({ path }), methods: new Map() };
@@ -172,18 +201,13 @@ export function createRouter(options: RouterOptions = {}): Router {
       }
       return route.methods;
     }
-    const existing = withParams.find((r) => r.pattern === key);
+    // A parameter as NUL and its name: a normalised literal holds no NUL (it is sent as %00).
+    const pattern = segments.map((literal, i) => literal ?? `\0${names[i]}`).join("/");
+    const existing = withParams.find((r) => r.pattern === pattern);
     if (existing !== undefined) return existing.methods;
-    const names = parts.map((p) => {
-      if (!p.startsWith(":")) return undefined;
-      const name = p.slice(1);
-      if (!/^[A-Za-z_$][\w$]*$/.test(name))
-        throw new TypeError(`router: bad parameter name "${p}" in "${path}"`);
-      return name;
-    });
     const route: ParamRoute = {
-      pattern: key,
-      segments: parts.map((p) => (p.startsWith(":") ? undefined : p)),
+      pattern,
+      segments,
       names,
       methods: new Map(),
       tag: Object.freeze({ path }),
@@ -220,11 +244,28 @@ export function createRouter(options: RouterOptions = {}): Router {
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const target = req.url ?? "/";
-    // An absolute-form target (`POST http://host/sum HTTP/1.1`) is matched by its path.
-    const url = target.charCodeAt(0) === 47 /* "/" */ ? target : originForm(target);
+    let url = target;
+    if (target.charCodeAt(0) !== 47 /* "/" */) {
+      // An absolute-form target (`POST http://host/sum HTTP/1.1`) is matched by its path; one with
+      // another scheme (`foo://evil/files/me`) names no resource of this server.
+      url = originForm(target);
+      if (url === target && URI_SCHEME.test(target)) {
+        const shown = JSON.stringify(target.slice(0, 200));
+        fail(
+          res,
+          new HttpError(
+            400,
+            Code.INVALID_ARGUMENT,
+            `unsupported request target ${shown}: expected a path or an http(s) URL`,
+          ),
+        );
+        return;
+      }
+    }
     const q = url.indexOf("?");
     const asSent = q < 0 ? url : url.slice(0, q);
-    // Escapes compared in normal form: `/files/m%65` is `/files/me`, `/caf%c3%a9` is `/caf%C3%A9`.
+    // Escapes compared in normal form: `/files/m%65` is `/files/me`, `/caf%c3%a9` is `/caf%C3%A9`,
+    // `/things%3Abatch` is `/things:batch`; a segment with a malformed escape is left as it is.
     const path = asSent.includes("%") ? normalizePath(asSent) : asSent;
     const method = req.method ?? "GET";
     const found = exact.get(path);

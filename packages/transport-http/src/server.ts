@@ -32,7 +32,11 @@ export interface HttpRequest {
    * proxy-style client sends it, keeps its scheme and authority here).
    */
   readonly url: string;
-  /** The path part of `url`, without the query (and without the scheme and authority of an absolute-form target). */
+  /**
+   * The path part of `url`, without the query (and without the scheme and authority of an absolute-form
+   * http(s) target; a target with another scheme, `foo://host/x`, is left as it is, and the router
+   * answers it 400).
+   */
   readonly path: string;
   /** The parsed query string. */
   readonly query: URLSearchParams;
@@ -58,9 +62,13 @@ export type DecodeRequestFunc<Req> = (ctx: Context, request: HttpRequest) => Req
 export interface HttpResponseInit {
   /** The status; 200 by default, 204 when there is no body. */
   status?: number;
-  /** The `content-type` header. */
+  /** The `content-type` header (a `content-type` in `headers` replaces it). */
   contentType?: string;
-  /** More response headers. */
+  /**
+   * More response headers; a name with several values is sent as that many header lines. A
+   * `content-type` here replaces `contentType`; `content-length` and `transfer-encoding` are dropped,
+   * since the server frames the body itself.
+   */
   headers?: OutgoingHttpHeaders;
   /** The body. */
   body?: string | Uint8Array;
@@ -137,12 +145,14 @@ const EMPTY_BODY: Buffer = Buffer.alloc(0);
 const EMPTY_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 /** A timeout header's value: any run of digits (Node's header size limit bounds its length); larger than the limit is cut to it. */
 const TIMEOUT_PATTERN = /^\d+$/;
-const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+/** The start of an absolute-form target this server accepts: an http or https URL (any case). */
+const ABSOLUTE_FORM = /^https?:\/\//i;
 
 /**
- * The origin form (path and query) of a request target. An absolute-form target (`http://host:80/sum?x`,
- * which RFC 9112 §3.2.2 says a server must accept) loses its scheme and authority (`/sum?x`; `/` when
- * it has no path); any other target is returned as it is. Internal: the router uses it too.
+ * The origin form (path and query) of a request target. An absolute-form http(s) target
+ * (`http://host:80/sum?x`, which RFC 9112 §3.2.2 says a server must accept) loses its scheme and
+ * authority (`/sum?x`; `/` when it has no path); any other target (`*`, `foo://host/x`) is returned as
+ * it is. Internal: the router uses it too, and answers 400 to a target with another scheme.
  */
 export function originForm(target: string): string {
   if (target.charCodeAt(0) === 47 /* "/" */) return target;
@@ -373,21 +383,31 @@ export const defaultErrorEncoder: ErrorEncoder = createJsonErrorEncoder();
  * Adds an encoder's headers to a `writeHead` list as one pair per name, the values of a repeated one
  * (an array, or `Set-Cookie` and `set-cookie` both given) as one array. Once any header was set on the
  * response (express's x-powered-by, an `after` function) Node applies each pair with `setHeader`, so of
- * two pairs with one name only the last would be sent; an array is sent as that many headers.
+ * two pairs with one name only the last would be sent; an array is sent as that many headers. The
+ * framing headers are left out (`content-length`, `transfer-encoding`: the server frames the body) and
+ * so is `content-type`, which {@link writeResponse} sends once; returns the encoder's `content-type`, if
+ * it gave one (the last, if it gave several).
  */
-function addHeaders(headers: OutgoingHttpHeader[], extra: OutgoingHttpHeaders): void {
+function addHeaders(
+  headers: OutgoingHttpHeader[],
+  extra: OutgoingHttpHeaders,
+): OutgoingHttpHeader | undefined {
   const start = headers.length;
+  let contentType: OutgoingHttpHeader | undefined;
   for (const key in extra) {
     const value = extra[key];
     if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
+    const name = key.toLowerCase();
+    if (name === "content-type") {
+      contentType = Array.isArray(value) ? value[value.length - 1] : value;
+      continue;
+    }
+    if (name === "content-length" || name === "transfer-encoding") continue;
     let at = -1;
-    if (headers.length > start) {
-      const name = key.toLowerCase();
-      for (let i = start; i < headers.length; i += 2) {
-        if ((headers[i] as string).toLowerCase() === name) {
-          at = i + 1;
-          break;
-        }
+    for (let i = start; i < headers.length; i += 2) {
+      if ((headers[i] as string).toLowerCase() === name) {
+        at = i + 1;
+        break;
       }
     }
     if (at < 0) {
@@ -400,19 +420,32 @@ function addHeaders(headers: OutgoingHttpHeader[], extra: OutgoingHttpHeaders): 
       headers[at] = merged;
     }
   }
+  return contentType;
 }
 
-/** Writes an encoded response; returns the number of body bytes. */
+/**
+ * Writes an encoded response; returns the number of body bytes. The answer has one `content-type` (the
+ * encoder's `headers` entry, else its `contentType`) and the server's own `content-length`: the framing
+ * headers among the encoder's `headers` are dropped, so the answer is framed alike whether or not an
+ * `after` function set headers first.
+ */
 function writeResponse(res: ServerResponse, out: HttpResponseInit): number {
   const body = out.body;
   const length =
     body === undefined ? 0 : typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
   const status = out.status ?? (body === undefined ? 204 : 200);
-  const headers: OutgoingHttpHeader[] =
-    out.contentType === undefined ? [] : ["content-type", out.contentType];
-  if (status !== 204 && status !== 304) headers.push("content-length", length);
   const extra = out.headers;
-  if (extra !== undefined) addHeaders(headers, extra);
+  let headers: OutgoingHttpHeader[];
+  if (extra === undefined) {
+    headers = out.contentType === undefined ? [] : ["content-type", out.contentType];
+    if (status !== 204 && status !== 304) headers.push("content-length", length);
+  } else {
+    const rest: OutgoingHttpHeader[] = [];
+    const contentType = addHeaders(rest, extra) ?? out.contentType;
+    headers = contentType === undefined ? [] : ["content-type", contentType];
+    if (status !== 204 && status !== 304) headers.push("content-length", length);
+    for (const item of rest) headers.push(item);
+  }
   res.writeHead(status, headers);
   res.end(body);
   return length;

@@ -9,11 +9,14 @@ import { checkKey64, describe, toWire64 } from "./int64.js";
 //   bigints (see int64.ts), defaults filled in, oneof discriminators set, and known fields that
 //   arrived with an impossible wire type rejected.
 // - `prepare(m, depth)`: checks a plain object against the schema before protobufjs' encoder (which
-//   does not check) sees it, and, only for types that need it, builds the encoder's input: 64-bit
-//   values as numbers or `{ low, high }`, and field names protobufjs spells differently. It reads
-//   fields as own properties only, as protobufjs' encoder writes them (and as JSON.stringify reads
-//   objects): what is checked is exactly what is written, and a field named like an Object.prototype
-//   member (`constructor`, `toString`) never sees the inherited function.
+//   does not check) sees it, and, for types that need it, builds the encoder's input: 64-bit values
+//   as numbers or `{ low, high }`, and field names protobufjs spells differently. It reads fields as
+//   own properties only (as JSON.stringify reads objects), so a field named like an Object.prototype
+//   member (`constructor`, `toString`) never sees the inherited function. What is checked is exactly
+//   what is written: `m` itself goes to the encoder only when it is a plain object that inherits
+//   none of the fields; otherwise (a class instance, an `Object.create` child, a field named like an
+//   Object.prototype member) the encoder gets a fresh object of the checked values, since protobufjs
+//   reads repeated fields without an own-property check.
 //
 // Generated code is plain ES5 over values the caller passes in; names come from JSON.stringify.
 
@@ -326,6 +329,13 @@ function oneofClash(message: Record<string, unknown>, oneof: string, members: re
   return new FieldError(oneof, `more than one member of the oneof is set (${set.join(", ")})`);
 }
 
+/** A null-prototype copy of the map `map` (its own keys `keys`), for replacing some values. */
+function ownCopy(map: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const copy: Record<string, unknown> = Object.create(null);
+  for (const k of keys) copy[k] = map[k];
+  return copy;
+}
+
 function finishAll(list: unknown[], plan: Plan): unknown[] {
   for (let i = 0; i < list.length; i++) list[i] = plan.finish(list[i] as object);
   return list;
@@ -359,6 +369,7 @@ const helpers = {
   whyKey,
   whyMessage,
   clash: oneofClash,
+  own: ownCopy,
   d: describe,
   w64: toWire64,
   all: finishAll,
@@ -395,7 +406,14 @@ export function planOf(type: protobuf.Type): Plan {
       if (field.resolvedType instanceof protobuf.Type) pending.push(field.resolvedType);
     }
   }
-  for (const plan of created) compile(plan, copying);
+  try {
+    for (const plan of created) compile(plan, copying);
+  } catch (error) {
+    // A schema the plans refuse (a name clash, say): forget the half-built plans, so that every
+    // later lookup fails the same way instead of finding one that was never compiled.
+    for (const plan of created) plans.delete(plan.type);
+    throw error;
+  }
   return plans.get(type) as Plan;
 }
 
@@ -556,26 +574,37 @@ function prepareCode(
     "if(typeof m!=='object'||m===null||Array.isArray(m)||m instanceof Uint8Array||m instanceof Map)",
     `throw X.fe('',X.whyMessage(m,${q(typeName)}));`,
     "if(q>X.limit)throw X.fe('','messages are nested more than '+X.limit+' deep (is there a cycle?)');",
-    "var v,w,c,i,n,k,ks,e;",
-    // Own properties only (see the top of this file). For a plain object nothing but Object.prototype
-    // can be inherited, so only fields named like its members need the check.
-    "var p=Object.getPrototypeOf(m);p=p===Object.prototype||p===null;",
+    "var v,w,c,i,n,k,ks,e,y;",
+    // Own properties only (see the top of this file). `r`: protobufjs' encoder must not see `m` itself
+    // (it reads repeated fields without an own-property check), but a fresh object built from the
+    // checked values: when `m` is not a plain object, when a field was dropped as inherited, when a
+    // nested message was replaced, or when `m` has a `$unknowns` (raw bytes protobufjs would write).
+    // Types that need a copy always build one.
+    "var r=Object.getPrototypeOf(m);r=!(r===Object.prototype||r===null);",
+    copy ? "" : "if(m.$unknowns!==undefined)r=true;",
   ];
   const oneofs = new Map<string, FieldInfo[]>();
   for (const f of fields) {
     const local = `f${f.index}`;
     const name = q(f.js);
     lines.push(`var ${local}=m[${name}];`);
+    // A plain object can inherit only from Object.prototype: the own-property check runs for fields
+    // named like its members (and on every other object). Checking every field of plain objects as
+    // well (for a polluted Object.prototype) costs 5-10% of encode; what such a field inherits is
+    // checked and written like an own value instead (see the README).
     lines.push(
       f.js in Object.prototype
-        ? `if(${local}!==undefined&&!H.call(m,${name}))${local}=undefined;`
-        : `if(${local}!==undefined&&!p&&!H.call(m,${name}))${local}=undefined;`,
+        ? `if(${local}!==undefined&&!H.call(m,${name})){${local}=undefined;r=true;}`
+        : `if(${local}!==undefined&&r&&!H.call(m,${name}))${local}=undefined;`,
     );
     if (f.required) lines.push(`if(${local}==null)throw X.fe(${name},'required field is missing');`);
     lines.push(`if(${local}!=null){`);
     if (f.map) lines.push(...mapCode(f, local));
     else if (f.repeated) lines.push(...repeatedCode(f, local));
-    else lines.push(...valueCode(f, local, name, local));
+    else if (f.kind === "message" && !copy) {
+      // A nested message that had to be rebuilt makes this one rebuilt too.
+      lines.push(`y=${local};`, ...valueCode(f, local, name, local), `if(${local}!==y)r=true;`);
+    } else lines.push(...valueCode(f, local, name, local));
     lines.push("}");
     if (f.oneof !== undefined) {
       const members = oneofs.get(f.oneof.name) ?? [];
@@ -588,8 +617,8 @@ function prepareCode(
     const count = members.map((f) => `(f${f.index}!=null?1:0)`).join("+");
     lines.push(`if(${count}>1)throw X.clash(m,${q(oneofJsName(name))},${q(members.map((f) => f.js))});`);
   }
-  if (copy) lines.push(`return {${fields.map((f) => `${q(f.pb)}:f${f.index}`).join(",")}};`);
-  else lines.push("return m;");
+  const fresh = `{${fields.map((f) => `${q(f.pb)}:f${f.index}`).join(",")}}`;
+  lines.push(copy ? `return ${fresh};` : `return r?${fresh}:m;`);
   lines.push("};");
   return lines.join("\n");
 
@@ -649,28 +678,33 @@ function prepareCode(
   function repeatedCode(f: FieldInfo, local: string): string[] {
     const name = q(f.js);
     const conv = converts(f);
+    // Messages that need no copy come back as they are, unless one had to be rebuilt: then the
+    // list is copied (once, at the first such element) to hold it.
+    const swap = !conv && f.kind === "message";
     return [
       `if(!Array.isArray(${local}))throw X.fe(${name},'expected an array, got '+X.d(${local}));`,
       `n=${local}.length;`,
-      conv ? "w=new Array(n);" : "",
+      conv ? "w=new Array(n);" : swap ? "w=undefined;" : "",
       "for(i=0;i<n;i++){",
       `v=${local}[i];`,
       `if(v==null)throw X.fe(X.ix(${name},i),'expected a value, got '+X.d(v));`,
+      swap ? "y=v;" : "",
       ...valueCode(f, "v", `X.ix(${name},i)`, "v"),
-      conv ? "w[i]=v;" : "",
+      conv ? "w[i]=v;" : swap ? `if(v!==y){if(w===undefined)w=${local}.slice();w[i]=v;}` : "",
       "}",
-      conv ? `${local}=w;` : "",
+      conv ? `${local}=w;` : swap ? `if(w!==undefined){${local}=w;r=true;}` : "",
     ];
   }
 
   function mapCode(f: FieldInfo, local: string): string[] {
     const name = q(f.js);
     const conv = converts(f);
+    const swap = !conv && f.kind === "message"; // as in repeatedCode
     return [
       `if(typeof ${local}!=='object'||Array.isArray(${local})||${local} instanceof Map||${local} instanceof Uint8Array)`,
       `throw X.fe(${name},'expected an object (a map), got '+X.d(${local}));`,
       `ks=Object.keys(${local});n=ks.length;`,
-      conv ? "w=Object.create(null);" : "",
+      conv ? "w=Object.create(null);" : swap ? "w=undefined;" : "",
       "for(i=0;i<n;i++){",
       "k=ks[i];",
       f.keyType === "string"
@@ -678,10 +712,11 @@ function prepareCode(
         : `e=X.whyKey(k,${q(f.keyType)});if(e!==undefined)throw X.fe(X.key(${name},k),e);`,
       `v=${local}[k];`,
       `if(v==null)throw X.fe(X.key(${name},k),'expected a value, got '+X.d(v));`,
+      swap ? "y=v;" : "",
       ...valueCode(f, "v", `X.key(${name},k)`, "v"),
-      conv ? "w[k]=v;" : "",
+      conv ? "w[k]=v;" : swap ? `if(v!==y){if(w===undefined)w=X.own(${local},ks);w[k]=v;}` : "",
       "}",
-      conv ? `${local}=w;` : "",
+      conv ? `${local}=w;` : swap ? `if(w!==undefined){${local}=w;r=true;}` : "",
     ];
   }
 }
@@ -691,22 +726,40 @@ function prepareCode(
 
 /**
  * What is wrong with the groups in `bytes` when protobufjs stopped at an end-group tag: walks the
- * bytes with the schema (into nested messages and groups) to find the first end-group tag that closes
- * nothing or closes a group with another field number. `undefined` when the walk finds neither.
+ * bytes with the schema as protobufjs' decoder reads them (into nested messages, map entries and
+ * groups) to find the first end-group tag that closes nothing or closes a group with another field
+ * number. `undefined` when the walk finds neither. Linear in the input; the names in the reason are
+ * built only once it is found.
  */
 export function endGroupProblem(type: protobuf.Type, bytes: Uint8Array): string | undefined {
   try {
-    const found = scanGroups(type, bytes, 0, bytes.length, undefined, 0);
+    const found = scanGroups(type, bytes, 0, bytes.length, noGroup, 0);
     return typeof found === "string" ? found : undefined;
   } catch {
     return undefined; // some other damage; the caller keeps protobufjs' reason
   }
 }
 
+/** Where the scan reads fields: a message type, a map entry, or nothing known (an unknown group). */
+type Scope = protobuf.Type | MapEntry | undefined;
+
+/** A map field's entry: field 1 is the key, field 2 the value (a message type, if `value` is set). */
+interface MapEntry {
+  readonly value: protobuf.Type | undefined;
+}
+
+/**
+ * The group the scan is inside (`id` 0: none). It keeps the field that opened it, not its name: the
+ * name is built only for the error (see groupName).
+ */
 interface OpenGroup {
   readonly id: number;
-  readonly name: string;
+  /** The type holding the field that opened the group, and that field, when known. */
+  readonly type: protobuf.Type | undefined;
+  readonly field: protobuf.Field | undefined;
 }
+
+const noGroup: OpenGroup = { id: 0, type: undefined, field: undefined };
 
 let scanPos = 0;
 
@@ -721,13 +774,28 @@ function scanVarint(buf: Uint8Array, end: number): number {
   throw new RangeError("varint too long");
 }
 
+/**
+ * The scope the bytes of a length-delimited field `id` are read in, as protobufjs' decoder reads
+ * them: a message field's type, a map field's entry, a map entry's message value; `null` when they
+ * are skipped (scalars, strings, packed lists, unknown fields, a group field sent length-delimited).
+ */
+function lengthDelimitedScope(scope: Scope, id: number): Scope | null {
+  if (scope === undefined) return null;
+  if (!(scope instanceof protobuf.Type)) return id === 2 && scope.value !== undefined ? scope.value : null;
+  const field = scope.fieldsById[id];
+  if (field === undefined) return null;
+  const resolved = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
+  if (field.map) return { value: resolved };
+  return resolved !== undefined && !field.delimited ? resolved : null;
+}
+
 /** The position after the message or group (a number), or the problem found (a string). */
 function scanGroups(
-  type: protobuf.Type | undefined,
+  scope: Scope,
   buf: Uint8Array,
   start: number,
   end: number,
-  group: OpenGroup | undefined,
+  group: OpenGroup,
   depth: number,
 ): number | string {
   if (depth > recursionLimit) throw new RangeError("too deep");
@@ -736,16 +804,14 @@ function scanGroups(
     const tag = scanVarint(buf, end);
     const id = Math.floor(tag / 8);
     const wt = tag % 8;
+    if (id === 0) throw new RangeError("field number 0"); // protobufjs stops there too
     if (wt === 4) {
-      if (group === undefined) return `an end-group tag (wire type 4) for field ${id} without a group`;
+      if (group.id === 0) return `an end-group tag (wire type 4) for field ${id} without a group`;
       if (id !== group.id) {
-        return `a group ends with the wrong field number: ${group.name} (field ${group.id}) is closed by an end-group tag for field ${id}`;
+        return `a group ends with the wrong field number: ${groupName(group)} is closed by an end-group tag for field ${id}`;
       }
       return scanPos;
     }
-    const field = type?.fieldsById[id];
-    const child =
-      field !== undefined && field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
     if (wt === 0) scanVarint(buf, end);
     else if (wt === 1) scanPos += 8;
     else if (wt === 5) scanPos += 4;
@@ -753,28 +819,42 @@ function scanGroups(
       const length = scanVarint(buf, end);
       const stop = scanPos + length;
       if (stop > end) throw new RangeError("truncated");
-      if (child !== undefined && field !== undefined && !field.map && !field.delimited) {
-        const found = scanGroups(child, buf, scanPos, stop, undefined, depth + 1);
+      const inner = lengthDelimitedScope(scope, id);
+      if (inner !== null) {
+        const found = scanGroups(inner, buf, scanPos, stop, noGroup, depth + 1);
         if (typeof found === "string") return found;
       }
       scanPos = stop;
     } else if (wt === 3) {
-      const name =
-        field !== undefined && type !== undefined
-          ? `group ${type.fullName.slice(1)}.${jsNameOf(field)}`
-          : "an unknown group";
-      const found = scanGroups(
-        field?.delimited ? child : undefined,
-        buf,
-        scanPos,
-        end,
-        { id, name },
-        depth + 1,
-      );
+      // A group field's group is read in its type; anything else is skipped as an unknown group.
+      const type = scope instanceof protobuf.Type ? scope : undefined;
+      const field = type?.fieldsById[id];
+      const inner =
+        field?.delimited && field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
+      const found = scanGroups(inner, buf, scanPos, end, { id, type, field }, depth + 1);
       if (typeof found === "string") return found;
       scanPos = found;
     } else throw new RangeError("invalid wire type");
   }
-  if (scanPos > end || group !== undefined) throw new RangeError("truncated");
+  if (scanPos > end || group.id !== 0) throw new RangeError("truncated");
   return scanPos;
+}
+
+/**
+ * `group legacy.Record.extra (field 6)`, `an unknown group (field 3)`, or for a field that is no
+ * group, `field pb.SumRequest.a (an int64, used as a group)`.
+ */
+function groupName(group: OpenGroup): string {
+  const { type, field } = group;
+  if (type === undefined || field === undefined) return `an unknown group (field ${group.id})`;
+  const name = field.name.startsWith(".")
+    ? field.name.slice(1)
+    : `${type.fullName.slice(1)}.${jsNameOf(field)}`;
+  if (field.delimited) return `group ${name} (field ${group.id})`;
+  let kind: string = field.type;
+  if (field.map) kind = "map";
+  else if (field.resolvedType instanceof protobuf.Type) kind = "message";
+  else if (field.resolvedType instanceof protobuf.Enum) kind = "enum";
+  if (field.repeated && !field.map) kind = `repeated ${kind}`;
+  return `field ${name} (${/^(?:int|uint|sint|sfixed|enum)/.test(kind) ? "an" : "a"} ${kind}, used as a group)`;
 }

@@ -1,7 +1,8 @@
 import { fileURLToPath } from "node:url";
-import { loadProtoSync, type MessageType } from "@svckit/codec-protobuf";
+import { loadProtoSync, type MessageType, parseProto } from "@svckit/codec-protobuf";
 import { Code, ServiceError } from "@svckit/endpoint";
-import { describe, expect, it } from "vitest";
+import protobuf from "protobufjs";
+import { describe, expect, it, vi } from "vitest";
 
 const root = loadProtoSync(
   ["addsvc.proto", "rich.proto", "legacy.proto"].map((f) =>
@@ -105,6 +106,18 @@ const cases: [string, string, string, string][] = [
     "a group ends with the wrong field number: group legacy.Record.extra (field 6) is closed by an end-group tag for field 7",
   ],
   [
+    "a scalar field's number used to open a group (it is not called a group)",
+    "pb.SumRequest",
+    "0b 14",
+    "a group ends with the wrong field number: field pb.SumRequest.a (an int64, used as a group) is closed by an end-group tag for field 2",
+  ],
+  [
+    "a message field's number used to open a group",
+    "rich.v1.Item",
+    "23 2c",
+    "a group ends with the wrong field number: field rich.v1.Item.tags (a repeated message, used as a group) is closed by an end-group tag for field 5",
+  ],
+  [
     "an end-group tag without a group, inside a nested message",
     "rich.v1.Item",
     "22 02 3c 00",
@@ -127,6 +140,49 @@ describe("decoding invalid bytes", () => {
       expect(err.code).toBe(Code.INVALID_ARGUMENT);
       expect(err.message).toBe(`invalid ${typeName} message: ${reason}`);
       expect(err.cause).toBeInstanceOf(Error); // what protobufjs said, for logs
+    }
+  });
+
+  it("finds a stray end-group tag inside a map entry's value, as protobufjs reads it", () => {
+    const maps = parseProto(`syntax = "proto3"; package k;
+      message Sub { int32 x = 1; }
+      message K { map<string, Sub> m = 1; Sub one = 2; map<int32, Sub> byId = 3; }`);
+    const K = maps.messageType("k.K");
+    for (const [bytes, reason] of [
+      // m = {"": <Sub with end-group tag 5>}, then one = <Sub with end-group tag 9>
+      ["0a 05 12 03 2c 0a 00  12 01 4c", "an end-group tag (wire type 4) for field 5 without a group"],
+      // the same after a key, in a map with int32 keys
+      ["1a 06 08 07 12 02 3c 00", "an end-group tag (wire type 4) for field 7 without a group"],
+      // a group in the entry itself is an unknown one
+      [
+        "0a 04 1b 08 01 24",
+        "a group ends with the wrong field number: an unknown group (field 3) is closed by an end-group tag for field 4",
+      ],
+    ] as const) {
+      expect(thrown(() => K.decode(fromHex(bytes))).message).toBe(`invalid k.K message: ${reason}`);
+    }
+  });
+
+  it("diagnoses a stray end-group tag after many groups in linear time, naming fields only for the error", () => {
+    const Record = root.messageType("legacy.Record");
+    const n = 500_000; // 1 MB of well-closed groups (field 6, the known group "extra"), then a stray tag
+    const bytes = new Uint8Array(2 * n + 1);
+    for (let i = 0; i < n; i++) bytes.set([0x33, 0x34], 2 * i);
+    bytes[2 * n] = 0x3c;
+    const jsonName = vi.spyOn(protobuf.util, "jsonName");
+    try {
+      expect(thrown(() => Record.decode(bytes)).message).toBe(
+        "invalid legacy.Record message: an end-group tag (wire type 4) for field 7 without a group",
+      );
+      expect(jsonName).not.toHaveBeenCalled();
+      bytes[2 * n] = 0x33; // one more group, closed by the wrong field number
+      const wrong = Uint8Array.of(...bytes.subarray(2 * n - 4), 0x3c);
+      expect(thrown(() => Record.decode(wrong)).message).toBe(
+        "invalid legacy.Record message: a group ends with the wrong field number: group legacy.Record.extra (field 6) is closed by an end-group tag for field 7",
+      );
+      expect(jsonName.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      jsonName.mockRestore();
     }
   });
 

@@ -34,13 +34,23 @@ const source = `syntax = "proto3"; package names;
   }
   message Obj64 { string name = 1; int64 n = 2; string constructor = 3; }
   message Outer { Obj inner = 1; repeated Obj list = 2; }
-  message Keys { map<string, int32> counts = 1; Keys child = 2; }`;
+  message Keys { map<string, int32> counts = 1; Keys child = 2; }
+  message Rep { repeated string tags = 1; }
+  message RepHolder { Rep one = 1; repeated Rep list = 2; map<string, Rep> byKey = 3; }
+  message RepHolder64 { int64 n = 1; Rep one = 2; repeated Rep list = 3; map<string, Rep> byKey = 4; }
+  message Ctor { repeated int32 constructor = 1; }
+  message CtorText { repeated string constructor = 1; }`;
 const root = parseProto(source);
 const Odd = root.messageType("names.Odd");
 const Obj = root.messageType("names.Obj");
 const Obj64 = root.messageType("names.Obj64");
 const Outer = root.messageType("names.Outer");
 const Keys = root.messageType("names.Keys");
+const Rep = root.messageType("names.Rep");
+const RepHolder = root.messageType("names.RepHolder");
+const RepHolder64 = root.messageType("names.RepHolder64");
+const Ctor = root.messageType("names.Ctor");
+const CtorText = root.messageType("names.CtorText");
 
 // The names protoc's ToJsonName gives: each "_" dropped, the next character upper-cased.
 const odd = {
@@ -113,6 +123,18 @@ describe("field names follow the proto3 JSON mapping (protoc's ToJsonName)", () 
       'field a_b and field a__b of c.M have the same JS name "aB" (rename one)',
     );
   });
+
+  it("refuses it at every lookup, also through a type that uses it, and leaves other types working", () => {
+    const clash = parseProto(`syntax = "proto3"; package c;
+      message M { string a_b = 1; string a__b = 2; }
+      message Uses { M m = 1; string name = 2; }
+      message Fine { string name = 1; }`);
+    const error = 'field a_b and field a__b of c.M have the same JS name "aB" (rename one)';
+    for (const name of ["c.Uses", "c.Uses", "c.M", "c.M", "c.Uses"]) {
+      expect(() => clash.messageType(name)).toThrow(error);
+    }
+    expect(clash.messageType("c.Fine").create({ name: "x" })).toEqual({ name: "x" });
+  });
 });
 
 describe("encode reads own properties only", () => {
@@ -170,6 +192,80 @@ describe("encode reads own properties only", () => {
     expect(Obj.create(Object.assign(Object.create(null), { constructor: "c" }))).toMatchObject({
       constructor: "c",
     });
+  });
+});
+
+describe("encode hands protobufjs only the fields it checked", () => {
+  class Getter {
+    get tags(): unknown {
+      return ["ok", 5]; // protobufjs would write this (unchecked) if it saw the instance
+    }
+  }
+
+  it("does not write repeated fields a class or an Object.create parent provides", () => {
+    expect(Rep.encode(new Getter() as never)).toHaveLength(0);
+    expect(Rep.create(new Getter() as never)).toEqual({ tags: [] });
+    expect(Rep.encode(Object.create({ tags: ["\ud800"] }))).toHaveLength(0);
+    class OwnTags {
+      tags = ["own"];
+    }
+    expect(Rep.create(new OwnTags() as never)).toEqual({ tags: ["own"] });
+  });
+
+  it("does not write Object.prototype's members as repeated fields named like them", () => {
+    expect(Ctor.encode({})).toHaveLength(0);
+    expect(Ctor.create()).toEqual({ constructor: [] });
+    expect(CtorText.create()).toEqual({ constructor: [] });
+    expect(CtorText.create({ constructor: ["a"] } as never)).toEqual({ constructor: ["a"] });
+    expect(Ctor.decode(Ctor.encode({ constructor: [1, 2] } as never))).toEqual({ constructor: [1, 2] });
+  });
+
+  it("rebuilds the messages around a nested one that had to be rebuilt, at every level", () => {
+    for (const type of [RepHolder, RepHolder64]) {
+      const list = [{ tags: ["a"] }, new Getter(), { tags: ["c"] }];
+      const byKey = { j: { tags: ["b"] }, k: new Getter() };
+      const input = { one: new Getter(), list, byKey };
+      expect(type.create(input as never)).toMatchObject({
+        one: { tags: [] },
+        list: [{ tags: ["a"] }, { tags: [] }, { tags: ["c"] }],
+        byKey: { j: { tags: ["b"] }, k: { tags: [] } },
+      });
+      expect(list[1]).toBeInstanceOf(Getter); // the caller's objects are left as they were
+      expect(byKey.k).toBeInstanceOf(Getter);
+    }
+  });
+
+  it("does not write a $unknowns property (raw bytes to protobufjs)", () => {
+    const raw = [Uint8Array.of(0x0a, 0x01, 0xff)];
+    expect(Rep.encode({ tags: ["a"], $unknowns: raw } as never)).toEqual(Rep.encode({ tags: ["a"] }));
+    expect(RepHolder.encode({ one: { $unknowns: raw } } as never)).toEqual(RepHolder.encode({ one: {} }));
+  });
+
+  it("checks what a plain object inherits from a polluted Object.prototype like its own values", () => {
+    // The documented limit: plain objects are not checked for own properties field by field (it
+    // costs), so a field added to Object.prototype is read, but it is checked before it is written.
+    const pollute = { tags: ["\ud800"], name: 5, n: "nope" };
+    for (const [k, value] of Object.entries(pollute)) {
+      Object.defineProperty(Object.prototype, k, { value, configurable: true, writable: true });
+    }
+    try {
+      expect(thrown(() => Rep.encode({})).message).toBe(
+        "invalid names.Rep message: tags[0]: string is not valid Unicode (a lone surrogate)",
+      );
+      expect(thrown(() => Obj.encode({})).message).toBe(
+        "invalid names.Obj message: name: expected string, got a number",
+      );
+      expect(thrown(() => RepHolder64.encode({})).message).toMatch(
+        /^invalid names\.RepHolder64 message: n: /,
+      );
+      // Objects that are not plain are checked field by field, so they inherit nothing.
+      const bare = Object.create(null);
+      expect(Rep.encode(bare)).toHaveLength(0);
+      expect(Obj.encode(bare)).toHaveLength(0);
+      expect(RepHolder64.encode(new (class {})() as never)).toHaveLength(0);
+    } finally {
+      for (const k of Object.keys(pollute)) delete (Object.prototype as Record<string, unknown>)[k];
+    }
   });
 });
 

@@ -38,7 +38,7 @@ const knownReason = new RegExp(
     "malformed varint: longer than 10 bytes",
     "messages nested more than 100 deep",
     "a group is not closed",
-    "a group ends with the wrong field number(: .+ \\(field \\d+\\) is closed by an end-group tag for field \\d+)?",
+    "a group ends with the wrong field number(: .+ \\((field \\d+|an? [\\w ]+, used as a group)\\) is closed by an end-group tag for field \\d+)?",
     "a string field is not valid UTF-8",
     "missing required field id",
     "field [\\w.]+ \\(number \\d+\\) has wire type [0-7] \\([^)]+\\), expected .+",

@@ -97,14 +97,20 @@ function isImplicitFloat(field: protobuf.Field): boolean {
 
 const jsonIndexes = new WeakMap<protobuf.Type, Map<string, protobuf.Field>>();
 
-/** The JSON keys ProtoJSON reads for each field: its JSON name, its `.proto` name, protobufjs' name. */
+/**
+ * The JSON keys ProtoJSON reads for each field: its JSON name, its `.proto` name, protobufjs' name;
+ * for an extension field, `"[<fully qualified name>]"` ({@link jsonKeyOf}).
+ */
 function jsonIndex(type: protobuf.Type): Map<string, protobuf.Field> {
   let index = jsonIndexes.get(type);
   if (index === undefined) {
     index = new Map();
     for (const field of type.fieldsArray) {
       field.resolve();
-      if (field.name.startsWith(".")) continue;
+      if (isExtension(field)) {
+        index.set(jsonKeyOf(field), field);
+        continue;
+      }
       index.set(field.name, field);
       index.set(field.protoName, field);
       index.set(field.jsonName, field);
@@ -112,6 +118,19 @@ function jsonIndex(type: protobuf.Type): Map<string, protobuf.Field> {
     jsonIndexes.set(type, index);
   }
   return index;
+}
+
+/** An extension field, as the extended type holds it (protobufjs names it `.pkg.ext`). */
+function isExtension(field: protobuf.Field): boolean {
+  return field.declaringField != null || field.name.startsWith(".");
+}
+
+/** The key ProtoJSON writes a field under: its JSON name, or `"[pkg.ext]"` for an extension. */
+function jsonKeyOf(field: protobuf.Field): string {
+  if (!isExtension(field)) return field.jsonName;
+  const declared = field.declaringField ?? field;
+  const full = declared.fullName.startsWith(".") ? declared.fullName.slice(1) : declared.fullName;
+  return `[${declared.protoName ? full.replace(/[^.]+$/, declared.protoName) : full}]`;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -358,10 +377,17 @@ function checkAnyOut(type: protobuf.Type, message: unknown, path: string, depth:
   if (type.fullName === ANY) {
     const names = anyFields(type);
     const url = m[names.url];
-    if (typeof url !== "string" || url === "") return; // ProtoJSON writes {}
+    const bytes = m[names.value];
+    if (typeof url !== "string" || url === "") {
+      if (bytes instanceof Uint8Array && bytes.length > 0) {
+        throw new JsonError(
+          `${where(path)}an Any with a value but no type URL has no JSON form (nothing names the value's message type)`,
+        );
+      }
+      return; // the empty Any: ProtoJSON writes {}
+    }
     const target = typeOfUrl(type.root, url, path);
     if (!factsOf(target).any) return;
-    const bytes = m[names.value];
     checkAnyOut(
       target,
       target.decode(bytes instanceof Uint8Array ? bytes : new Uint8Array(0)),
@@ -375,7 +401,7 @@ function checkAnyOut(type: protobuf.Type, message: unknown, path: string, depth:
     const child = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
     const value = m[field.name];
     if (child === undefined || value == null || !factsOf(child).any) continue;
-    eachValue(field, value, member(path, field.jsonName), (v, p) => checkAnyOut(child, v, p, depth + 1));
+    eachValue(field, value, member(path, jsonKeyOf(field)), (v, p) => checkAnyOut(child, v, p, depth + 1));
   }
 }
 
@@ -395,23 +421,29 @@ function zeroOut(type: protobuf.Type, message: unknown, json: unknown, depth: nu
     const url = m[names.url];
     if (typeof url !== "string" || url === "") return;
     const target = typeOfUrl(type.root, url, "");
-    if (!factsOf(target).negativeZero || SPECIAL.has(target.fullName)) return; // wrappers keep -0
+    if (!factsOf(target).negativeZero) return;
+    // ProtoJSON writes a special form under "value" (an Any in an Any: {"@type", "value": {...}}),
+    // other messages' fields beside "@type". Wrappers keep -0 already.
+    let out: unknown = json;
+    if (target.fullName === ANY) out = json.value;
+    else if (SPECIAL.has(target.fullName)) return;
     const bytes = m[names.value];
-    zeroOut(target, target.decode(bytes instanceof Uint8Array ? bytes : new Uint8Array(0)), json, depth + 1);
+    zeroOut(target, target.decode(bytes instanceof Uint8Array ? bytes : new Uint8Array(0)), out, depth + 1);
     return;
   }
   if (SPECIAL.has(type.fullName)) return;
   for (const field of type.fieldsArray) {
     const value = m[field.name];
-    if (value == null || field.name.startsWith(".")) continue;
+    if (value == null) continue;
+    const key = jsonKeyOf(field);
     if (isImplicitFloat(field)) {
-      if (Object.is(value, -0)) json[field.jsonName] = -0;
+      if (Object.is(value, -0)) json[key] = -0;
       continue;
     }
     const child = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
     if (child === undefined || !factsOf(child).negativeZero) continue;
     if (SPECIAL.has(child.fullName) && child.fullName !== ANY) continue; // wrappers keep -0 already
-    const out = json[field.jsonName];
+    const out = json[key];
     if (field.map) {
       if (!isObject(value) || !isObject(out)) continue;
       const keyType = (field as unknown as protobuf.MapField).keyType;

@@ -33,6 +33,18 @@ const json3 = parseProto(`syntax = "proto3"; package a;
 const Holder = json3.messageType("a.Holder");
 const F = json3.messageType("a.F");
 
+const ext = parseProto(`syntax = "proto2"; package e;
+  import "google/protobuf/any.proto";
+  message Base { optional string id = 1; extensions 100 to 200; }
+  message Req { required string id = 1; optional double d = 2; }
+  extend Base {
+    optional google.protobuf.Any any = 100;
+    optional Req r = 101;
+    optional bytes b = 102;
+    repeated Req list = 103;
+  }`);
+const Base = ext.messageType("e.Base");
+
 describe("fromJSON checks proto2 required fields", () => {
   it("reports the first missing required field with its path, at any depth", () => {
     for (const [type, json, path] of [
@@ -117,6 +129,29 @@ describe("fromJSON / toJSON of Any", () => {
     }
   });
 
+  it("toJSON refuses an Any with a value but an empty type URL; the empty Any stays {}", () => {
+    const value = json3.messageType("a.Item").encode({ name: "x" });
+    for (const [message, path] of [
+      [{ any: { typeUrl: "", value } }, "any"],
+      [
+        {
+          list: [
+            { typeUrl: "", value: new Uint8Array(0) },
+            { typeUrl: "", value },
+          ],
+        },
+        "list[1]",
+      ],
+    ] as const) {
+      const err = thrown(() => Holder.toJSON(message));
+      expect(err.code).toBe(Code.INVALID_ARGUMENT);
+      expect(err.message).toBe(
+        `a.Holder message has no JSON form: ${path}: an Any with a value but no type URL has no JSON form (nothing names the value's message type)`,
+      );
+    }
+    expect(Holder.toJSON({ any: { typeUrl: "", value: new Uint8Array(0) } })).toEqual({ any: {} });
+  });
+
   it("keeps a good type URL as it is", () => {
     const json = { any: { "@type": "example.com/x/a.Item", name: "x" } };
     expect(Holder.fromJSON(json).any).toMatchObject({ typeUrl: "example.com/x/a.Item" });
@@ -184,5 +219,59 @@ describe("float and double -0 in JSON", () => {
     const back = Holder.toJSON(holder) as { any: { d: number } };
     expect(back).toEqual(json);
     expect(Object.is(back.any.d, -0)).toBe(true);
+  });
+
+  it("survives an Any that holds an Any", () => {
+    const json = {
+      any: {
+        "@type": "type.googleapis.com/google.protobuf.Any",
+        value: { "@type": "type.googleapis.com/a.Item", name: "x", d: -0 },
+      },
+    };
+    const holder = Holder.fromJSON(json) as { any: { value: Uint8Array } };
+    const inner = json3.messageType("google.protobuf.Any").decode(holder.any.value) as { value: Uint8Array };
+    expect(Object.is((json3.messageType("a.Item").decode(inner.value) as { d: number }).d, -0)).toBe(true);
+    const back = Holder.toJSON(holder) as { any: { value: { d: number } } };
+    expect(back).toEqual(json);
+    expect(Object.is(back.any.value.d, -0)).toBe(true);
+  });
+});
+
+describe('JSON of extension fields (keys "[pkg.name]")', () => {
+  it("fromJSON checks them as it checks other fields", () => {
+    const base64 = "not valid base64 (standard or URL-safe alphabet, padding optional)";
+    for (const [json, reason] of [
+      [
+        { "[e.any]": { id: "x" } },
+        '[e.any]: an Any with members needs "@type" naming its message type ({} is the empty Any)',
+      ],
+      [
+        { "[e.any]": { "@type": "type.googleapis.com/Req", id: "x" } },
+        '[e.any]: type URL "type.googleapis.com/Req": "Req" is not a message type of this schema (the name must be fully qualified, e.g. "pkg.Message")',
+      ],
+      [{ "[e.r]": {} }, "missing required field [e.r].id"],
+      [{ "[e.list]": [{ id: "a" }, {}] }, "missing required field [e.list][1].id"],
+      [{ "[e.b]": "!!" }, `[e.b]: ${base64}`],
+    ] as const) {
+      const err = thrown(() => Base.fromJSON(json));
+      expect(err.code).toBe(Code.INVALID_ARGUMENT);
+      expect(err.message).toBe(`invalid e.Base JSON: ${reason}`);
+    }
+  });
+
+  it("reads and writes them, -0 included", () => {
+    const json = {
+      id: "x",
+      "[e.any]": { "@type": "type.googleapis.com/e.Req", id: "in" },
+      "[e.r]": { id: "r", d: -0 },
+      "[e.b]": "QQ==",
+      "[e.list]": [{ id: "l" }],
+    };
+    const message = Base.fromJSON(json) as Record<string, { d?: number }>;
+    expect(message[".e.b"]).toEqual(Uint8Array.of(0x41));
+    expect(Object.is(message[".e.r"]?.d, -0)).toBe(true);
+    const back = Base.toJSON(message) as Record<string, { d?: number }>;
+    expect(back).toEqual(json);
+    expect(Object.is(back["[e.r]"]?.d, -0)).toBe(true);
   });
 });

@@ -77,6 +77,7 @@ describe("README example", () => {
       "malformed tag: longer than 5 bytes",
       "a group is not closed",
       "a group ends with the wrong field number: group legacy.Record.extra (field 6) is closed by an end-group tag for field 7",
+      "field pb.SumRequest.a (an int64, used as a group)",
       "a string field is not valid UTF-8",
       "missing required field id",
       "messages nested more than 100 deep",
@@ -91,6 +92,7 @@ describe("README example", () => {
       'invalid names.Keys message: counts["\\ud800"]: key is not valid Unicode (a lone surrogate)',
       'field a_b and field a__b of c.M have the same JS name "aB" (rename one)',
       "rich.v1.WellKnown message has no JSON form: google.protobuf.Timestamp out of range",
+      "an Any with a value but no type URL has no JSON form (nothing names the value's message type)",
       'unknown message type "SumRequest" (names are fully qualified: did you mean "pb.SumRequest"?)',
       '"pb.Add" is a service, not a message type',
     ]) {

@@ -285,7 +285,8 @@ describe("createApp: a failed start is rolled back", () => {
     const again = await rejection(a.start());
     expect(again.code).toBe(Code.FAILED_PRECONDITION);
     expect(again.message).toBe('app "app" has stopped; create a new app to start again');
-    await expect(a.stop()).resolves.toBeUndefined();
+    // stop() settles as run() did: with the start's failure.
+    await expect(a.stop()).rejects.toThrow(/^app start failed: /);
   });
 
   it("a before-start hook that throws: no server starts", async () => {
@@ -1238,7 +1239,7 @@ describe("createApp: a server failing while another still starts (regression: ru
     const stopped = outcomeOf(a.stop());
     await vi.advanceTimersByTimeAsync(0);
     expect(running()).toBe('rejected: app start failed: server "a": EADDRINUSE');
-    expect(stopped()).toBe("resolved");
+    expect(stopped()).toBe(running()); // stop() settles as run() does
     expect(events).toEqual(['error app start failed: server "a": EADDRINUSE']);
   });
 
@@ -1274,5 +1275,92 @@ describe("createApp: a server failing while another still starts (regression: ru
       },
     ]);
     expect(log).toEqual(["start b", "stop b", "closed b"]);
+  });
+});
+
+describe("createApp: second review of the stop budget and failed starts", () => {
+  it("stop() after a failed start settles as run() does, whether called while starting or while undoing", async () => {
+    for (const turns of [0, 1, 3, 10]) {
+      const log: string[] = [];
+      const a = app({
+        servers: [
+          fakeServer("bad", log, { failStart: "boom" }),
+          fakeServer("slow", log, { startHangs: true }),
+        ],
+      });
+      const running = a.run();
+      for (let i = 0; i < turns; i++) await Promise.resolve();
+      const [run, stop] = await Promise.allSettled([running, a.stop()]);
+      expect(stop).toEqual(run);
+      // A stop before the failure cancels the start (both resolve); after it, both reject with it.
+      if (turns >= 3) {
+        expect(run).toMatchObject({
+          status: "rejected",
+          reason: { message: 'app start failed: server "bad": boom' },
+        });
+      }
+    }
+  });
+
+  it("a beforeStop hook begun late gets a signal that aborts when late steps stop being waited for, not one already aborted", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    let lateSignal: AbortSignal | undefined;
+    const a = app({
+      servers: [fakeServer("web", log)],
+      drainTimeout: 400,
+      stopTimeout: 1_000, // margin 250 ms: 350 ms before the drain, forced at 750 ms
+      beforeStop: [
+        () => new Promise<void>(() => undefined), // hangs, ignores its signal
+        (_info, signal) => {
+          lateSignal = signal;
+          return new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(resolve, 20);
+            signal.addEventListener("abort", () => {
+              clearTimeout(timer);
+              reject(signal.reason);
+            });
+          });
+        },
+      ],
+    });
+    await a.start();
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(350);
+    expect(lateSignal?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(stopped()).toBe(
+      "rejected: app stop finished with errors: beforeStop hook: did not finish within 350 ms, before the drain",
+    );
+  });
+
+  it("late steps run one after another, in order: deregister waits for a late beforeStop hook", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const a = app({
+      servers: [fakeServer("web", log)],
+      drainTimeout: 400,
+      stopTimeout: 1_000,
+      beforeStop: [
+        () => new Promise<void>(() => undefined),
+        async () => {
+          log.push("hook begin");
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          log.push("hook end");
+        },
+      ],
+      registrar: {
+        register: async () => undefined,
+        deregister: async () => {
+          log.push("deregister");
+        },
+      },
+    });
+    await a.start();
+    log.length = 0;
+    const stopped = outcomeOf(a.stop());
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(log.filter((l) => !l.includes("web"))).toEqual(["hook begin", "hook end", "deregister"]);
+    expect(stopped()).toMatch(/^rejected: app stop finished with errors: beforeStop hook: did not finish/);
   });
 });

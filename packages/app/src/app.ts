@@ -182,7 +182,8 @@ export interface App {
   start(): Promise<void>;
   /**
    * Stops the app gracefully and resolves once it has stopped; calling it again returns the same
-   * promise. Rejects (as `run()` does) when a stop step failed.
+   * promise. Rejects (as `run()` does) when a stop step failed; after a start that failed (or was
+   * cancelled and could not be undone in time) it settles as `run()` does, whenever it is called.
    */
   stop(): Promise<void>;
 }
@@ -445,8 +446,12 @@ class Application implements App {
         () => this.#done,
       );
     } else {
-      // A failed start is being (or was) undone: that is the stop; it settles once that is over.
-      this.#stopPromise = (this.#startPromise ?? Promise.resolve()).then(noop, noop);
+      // A failed start is being (or was) undone: that is the stop; it settles once that is over, as
+      // run() does (and as a stop() made a moment earlier, while the start still ran, does).
+      this.#stopPromise = (this.#startPromise ?? Promise.resolve()).then(
+        () => this.#done,
+        () => this.#done,
+      );
     }
     this.#stopPromise.catch(noop);
     return this.#stopPromise;
@@ -663,9 +668,13 @@ class Application implements App {
     late: Promise<void>[],
     fn: () => void | Promise<void>,
     after: () => void = noop,
+    ordered = true,
   ): Promise<void> {
     if (clock.preDrain.aborted) {
-      late.push(this.#bounded(name, errors, clock.late, fn).then(after));
+      // In order: a late step begins once the late step before it has settled (or was given up);
+      // readiness.shutdown() does not wait (it ends the streams that would hold the drain up).
+      const previous = (ordered ? late.at(-1) : undefined) ?? Promise.resolve();
+      late.push(previous.then(() => this.#bounded(name, errors, clock.late, fn)).then(after));
       return;
     }
     await this.#bounded(name, errors, clock.preDrain, fn);
@@ -709,7 +718,15 @@ class Application implements App {
       await this.#preDrainStep("deregister", clock, errors, late, () => registrar.deregister());
     }
     for (const readiness of this.#readiness) {
-      await this.#preDrainStep("readiness shutdown", clock, errors, late, () => readiness.shutdown?.());
+      await this.#preDrainStep(
+        "readiness shutdown",
+        clock,
+        errors,
+        late,
+        () => readiness.shutdown?.(),
+        noop,
+        false,
+      );
     }
     const servers = this.#servers.filter((server) => this.#status.has(server));
     const [serverErrors] = await Promise.all([this.#stopServers(servers, clock), Promise.all(late)]);
@@ -788,7 +805,10 @@ class Application implements App {
     /** Steps before the drain that began only once its time was up: they run alongside the drain. */
     const late: Promise<void>[] = [];
     for (const hook of this.#beforeStop) {
-      await this.#preDrainStep("beforeStop hook", clock, errors, late, () => hook(this.info, clock.preDrain));
+      // A hook begun late gets the bound it is given then (clock.late), not a signal that has aborted.
+      await this.#preDrainStep("beforeStop hook", clock, errors, late, () =>
+        hook(this.info, clock.preDrain.aborted ? clock.late : clock.preDrain),
+      );
     }
     const registrar = this.#registrar;
     this.#registrar = undefined;
@@ -804,7 +824,15 @@ class Application implements App {
     }
     await delay(this.#deregisterDelay, clock.preDrain);
     for (const readiness of this.#readiness) {
-      await this.#preDrainStep("readiness shutdown", clock, errors, late, () => readiness.shutdown?.());
+      await this.#preDrainStep(
+        "readiness shutdown",
+        clock,
+        errors,
+        late,
+        () => readiness.shutdown?.(),
+        noop,
+        false,
+      );
     }
     this.#emit({ type: "draining" });
     const [serverErrors] = await Promise.all([this.#stopServers(this.#servers, clock), Promise.all(late)]);

@@ -159,9 +159,18 @@ function upstreamError(
   message: string,
   options: ServiceErrorOptions,
 ): ServiceError {
-  return END_TO_END_STATUSES.has(status) && codeToHttpStatus[code] !== status
-    ? new HttpError(status, code, message, options)
-    : new ServiceError(code, message, options);
+  if (END_TO_END_STATUSES.has(status) && codeToHttpStatus[code] !== status) {
+    return new HttpError(status, code, message, options);
+  }
+  const metadata = options.metadata;
+  if (status === 405 && metadata instanceof Headers && metadata.has("allow")) {
+    // The upstream's methods: a gateway throwing this on answers 501, where an Allow would mislead.
+    return new ServiceError(code, message, {
+      ...options,
+      metadata: [...metadata].filter(([name]) => name !== "allow"),
+    });
+  }
+  return new ServiceError(code, message, options);
 }
 
 /** The most of an error answer's body the client reads (the rest is not read, and the connection closed). */

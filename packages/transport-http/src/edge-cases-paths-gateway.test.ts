@@ -225,7 +225,10 @@ describe("route literals with characters encodeURIComponent escapes", () => {
 
   it("tell an escaped ':' starting a literal from a parameter", async () => {
     const r = createRouter().get("/v1/%3Abatch", named("literal")).get("/v1/:name", named("param"));
-    expect(() => r.get("/v1/:batch", named("param2"))).not.toThrow();
+    // A parameter (the same shape as /v1/:name, so refused for GET), not the literal ":batch".
+    expect(() => r.get("/v1/:batch", named("param2"))).toThrow(
+      "router: GET /v1/:batch is already routed as /v1/:name",
+    );
     const { port } = await listen(r.handle);
     for (const path of ["/v1/%3Abatch", "/v1/%3abatch", "/v1/:batch"]) {
       const res = await send(port, { method: "GET", path });
@@ -341,6 +344,24 @@ describe("an upstream's 4xx status at a gateway", () => {
     expect(res.json()).toEqual({ code: "UNIMPLEMENTED", message: "method PUT is not allowed on /sum" });
   });
 
+  it("drops the upstream's Allow from a 405 passed on as 501, also with the default error encoder", async () => {
+    const upstream = createRouter().get(
+      "/only-get",
+      createHttpHandler(async () => ({}), jsonRequestDecoder(), encodeJsonResponse),
+    );
+    const up = await listen(upstream.handle);
+    const callUpstream = createHttpClient(
+      `http://127.0.0.1:${up.port}/only-get`,
+      "POST",
+      encodeJsonRequest,
+      jsonResponseDecoder(),
+    );
+    const gateway = await listen(createHttpHandler(callUpstream, jsonRequestDecoder(), encodeJsonResponse));
+    const res = await send(gateway.port, { headers: json, body: "{}" });
+    expect(res.status).toBe(501);
+    expect(res.headers.allow).toBeUndefined();
+  });
+
   it("answers an upstream's 431 with the code's status, not 431", async () => {
     const up = await listen((_req, res) => {
       res.writeHead(431, json);
@@ -371,8 +392,22 @@ describe("jsonRequestDecoder({ contentTypes: 'any' }) behind an express body par
     return (type) => send(port, { path: "/sum", headers: { "content-type": type }, body: '{"a":1,"b":2}' });
   }
 
+  it("behind express.json({ type: '*/*' }) takes a JSON-typed body, refuses one typed otherwise (what it parsed cannot be told from form fields)", async () => {
+    const call = await behind(express.json({ type: "*/*" }));
+    const ok = await call("application/json");
+    expect(ok.status).toBe(200);
+    expect(ok.json()).toEqual({ v: 3 });
+    for (const type of [FORM, "text/plain"]) {
+      const res = await call(type);
+      expect(res.status, type).toBe(415);
+      expect(res.json()).toEqual({
+        code: "INVALID_ARGUMENT",
+        message: `unsupported content type "${type}": a middleware that ran first already parsed the body, which cannot be read as JSON here; send application/json, or mount the route before that middleware`,
+      });
+    }
+  });
+
   it.each([
-    ["express.json({ type: '*/*' })", express.json({ type: "*/*" })],
     ["express.text({ type: '*/*' })", express.text({ type: "*/*" })],
     ["express.raw({ type: '*/*' })", express.raw({ type: "*/*" })],
     ["express.text()", express.text()],
@@ -402,13 +437,23 @@ describe("jsonRequestDecoder({ contentTypes: 'any' }) behind an express body par
         });
       }) as express.RequestHandler,
     ],
+    [
+      "a form parser meeting a JSON array (qs strips the brackets)",
+      ((req, _res, next) => {
+        req.resume();
+        req.on("end", () => {
+          req.body = { "1,2": "" };
+          next();
+        });
+      }) as express.RequestHandler,
+    ],
   ])("refuses with 415 what %s made of a form-typed JSON body", async (_name, parser) => {
     const call = await behind(parser);
     const res = await call(FORM);
     expect(res.status).toBe(415);
     expect(res.json()).toEqual({
       code: "INVALID_ARGUMENT",
-      message: `unsupported content type "${FORM}": a middleware that ran first parsed the body as form fields, which cannot be read as JSON; send application/json`,
+      message: `unsupported content type "${FORM}": a middleware that ran first already parsed the body, which cannot be read as JSON here; send application/json, or mount the route before that middleware`,
     });
   });
 });

@@ -142,7 +142,7 @@ describe("a body another middleware parsed first", () => {
     expect(res.json()).toEqual({
       code: "INVALID_ARGUMENT",
       message:
-        'unsupported content type "application/x-www-form-urlencoded": a middleware that ran first parsed the body as form fields, which cannot be read as JSON; send application/json',
+        'unsupported content type "application/x-www-form-urlencoded": a middleware that ran first already parsed the body, which cannot be read as JSON here; send application/json, or mount the route before that middleware',
     });
     // A JSON request passes the urlencoded parser untouched and is read by svckit.
     const ok = await call("application/json");

@@ -24,10 +24,10 @@ export interface JsonRequestDecoderOptions<T> {
    * Which `content-type`s are accepted: `"json"` (default) takes `application/json`, any
    * `application/*+json` and a request without a content type; `"any"` skips the check (for clients
    * such as `curl -d` that send `application/x-www-form-urlencoded` with a JSON body). A body a
-   * framework already parsed (`request.parsedBody`, e.g. behind `express.json({ type: "*\/*" })`) is
-   * taken as the JSON value, unless it is evidently JSON text that a form parser (`express.urlencoded()`)
-   * read as form fields (`{ '{"a":1}': '' }`, or an object without a prototype): then it is 415, since
-   * the bytes are gone.
+   * framework already parsed (`request.parsedBody`) is taken as the JSON value only when the request
+   * says it is JSON; under another content type it is 415, since what the middleware made of it (the
+   * JSON value behind `express.json({ type: "*\/*" })`, form fields behind `express.urlencoded()`)
+   * cannot be told apart, and the bytes are gone.
    */
   contentTypes?: "json" | "any";
 }
@@ -39,32 +39,14 @@ function isJsonContentType(header: string | undefined): boolean {
   return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"));
 }
 
-/** The first character of a JSON text that holds an object, an array or a string. */
-const JSON_TEXT_START = /^\s*[{["]/;
-
-/**
- * Whether a body a framework parsed (`request.parsedBody`) is evidently not a JSON value but form
- * fields: an object without a prototype (what Node's `querystring.parse` makes, as `express.urlencoded()`
- * of express 4 does), or an object with a field whose name starts as a JSON text does (`{`, `[`, `"`)
- * and whose value is a string, which is what a form parser makes of a JSON body (express 5's
- * `express.urlencoded()` turns `{"a":1}` into `{ '{"a":1}': '' }`). `JSON.parse` makes neither.
- */
-function formParsed(parsed: unknown): boolean {
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return false;
-  if (Object.getPrototypeOf(parsed) === null) return true;
-  for (const key of Object.keys(parsed)) {
-    if (JSON_TEXT_START.test(key) && typeof (parsed as Record<string, unknown>)[key] === "string")
-      return true;
-  }
-  return false;
-}
-
 /**
  * A request decoder for JSON bodies: checks the content type (415 otherwise), parses the body
  * (400 with the position on malformed JSON, 400 on an empty body) and validates it with the schema
  * when one is given (400 naming the failing field). A body a framework parsed before (`express.json()`)
- * is used as it is, unless, under a content type that is not JSON, it is evidently form fields a form
- * parser made of the body: then 415 (see {@link JsonRequestDecoderOptions.contentTypes}).
+ * is used as it is when the request says it is JSON; under another content type (with
+ * `contentTypes: "any"`) a parsed body is refused with 415, since what a middleware made of it cannot be
+ * told from the JSON value (a form parser turns `{"a":1}` into `{ '{"a":1}': '' }`), and the bytes
+ * cannot be read again (see {@link JsonRequestDecoderOptions.contentTypes}).
  *
  * @example
  * ```ts
@@ -89,14 +71,15 @@ export function jsonRequestDecoder<T = unknown>(
     const parsed = request.parsedBody;
     let value: unknown;
     if (parsed === undefined) value = parseJson(request.body);
-    else if (checkType || isJsonContentType(type) || !formParsed(parsed)) value = parsed;
+    else if (checkType || isJsonContentType(type)) value = parsed;
     else {
-      // A form parser (express.urlencoded()) read the JSON body as form fields: its result is not the
-      // JSON value, and the bytes cannot be read again.
+      // A middleware parsed a body that did not say it is JSON: whether it made the JSON value of it
+      // (express.json({ type: "*/*" })) or form fields (express.urlencoded()) cannot be told from the
+      // result, and the bytes cannot be read again.
       throw new HttpError(
         415,
         Code.INVALID_ARGUMENT,
-        `unsupported content type "${String(type).slice(0, 100)}": a middleware that ran first parsed the body as form fields, which cannot be read as JSON; send application/json`,
+        `unsupported content type "${String(type).slice(0, 100)}": a middleware that ran first already parsed the body, which cannot be read as JSON here; send application/json, or mount the route before that middleware`,
       );
     }
     return schema === undefined ? (value as T) : validate(schema, value);

@@ -276,6 +276,12 @@ describe("createRouter", () => {
   it("rejects bad routes at setup", () => {
     const router = createRouter().get("/a/:id", echoParams("a"));
     expect(() => router.get("/a/:id", echoParams("again"))).toThrow("router: GET /a/:id is already routed");
+    // The same shape under other parameter names matches the same paths: refused for the same method,
+    // allowed for another (each method answers with its own names).
+    expect(() => router.get("/a/:key", echoParams("again"))).toThrow(
+      "router: GET /a/:key is already routed as /a/:id",
+    );
+    expect(() => router.put("/a/:key", echoParams("put"))).not.toThrow();
     expect(() => router.route("GET", "/a", echoParams("a")).route("get", "/a", echoParams("a"))).toThrow(
       "already routed",
     );

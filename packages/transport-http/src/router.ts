@@ -178,7 +178,7 @@ export function createRouter(options: RouterOptions = {}): Router {
     }
   }
 
-  function methodsFor(path: string): Methods {
+  function methodsFor(path: string, method: string): Methods {
     if (!path.startsWith("/")) throw new TypeError(`router: path must start with "/", got "${path}"`);
     // Literal segments as a client sends them; the template as written stays the route's tag. A
     // segment is a parameter by how it is written (`:id`): an escaped literal may start with ":" once
@@ -203,6 +203,18 @@ export function createRouter(options: RouterOptions = {}): Router {
     }
     // A parameter as NUL and its name: a normalised literal holds no NUL (it is sent as %00).
     const pattern = segments.map((literal, i) => literal ?? `\0${names[i]}`).join("/");
+    // The same shape with other parameter names (`/:a/x` and `/:b/x`) matches the same paths: the same
+    // method on both would leave one of them unreachable.
+    const shape = segments.map((literal) => literal ?? "\0").join("/");
+    const clash = withParams.find(
+      (r) =>
+        r.pattern !== pattern &&
+        r.segments.map((l) => l ?? "\0").join("/") === shape &&
+        r.methods.has(method),
+    );
+    if (clash !== undefined) {
+      throw new Error(`router: ${method} ${path} is already routed as ${clash.tag.path}`);
+    }
     const existing = withParams.find((r) => r.pattern === pattern);
     if (existing !== undefined) return existing.methods;
     const route: ParamRoute = {
@@ -320,7 +332,7 @@ export function createRouter(options: RouterOptions = {}): Router {
     route(method, path, handler) {
       const m = method.toUpperCase();
       if (!METHOD_PATTERN.test(m)) throw new TypeError(`router: bad method "${method}"`);
-      const methods = methodsFor(path);
+      const methods = methodsFor(path, m);
       if (methods.has(m)) throw new Error(`router: ${m} ${path} is already routed`);
       methods.set(m, handler);
       return router;

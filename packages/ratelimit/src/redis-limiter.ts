@@ -230,6 +230,12 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
   readonly #sweeper: ReturnType<typeof setInterval>;
   /** Delaying mode: the calls in their own first round trip (see #try), so that `close()` fails them. */
   readonly #trying = new Set<Waiter>();
+  /**
+   * Round trips under way (slot registrations and frees): close() lets them finish, bounded by the
+   * timeout, before it closes its connection, so that a slot a late answer brings in is freed in Redis
+   * rather than held there (for every process) until slotTimeout.
+   */
+  readonly #inFlight = new Set<Promise<unknown>>();
   /** Numbers the delayed calls in arrival order. */
   #arrivals = 0;
   #closed = false;
@@ -372,9 +378,41 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
 
   /** Gives a `maxConcurrent` slot back; then a pump of the key waiting for one tries at once. */
   #free(entry: RedisKey, index: string): void {
-    entry.store.__free__(index, 1).then(() => {
-      if (entry.forSlot) this.#wake(entry);
-    }, this.#r.onError);
+    this.#track(
+      entry.store.__free__(index, 1).then(() => {
+        if (entry.forSlot) this.#wake(entry);
+      }, this.#r.onError),
+    );
+  }
+
+  /** Remembers a round trip until it settles (see {@link #inFlight}). */
+  #track<T>(round: Promise<T>): Promise<T> {
+    this.#inFlight.add(round);
+    const done = (): void => {
+      this.#inFlight.delete(round);
+    };
+    round.then(done, done);
+    return round;
+  }
+
+  /**
+   * Waits, up to the timeout, until no round trip is under way: late answers give their slots back
+   * (which starts more round trips, the frees), so it looks again after each round settles.
+   */
+  async #settleInFlight(): Promise<void> {
+    const deadline = performance.now() + this.#r.timeout;
+    while (this.#inFlight.size > 0) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, left);
+      });
+      await Promise.race([Promise.allSettled([...this.#inFlight]), late]);
+      clearTimeout(timer);
+      // The answers' continuations (a closed call giving its slot back) run before the next look.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   /** Gives back the `maxConcurrent` slot of an attempt whose call will not run. */
@@ -418,9 +456,13 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     // free. With it, the slot is held until freed, or for slotTimeout at most.
     const expiration = s.hasConcurrency ? r.slotTimeout : 1;
     try {
-      const result = await withTimeout(entry.store.__register__(index, 1, expiration), r.timeout, (late) => {
-        if (late.success && s.hasConcurrency) this.#free(entry, index);
-      });
+      const result = await withTimeout(
+        this.#track(entry.store.__register__(index, 1, expiration)),
+        r.timeout,
+        (late) => {
+          if (late.success && s.hasConcurrency) this.#free(entry, index);
+        },
+      );
       if (result.success) return { kind: "admitted", index };
     } catch (err) {
       r.onError(err);
@@ -768,6 +810,7 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     }
     this.#keys.clear();
     const conn = this.#conn;
+    if (this.#owns !== "none") await this.#settleInFlight();
     if (this.#owns === "all") {
       const flush = conn.client.status === "ready" && conn.subscriber.status === "ready";
       const quit = conn.disconnect(flush).catch(this.#r.onError);

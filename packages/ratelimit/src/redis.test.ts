@@ -277,6 +277,36 @@ describe.skipIf(skip)("Redis mode", () => {
     },
   );
 
+  it("close() during a round trip frees the slot a late answer brings in, so other processes are not held off until slotTimeout", async () => {
+    const own = await startRedis();
+    try {
+      const name = unique("closefree");
+      const options = { name, limit: 100, interval: 60_000, maxConcurrent: 1, slotTimeout: 20_000 };
+      const a = limiter({ ...options, mode: "delay" as const, redis: { timeout: 2_000 } }, own.port);
+      const b = limiter({ ...options, mode: "error" as const }, own.port);
+      const { endpoint, ran } = recorder();
+      await expect(a.middleware(endpoint)(background, 0)).resolves.toBe(0);
+      await expect(b.middleware(endpoint)(background, 1)).resolves.toBe(1);
+      own.pause(); // A's next round trip stays pending
+      const pending = a
+        .middleware(endpoint)(background, 2)
+        .then(
+          () => "ran",
+          (err: unknown) => (err as ServiceError).message,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const closed = a.close();
+      own.resume(); // the slot is granted late, to a call that will not run
+      await closed;
+      expect(await pending).toBe(`rate limiter "${name}" is closed`);
+      // Freed before A's connection closed: B (another process) gets the one slot at once.
+      await expect(b.middleware(endpoint)(background, 3)).resolves.toBe(3);
+      expect(ran).toEqual([0, 1, 3]);
+    } finally {
+      await own.stop();
+    }
+  });
+
   describe("delaying mode: maxQueue counts only calls over the limit", () => {
     it("admits concurrent calls within the limit, however small maxQueue is", async () => {
       const { endpoint, ran } = recorder();

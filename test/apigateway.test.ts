@@ -510,6 +510,21 @@ describe("the gateway in front of svckit upstreams", () => {
     expect(echo.seen.length).toBe(8);
   });
 
+  it("answers an instance's redirect with 500 INTERNAL, not a redirect without its Location", async () => {
+    const echo = await echoUpstream(() => ({
+      status: 307,
+      contentType: JSON_TYPE,
+      headers: { location: "http://10.0.0.5:8080/internal/uppercase?token=abc" },
+      body: "{}",
+    }));
+    const { port } = await inProcessGateway(["--auth", "none", "--stringsvc", echo.base]);
+    const res = await post(port, "/stringsvc/uppercase", "{}");
+    expectError(res, 500, "INTERNAL", /^HTTP 307 Temporary Redirect: /);
+    expect(res.headers.location).toBeUndefined();
+    expect(res.text).not.toContain("10.0.0.5");
+    expect(echo.seen.length).toBe(1); // not followed, not retried
+  });
+
   it("answers 504 when the instances do not answer within --retry-timeout", async () => {
     const hung = await listen(() => {
       // Never answers; closeServers() ends the connection after the test.

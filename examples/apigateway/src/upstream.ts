@@ -64,10 +64,10 @@ const statusKey: ContextKey<{ status: number } | undefined> = createContextKey<
  * A client endpoint for the instance at `baseUrl` (`http://127.0.0.1:8081`): POSTs the request's
  * body to `baseUrl + request.path` with the caller's content type, the context's outgoing metadata
  * (the forwarded identity) and its remaining deadline (`x-request-timeout`), and resolves with the
- * instance's 2xx answer byte for byte. Any other answer is an `HttpError` with the instance's status,
+ * instance's 2xx answer byte for byte. A 4xx or 5xx answer is an `HttpError` with the instance's status,
  * code and message (`{"error": ...}` and svckit's `{"code", "message"}` bodies are both read; its
  * response headers are the error's metadata); a connection that fails or breaks is `UNAVAILABLE`, so
- * a retry can try another instance.
+ * a retry can try another instance. A redirect is not followed: it fails INTERNAL (the gateway answers 500).
  *
  * @example
  * ```ts
@@ -96,7 +96,9 @@ export function createProxyClient(baseUrl: string, options: HttpClientOptions = 
     } catch (err) {
       // The instance answered with an error: keep its status (415, 413, 429, ...), which the code
       // alone would turn into another one (INVALID_ARGUMENT is 400), so the caller sees what it said.
-      if (note.status >= 300 && err instanceof ServiceError && !(err instanceof HttpError)) {
+      // Not a redirect (3xx): the client does not follow it, and its Location is not passed on, so the
+      // caller gets the client's INTERNAL error (500) rather than a redirect to nowhere.
+      if (note.status >= 400 && err instanceof ServiceError && !(err instanceof HttpError)) {
         throw new HttpError(note.status, err.code, err.message, {
           details: err.details,
           metadata: err.metadata,

@@ -1334,7 +1334,31 @@ describe("createApp: second review of the stop budget and failed starts", () => 
     );
   });
 
-  it("late steps run one after another, in order: deregister waits for a late beforeStop hook", async () => {
+  it("a late hook that hangs does not keep deregister waiting until the servers have closed", async () => {
+    vi.useFakeTimers();
+    const log: string[] = [];
+    const a = app({
+      servers: [fakeServer("web", log)],
+      drainTimeout: 400,
+      stopTimeout: 1_000,
+      beforeStop: [() => new Promise<void>(() => undefined), () => new Promise<void>(() => undefined)],
+      registrar: {
+        register: async () => undefined,
+        deregister: async () => {
+          log.push(`deregister at ${Date.now()}`);
+        },
+      },
+    });
+    await a.start();
+    log.length = 0;
+    const t0 = Date.now();
+    void a.stop().catch(() => undefined);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(log[0]).toBe(`deregister at ${t0 + 350}`); // at the end of the time before the drain
+    expect(log.indexOf("closed web")).toBeGreaterThan(0);
+  });
+
+  it("late hooks run one after another, in order; deregister does not wait for them", async () => {
     vi.useFakeTimers();
     const log: string[] = [];
     const a = app({
@@ -1360,7 +1384,7 @@ describe("createApp: second review of the stop budget and failed starts", () => 
     log.length = 0;
     const stopped = outcomeOf(a.stop());
     await vi.advanceTimersByTimeAsync(1_000);
-    expect(log.filter((l) => !l.includes("web"))).toEqual(["hook begin", "hook end", "deregister"]);
+    expect(log.filter((l) => !l.includes("web"))).toEqual(["hook begin", "deregister", "hook end"]);
     expect(stopped()).toMatch(/^rejected: app stop finished with errors: beforeStop hook: did not finish/);
   });
 });

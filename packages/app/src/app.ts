@@ -671,8 +671,9 @@ class Application implements App {
     ordered = true,
   ): Promise<void> {
     if (clock.preDrain.aborted) {
-      // In order: a late step begins once the late step before it has settled (or was given up);
-      // readiness.shutdown() does not wait (it ends the streams that would hold the drain up).
+      // Late hooks in order: one begins once the late hook before it has settled (or was given up).
+      // deregister() and readiness.shutdown() do not wait for them: a hook that hangs must not keep
+      // the instance advertised through the drain, nor the streams that would hold the drain up open.
       const previous = (ordered ? late.at(-1) : undefined) ?? Promise.resolve();
       late.push(previous.then(() => this.#bounded(name, errors, clock.late, fn)).then(after));
       return;
@@ -820,6 +821,7 @@ class Application implements App {
         late,
         () => registrar.deregister(),
         () => this.#emit({ type: "deregistered" }),
+        false,
       );
     }
     await delay(this.#deregisterDelay, clock.preDrain);

@@ -525,6 +525,19 @@ describe("the gateway in front of svckit upstreams", () => {
     expect(echo.seen.length).toBe(1); // not followed, not retried
   });
 
+  it("answers an instance's 405 with 501 UNIMPLEMENTED (the gateway's own route takes POST), not a 405 without Allow", async () => {
+    const echo = await echoUpstream(() => ({
+      status: 405,
+      contentType: JSON_TYPE,
+      headers: { allow: "GET, HEAD" },
+      body: '{"code":"UNIMPLEMENTED","message":"method POST is not allowed on /uppercase"}',
+    }));
+    const { port } = await inProcessGateway(["--auth", "none", "--stringsvc", echo.base]);
+    const res = await post(port, "/stringsvc/uppercase", "{}");
+    expectError(res, 501, "UNIMPLEMENTED", "method POST is not allowed on /uppercase");
+    expect(res.headers.allow).toBeUndefined();
+  });
+
   it("answers 504 when the instances do not answer within --retry-timeout", async () => {
     const hung = await listen(() => {
       // Never answers; closeServers() ends the connection after the test.

@@ -98,7 +98,14 @@ export function createProxyClient(baseUrl: string, options: HttpClientOptions = 
       // alone would turn into another one (INVALID_ARGUMENT is 400), so the caller sees what it said.
       // Not a redirect (3xx): the client does not follow it, and its Location is not passed on, so the
       // caller gets the client's INTERNAL error (500) rather than a redirect to nowhere.
-      if (note.status >= 400 && err instanceof ServiceError && !(err instanceof HttpError)) {
+      // Nor a 405: the gateway always POSTs, so the instance's methods are its configuration's
+      // concern, not the caller's (and a 405 needs an Allow the client does not pass on): 501.
+      if (
+        note.status >= 400 &&
+        note.status !== 405 &&
+        err instanceof ServiceError &&
+        !(err instanceof HttpError)
+      ) {
         throw new HttpError(note.status, err.code, err.message, {
           details: err.details,
           metadata: err.metadata,

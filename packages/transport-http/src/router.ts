@@ -168,6 +168,8 @@ export function createRouter(options: RouterOptions = {}): Router {
   const errorEncoder = options.errorEncoder ?? defaultErrorEncoder;
   const exact = new Map<string, ExactRoute>();
   const withParams: ParamRoute[] = [];
+  /** The parameter routes by shape (parameters as NUL, whatever their names): one lookup per route added. */
+  const byShape = new Map<string, ParamRoute[]>();
 
   function fail(res: ServerResponse, error: HttpError): void {
     try {
@@ -206,16 +208,12 @@ export function createRouter(options: RouterOptions = {}): Router {
     // The same shape with other parameter names (`/:a/x` and `/:b/x`) matches the same paths: the same
     // method on both would leave one of them unreachable.
     const shape = segments.map((literal) => literal ?? "\0").join("/");
-    const clash = withParams.find(
-      (r) =>
-        r.pattern !== pattern &&
-        r.segments.map((l) => l ?? "\0").join("/") === shape &&
-        r.methods.has(method),
-    );
+    const sameShape = byShape.get(shape) ?? [];
+    const clash = sameShape.find((r) => r.pattern !== pattern && r.methods.has(method));
     if (clash !== undefined) {
       throw new Error(`router: ${method} ${path} is already routed as ${clash.tag.path}`);
     }
-    const existing = withParams.find((r) => r.pattern === pattern);
+    const existing = sameShape.find((r) => r.pattern === pattern);
     if (existing !== undefined) return existing.methods;
     const route: ParamRoute = {
       pattern,
@@ -224,6 +222,8 @@ export function createRouter(options: RouterOptions = {}): Router {
       methods: new Map(),
       tag: Object.freeze({ path }),
     };
+    sameShape.push(route);
+    byShape.set(shape, sameShape);
     withParams.push(route);
     withParams.sort(moreSpecific);
     return route.methods;

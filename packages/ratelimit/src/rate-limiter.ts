@@ -22,8 +22,9 @@ export interface RateLimiter<Req = unknown> {
    * Stops the limiter: waiting calls fail with UNAVAILABLE, later calls too, timers stop, and in
    * Redis mode the connections it opened are closed (yours are left open). In Redis mode a call whose
    * round trip is still pending fails with UNAVAILABLE too, when it returns, and never runs; the
-   * connections are closed once such round trips have answered (at most `redis.timeout` later), so a
-   * slot granted late is freed in Redis, not held there until `slotTimeout`. Calls already running go on.
+   * connections it opened are closed once such round trips have answered (waiting, with the final
+   * QUIT, at most `redis.timeout`), so a slot granted late is freed in Redis, not held there until
+   * `slotTimeout`. Calls already running go on.
    */
   close(): Promise<void>;
 }

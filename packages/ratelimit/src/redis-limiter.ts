@@ -396,11 +396,10 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
   }
 
   /**
-   * Waits, up to the timeout, until no round trip is under way: late answers give their slots back
+   * Waits, until `deadline` (a performance.now() time), until no round trip is under way: late answers give their slots back
    * (which starts more round trips, the frees), so it looks again after each round settles.
    */
-  async #settleInFlight(): Promise<void> {
-    const deadline = performance.now() + this.#r.timeout;
+  async #settleInFlight(deadline: number): Promise<void> {
     while (this.#inFlight.size > 0) {
       const left = deadline - performance.now();
       if (left <= 0) return;
@@ -810,14 +809,18 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     }
     this.#keys.clear();
     const conn = this.#conn;
-    if (this.#owns !== "none") await this.#settleInFlight();
     if (this.#owns === "all") {
+      // One deadline for both waits: the round trips under way, then the QUIT that flushes.
+      const deadline = performance.now() + this.#r.timeout;
+      // Only over a live connection of ours: a user's client stays open for late frees, and a
+      // connection that is down answers nothing.
+      if (conn.client.status === "ready") await this.#settleInFlight(deadline);
       const flush = conn.client.status === "ready" && conn.subscriber.status === "ready";
       const quit = conn.disconnect(flush).catch(this.#r.onError);
       if (flush) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const late = new Promise<"late">((resolve) => {
-          timer = setTimeout(() => resolve("late"), this.#r.timeout);
+          timer = setTimeout(() => resolve("late"), Math.max(0, deadline - performance.now()));
         });
         if ((await Promise.race([quit, late])) === "late") await conn.disconnect(false);
         clearTimeout(timer);

@@ -111,6 +111,28 @@ class RedisTimeoutError extends Error {
 }
 
 /** Settles like `promise` unless `ms` pass first; `onLate` sees a value that arrived too late. */
+/**
+ * Waits for `promise` until `deadline` (a performance.now() time) at the latest; true if it settled
+ * by then. The timer is cleared either way.
+ */
+async function settledBy(promise: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true as const,
+        () => true as const,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function withTimeout<T>(promise: Promise<T>, ms: number, onLate?: (value: T) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let done = false;
@@ -401,14 +423,7 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
    */
   async #settleInFlight(deadline: number): Promise<void> {
     while (this.#inFlight.size > 0) {
-      const left = deadline - performance.now();
-      if (left <= 0) return;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, left);
-      });
-      await Promise.race([Promise.allSettled([...this.#inFlight]), late]);
-      clearTimeout(timer);
+      if (!(await settledBy(Promise.allSettled([...this.#inFlight]), deadline))) return;
       // The answers' continuations (a closed call giving its slot back) run before the next look.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
@@ -817,14 +832,7 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
       if (conn.client.status === "ready") await this.#settleInFlight(deadline);
       const flush = conn.client.status === "ready" && conn.subscriber.status === "ready";
       const quit = conn.disconnect(flush).catch(this.#r.onError);
-      if (flush) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const late = new Promise<"late">((resolve) => {
-          timer = setTimeout(() => resolve("late"), Math.max(0, deadline - performance.now()));
-        });
-        if ((await Promise.race([quit, late])) === "late") await conn.disconnect(false);
-        clearTimeout(timer);
-      }
+      if (flush && !(await settledBy(quit, deadline))) await conn.disconnect(false);
     } else if (this.#owns === "subscriber") {
       conn.terminated = true;
       conn.subscriber.disconnect();

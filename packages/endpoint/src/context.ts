@@ -1,4 +1,5 @@
 import { Code } from "./code.js";
+import { clearLongTimeout, type LongTimeout, setLongTimeout } from "./long-timeout.js";
 import {
   createMetadata,
   emptyMetadata,
@@ -188,17 +189,6 @@ export interface Context {
   withDeadline(deadline: number | Date): CancelableContext;
 }
 
-/**
- * The longest delay Node's `setTimeout` and `setInterval` keep: 2^31 - 1 ms (24.8 days). A longer one fires
- * after 1 ms (with a TimeoutOverflowWarning), so durations past it must be refused or waited for in steps.
- *
- * @example
- * ```ts
- * if (ms > MAX_TIMER_MS) throw new RangeError(`interval must be at most ${MAX_TIMER_MS} ms, got ${ms}`);
- * ```
- */
-export const MAX_TIMER_MS = 0x7fffffff;
-
 function deadlineExceeded(): ServiceError {
   return new ServiceError(Code.DEADLINE_EXCEEDED, "deadline exceeded");
 }
@@ -223,7 +213,7 @@ class Scope {
   /** Whether anything can ever cancel this scope: a bare root (like `background`) cannot. */
   readonly cancellable: boolean;
   #controller: AbortController | undefined = undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #timer: LongTimeout | undefined = undefined;
   #cleanups: (() => void)[] | undefined = undefined;
   /** Watching children; each keeps this scope active and is aborted when this scope is. */
   #children: Set<Scope> | undefined = undefined;
@@ -348,15 +338,16 @@ class Scope {
       this.fire(deadlineExceeded());
       return;
     }
-    const timer = setTimeout(
-      () => {
-        this.#timer = undefined;
-        if (this.check() === undefined) this.#arm();
-      },
-      Math.min(delay, MAX_TIMER_MS),
-    );
-    (timer as { unref?: () => void }).unref?.();
+    // A shared function with the scope as its argument: no closure per call.
+    const timer = setLongTimeout(Scope.#onTimer, delay, this);
+    timer.unref?.();
     this.#timer = timer;
+  }
+
+  static #onTimer(this: void, scope: Scope): void {
+    scope.#timer = undefined;
+    // The deadline is wall-clock time: if the clock was set back (or the timer fired a hair early), wait on.
+    if (scope.check() === undefined) scope.#arm();
   }
 
   fire(reason: ServiceError): ServiceError {
@@ -386,7 +377,7 @@ class Scope {
   #deactivate(): void {
     this.#active = false;
     if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+      clearLongTimeout(this.#timer);
       this.#timer = undefined;
     }
     const cleanups = this.#cleanups;

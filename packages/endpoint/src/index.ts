@@ -1,8 +1,9 @@
 /**
  * The svckit core: the {@link Endpoint} and {@link Middleware} types and {@link chain}, the
  * per-call {@link Context}, the one error type {@link ServiceError} with the canonical
- * {@link Code}s and their HTTP mappings, request {@link Metadata}, and the {@link timeout}
- * middleware. Zero runtime dependencies and no `node:` imports: it runs anywhere.
+ * {@link Code}s and their HTTP mappings, request {@link Metadata}, the {@link timeout}
+ * middleware, and {@link setLongTimeout} for timers past `setTimeout`'s 24.8 days. Zero runtime
+ * dependencies and no `node:` imports: it runs anywhere.
  *
  * @packageDocumentation
  */
@@ -33,11 +34,12 @@ export {
   createCancelableContext,
   createContext,
   createContextKey,
-  MAX_TIMER_MS,
   onAbort,
 } from "./context.js";
 export type { Endpoint, GenericMiddleware, Middleware } from "./endpoint.js";
 export { chain, nop } from "./endpoint.js";
+export type { LongTimeout } from "./long-timeout.js";
+export { clearLongTimeout, MAX_TIMER_MS, setLongTimeout } from "./long-timeout.js";
 export type { Metadata, MetadataInit, MetadataValue } from "./metadata.js";
 export {
   createMetadata,

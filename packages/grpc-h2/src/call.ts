@@ -12,7 +12,7 @@ import {
 import { Duplex, Writable } from "node:stream";
 import { type PeerCertificate, TLSSocket } from "node:tls";
 import type { Metadata } from "@grpc/grpc-js";
-import { MAX_TIMER_MS } from "@svckit/endpoint";
+import { clearLongTimeout, type LongTimeout, setLongTimeout } from "@svckit/endpoint";
 import { compress, decompress } from "./compression.js";
 import { type FrameError, FrameReader, frame, kMessage, type MessageSink } from "./framing.js";
 import { IncomingMetadata } from "./metadata.js";
@@ -205,7 +205,7 @@ export class GrpcCall extends EventEmitter implements MessageSink {
   readonly #settings: CallSettings;
   readonly #deadline: number;
   #metadata: Metadata | undefined = undefined;
-  #timer: NodeJS.Timeout | undefined = undefined;
+  #timer: LongTimeout | undefined = undefined;
   #reader: FrameReader | undefined = undefined;
   #message: Buffer | undefined = undefined;
   #compressedMessage = false;
@@ -246,8 +246,8 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     if (timeoutMs !== undefined) {
       // A call with a deadline has a timer anyway; watching its stream lets a cancelled call drop the
       // timer (and what it holds) at once instead of at the deadline.
-      this.#timer = setTimeout(onDeadline, Math.min(timeoutMs, MAX_TIMER_MS), this);
-      this.#timer.unref();
+      this.#timer = setLongTimeout(onDeadline, timeoutMs, this);
+      this.#timer.unref?.();
       this[kWatch]();
     }
     if (settings.compression !== "identity") {
@@ -368,9 +368,9 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     if (this.#done) return;
     const left = this.#deadline - Date.now();
     if (left > 0) {
-      // A deadline past setTimeout's reach (24.8 days) is waited for in steps.
-      this.#timer = setTimeout(onDeadline, Math.min(left, MAX_TIMER_MS), this);
-      this.#timer.unref();
+      // The deadline is wall-clock time: the clock was set back, or the timer fired a hair early.
+      this.#timer = setLongTimeout(onDeadline, left, this);
+      this.#timer.unref?.();
       return;
     }
     this[kSendStatus](Status.DEADLINE_EXCEEDED, "Deadline exceeded", null);
@@ -404,7 +404,7 @@ export class GrpcCall extends EventEmitter implements MessageSink {
 
   #clearTimer(): void {
     if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+      clearLongTimeout(this.#timer);
       this.#timer = undefined;
     }
   }

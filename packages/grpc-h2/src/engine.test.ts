@@ -764,6 +764,35 @@ describe("connections", () => {
     expect(session.closed).toBe(false);
   });
 
+  it("waits a keepaliveTimeMs past setTimeout's reach (24.8 days) in full instead of pinging at 24.8 days", async () => {
+    const DAY = 86_400_000;
+    const { port } = await serveRaw((_c, cb) => cb(null, Buffer.alloc(0)), undefined, {
+      keepaliveTimeMs: 30 * DAY,
+    });
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const session = rawSession(port);
+      let pings = 0;
+      session.on("ping", () => {
+        pings++;
+      });
+      // A call answered means the server's session, and its keepalive timer, exist; a later call's answer
+      // arrives after any PING the server sent before it.
+      const roundTrip = async (): Promise<void> => {
+        await rawCall(session, "/t.T/U", { chunks: [framed(Buffer.from("x"))] });
+      };
+      await roundTrip();
+      vi.advanceTimersByTime(MAX_TIMER_MS + 1_000);
+      await roundTrip();
+      expect(pings).toBe(0);
+      vi.advanceTimersByTime(30 * DAY - MAX_TIMER_MS - 1_000);
+      await roundTrip();
+      expect(pings).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("closes a connection whose keepalive ping is not answered within keepaliveTimeoutMs", async () => {
     const { port } = await serveRaw((_c, cb) => cb(null, Buffer.alloc(0)), undefined, {
       keepaliveTimeMs: 20,

@@ -12,7 +12,7 @@ import {
 } from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { ServerCredentials, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
-import { Code, MAX_TIMER_MS, ServiceError } from "@svckit/endpoint";
+import { Code, clearLongTimeout, type LongTimeout, ServiceError, setLongTimeout } from "@svckit/endpoint";
 import { type CallSettings, GrpcCall, type Handler, sendTrailersOnly, type UnaryCallback } from "./call.js";
 import {
   isGrpcContentType,
@@ -44,7 +44,7 @@ export interface GrpcH2ServerOptions {
    * calls are cancelled.
    */
   keepaliveTimeMs?: number;
-  /** How long to wait for a keepalive ping's answer, in ms (default 20 000). */
+  /** How long to wait for a keepalive ping's answer, in ms (default 20 000; `Infinity`: for ever). */
   keepaliveTimeoutMs?: number;
   /** The most calls a client may have open on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; default: Node's). */
   maxConcurrentStreams?: number;
@@ -450,23 +450,21 @@ class Server implements GrpcH2Server {
 
 /** Pings `session` every `time` ms; closes it when an answer takes longer than `timeout` ms. Returns the stop function. */
 function keepalive(session: ServerHttp2Session, time: number, timeout: number): () => void {
-  let next: NodeJS.Timeout | undefined;
-  let waiting: NodeJS.Timeout | undefined;
+  let next: LongTimeout | undefined;
+  let waiting: LongTimeout | undefined;
+  // Long timers: a time or timeout past 24.8 days (or an Infinity timeout: never) is kept, not cut to 24.8 days.
   const schedule = (): void => {
-    next = setTimeout(ping, Math.min(time, MAX_TIMER_MS));
-    next.unref();
+    next = setLongTimeout(ping, time);
+    next.unref?.();
   };
   const ping = (): void => {
     next = undefined;
     if (session.closed || session.destroyed) return;
-    waiting = setTimeout(
-      () => session.destroy(undefined, h2.NGHTTP2_CANCEL),
-      Math.min(timeout, MAX_TIMER_MS),
-    );
-    waiting.unref();
+    waiting = setLongTimeout(() => session.destroy(undefined, h2.NGHTTP2_CANCEL), timeout);
+    waiting.unref?.();
     try {
       session.ping((error) => {
-        clearTimeout(waiting);
+        clearLongTimeout(waiting);
         waiting = undefined;
         if (error === null) schedule();
       });
@@ -476,8 +474,8 @@ function keepalive(session: ServerHttp2Session, time: number, timeout: number): 
   };
   schedule();
   return () => {
-    clearTimeout(next);
-    clearTimeout(waiting);
+    clearLongTimeout(next);
+    clearLongTimeout(waiting);
   };
 }
 

@@ -1,10 +1,12 @@
 import {
   Code,
   type Context,
+  clearLongTimeout,
   type Endpoint,
-  MAX_TIMER_MS,
+  type LongTimeout,
   onAbort,
   type ServiceError,
+  setLongTimeout,
 } from "@svckit/endpoint";
 import { closedError, concurrencyError, deadlineError, keysError, limitError, queueError } from "./errors.js";
 import { KeyEntry, KeyMap } from "./key-map.js";
@@ -54,7 +56,7 @@ class LocalKey extends KeyEntry {
   head: Waiter | undefined = undefined;
   tail: Waiter | undefined = undefined;
   waiting = 0;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  timer: LongTimeout | undefined = undefined;
   timerAt = 0;
   /** Made once per key so that releasing a call's slot allocates no closure per call. */
   readonly release: () => void;
@@ -273,22 +275,22 @@ export class LocalLimiter<Req> implements LimiterCore<Req> {
   #arm(state: LocalKey, at: number): void {
     if (state.timer !== undefined) {
       if (state.timerAt === at) return;
-      clearTimeout(state.timer);
+      clearLongTimeout(state.timer);
     }
     state.timerAt = at;
-    state.timer = setTimeout(
+    state.timer = setLongTimeout(
       () => {
         state.timer = undefined;
         if (!this.#closed) this.#drain(state, Date.now());
       },
-      // Capped: a longer delay fires after 1 ms in Node; woken early, `#drain` arms the rest again.
-      Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS),
+      // Woken early (the wall clock was set back), `#drain` arms the rest again.
+      Math.max(0, at - Date.now()),
     );
   }
 
   #clearTimer(state: LocalKey): void {
     if (state.timer !== undefined) {
-      clearTimeout(state.timer);
+      clearLongTimeout(state.timer);
       state.timer = undefined;
     }
   }

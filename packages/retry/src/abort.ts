@@ -1,4 +1,11 @@
-import { Code, type Context, onAbort, ServiceError } from "@svckit/endpoint";
+import {
+  Code,
+  type Context,
+  clearLongTimeout,
+  onAbort,
+  ServiceError,
+  setLongTimeout,
+} from "@svckit/endpoint";
 
 /** Whether the context's own deadline has passed (as opposed to it being cancelled). */
 export function deadlinePassed(ctx: Context): boolean {
@@ -17,17 +24,17 @@ export function abortReasonOf(ctx: Context): ServiceError {
  * context keeps no timer or listener that waiting set up.
  * The timer is not unref'd: a pending retry is work the caller is awaiting, and an unref'd timer
  * would let a process that has nothing else to do exit in the middle of it.
- * `ms` must be at most MAX_TIMER_MS (a longer timer fires after 1 ms): the backoff caps its waits there.
+ * `ms` may be longer than MAX_TIMER_MS (it is waited for in steps), though the backoff caps its waits there.
  */
 export function sleep(ctx: Context, ms: number): Promise<void> {
   if (ctx.aborted) return Promise.reject(abortReasonOf(ctx));
   return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const timer = setLongTimeout(() => {
       stop();
       resolve();
     }, ms);
     const stop = onAbort(ctx, (reason) => {
-      clearTimeout(timer);
+      clearLongTimeout(timer);
       reject(reason);
     });
   });

@@ -2,12 +2,14 @@ import {
   type CancelableContext,
   Code,
   type Context,
+  clearLongTimeout,
   type Endpoint,
   type GenericMiddleware,
-  MAX_TIMER_MS,
+  type LongTimeout,
   type Middleware,
   onAbort,
   ServiceError,
+  setLongTimeout,
 } from "@svckit/endpoint";
 import { abortReasonOf, deadlinePassed } from "./abort.js";
 import type { RetryBudget } from "./budget.js";
@@ -193,9 +195,8 @@ class HedgedCall<Req, Res> {
   #inFlight = 0;
   /** When the latest attempt started (performance.now()). */
   #lastStart = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** The ms still to wait once the timer fires: a wait longer than MAX_TIMER_MS is made in steps. */
-  #pending = 0;
+  /** The timer for the next hedge (or the caller's deadline). */
+  #timer: LongTimeout | undefined = undefined;
   /** Whether the timer waits for the caller's deadline rather than for the next hedge. */
   #untilDeadline = false;
   /** Whether the budget refused a hedge: no more are tried for this call. */
@@ -247,8 +248,6 @@ class HedgedCall<Req, Res> {
     this.#timer = undefined;
     if (this.#settled) return;
     if (this.ctx.aborted) this.#onAbort();
-    else if (this.#pending > 0)
-      this.#schedule(this.#pending); // the next step of a long wait
     else if (this.#untilDeadline)
       this.#arm(); // fired a hair before the deadline: wait for it
     else if (this.#mayHedge()) this.#launch(undefined);
@@ -293,7 +292,7 @@ class HedgedCall<Req, Res> {
    */
   #arm(): void {
     if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+      clearLongTimeout(this.#timer);
       this.#timer = undefined;
     }
     if (this.#settled) return;
@@ -303,15 +302,12 @@ class HedgedCall<Req, Res> {
     }
     const remaining = this.ctx.timeRemaining();
     this.#untilDeadline = remaining !== undefined && this.delay >= remaining;
-    this.#schedule(this.#untilDeadline ? Math.max(1, remaining as number) : this.delay);
-  }
-
-  /** Sets the unref'd timer for `ms`, in steps of at most MAX_TIMER_MS (a longer one would fire at once). */
-  #schedule(ms: number): void {
-    const step = Math.min(ms, MAX_TIMER_MS);
-    this.#pending = ms - step;
-    const timer = setTimeout(this.#onTimer, step);
-    (timer as { unref?: () => void }).unref?.();
+    // However long: past MAX_TIMER_MS, setLongTimeout waits in steps (a plain setTimeout would fire at once).
+    const timer = setLongTimeout(
+      this.#onTimer,
+      this.#untilDeadline ? Math.max(1, remaining as number) : this.delay,
+    );
+    timer.unref?.();
     this.#timer = timer;
   }
 
@@ -384,7 +380,7 @@ class HedgedCall<Req, Res> {
   #finish(winner: number | undefined, cancelOthers: boolean): void {
     this.#settled = true;
     if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+      clearLongTimeout(this.#timer);
       this.#timer = undefined;
     }
     this.#stopWatching?.();

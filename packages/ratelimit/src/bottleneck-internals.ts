@@ -25,7 +25,9 @@ export interface StoreInternals {
 /** The ioredis commands used directly. */
 export interface RedisCommands {
   readonly status: string;
+  hget(key: string, field: string): Promise<string | null>;
   hmget(key: string, ...fields: string[]): Promise<(string | null)[]>;
+  eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>;
   unsubscribe(channel: string): Promise<unknown>;
   disconnect(): void;
   quit(): Promise<unknown>;

@@ -87,7 +87,15 @@ class RedisKey extends KeyEntry {
 
 /** The outcome of one try to take a slot. */
 type Attempt =
-  | { readonly kind: "admitted"; readonly index: string }
+  | {
+      readonly kind: "admitted";
+      readonly index: string;
+      /**
+       * Delaying mode with a window: the key's window (its `lastReservoirRefresh` in Redis) read just
+       * before the slot was taken, so that a slot nobody takes can be given back to that window only.
+       */
+      readonly window: Promise<string | undefined> | undefined;
+    }
   | {
       readonly kind: "limited";
       readonly reason: "limit" | "concurrency";
@@ -102,6 +110,23 @@ type Attempt =
 
 /** Fail-open admission: nothing to give back. */
 const NO_SLOT = "";
+
+/**
+ * Gives one window slot back to a key's reservoir (KEYS[1]: its settings hash), but only to the window
+ * it was taken in. Bottleneck's scripts open a window by setting `lastReservoirRefresh` to their clock,
+ * at least one interval past its value, so while it still holds the value read before the slot was
+ * taken (ARGV[1]), no window has opened since and the reservoir is that window's. Never above the
+ * window's limit. Answers 1 when it gave the slot back, 0 when not (a new window, or the state is gone).
+ */
+const GIVE_BACK_SCRIPT = `
+local s = redis.call('hmget', KEYS[1], 'lastReservoirRefresh', 'reservoir', 'reservoirRefreshAmount')
+if s[1] ~= ARGV[1] then return 0 end
+local reservoir = tonumber(s[2])
+local limit = tonumber(s[3])
+if reservoir == nil or limit == nil or reservoir >= limit then return 0 end
+redis.call('hincrby', KEYS[1], 'reservoir', 1)
+return 1
+`;
 
 class RedisTimeoutError extends Error {
   constructor(ms: number) {
@@ -237,7 +262,11 @@ function nextIndex(): string {
  * `maxConcurrent` slot). In delaying mode a call tries Redis at once while no call of its key waits;
  * a call Redis refused, or one that comes while calls wait, queues here in arrival order, and only the
  * queue's first call is tried for: again when the window ends, or every 50 ms while it waits for a
- * running call to end. Only the queued calls count against `maxQueue`.
+ * running call to end. Only the queued calls count against `maxQueue`. A slot Redis grants to a call
+ * that left during the round trip (cancelled, deadline passed) goes to the key's first waiting call;
+ * with none, it goes back to Redis: the `maxConcurrent` slot is freed, and the window slot is returned
+ * while its window lasts, which is why a delayed call's round trip also reads the key's current window
+ * (one more command, sent ahead of the slot's script on the same connection: no extra round trip).
  */
 export class RedisLimiter<Req> implements LimiterCore<Req> {
   readonly #s: Settings;
@@ -429,9 +458,50 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
     }
   }
 
-  /** Gives back the `maxConcurrent` slot of an attempt whose call will not run. */
+  /**
+   * Gives back the slot of an attempt whose call will not run: its `maxConcurrent` slot, and in
+   * delaying mode its window slot too, while that window lasts (see {@link GIVE_BACK_SCRIPT}).
+   */
   #giveBack(entry: RedisKey, attempt: Attempt): void {
-    if (attempt.kind === "admitted" && this.#s.hasConcurrency) this.#free(entry, attempt.index);
+    if (attempt.kind !== "admitted") return;
+    if (this.#s.hasConcurrency) this.#free(entry, attempt.index);
+    const window = attempt.window;
+    if (window === undefined) return;
+    const client = this.#conn.client;
+    this.#track(
+      window
+        .then((current) =>
+          current === undefined ? 0 : client.eval(GIVE_BACK_SCRIPT, 1, entry.settingsKey, current),
+        )
+        .then(undefined, this.#r.onError),
+    );
+  }
+
+  /**
+   * The slot of a call that left during its round trip goes to the first call waiting for the key,
+   * if one waits (and the limiter is open), else back to Redis (see {@link #giveBack}).
+   */
+  #handOn(entry: RedisKey, attempt: Attempt): void {
+    const next = entry.head;
+    if (attempt.kind === "admitted" && next !== undefined && !this.#closed) {
+      this.#leave(next);
+      next.resolve(attempt.index);
+      return;
+    }
+    this.#giveBack(entry, attempt);
+  }
+
+  /**
+   * Delaying mode with a window: the key's current window, read just before its slot is taken. Sent
+   * on the connection that takes the slot, ahead of it, so it adds no round trip and Redis answers it
+   * first. `undefined` when it cannot be read (no slot is given back then).
+   */
+  #windowNow(entry: RedisKey): Promise<string | undefined> | undefined {
+    if (!this.#s.hasWindow || this.#s.mode !== "delay") return undefined;
+    return this.#conn.client.hget(entry.settingsKey, "lastReservoirRefresh").then(
+      (value) => value ?? undefined,
+      () => undefined,
+    );
   }
 
   #downError(): Error {
@@ -466,6 +536,7 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
       }
     }
     const index = nextIndex();
+    const window = this.#windowNow(entry);
     // Without maxConcurrent the slot is only a count in the window: it expires at once and needs no
     // free. With it, the slot is held until freed, or for slotTimeout at most.
     const expiration = s.hasConcurrency ? r.slotTimeout : 1;
@@ -477,7 +548,7 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
           if (late.success && s.hasConcurrency) this.#free(entry, index);
         },
       );
-      if (result.success) return { kind: "admitted", index };
+      if (result.success) return { kind: "admitted", index, window };
     } catch (err) {
       r.onError(err);
       return { kind: "unavailable", cause: err, down: this.#isDown(err) };
@@ -570,7 +641,8 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
       };
       // onAbort watches a child of the context, as for a local limiter's waiting call: many calls
       // waiting with one shared context add no listeners to its signal. A cancel never waits for a
-      // round trip: a slot granted after the caller left is given back (see #try and #pump).
+      // round trip: a slot granted after the caller left goes to the key's first waiting call, or back
+      // to Redis (see #try and #pump).
       w.stop = onAbort(ctx, (reason) => {
         if (!this.#leave(w)) return;
         this.#report(key, abortKind(reason));
@@ -601,8 +673,9 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
       return;
     }
     if (w.state === "done") {
-      // The call left meanwhile (cancelled, or the limiter closed): it does not run.
-      this.#giveBack(entry, attempt);
+      // The call left meanwhile (cancelled, or the limiter closed): it does not run, and its slot goes
+      // to the first call waiting for the key, or back to Redis.
+      this.#handOn(entry, attempt);
       return;
     }
     if (attempt.kind === "admitted") {
@@ -687,7 +760,8 @@ export class RedisLimiter<Req> implements LimiterCore<Req> {
         const attempt = await this.#attempt(entry);
         const w = entry.head;
         if (w === undefined || this.#closed) {
-          // Every waiting call left meanwhile (cancelled, or the limiter closed): none runs.
+          // Every waiting call left meanwhile (cancelled, or the limiter closed): none runs, and the
+          // slot goes back to Redis.
           this.#giveBack(entry, attempt);
           return;
         }

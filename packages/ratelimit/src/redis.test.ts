@@ -1,14 +1,22 @@
 // Redis mode against a real redis-server this file starts (test/support/redis-server.ts): how long a
 // key's state lives while calls run, the order of delayed calls in one process, close() during a round
-// trip, and the messages of fail-closed errors. Skipped (loudly) without redis-server unless CI=true.
-import { background, Code, createContext, type Endpoint, ServiceError } from "@svckit/endpoint";
+// trip, a slot granted to a call that left during its round trip, and the messages of fail-closed
+// errors. Skipped (loudly) without redis-server unless CI=true.
+import {
+  background,
+  Code,
+  createCancelableContext,
+  createContext,
+  type Endpoint,
+  ServiceError,
+} from "@svckit/endpoint";
 import {
   createRateLimiter,
   type RateLimiter,
   type RateLimiterOptions,
   type RejectInfo,
 } from "@svckit/ratelimit";
-import { Redis } from "ioredis";
+import { type Command, Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RedisServer, skipWithoutRedis, startRedis } from "../../../test/support/redis-server.js";
 import { gate, outcomes, rejection, serviceRejection } from "./test-helpers.js";
@@ -52,6 +60,74 @@ async function timed(
     ),
   );
   return { outcomes: await outcomes(watched), times, errors };
+}
+
+/** Resolves once the promise jobs queued now (and those they queue) have run. */
+const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Whether `command` runs Bottleneck's `register` script (the one that takes a slot: 5 arguments). */
+function takesSlot(command: Command): boolean {
+  if (command.name !== "evalsha" && command.name !== "eval") return false;
+  const keys = Number(command.args[1]);
+  return command.args.length - 2 - keys === 5;
+}
+
+/**
+ * An ioredis client (for the `redis.client` option) that can hold back the next answer granting the
+ * limiter a slot: Redis ran the script, so the slot is taken there, but the limiter hears of it only on
+ * `release()`. A test can so act while the round trip is in flight, without timing. Refusals pass.
+ */
+function holdingClient(port: number): {
+  readonly client: Redis;
+  /** Holds the next answer that grants a slot; resolves once Redis has given it. */
+  holdNextSlot(): Promise<void>;
+  /** Hands the held answer to the limiter. */
+  release(): void;
+  /** Resolves once every command sent so far has been answered and what the answers start has run. */
+  settle(): Promise<void>;
+} {
+  const client = new Redis({
+    host: "127.0.0.1",
+    port,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+  });
+  let armed: (() => void) | undefined;
+  let held: (() => void) | undefined;
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (command, stream) => {
+    if (armed !== undefined && takesSlot(command)) {
+      const resolve = command.resolve;
+      command.resolve = (value: unknown) => {
+        const answered = armed;
+        // Bottleneck's answer: [1, wait, reservoir] when granted.
+        if (answered === undefined || !Array.isArray(value) || value[0] !== 1) {
+          resolve(value);
+          return;
+        }
+        armed = undefined;
+        held = () => resolve(value);
+        answered();
+      };
+    }
+    return send(command, stream);
+  };
+  return {
+    client,
+    holdNextSlot: () =>
+      new Promise<void>((resolve) => {
+        armed = resolve;
+      }),
+    release: () => {
+      if (held === undefined) throw new Error("no answer is held");
+      held();
+      held = undefined;
+    },
+    settle: async () => {
+      await client.ping();
+      await nextMacrotask();
+    },
+  };
 }
 
 /** An endpoint that records the requests it ran, in order. */
@@ -472,6 +548,140 @@ describe.skipIf(skip)("Redis mode", () => {
         }
       },
     );
+  });
+
+  describe("a slot Redis grants to a call that left during its round trip", () => {
+    const settingsOf = (name: string): string => `b_svckit:${name}:_settings`;
+
+    /** A delaying limiter on a holding client, and a call whose slot request is held, then cancelled. */
+    async function leftDuringRoundTrip(options: Omit<RateLimiterOptions<number>, "redis" | "mode">) {
+      const held = holdingClient(redis.port);
+      const { endpoint, ran } = recorder();
+      const l = createRateLimiter<number>({ ...options, mode: "delay", redis: { client: held.client } });
+      made.push(l as RateLimiter<never>);
+      const e = l.middleware(endpoint);
+      await expect(e(background, 0)).resolves.toBe(0);
+      const granted = held.holdNextSlot();
+      const leaving = createCancelableContext();
+      const left = e(leaving.context, 1);
+      await granted; // Redis took a slot for call 1; the limiter does not know yet
+      return { held, e, ran, leaving, left };
+    }
+
+    it("goes back to its window in Redis when no call of the key waits here, so a later call gets it", async () => {
+      const name = unique("left-back");
+      const { held, e, ran, leaving, left } = await leftDuringRoundTrip({ name, limit: 2, interval: 60_000 });
+      try {
+        leaving.cancel();
+        expect((await serviceRejection(left)).code).toBe(Code.CANCELLED);
+        held.release();
+        await held.settle();
+        // Old: the slot stayed used until the window ended (in 60 s), so this call was refused at
+        // once with DEADLINE_EXCEEDED ("no slot before the call's deadline").
+        await expect(e(createContext({ timeout: 2_000 }), 2)).resolves.toBe(2);
+        // The window admitted its 2 calls: the next waits for the next window, past its deadline.
+        expect((await serviceRejection(e(createContext({ timeout: 2_000 }), 3))).code).toBe(
+          Code.DEADLINE_EXCEEDED,
+        );
+        expect(ran).toEqual([0, 2]);
+        expect(await admin.hget(settingsOf(name), "reservoir")).toBe("0");
+      } finally {
+        await Promise.all(made.splice(0).map((l) => l.close()));
+        await held.client.quit();
+      }
+    });
+
+    it("goes to the key's first waiting call (arrival order) at once, not back to Redis", async () => {
+      const name = unique("left-on");
+      const { held, e, ran, leaving, left } = await leftDuringRoundTrip({ name, limit: 2, interval: 60_000 });
+      try {
+        // Calls 2 and 3 come while call 1's round trip is in flight: Redis refuses them (the window
+        // is used up), so they wait in the key's queue, in arrival order.
+        const waiting = [createCancelableContext(), createCancelableContext()];
+        const second = e(waiting[0]?.context ?? background, 2);
+        const third = e(waiting[1]?.context ?? background, 3);
+        // Handled here too: should the test fail first, closing the limiter fails them.
+        void Promise.allSettled([second, third]);
+        await held.settle(); // Redis refused both
+        await held.settle(); // and said when the window ends: both wait
+        leaving.cancel();
+        expect((await serviceRejection(left)).code).toBe(Code.CANCELLED);
+        held.release();
+        await nextMacrotask();
+        // Old: call 2 waited for the next window (60 s) while the slot stayed unused.
+        expect(ran).toEqual([0, 2]);
+        await expect(second).resolves.toBe(2);
+        waiting[1]?.cancel();
+        expect((await serviceRejection(third)).code).toBe(Code.CANCELLED);
+        expect(ran).toEqual([0, 2]);
+        // Handed on here, not given back and taken again.
+        expect(await admin.hget(settingsOf(name), "reservoir")).toBe("0");
+      } finally {
+        await Promise.all(made.splice(0).map((l) => l.close()));
+        await held.client.quit();
+      }
+    });
+
+    it("with maxConcurrent, frees the held slot and gives its window slot back when no call waits here", async () => {
+      const name = unique("left-running");
+      const options = { name, limit: 100, interval: 60_000, maxConcurrent: 1 };
+      const { held, ran, leaving, left } = await leftDuringRoundTrip(options);
+      try {
+        const other = limiter<number>({ ...options, mode: "error" }).middleware(async (_ctx, n: number) => n);
+        leaving.cancel();
+        expect((await serviceRejection(left)).code).toBe(Code.CANCELLED);
+        held.release();
+        await held.settle();
+        expect(ran).toEqual([0]);
+        expect(await admin.hget(settingsOf(name), "running")).toBe("0");
+        // Only call 0 counts in the window (old: 98, call 1's slot too).
+        expect(await admin.hget(settingsOf(name), "reservoir")).toBe("99");
+        // Another process gets the one running slot at once.
+        await expect(other(background, 2)).resolves.toBe(2);
+      } finally {
+        await Promise.all(made.splice(0).map((l) => l.close()));
+        await held.client.quit();
+      }
+    });
+
+    it("obtained by the pump for a queue emptied meanwhile goes back to Redis (window and running slot)", async () => {
+      const held = holdingClient(redis.port);
+      try {
+        const name = unique("left-pump");
+        const g = gate<number>();
+        const l = createRateLimiter<number>({
+          name,
+          limit: 5,
+          interval: 60_000,
+          maxConcurrent: 1,
+          mode: "delay",
+          redis: { client: held.client },
+        });
+        made.push(l as RateLimiter<never>);
+        const e = l.middleware(g.endpoint);
+        const first = e(background, 0);
+        await until(() => g.started.length === 1, 2_000, "call 0 to run");
+        const leaving = createCancelableContext();
+        const left = e(leaving.context, 1);
+        await held.settle(); // Redis refused call 1 (call 0 runs)
+        await held.settle(); // and it waits in the queue, for which the pump asks
+        const granted = held.holdNextSlot();
+        g.finish();
+        await first;
+        await granted; // the pump got call 1 a slot; the limiter does not know yet
+        leaving.cancel();
+        expect((await serviceRejection(left)).code).toBe(Code.CANCELLED);
+        held.release();
+        await held.settle();
+        expect(g.started).toEqual([0]);
+        expect(await admin.hget(settingsOf(name), "running")).toBe("0");
+        // Only call 0 counts in the window (old: 3, the pump's slot too).
+        expect(await admin.hget(settingsOf(name), "reservoir")).toBe("4");
+      } finally {
+        await Promise.all(made.splice(0).map((l) => l.close()));
+        await held.client.quit();
+      }
+    });
   });
 
   it("never refuses a delayed call by the window's end when Redis could not say when it ends", async () => {

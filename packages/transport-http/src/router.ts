@@ -17,7 +17,10 @@ export interface Router {
    * so `/café` answers `/caf%C3%A9`.
    */
   route(method: string, path: string, handler: HttpHandler): Router;
-  /** Adds a GET route (HEAD is answered by it too). */
+  /**
+   * Adds a GET route. HEAD is answered by it too, unless a route that fits the request's path has a HEAD
+   * of its own (`route("HEAD", ...)`): that one answers, whatever the two routes' specificity.
+   */
   get(path: string, handler: HttpHandler): Router;
   /** Adds a POST route. */
   post(path: string, handler: HttpHandler): Router;
@@ -62,8 +65,16 @@ const URI_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
  * they are (outside RFC 3986's pchar: unreserved, sub-delims, ":", "@"), or a "%" that starts no escape.
  */
 const LITERAL_PART = /%([0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@%]+|%/g;
-/** A percent-escape, its hex digits captured. */
-const ESCAPE = /%([0-9A-Fa-f]{2})/g;
+/**
+ * In a request path: a percent-escape, its hex digits captured, or a character a path segment may not
+ * hold as it is but that Node's parser lets through and clients send unescaped (fetch sends `[]^|` as
+ * they are, curl all of them). `#` is not one: a client sending it leaked a fragment.
+ */
+const ESCAPE_OR_RAW = /%([0-9A-Fa-f]{2})|["<>[\\\]^`{|}]/g;
+/** A raw character of {@link ESCAPE_OR_RAW}. */
+const RAW = /["<>[\\\]^`{|}]/;
+/** The escape of a raw character of {@link ESCAPE_OR_RAW}, as a route's literal holds it. */
+const RAW_ESCAPE = /%(?:22|3C|3E|5[B-E]|60|7[B-D])/;
 /** A "%" that starts no escape. */
 const LONE_PERCENT = /%(?![0-9A-Fa-f]{2})/;
 /** A character a path segment holds as it is (RFC 3986 pchar but "%"): the escapes compared decoded. */
@@ -83,25 +94,29 @@ function normalEscape(hex: string): string {
   return c < 0x80 && PCHAR.test(char) ? char : `%${hex.toUpperCase()}`;
 }
 
-/** {@link normalEscape} as a `replace` callback for {@link ESCAPE}. */
-function normalMatch(_: string, hex: string): string {
-  return normalEscape(hex);
+/**
+ * {@link ESCAPE_OR_RAW}'s `replace` callback: an escape in normal form (see {@link normalEscape}), a raw
+ * character as the escape a route's literal holds for it (`|` as `%7C`).
+ */
+function normalMatch(match: string, hex: string | undefined): string {
+  return hex !== undefined ? normalEscape(hex) : `%${match.charCodeAt(0).toString(16).toUpperCase()}`;
 }
 
 /**
- * A request path with its percent-escapes in normal form (see {@link normalEscape}). A segment where a
- * `%` starts no escape (`%zz`, `%%32%65`) is left as it is: it is malformed, so it equals no literal
- * (a route's literals are well-formed), and as a parameter `decodeURIComponent` refuses it (400), as it
+ * A request path with its percent-escapes in normal form (see {@link normalEscape}) and the characters
+ * clients send unescaped although a segment may not hold them (`"<>[\]^\`{|}`) escaped, as a route's
+ * literal holds them: `/a|b` and `/a%7cb` are `/a%7Cb`. A segment where a `%` starts no escape (`%zz`,
+ * `%%32%65`) is left as it is: it is malformed, so it equals no literal (a route's literals are well-formed), and as a parameter `decodeURIComponent` refuses it (400), as it
  * would have before normalising. Normalising it would join the lone `%` to the characters an escape
  * after it stands for (`%%32%65` → `%2e`) and make a new escape. Idempotent: a segment left as it is
  * stays malformed, and a normalised one holds no `%` but at the start of a kept escape.
  * Internal (exported for its tests).
  */
 export function normalizePath(path: string): string {
-  if (!LONE_PERCENT.test(path)) return path.replace(ESCAPE, normalMatch);
+  if (!LONE_PERCENT.test(path)) return path.replace(ESCAPE_OR_RAW, normalMatch);
   return path
     .split("/")
-    .map((segment) => (LONE_PERCENT.test(segment) ? segment : segment.replace(ESCAPE, normalMatch)))
+    .map((segment) => (LONE_PERCENT.test(segment) ? segment : segment.replace(ESCAPE_OR_RAW, normalMatch)))
     .join("/");
 }
 
@@ -142,18 +157,17 @@ function moreSpecific(a: ParamRoute, b: ParamRoute): number {
   return 0;
 }
 
-function pick(methods: Methods, method: string): HttpHandler | undefined {
-  return methods.get(method) ?? (method === "HEAD" ? methods.get("GET") : undefined);
-}
-
 /**
  * Creates a router that dispatches on method and path, with `:name` path parameters (put on
  * `req.params`, where {@link HttpRequest.params} reads them, and the matched template on
  * `req.route.path`, as in express, where the handler reads it into the context's `CallInfo`). Matching is exact:
  * no trailing-slash or case folding, the query string is ignored; percent-escapes are compared in
  * normal form (`/files/m%65` is `/files/me`), literal segments are percent-encoded where a client must
- * (`/café` answers `/caf%C3%A9`), and an absolute-form target (`http://host/sum`) is matched by its
- * path. An unknown path answers 404, a known path with another method 405 with an `Allow` header (passed
+ * (`/café` answers `/caf%C3%A9`), a character clients send unescaped although a path may not hold it
+ * matches its escape (`/a|b` is `/a%7Cb`), and an absolute-form target (`http://host/sum`) is matched by
+ * its path. A GET route answers HEAD too unless a route that fits has a HEAD of its own. Routes are put
+ * in order once before the first request after they changed, so adding them is linear. An unknown path
+ * answers 404, a known path with another method 405 with an `Allow` header (passed
  * by any error encoder), a malformed percent-escape 400; all with the same JSON error body as handlers.
  *
  * @example
@@ -167,7 +181,14 @@ function pick(methods: Methods, method: string): HttpHandler | undefined {
 export function createRouter(options: RouterOptions = {}): Router {
   const errorEncoder = options.errorEncoder ?? defaultErrorEncoder;
   const exact = new Map<string, ExactRoute>();
+  /** Most specific first (see `moreSpecific`) once sorted: sorted before the first request after a change. */
   const withParams: ParamRoute[] = [];
+  /** Whether `withParams` is in order; adding a route only appends, so setup stays linear. */
+  let sorted = true;
+  /** Whether any route has a HEAD of its own: until one does, a HEAD request looks up GET at once. */
+  let ownHead = false;
+  /** Whether a literal holds the escape of a character clients send raw (`%7C` for `|`, see {@link RAW}). */
+  let rawLiterals = false;
   /** The parameter routes by shape (parameters as NUL, whatever their names): one lookup per route added. */
   const byShape = new Map<string, ParamRoute[]>();
 
@@ -194,6 +215,8 @@ export function createRouter(options: RouterOptions = {}): Router {
       return name;
     });
     const segments = written.map((p, i) => (names[i] === undefined ? literalSegment(p, path) : undefined));
+    if (!rawLiterals)
+      rawLiterals = segments.some((literal) => literal !== undefined && RAW_ESCAPE.test(literal));
     if (names.every((name) => name === undefined)) {
       const key = `/${segments.join("/")}`;
       let route = exact.get(key);
@@ -225,7 +248,7 @@ export function createRouter(options: RouterOptions = {}): Router {
     sameShape.push(route);
     byShape.set(shape, sameShape);
     withParams.push(route);
-    withParams.sort(moreSpecific);
+    sorted = false;
     return route.methods;
   }
 
@@ -254,6 +277,24 @@ export function createRouter(options: RouterOptions = {}): Router {
     return params;
   }
 
+  /** Answers with a parameter route that fits the path and has a handler for the request. */
+  function answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: ParamRoute,
+    parts: readonly string[],
+    handler: HttpHandler,
+  ): void {
+    const params = paramsOf(route, parts);
+    if (params instanceof HttpError) {
+      fail(res, params);
+      return;
+    }
+    (req as { params?: Record<string, string> }).params = params;
+    (req as { route?: RouteTag }).route = route.tag;
+    handler(req, res);
+  }
+
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const target = req.url ?? "/";
     let url = target;
@@ -276,42 +317,65 @@ export function createRouter(options: RouterOptions = {}): Router {
     }
     const q = url.indexOf("?");
     const asSent = q < 0 ? url : url.slice(0, q);
-    // Escapes compared in normal form: `/files/m%65` is `/files/me`, `/caf%c3%a9` is `/caf%C3%A9`,
-    // `/things%3Abatch` is `/things:batch`; a segment with a malformed escape is left as it is.
-    const path = asSent.includes("%") ? normalizePath(asSent) : asSent;
     const method = req.method ?? "GET";
+    // Compared in normal form: `/files/m%65` is `/files/me`, `/caf%c3%a9` is `/caf%C3%A9`, `/things%3Abatch`
+    // is `/things:batch`, `/a|b` is `/a%7Cb`; a segment with a malformed escape is left as it is.
+    // Raw characters are looked for only when a literal holds one: else they fit no literal either way,
+    // and a parameter decodes to the same value.
+    const path = asSent.includes("%") || (rawLiterals && RAW.test(asSent)) ? normalizePath(asSent) : asSent;
     const found = exact.get(path);
+    // HEAD falls back to GET only when no fitting route has a HEAD of its own. While no route has one,
+    // a HEAD looks up GET at once (`wanted`); else the GET of the first fitting route that has one is
+    // kept (`fallback`, of `fallbackRoute` or of the exact route) until every fitting route was asked.
+    const wanted = method === "HEAD" && !ownHead ? "GET" : method;
+    let fallback: HttpHandler | undefined;
+    let fallbackRoute: ParamRoute | undefined;
+    // The fitting routes that lack the method, for the 405's Allow header.
+    let others: Methods[] | undefined;
     if (found !== undefined) {
-      const handler = pick(found.methods, method);
+      const handler = found.methods.get(wanted);
       if (handler !== undefined) {
         (req as { route?: RouteTag }).route = found.tag;
         handler(req, res);
         return;
       }
+      if (wanted === "HEAD") fallback = found.methods.get("GET");
+      if (fallback === undefined) others = [found.methods];
     }
-    // The fitting routes that lack the method, for the 405's Allow header.
-    let others: Methods[] | undefined = found === undefined ? undefined : [found.methods];
     if (withParams.length > 0) {
+      if (!sorted) {
+        // Stable: routes as specific as each other stay in the order they were added.
+        withParams.sort(moreSpecific);
+        sorted = true;
+      }
       const parts = path.split("/").slice(1);
       // Most specific first (see `moreSpecific`): the first fitting route with the method answers.
       for (const route of withParams) {
         if (!fits(route, parts)) continue;
-        const handler = pick(route.methods, method);
-        if (handler === undefined) {
-          if (others === undefined) others = [route.methods];
-          else others.push(route.methods);
-          continue;
-        }
-        const params = paramsOf(route, parts);
-        if (params instanceof HttpError) {
-          fail(res, params);
+        const handler = route.methods.get(wanted);
+        if (handler !== undefined) {
+          answer(req, res, route, parts, handler);
           return;
         }
-        (req as { params?: Record<string, string> }).params = params;
-        (req as { route?: RouteTag }).route = route.tag;
-        handler(req, res);
+        if (wanted === "HEAD" && fallback === undefined) {
+          fallback = route.methods.get("GET");
+          if (fallback !== undefined) {
+            fallbackRoute = route;
+            continue;
+          }
+        }
+        if (others === undefined) others = [route.methods];
+        else others.push(route.methods);
+      }
+      if (fallbackRoute !== undefined && fallback !== undefined) {
+        answer(req, res, fallbackRoute, parts, fallback);
         return;
       }
+    }
+    if (fallback !== undefined && found !== undefined) {
+      (req as { route?: RouteTag }).route = found.tag;
+      fallback(req, res);
+      return;
     }
     if (others === undefined) {
       fail(res, new HttpError(404, Code.NOT_FOUND, `no route for ${method} ${asSent.slice(0, 200)}`));
@@ -335,6 +399,7 @@ export function createRouter(options: RouterOptions = {}): Router {
       const methods = methodsFor(path, m);
       if (methods.has(m)) throw new Error(`router: ${m} ${path} is already routed`);
       methods.set(m, handler);
+      if (m === "HEAD") ownHead = true;
       return router;
     },
     get: (path, handler) => router.route("GET", path, handler),

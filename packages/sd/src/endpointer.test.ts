@@ -33,6 +33,7 @@ const addressesOf = (entries: readonly { readonly instance: Instance }[]): strin
 
 afterEach(() => {
   vi.useRealTimers();
+  vi.restoreAllMocks();
 });
 
 describe("createEndpointer", () => {
@@ -119,6 +120,7 @@ describe("createEndpointer", () => {
         instance: { address: "bad" },
       });
       expect(endpointer.error).toBe(boom);
+      void endpointer.close();
     });
 
     it("is tried again on the next change, and its error cleared once it works", () => {
@@ -154,6 +156,7 @@ describe("createEndpointer", () => {
       });
       expect(endpointer.error).toBeInstanceOf(Error);
       expect(endpointer.error?.message).toBe("nope");
+      void endpointer.close();
     });
 
     it("treats a result without an endpoint function as an error and closes what it returned", () => {
@@ -174,6 +177,7 @@ describe("createEndpointer", () => {
         during: "create",
         instance: { address: "a:1" },
       });
+      void endpointer.close();
     });
 
     it("is not broken by an onError that throws", () => {
@@ -190,6 +194,7 @@ describe("createEndpointer", () => {
         },
       );
       expect(addressesOf(endpointer.endpoints())).toEqual(["b:2"]);
+      void endpointer.close();
     });
   });
 
@@ -431,6 +436,310 @@ describe("createEndpointer", () => {
       expect(vi.getTimerCount()).toBe(1);
       await endpointer.close();
       expect(vi.getTimerCount()).toBe(0);
+    });
+  });
+
+  describe("retrying a factory that failed (a static instancer never changes again)", () => {
+    /** A factory that fails its first `failures` calls (throwing, or rejecting when async), recording when each was made. */
+    function flakyFactory(failures: number, mode: "throw" | "reject") {
+      const calls: number[] = [];
+      const factory: Factory<string, string> = (instance) => {
+        calls.push(Date.now());
+        const n = calls.length;
+        const error = new Error(`connect ${instance.address} failed (${n})`);
+        const result = { endpoint: async () => instance.address };
+        if (mode === "throw") {
+          if (n <= failures) throw error;
+          return result;
+        }
+        return n <= failures ? Promise.reject(error) : Promise.resolve(result);
+      };
+      return { factory, calls };
+    }
+
+    /** A factory whose calls stay running until the test settles them; counts calls running at once per address. */
+    function manualFactory() {
+      const calls: string[] = [];
+      const closed: string[] = [];
+      const running = new Map<string, number>();
+      let mostAtOnce = 0;
+      const pending = new Map<string, { resolve: () => void; reject: (error: Error) => void }>();
+      const factory: Factory<string, string> = (instance) => {
+        const address = instance.address;
+        calls.push(address);
+        running.set(address, (running.get(address) ?? 0) + 1);
+        mostAtOnce = Math.max(mostAtOnce, running.get(address) ?? 0);
+        return new Promise((resolve, reject) => {
+          const done = () => running.set(address, (running.get(address) ?? 1) - 1);
+          pending.set(address, {
+            resolve: () => {
+              done();
+              resolve({
+                endpoint: async () => address,
+                close: () => {
+                  closed.push(address);
+                },
+              });
+            },
+            reject: (error) => {
+              done();
+              reject(error);
+            },
+          });
+        });
+      };
+      const settle = (address: string, error?: Error) => {
+        const p = pending.get(address);
+        if (p === undefined) throw new Error(`no call running for ${address}`);
+        pending.delete(address);
+        if (error === undefined) p.resolve();
+        else p.reject(error);
+      };
+      return { factory, calls, closed, settle, mostAtOnce: () => mostAtOnce };
+    }
+
+    it.each(["throw", "reject"] as const)(
+      "adds the endpoint after the backoff when the factory fails twice (%s), then works",
+      async (mode) => {
+        vi.useFakeTimers();
+        vi.spyOn(Math, "random").mockReturnValue(0.5); // half jitter: waits of 75 ms, then 150 ms
+        const onError = vi.fn();
+        const { factory, calls } = flakyFactory(2, mode);
+        const endpointer = createEndpointer(createStaticInstancer(["a:1"]), factory, { onError });
+        const seen: string[][] = [];
+        endpointer.subscribe((entries) => seen.push(addressesOf(entries)));
+        await vi.advanceTimersByTimeAsync(74);
+        expect(calls).toHaveLength(1);
+        expect(endpointer.error?.message).toBe("connect a:1 failed (1)");
+        await vi.advanceTimersByTimeAsync(1);
+        expect(calls).toHaveLength(2);
+        expect(endpointer.error?.message).toBe("connect a:1 failed (2)");
+        await vi.advanceTimersByTimeAsync(149);
+        expect(calls).toHaveLength(2);
+        expect(endpointer.endpoints()).toEqual([]);
+        await vi.advanceTimersByTimeAsync(1);
+        const start = calls[0] ?? 0;
+        expect(calls.map((t) => t - start)).toEqual([0, 75, 225]);
+        expect(addressesOf(endpointer.endpoints())).toEqual(["a:1"]);
+        expect(await endpointer.endpoints()[0]?.endpoint(background, "x")).toBe("a:1");
+        expect(seen).toEqual([[], ["a:1"]]);
+        expect(endpointer.error).toBeUndefined();
+        expect(onError.mock.calls).toEqual([
+          [new Error("connect a:1 failed (1)"), { during: "create", instance: { address: "a:1" } }],
+          [new Error("connect a:1 failed (2)"), { during: "create", instance: { address: "a:1" } }],
+        ]);
+        expect(vi.getTimerCount()).toBe(0);
+        await endpointer.close();
+      },
+    );
+
+    it("stops retrying an instance that leaves the list during the backoff", async () => {
+      vi.useFakeTimers();
+      const cache = createInstanceCache(["a:1", "b:2"]);
+      const calls: string[] = [];
+      const endpointer = createEndpointer(cache, (instance) => {
+        calls.push(instance.address);
+        if (instance.address === "a:1") throw new Error("connection refused");
+        return { endpoint: async () => instance.address };
+      });
+      expect(vi.getTimerCount()).toBe(1);
+      cache.update(["b:2"]);
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(600_000);
+      expect(calls).toEqual(["a:1", "b:2"]);
+      expect(addressesOf(endpointer.endpoints())).toEqual(["b:2"]);
+      expect(endpointer.error).toBeUndefined();
+      await endpointer.close();
+    });
+
+    it("stops retrying on close() during the backoff and leaves no timer behind", async () => {
+      vi.useFakeTimers();
+      const { factory, calls } = flakyFactory(Number.POSITIVE_INFINITY, "throw");
+      const endpointer = createEndpointer(createStaticInstancer(["a:1", "b:2"]), factory);
+      expect(vi.getTimerCount()).toBe(2);
+      await endpointer.close();
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(600_000);
+      expect(calls).toHaveLength(2);
+    });
+
+    it("never runs two factory calls for an instance at once, whatever the instancer does meanwhile", async () => {
+      vi.useFakeTimers();
+      vi.spyOn(Math, "random").mockReturnValue(0); // first wait 50 ms
+      const cache = createInstanceCache(["a:1"]);
+      const { factory, calls, settle, mostAtOnce } = manualFactory();
+      const endpointer = createEndpointer(cache, factory);
+      const seen: string[][] = [];
+      endpointer.subscribe((entries) => seen.push(addressesOf(entries)));
+      settle("a:1", new Error("connection refused"));
+      await vi.advanceTimersByTimeAsync(50); // the retry starts and stays running
+      expect(calls).toEqual(["a:1", "a:1"]);
+      cache.update(["a:1", "b:2"]);
+      cache.update([{ address: "a:1", weight: 3 }, "b:2"]);
+      cache.fail(new Error("watch lost"));
+      cache.update([{ address: "a:1", weight: 3 }, "b:2"]);
+      expect(calls).toEqual(["a:1", "a:1", "b:2"]);
+      settle("b:2");
+      await vi.advanceTimersByTimeAsync(0);
+      expect(addressesOf(endpointer.endpoints())).toEqual(["b:2"]);
+      settle("a:1");
+      await vi.advanceTimersByTimeAsync(0);
+      // In the instancer's order, with the weight it reports now.
+      expect(endpointer.endpoints().map((e) => e.instance)).toEqual([
+        { address: "a:1", weight: 3 },
+        { address: "b:2" },
+      ]);
+      expect(seen).toEqual([[], ["b:2"], ["a:1", "b:2"]]);
+      expect(endpointer.error).toBeUndefined();
+      expect(mostAtOnce()).toBe(1);
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(600_000);
+      expect(calls).toEqual(["a:1", "a:1", "b:2"]);
+      await endpointer.close();
+    });
+
+    it("closes what a running call makes for an instance that left, and reuses a call for one that came back", async () => {
+      const cache = createInstanceCache(["a:1", "b:2"]);
+      const { factory, calls, closed, settle } = manualFactory();
+      const endpointer = createEndpointer(cache, factory);
+      const listener = vi.fn();
+      endpointer.subscribe(listener);
+      cache.update([]);
+      cache.update(["b:2"]); // b:2 left and came back while its call was running: no second call
+      settle("a:1");
+      settle("b:2");
+      await new Promise((r) => setTimeout(r, 0));
+      expect(calls).toEqual(["a:1", "b:2"]);
+      expect(closed).toEqual(["a:1"]);
+      expect(addressesOf(endpointer.endpoints())).toEqual(["b:2"]);
+      expect(listener).toHaveBeenCalledTimes(2);
+      await endpointer.close();
+      expect(closed).toEqual(["a:1", "b:2"]);
+    });
+
+    it("close() waits for a running factory call and closes what it made", async () => {
+      const cache = createInstanceCache(["a:1"]);
+      const { factory, closed, settle } = manualFactory();
+      const endpointer = createEndpointer(cache, factory);
+      let settled = false;
+      const done = endpointer.close().then(() => {
+        settled = true;
+      });
+      await new Promise((r) => setTimeout(r, 0));
+      expect(settled).toBe(false);
+      settle("a:1");
+      await done;
+      expect(closed).toEqual(["a:1"]);
+      expect(endpointer.endpoints()).toEqual([]);
+    });
+
+    it.each([
+      ["defaults, least jitter", undefined, 0, [50, 100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 15_000]],
+      [
+        "defaults, most jitter",
+        undefined,
+        0.9999999,
+        [100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000, 30_000],
+      ],
+      ["initial 100, max 1000", { initial: 100, max: 1_000 }, 0.9999999, [100, 200, 400, 800, 1_000, 1_000]],
+      ["multiplier 3", { initial: 10, max: 100, multiplier: 3 }, 0, [5, 15, 45, 50, 50]],
+    ])(
+      "waits longer after each failure in a row, up to the cap (%s)",
+      async (_name, factoryRetry, random, waits) => {
+        vi.useFakeTimers();
+        vi.spyOn(Math, "random").mockReturnValue(random);
+        const { factory, calls } = flakyFactory(Number.POSITIVE_INFINITY, "reject");
+        const endpointer = createEndpointer(createStaticInstancer(["a:1"]), factory, { factoryRetry });
+        await vi.advanceTimersByTimeAsync(waits.reduce((a, b) => a + b, 0));
+        expect(calls.slice(1).map((t, i) => t - (calls[i] ?? 0))).toEqual(waits);
+        expect(vi.getTimerCount()).toBe(1);
+        await endpointer.close();
+        expect(vi.getTimerCount()).toBe(0);
+      },
+    );
+
+    it("tries again at once on an instancer change, without restarting the backoff", async () => {
+      vi.useFakeTimers();
+      vi.spyOn(Math, "random").mockReturnValue(0);
+      const cache = createInstanceCache(["a:1"]);
+      const calls: string[] = [];
+      const endpointer = createEndpointer(cache, (instance) => {
+        calls.push(instance.address);
+        if (instance.address === "a:1") throw new Error("down");
+        return { endpoint: async () => instance.address };
+      });
+      await vi.advanceTimersByTimeAsync(10);
+      cache.update(["a:1", "b:2"]);
+      expect(calls).toEqual(["a:1", "a:1", "b:2"]);
+      expect(vi.getTimerCount()).toBe(1);
+      await vi.advanceTimersByTimeAsync(99); // the second failure waits 100 ms (random 0: half the 200 ms cap)
+      expect(calls).toHaveLength(3);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(calls).toEqual(["a:1", "a:1", "b:2", "a:1"]);
+      await endpointer.close();
+    });
+
+    it("with factoryRetry false, tries again only on the instancer's next change", async () => {
+      vi.useFakeTimers();
+      const cache = createInstanceCache(["a:1"]);
+      const { factory, calls } = flakyFactory(1, "throw");
+      const endpointer = createEndpointer(cache, factory, { factoryRetry: false });
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(600_000);
+      expect(calls).toHaveLength(1);
+      cache.update(["a:1", "b:2"]);
+      expect(addressesOf(endpointer.endpoints())).toEqual(["a:1", "b:2"]);
+      await endpointer.close();
+    });
+
+    it("reports a listener that throws on the change a retry made", async () => {
+      vi.useFakeTimers();
+      const onError = vi.fn();
+      const { factory } = flakyFactory(1, "throw");
+      const endpointer = createEndpointer(createStaticInstancer(["a:1"]), factory, { onError });
+      const bug = new Error("listener bug");
+      endpointer.subscribe((entries) => {
+        if (entries.length > 0) throw bug;
+      });
+      await vi.advanceTimersByTimeAsync(100);
+      expect(addressesOf(endpointer.endpoints())).toEqual(["a:1"]);
+      expect(onError).toHaveBeenLastCalledWith(bug, { during: "listener" });
+      await endpointer.close();
+    });
+
+    it("does not keep the process alive with its retry timer", async () => {
+      const setTimeoutSpy = vi.spyOn(globalThis, "setTimeout");
+      const endpointer = createEndpointer(createStaticInstancer(["a:1"]), () => {
+        throw new Error("down");
+      });
+      const timer = setTimeoutSpy.mock.results[0]?.value as { hasRef?: () => boolean } | undefined;
+      expect(timer?.hasRef?.()).toBe(false);
+      await endpointer.close();
+    });
+
+    it.each([
+      [true, new TypeError("createEndpointer: factoryRetry must be an object or false, got true")],
+      [
+        { initial: 0 },
+        new RangeError("createEndpointer: factoryRetry.initial must be a finite number of ms > 0, got 0"),
+      ],
+      [
+        { initial: Number.POSITIVE_INFINITY },
+        new RangeError(
+          "createEndpointer: factoryRetry.initial must be a finite number of ms > 0, got Infinity",
+        ),
+      ],
+      [{ max: -1 }, new RangeError("createEndpointer: factoryRetry.max must be a number of ms > 0, got -1")],
+      [
+        { multiplier: 0.5 },
+        new RangeError("createEndpointer: factoryRetry.multiplier must be a finite number >= 1, got 0.5"),
+      ],
+    ])("rejects factoryRetry %o", (factoryRetry, error) => {
+      expect(() =>
+        createEndpointer(createStaticInstancer([]), () => ({ endpoint: async () => 1 }), {
+          factoryRetry: factoryRetry as unknown as false,
+        }),
+      ).toThrow(error);
     });
   });
 

@@ -20,10 +20,12 @@ export interface FactoryResult<Req = unknown, Res = unknown> {
 
 /**
  * Makes the endpoint for one instance, like go-kit's `sd.Factory`: usually a transport client
- * aimed at `instance.address`, maybe wrapped in per-instance middleware (a circuit breaker). It is
- * called once per new instance; throwing skips that instance (reported to
- * {@link EndpointerOptions.onError}) without affecting the others, and the endpointer tries again on
- * the instancer's next change.
+ * aimed at `instance.address`, maybe wrapped in per-instance middleware (a circuit breaker). It may
+ * return the result or a promise of it (for a client that must connect or resolve first). It is
+ * called once per new instance, and never twice at once for the same address. A factory that throws
+ * or rejects skips that instance (reported to {@link EndpointerOptions.onError}) without affecting the
+ * others; the endpointer tries again with backoff (see {@link EndpointerOptions.factoryRetry}) and at
+ * the instancer's next change, for as long as the instance is listed.
  *
  * @example
  * ```ts
@@ -32,11 +34,37 @@ export interface FactoryResult<Req = unknown, Res = unknown> {
  * });
  * ```
  */
-export type Factory<Req = unknown, Res = unknown> = (instance: Instance) => FactoryResult<Req, Res>;
+export type Factory<Req = unknown, Res = unknown> = (
+  instance: Instance,
+) => FactoryResult<Req, Res> | PromiseLike<FactoryResult<Req, Res>>;
+
+/**
+ * How an {@link Endpointer} retries a {@link Factory} that failed for an instance still listed: the
+ * wait after the n-th failure in a row is drawn uniformly from `[cap / 2, cap]` (half jitter, so
+ * clients that failed together do not retry together), with `cap = min(max, initial × multiplier^(n-1))`,
+ * never above `MAX_TIMER_MS` (24.8 days).
+ *
+ * @example
+ * ```ts
+ * const endpointer = createEndpointer(instancer, factory, { factoryRetry: { initial: 250, max: 10_000 } });
+ * ```
+ */
+export interface FactoryRetryOptions {
+  /** The cap of the first wait, in ms (finite, > 0). Default 100. */
+  initial?: number;
+  /** The largest cap, in ms (> 0; `Infinity` or above `MAX_TIMER_MS` means `MAX_TIMER_MS`). Default 30 000. */
+  max?: number;
+  /** How much the cap grows per failure (finite, ≥ 1). Default 2. */
+  multiplier?: number;
+}
 
 /** What an {@link EndpointerOptions.onError} call is about. */
 export interface EndpointerErrorInfo {
-  /** `"create"`: the factory threw; `"close"`: an endpoint's close threw or rejected; `"listener"`: a listener threw on a timer-driven change. */
+  /**
+   * `"create"`: the factory threw or rejected (or returned no endpoint function); `"close"`: an
+   * endpoint's close threw or rejected; `"listener"`: a listener threw on a change the endpointer made on
+   * its own (the invalidation timer, a factory retry, a factory that resolved later).
+   */
   readonly during: "create" | "close" | "listener";
   /** The instance concerned (absent for `"listener"`). */
   readonly instance?: Instance;
@@ -51,7 +79,13 @@ export interface EndpointerOptions {
    * (the default) keeps the last good set for as long as the error lasts.
    */
   invalidateTimeout?: number;
-  /** Told of factory errors, close errors and listener errors; none stops the endpointer. Default: ignore. */
+  /**
+   * How a factory that failed for an instance is retried while the instance is listed (it is also
+   * tried again at once on the instancer's next change). Default `{ initial: 100, max: 30_000,
+   * multiplier: 2 }`; `false` retries only on the instancer's next change.
+   */
+  factoryRetry?: FactoryRetryOptions | false;
+  /** Told of factory errors (each failed retry too), close errors and listener errors; none stops the endpointer. Default: ignore. */
   onError?: (error: unknown, info: EndpointerErrorInfo) => void;
 }
 
@@ -73,9 +107,10 @@ export interface Endpointer<Req = unknown, Res = unknown> {
   /** Calls `listener` with the current entries at once, then after every change; returns an unsubscribe function. */
   subscribe(listener: (entries: readonly EndpointEntry<Req, Res>[]) => void): () => void;
   /**
-   * Stops following the instancer (it does not close the instancer, which may be shared), closes
-   * every endpoint and resolves once all their closes, and those still running from earlier
-   * removals, have settled. Calling it again returns the same promise.
+   * Stops following the instancer (it does not close the instancer, which may be shared), cancels
+   * pending factory retries, closes every endpoint and resolves once all their closes, and those
+   * still running from earlier removals, have settled. A factory call still running is waited for
+   * and what it made is closed. Calling it again returns the same promise.
    */
   close(): Promise<void>;
 }
@@ -85,6 +120,28 @@ interface Cached<Req, Res> {
   readonly close: (() => void | Promise<void>) | undefined;
 }
 
+/** An address with no endpoint yet whose factory call is running or waits for a retry. */
+interface Attempt {
+  /** The instance as last listed (its weight or metadata may change while the call runs). */
+  instance: Instance;
+  /** Whether the instancer still lists the address; a running call of an unlisted one is discarded. */
+  listed: boolean;
+  /** Whether a factory call for the address is running (then no other starts). */
+  running: boolean;
+  /** Failed calls in a row. */
+  failures: number;
+  /** The retry timer, while one is pending. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+interface ResolvedRetry {
+  readonly initial: number;
+  readonly max: number;
+  readonly multiplier: number;
+}
+
+const defaultRetry: ResolvedRetry = Object.freeze({ initial: 100, max: 30_000, multiplier: 2 });
+
 const noEntries: readonly never[] = Object.freeze([]);
 
 function noop(): void {}
@@ -93,15 +150,62 @@ function toError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value), { cause: value });
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+function resolveRetry(options: FactoryRetryOptions | false | undefined): ResolvedRetry | undefined {
+  if (options === undefined) return defaultRetry;
+  if (options === false) return undefined;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`createEndpointer: factoryRetry must be an object or false, got ${String(options)}`);
+  }
+  const {
+    initial = defaultRetry.initial,
+    max = defaultRetry.max,
+    multiplier = defaultRetry.multiplier,
+  } = options;
+  if (!(typeof initial === "number" && Number.isFinite(initial) && initial > 0)) {
+    throw new RangeError(
+      `createEndpointer: factoryRetry.initial must be a finite number of ms > 0, got ${String(initial)}`,
+    );
+  }
+  if (!(typeof max === "number" && max > 0)) {
+    throw new RangeError(`createEndpointer: factoryRetry.max must be a number of ms > 0, got ${String(max)}`);
+  }
+  if (!(typeof multiplier === "number" && Number.isFinite(multiplier) && multiplier >= 1)) {
+    throw new RangeError(
+      `createEndpointer: factoryRetry.multiplier must be a finite number >= 1, got ${String(multiplier)}`,
+    );
+  }
+  return { initial, max, multiplier };
+}
+
+/** The wait before the retry that follows the `failures`-th failure in a row: half jitter under the cap. */
+function retryDelay(failures: number, retry: ResolvedRetry): number {
+  // multiplier^(failures-1) may overflow to Infinity; min() then gives the bound, never NaN (initial > 0).
+  const cap = Math.min(retry.max, MAX_TIMER_MS, retry.initial * retry.multiplier ** (failures - 1));
+  return Math.round(cap / 2 + (Math.random() * cap) / 2);
+}
+
 class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
   readonly #factory: Factory<Req, Res>;
   readonly #invalidateTimeout: number | undefined;
+  readonly #retry: ResolvedRetry | undefined;
   readonly #onError: EndpointerOptions["onError"];
   readonly #cache = new Map<string, Cached<Req, Res>>();
+  readonly #attempts = new Map<string, Attempt>();
   readonly #factoryErrors = new Map<string, Error>();
   readonly #pendingCloses = new Set<Promise<void>>();
+  readonly #pendingCreates = new Set<Promise<void>>();
   readonly #emitter = new Emitter<readonly EndpointEntry<Req, Res>[]>(() => this.#entries);
   readonly #unsubscribe: () => void;
+  /** The instances last applied, in the instancer's order: what the entries follow. */
+  #listed: readonly Instance[] = noEntries;
   #entries: readonly EndpointEntry<Req, Res>[] = noEntries;
   #instancerError: Error | undefined = undefined;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -122,6 +226,7 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
         `createEndpointer: invalidateTimeout must be at most ${MAX_TIMER_MS} ms (24.8 days) or Infinity, got ${timeout}`,
       );
     }
+    this.#retry = resolveRetry(options?.factoryRetry);
     this.#factory = factory;
     this.#invalidateTimeout = timeout === Number.POSITIVE_INFINITY ? undefined : timeout;
     this.#onError = options?.onError;
@@ -154,7 +259,11 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
     this.#emitter.clear();
     this.#dropAll();
     this.#factoryErrors.clear();
-    this.#closed = Promise.all([...this.#pendingCloses]).then(noop);
+    // A factory call still running closes what it makes when it settles: wait for it, then for every close.
+    const creates = [...this.#pendingCreates];
+    this.#closed = Promise.all(creates)
+      .then(() => Promise.all([...this.#pendingCloses]))
+      .then(noop);
     return this.#closed;
   }
 
@@ -188,6 +297,11 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
   #onInvalidateTimer(): void {
     this.#timer = undefined;
     if (this.#closed !== undefined || !this.#invalidate()) return;
+    this.#emitOwnChange();
+  }
+
+  /** Tells listeners of a change nobody else made (a timer, a factory that settled later). */
+  #emitOwnChange(): void {
     try {
       this.#emitter.emit();
     } catch (error) {
@@ -206,13 +320,15 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
   #dropAll(): void {
     const cached = [...this.#cache.values()];
     this.#cache.clear();
+    this.#listed = noEntries;
     this.#entries = noEntries;
+    for (const attempt of this.#attempts.values()) this.#forget(attempt);
     for (const c of cached) this.#closeOne(c.close, c.entry.instance);
   }
 
   /** Makes the entries follow `instances`; returns whether they changed. */
   #apply(instances: readonly Instance[]): boolean {
-    const next: EndpointEntry<Req, Res>[] = [];
+    this.#listed = instances;
     const seen = new Set<string>();
     for (const instance of instances) {
       const address = instance.address;
@@ -224,22 +340,45 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
         if (!sameInstance(cached.entry.instance, instance)) {
           cached.entry = Object.freeze({ instance, endpoint: cached.entry.endpoint });
         }
-        next.push(cached.entry);
         continue;
       }
-      const created = this.#create(instance);
-      if (created !== undefined) {
-        this.#cache.set(address, created);
-        next.push(created.entry);
+      let attempt = this.#attempts.get(address);
+      if (attempt === undefined) {
+        attempt = { instance, listed: true, running: false, failures: 0, timer: undefined };
+        this.#attempts.set(address, attempt);
+      } else {
+        attempt.instance = instance;
+        attempt.listed = true;
+        // One call per address at a time: the running one decides.
+        if (attempt.running) continue;
+        // A change is a reason to try again now, without waiting for the backoff.
+        this.#clearRetry(attempt);
       }
+      this.#call(attempt);
     }
     for (const address of this.#factoryErrors.keys()) {
       if (!seen.has(address)) this.#factoryErrors.delete(address);
+    }
+    for (const attempt of [...this.#attempts.values()]) {
+      if (!seen.has(attempt.instance.address)) this.#forget(attempt);
     }
     for (const [address, cached] of this.#cache) {
       if (seen.has(address)) continue;
       this.#cache.delete(address);
       this.#closeOne(cached.close, cached.entry.instance);
+    }
+    return this.#rebuild();
+  }
+
+  /** Sets the entries from the listed instances that have an endpoint; returns whether they changed. */
+  #rebuild(): boolean {
+    const next: EndpointEntry<Req, Res>[] = [];
+    const seen = new Set<string>();
+    for (const instance of this.#listed) {
+      if (seen.has(instance.address)) continue;
+      seen.add(instance.address);
+      const cached = this.#cache.get(instance.address);
+      if (cached !== undefined) next.push(cached.entry);
     }
     const current = this.#entries;
     if (next.length === current.length && next.every((entry, i) => entry === current[i])) return false;
@@ -247,22 +386,108 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
     return true;
   }
 
-  #create(instance: Instance): Cached<Req, Res> | undefined {
-    let result: FactoryResult<Req, Res>;
+  /** Stops retrying an address that is no longer listed; a running call is discarded when it settles. */
+  #forget(attempt: Attempt): void {
+    this.#clearRetry(attempt);
+    attempt.listed = false;
+    if (!attempt.running) this.#attempts.delete(attempt.instance.address);
+  }
+
+  /**
+   * Calls the factory for the attempt's address. Returns whether it made an endpoint synchronously
+   * (the caller then rebuilds the entries); a promise is followed and settles on its own.
+   */
+  #call(attempt: Attempt): boolean {
+    const instance = attempt.instance;
+    attempt.running = true;
+    let result: FactoryResult<Req, Res> | PromiseLike<FactoryResult<Req, Res>>;
     try {
       result = this.#factory(instance);
-      if (typeof result?.endpoint !== "function") {
-        if (typeof result?.close === "function") this.#closeOne(result.close, instance);
-        throw new TypeError(`factory returned no endpoint function for instance ${instance.address}`);
+      if (isThenable(result)) {
+        const settled = Promise.resolve(result).then(
+          (value) => this.#settledLater(attempt, instance, value, undefined),
+          (error: unknown) => this.#settledLater(attempt, instance, undefined, { error }),
+        );
+        const pending: Promise<void> = settled.then(() => {
+          this.#pendingCreates.delete(pending);
+        });
+        this.#pendingCreates.add(pending);
+        return false;
       }
     } catch (error) {
-      this.#factoryErrors.set(instance.address, toError(error));
-      this.#report(error, { during: "create", instance });
-      return undefined;
+      return this.#finish(attempt, instance, undefined, { error });
     }
-    this.#factoryErrors.delete(instance.address);
-    const close = typeof result.close === "function" ? result.close : undefined;
-    return { entry: Object.freeze({ instance, endpoint: result.endpoint }), close };
+    return this.#finish(attempt, instance, result, undefined);
+  }
+
+  #settledLater(
+    attempt: Attempt,
+    instance: Instance,
+    result: FactoryResult<Req, Res> | undefined,
+    failure: { error: unknown } | undefined,
+  ): void {
+    if (this.#finish(attempt, instance, result, failure) && this.#rebuild()) this.#emitOwnChange();
+  }
+
+  /**
+   * Takes the outcome of a factory call for `instance`: caches the endpoint if the address is still
+   * listed (else closes it), or records and reports the failure and schedules a retry. Returns
+   * whether an endpoint was cached.
+   */
+  #finish(
+    attempt: Attempt,
+    instance: Instance,
+    result: FactoryResult<Req, Res> | undefined,
+    failure: { error: unknown } | undefined,
+  ): boolean {
+    attempt.running = false;
+    const address = instance.address;
+    const live = attempt.listed && this.#closed === undefined;
+    let error: unknown;
+    if (failure === undefined) {
+      if (typeof result?.endpoint === "function") {
+        const close = typeof result.close === "function" ? result.close : undefined;
+        this.#attempts.delete(address);
+        if (!live) {
+          this.#closeOne(close, instance);
+          return false;
+        }
+        this.#factoryErrors.delete(address);
+        this.#cache.set(address, {
+          entry: Object.freeze({ instance: attempt.instance, endpoint: result.endpoint }),
+          close,
+        });
+        return true;
+      }
+      if (typeof result?.close === "function") this.#closeOne(result.close, instance);
+      error = new TypeError(`factory returned no endpoint function for instance ${address}`);
+    } else {
+      error = failure.error;
+    }
+    if (live) this.#factoryErrors.set(address, toError(error));
+    this.#report(error, { during: "create", instance });
+    if (!live || this.#retry === undefined) {
+      this.#attempts.delete(address);
+      return false;
+    }
+    attempt.failures++;
+    const timer = setTimeout(() => this.#onRetryTimer(attempt), retryDelay(attempt.failures, this.#retry));
+    (timer as { unref?: () => void }).unref?.();
+    attempt.timer = timer;
+    return false;
+  }
+
+  #onRetryTimer(attempt: Attempt): void {
+    attempt.timer = undefined;
+    if (this.#closed !== undefined || !attempt.listed || attempt.running) return;
+    if (this.#call(attempt) && this.#rebuild()) this.#emitOwnChange();
+  }
+
+  #clearRetry(attempt: Attempt): void {
+    if (attempt.timer !== undefined) {
+      clearTimeout(attempt.timer);
+      attempt.timer = undefined;
+    }
   }
 
   #closeOne(close: (() => void | Promise<void>) | undefined, instance: Instance): void {
@@ -307,8 +532,9 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
  * Creates an {@link Endpointer}: it follows `instancer`, calls `factory` once for each new
  * instance, caches the endpoint by address, and closes the endpoints of instances that went away.
  * While the instancer reports an error the last good endpoints stay (see
- * {@link EndpointerOptions.invalidateTimeout}). A factory that throws for one instance only skips
- * that instance.
+ * {@link EndpointerOptions.invalidateTimeout}). A factory that throws or rejects for one instance
+ * only skips that instance, which is retried with backoff while it is listed (see
+ * {@link EndpointerOptions.factoryRetry}).
  *
  * @example
  * ```ts

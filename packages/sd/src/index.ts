@@ -17,6 +17,7 @@ export type {
   EndpointerOptions,
   Factory,
   FactoryResult,
+  FactoryRetryOptions,
 } from "./endpointer.js";
 export { createEndpointer } from "./endpointer.js";
 export type { Instance, InstanceInit, Instancer, InstancerState, Registrar } from "./instance.js";

@@ -65,7 +65,11 @@ describe("README", () => {
 
   it("documents every endpointer option and no other", () => {
     // Typed so that adding or removing an option fails to compile until this list (and the README) follows.
-    const options: Record<keyof EndpointerOptions, true> = { invalidateTimeout: true, onError: true };
+    const options: Record<keyof EndpointerOptions, true> = {
+      invalidateTimeout: true,
+      factoryRetry: true,
+      onError: true,
+    };
     const rows = table(readme, "`createEndpointer` option").map(([name]) => name);
     expect(rows.sort()).toEqual(Object.keys(options).sort());
     const cacheOptions: Record<keyof InstanceCacheOptions, true> = { onClose: true, onError: true };

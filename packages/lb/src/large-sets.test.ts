@@ -5,7 +5,7 @@ import { leastRequests, p2c, random, weighted } from "@svckit/lb";
 import { createEndpointer, createInstanceCache, type EndpointEntry } from "@svckit/sd";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { cluster, fakeClock, seeded, sequence } from "./test-helpers.js";
+import { cluster, fakeClock, seeded, sequence, worstLag } from "./test-helpers.js";
 
 type Entry = EndpointEntry<string, string>;
 type Picker = { pick(avoid?: ReadonlySet<string>): Entry | undefined };
@@ -209,15 +209,22 @@ describe("weighted above 16 instances (EEVDF)", () => {
       Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`i${i}`, counts(i)]));
 
     it("an instance flapping every pick: the 16 that stay share the picks evenly", () => {
-      // 1000 / 16 = 62.5 each. i16 is there for one pick at a time and joins even, neither ahead nor
-      // behind, so it never comes first (as between 17 and 18 instances); it used to be {"i0":1000}.
-      expect(flap(1)).toEqual(stayers((i) => (i < 8 ? 63 : 62)));
+      // i16 is there for 500 picks and gets its 1/17 of them (it took up the place it left with each
+      // time; starting even each time, it never came first), the others 500/17 + 500/16 ≈ 60.7 each.
+      // It used to be {"i0":1000}, and then i16 got nothing.
+      expect(flap(1)).toEqual({
+        ...stayers((i) => ([6, 7, 8, 9, 10, 15].includes(i) ? 60 : 61)),
+        i16: 30,
+      });
     });
 
     it("an instance flapping every 10 picks: everyone gets their share", () => {
-      // Shares: 500/17 + 500/16 ≈ 60.7 for each of i0..i15, 500/17 ≈ 29.4 for i16 (it joins even, so
-      // it starts late each time); it used to be 100 each for i0..i9 and nothing for the others.
-      expect(flap(10)).toEqual({ ...stayers((i) => (i < 12 ? 61 : 60)), i16: 28 });
+      // Shares: 500/17 + 500/16 ≈ 60.7 for each of i0..i15, 500/17 ≈ 29.4 for i16; it used to be 100
+      // each for i0..i9 and nothing for the others.
+      expect(flap(10)).toEqual({
+        ...stayers((i) => (i < 10 ? 61 : 60)),
+        i16: 30,
+      });
     });
 
     it("keeps 16 instances of any weights within 2 picks of their shares while a 17th comes and goes (property)", () => {
@@ -256,10 +263,54 @@ describe("weighted above 16 instances (EEVDF)", () => {
       cache.update(seventeen.slice(0, 16)); // EEVDF → smooth: i8..i15 are still due first
       expect(next(8)).toEqual(["i8", "i9", "i10", "i11", "i12", "i13", "i14", "i15"]);
       expect(next(8)).toEqual(["i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"]);
-      cache.update(seventeen); // smooth → EEVDF: i8..i15 (one pick behind i0..i7) first, i16 joins even
+      // smooth → EEVDF: i8..i15 (one pick behind i0..i7) first, i16 back level with them, as it left
+      cache.update(seventeen);
       const order = [8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 1, 2, 3, 4, 5, 6, 7];
       expect(next(17)).toEqual(order.map((i) => `i${i}`));
     });
+  });
+
+  describe("an instance there for one pick at a time (regression: it started even each time)", () => {
+    /** `rounds` times: `x` (weight `w`) joins 20 instances of weight 1 for one pick, then leaves for one. */
+    function visits(w: number, rounds: number): Map<string, number> {
+      const twenty = instances(Array.from({ length: 20 }, () => 1));
+      const { cache, endpointer } = cluster(twenty);
+      const balancer = weighted(endpointer);
+      const counts = new Map<string, number>();
+      for (let r = 0; r < rounds; r++) {
+        cache.update([...twenty, { address: "x", weight: w }]);
+        for (const [k, v] of countPicks(balancer, 1)) counts.set(k, (counts.get(k) ?? 0) + v);
+        cache.update(twenty);
+        for (const [k, v] of countPicks(balancer, 1)) counts.set(k, (counts.get(k) ?? 0) + v);
+      }
+      return counts;
+    }
+
+    it("weighing as much as the others, it gets its share: it was never picked", () => {
+      const counts = visits(1, 21_000); // x is there for 21,000 picks, 1/21 its share
+      expect(counts.get("x")).toBe(1_000);
+      for (let i = 0; i < 20; i++) expect(counts.get(`i${i}`)).toBe(2_050);
+    });
+
+    it("weighing more, it gets its share, not every pick it is there for (it got 4,446 of 5,000)", () => {
+      const counts = visits(5, 5_000); // x is there for 5,000 picks, 5/25 its share
+      expect(counts.get("x")).toBe(1_000);
+      for (let i = 0; i < 20; i++) expect(counts.get(`i${i}`)).toBe(450);
+    });
+  });
+
+  it("keeps every instance within 2 picks of its share over its time in the set while several come and go, across 16 ⇄ 17 too (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 14, maxLength: 24 }),
+        fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 3, maxLength: 3 }),
+        fc.array(fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }), { minLength: 300, maxLength: 300 }),
+        (stayWeights, flapWeights, steps) => {
+          expect(worstLag(stayWeights, flapWeights, steps)).toBeLessThan(2);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it("passes over avoided instances, which give up the turns they miss instead of catching up in a burst", () => {

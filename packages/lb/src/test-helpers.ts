@@ -8,6 +8,7 @@ import {
   type InstanceCache,
   type InstanceInit,
 } from "@svckit/sd";
+import { weighted } from "./weighted.js";
 
 /** A seeded pseudo-random generator (mulberry32), for reproducible distributions. */
 export function seeded(seed: number): () => number {
@@ -91,4 +92,33 @@ export function deferred<T>(): {
     reject = rej;
   });
   return { promise, resolve, reject };
+}
+
+/**
+ * Runs `weighted` over instances `s0..` (always there, weights `stay`) and `f0..` (weights `flap`, there
+ * at step t when `steps[t][i]`), one pick per step, and returns the largest |picks − share| seen for any
+ * instance, its share summed over the steps it was there (weight / total weight of that step's set).
+ */
+export function worstLag(
+  stay: readonly number[],
+  flap: readonly number[],
+  steps: readonly (readonly boolean[])[],
+): number {
+  const stayers = stay.map((weight, i) => ({ address: `s${i}`, weight }));
+  const flappers = flap.map((weight, i) => ({ address: `f${i}`, weight }));
+  const { cache, endpointer } = cluster(stayers);
+  const balancer = weighted(endpointer);
+  const picked = new Map<string, number>();
+  const share = new Map<string, number>();
+  let worst = 0;
+  for (const present of steps) {
+    const set = [...stayers, ...flappers.filter((_, i) => present[i])];
+    cache.update(set);
+    const total = set.reduce((sum, x) => sum + x.weight, 0);
+    for (const x of set) share.set(x.address, (share.get(x.address) ?? 0) + x.weight / total);
+    const a = balancer.pick()?.instance.address ?? "";
+    picked.set(a, (picked.get(a) ?? 0) + 1);
+    for (const [k, v] of share) worst = Math.max(worst, Math.abs((picked.get(k) ?? 0) - v));
+  }
+  return worst;
 }

@@ -7,7 +7,31 @@ import { type Balancer, type EndpointSource, effectiveAvoid, StateTable } from "
  */
 const SMOOTH_WEIGHTED_LIMIT = 16;
 
+/**
+ * The fewest instances that left whose places `weighted` remembers, so that one coming back takes up its
+ * place again; it remembers as many as the set has entries when that is more.
+ */
+const DEPARTED_MIN = 16;
+
+/**
+ * The most picks an instance that comes back may be ahead of or behind the others' mean. Its place is
+ * measured against the mean now, which drifts while the set changes without it (leavers that never come
+ * back take their places along): without a limit, one away for long could come back to a burst of
+ * picks, or to none for a while. Linux's EEVDF clamps a sleeping task's lag likewise, to about two
+ * slices. Churn among a fixed group of instances stays well within it.
+ */
+const RETURN_LIMIT = 2;
+
 class WeightState {
+  /** The instance's address (its key in the state table and among the departed). */
+  readonly address: string;
+  /** Whether the instance left the set (it is then among the departed, or forgotten). */
+  away = false;
+  /**
+   * While away: how many picks it was behind its share (negative when ahead) when it left, over the
+   * time it was in the set, with the balancer's `#offset` added (so not relative to the set of then).
+   */
+  owed = 0;
   /** Smooth weighted round robin's running value (with `weight`: the weight it was built up with). */
   current = 0;
   /** The entry's index in the current set. */
@@ -29,6 +53,10 @@ class WeightState {
   seq = 0;
   /** EEVDF: the heap key: `deadline` while eligible, `start` while pending. */
   key = 0;
+
+  constructor(address: string) {
+    this.address = address;
+  }
 }
 
 function before(a: WeightState, b: WeightState): boolean {
@@ -90,7 +118,12 @@ class StateHeap {
 
 class Weighted<Req, Res> implements Balancer<Req, Res> {
   readonly source: EndpointSource<Req, Res>;
-  readonly #table = new StateTable<Req, Res, WeightState>(() => new WeightState());
+  readonly #table = new StateTable<Req, Res, WeightState>((entry) => this.#state(entry.instance.address));
+  /**
+   * The instances that left, with their places, by address, the longest gone first (at most as many as
+   * the set has entries, and at least DEPARTED_MIN).
+   */
+  readonly #departed = new Map<string, WeightState>();
   /** Next entry to look at when every candidate weighs 0. */
   #turn = 0;
   /** Whether the current set is scheduled by EEVDF (more than SMOOTH_WEIGHTED_LIMIT entries). */
@@ -111,6 +144,12 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
   #synced = false;
   /** Smooth: the total weight of the set (over its entries), which the running values are scaled by. */
   #smoothTotal = 0;
+  /**
+   * The mean place of the instances in the set, in picks behind their shares over the time each has been
+   * in the set. The places the two schemes keep (`current`, `start`) are relative to it, so that they add
+   * up to 0; it moves when the set changes.
+   */
+  #offset = 0;
 
   constructor(source: EndpointSource<Req, Res>) {
     this.source = source;
@@ -223,10 +262,13 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
   }
 
   /**
-   * Follows the source's entries, in O(n) when they change. Either way an instance that stays with the
-   * same weight keeps its place (how many picks it is behind its share, negative when ahead), less an
-   * equal part of what the leavers took along; new instances (and ones whose weight changed) join now,
-   * neither ahead nor behind. Up to SMOOTH_WEIGHTED_LIMIT entries the place is smooth weighted round
+   * Follows the source's entries, in O(n) when they change. An instance's place is how many picks it is
+   * behind its share (negative when ahead) over the time it has been in the set, kept relative to the
+   * mean over the set (`#offset`), so the places add up to 0. An instance that stays with the same weight
+   * keeps its place, and one that comes back with the same weight takes up the place it left with (see
+   * {@link #remember}); as leavers take their places along and returners bring theirs back, the mean
+   * moves, which moves every other place by the same number of picks. New instances (and ones whose
+   * weight changed, or that were forgotten) join at the mean, neither ahead nor behind. Up to SMOOTH_WEIGHTED_LIMIT entries the place is smooth weighted round
    * robin's `current` (total weight × picks behind), above it the EEVDF schedule, rebuilt (weight ×
    * (virtual now − start) picks behind). When the set crosses the limit, each place is carried over from
    * one form to the other, so that crossing it does not restart the sequence either.
@@ -234,7 +276,9 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
   #sync(entries: readonly EndpointEntry<Req, Res>[]): void {
     const wasFair = this.#fair;
     const wasSmooth = this.#synced && !wasFair;
+    const previous = this.#table.states;
     if (!this.#table.sync(entries)) return;
+    if (this.#synced) this.#remember(previous, wasFair, entries.length);
     this.#synced = true;
     const states = this.#table.states;
     const eligible = this.#eligible.items;
@@ -254,6 +298,8 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
     const smoothTotal = this.#smoothTotal;
     let kept = 0;
     let keptLag = 0;
+    let back = 0;
+    let backLag = 0;
     for (let i = 0; i < entries.length; i++) {
       const state = states[i] as WeightState;
       if (state.pass === pass) continue; // an address listed twice: its first entry stands for it
@@ -261,11 +307,26 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
       state.index = i;
       const weight = (entries[i] as EndpointEntry<Req, Res>).instance.weight ?? 1;
       if (!(weight > 0)) {
+        state.away = false;
         state.weight = -1;
         continue;
       }
       total += weight;
-      if (wasFair && state.weight === weight) {
+      if (state.away) {
+        if (state.weight === weight) {
+          // Back with the same weight: it takes up the place it left with (EEVDF keeps a task's lag
+          // while it sleeps), after the instances already here in the tie-break order.
+          const behind = this.#placeBack(state);
+          back++;
+          backLag += behind;
+          state.step = 1 / weight;
+          state.start = now - behind / weight;
+          state.seq = ++this.#scheduled;
+        } else {
+          state.away = false;
+          state.weight = -1; // joins below
+        }
+      } else if (wasFair && state.weight === weight) {
         kept++;
         keptLag += weight * (now - state.start);
       } else if (wasSmooth && state.weight === weight) {
@@ -283,10 +344,12 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
       }
       scheduled.push(state);
     }
-    // The instances that left took their leads and lags along, so those of the ones that stayed no
-    // longer add up to zero: take the rest off them in equal parts, the same number of picks each (in
-    // proportion to weight, EEVDF's own rule, a heavy instance would pay nearly all of it at once).
-    const shift = kept > 0 ? keptLag / kept : 0;
+    // The instances that left took their leads and lags along, and those that came back brought theirs,
+    // so the places no longer add up to zero: the mean moves, and every place but a new instance's is
+    // measured from there, the same number of picks off each (in proportion to weight, EEVDF's own
+    // rule, a heavy instance would pay nearly all of it at once).
+    const shift = kept + back > 0 ? (keptLag + backLag) / (kept + back) : 0;
+    this.#offset += shift;
     this.#total = total;
     this.#tick = total > 0 ? 1 / total : 0;
     for (const state of scheduled) {
@@ -296,8 +359,9 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
         state.step = 1 / weight;
         state.start = now;
         state.seq = ++this.#scheduled;
-      } else if (shift !== 0) {
-        state.start += shift / state.weight;
+      } else {
+        state.away = false;
+        if (shift !== 0) state.start += shift / state.weight;
       }
       state.deadline = state.start + state.step;
       if (state.start <= now) {
@@ -319,10 +383,10 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
    * weight keep how many picks they are behind, so a change of the set does not send the sequence back
    * to its start (which, with a set that keeps changing, would give the first entries every pick). After
    * EEVDF scheduled the set (more than SMOOTH_WEIGHTED_LIMIT entries), the picks behind are EEVDF's,
-   * weight × (virtual now − start). The leavers' places go, so the stayers' no longer add up to 0: the
-   * rest is taken off them in equal parts (the same number of picks each, as in the EEVDF path), and
-   * the values are scaled to the new total weight. New instances, and ones whose weight changed, start
-   * at 0.
+   * weight × (virtual now − start). The leavers' places go and the returners' come back, so the places
+   * no longer add up to 0: the mean moves, the rest is taken off the stayers and returners in equal parts
+   * (the same number of picks each, as in the EEVDF path), and the values are scaled to the new total
+   * weight. New instances, and ones whose weight changed, start at 0.
    */
   #syncSmooth(entries: readonly EndpointEntry<Req, Res>[], wasSmooth: boolean, wasFair: boolean): void {
     const states = this.#table.states;
@@ -332,6 +396,7 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
     const scale = wasSmooth ? this.#smoothTotal : 1;
     const now = this.#virtualNow;
     const kept: WeightState[] = [];
+    const back: WeightState[] = [];
     let sum = 0;
     let total = 0;
     for (let i = 0; i < entries.length; i++) {
@@ -341,7 +406,15 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
       total += weight; // per listing, as a pick adds it up
       if (state.pass === pass) continue; // an address listed twice: one state, counted once
       state.pass = pass;
-      if ((wasSmooth || wasFair) && weight > 0 && state.weight === weight) {
+      if (state.away) {
+        state.away = false;
+        if (weight > 0 && state.weight === weight) {
+          back.push(state);
+        } else {
+          state.weight = weight;
+          state.current = 0;
+        }
+      } else if ((wasSmooth || wasFair) && weight > 0 && state.weight === weight) {
         if (wasFair) state.current = weight * (now - state.start);
         kept.push(state);
         sum += state.current;
@@ -351,10 +424,70 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
       }
     }
     this.#smoothTotal = total;
-    if (kept.length === 0 || (sum === 0 && total === scale)) return;
-    // current = total weight × picks behind: keep the picks behind, less the equal share, at the new total.
-    const shift = sum / kept.length;
-    for (const state of kept) state.current = ((state.current - shift) * total) / scale;
+    if (back.length === 0) {
+      // As below, in a form that keeps integer weights' values exact.
+      if (kept.length === 0) return;
+      const shift = sum / kept.length;
+      this.#offset += shift / scale;
+      if (sum === 0 && total === scale) return;
+      for (const state of kept) state.current = ((state.current - shift) * total) / scale;
+      return;
+    }
+    // The ones that came back bring the places they left with: the mean moves by an equal part of
+    // their places and the stayers', in picks, and every place is measured from there.
+    let behind = sum / scale;
+    for (const state of back) behind += this.#placeBack(state);
+    const shift = behind / (kept.length + back.length);
+    this.#offset += shift;
+    for (const state of kept) state.current = (state.current / scale - shift) * total;
+    for (const state of back) state.current = (state.owed - this.#offset) * total; // set by #placeBack
+  }
+
+  /**
+   * How many picks `state`, back in the set, is behind the others' mean (negative when ahead): what it
+   * was behind its share when it left, measured against the mean now, but at most RETURN_LIMIT picks
+   * either way. Sets `owed` to match.
+   */
+  #placeBack(state: WeightState): number {
+    const behind = Math.min(Math.max(state.owed - this.#offset, -RETURN_LIMIT), RETURN_LIMIT);
+    state.owed = this.#offset + behind;
+    return behind;
+  }
+
+  /** The state for an instance joining the set: the one it left with if remembered, else a new one. */
+  #state(address: string): WeightState {
+    const state = this.#departed.get(address);
+    if (state === undefined) return new WeightState(address);
+    this.#departed.delete(address);
+    return state;
+  }
+
+  /**
+   * Remembers the places of the instances of `previous` (the set before this change) that left, so that
+   * one that comes back with the same weight takes its place up again instead of starting even (as
+   * EEVDF keeps a task's lag while it sleeps). Starting even every time, an instance that keeps coming
+   * and going lost every tie to the instances already there (one there for a pick at a time was never
+   * picked), or, above 16 instances, took every pick while there if it weighed more than they did.
+   * Keeps as many as the set has entries, at least DEPARTED_MIN, forgetting the longest gone first.
+   */
+  #remember(previous: readonly WeightState[], wasFair: boolean, size: number): void {
+    const departed = this.#departed;
+    for (const state of previous) {
+      if (state.away || this.#table.get(state.address) === state) continue; // stayed, or seen already
+      state.away = true;
+      if (!(state.weight > 0)) continue; // weight 0: it had no place
+      const behind = wasFair
+        ? state.weight * (this.#virtualNow - state.start)
+        : state.current / this.#smoothTotal;
+      state.owed = behind + this.#offset;
+      departed.delete(state.address);
+      departed.set(state.address, state);
+    }
+    const limit = Math.max(size, DEPARTED_MIN);
+    for (const address of departed.keys()) {
+      if (departed.size <= limit) break;
+      departed.delete(address);
+    }
   }
 
   /**
@@ -400,9 +533,13 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
  *
  * Either way a change of the set (discovery, an ejection or readmission) costs O(n) once and does not
  * restart the sequence, also when the set crosses from 16 to 17 instances or back (each instance's place
- * carries over from one scheme to the other): instances that stay with the same weight keep their lead or lag (how many picks
- * they are ahead of or behind their share), less an equal part of what the leavers took along; new
- * instances, and ones whose weight changed, start even. So a set that keeps changing does not hand the
+ * carries over from one scheme to the other): instances that stay with the same weight keep their lead or
+ * lag (how many picks they are ahead of or behind their share over the time they have been in the set),
+ * less an equal part of what leavers took along and returners brought back. An instance that leaves and
+ * comes back with the same weight takes up the lead or lag it left with (the places of as many departed
+ * instances as the set has, at least 16, are remembered; the longest gone are forgotten first), so one
+ * that keeps coming and going gets its share of the picks made while it is there, neither starved nor
+ * favoured. New instances, ones whose weight changed and forgotten ones start even. So a set that keeps changing does not hand the
  * first instances every pick. Every sum(weights) picks from the start give each instance exactly its
  * (integer) weight while the set stays the same. An instance with weight 0 gets no calls while another
  * candidate has a positive weight; if every candidate weighs 0 they are taken in turn. Avoided

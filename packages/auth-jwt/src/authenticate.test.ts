@@ -83,7 +83,7 @@ describe("authenticate", () => {
     });
   });
 
-  it("checks the size on the raw header before anything else", async () => {
+  it("checks the size before the token is parsed", async () => {
     expect((await refused({ authorization: `Bearer ${"x".repeat(8193)}` })).message).toBe(
       "token too large: more than 8192 bytes",
     );
@@ -94,6 +94,29 @@ describe("authenticate", () => {
     expect((await refused({ authorization: `Bearer ${"x".repeat(10)}` }, small)).message).toBe(
       "malformed token: not a compact JWS (three base64url parts)",
     );
+  });
+
+  it("counts the token toward maxTokenSize, not the spaces after Bearer", async () => {
+    const padded = craft({ alg: "HS256" }, validClaims({ pad: "p".repeat(180) }), SECRET);
+    const limit = padded.length; // about 300
+    const exact = authenticate(createJwtVerifier({ secret: SECRET, clock: fixedClock, maxTokenSize: limit }))(
+      whoami,
+    );
+    expect((await call({ authorization: `Bearer ${padded}` }, exact)).sub).toBe("ada");
+    expect((await call({ authorization: `Bearer  ${padded}` }, exact)).sub).toBe("ada");
+    expect((await call({ authorization: `Bearer${" ".repeat(64)}${padded}` }, exact)).sub).toBe("ada");
+    const over = `${padded}x`;
+    for (const spaces of [1, 2, 64]) {
+      expect((await refused({ authorization: `Bearer${" ".repeat(spaces)}${over}` }, exact)).message).toBe(
+        `token too large: more than ${limit} bytes`,
+      );
+    }
+    // A value longer than Bearer + 64 spaces + maxTokenSize is refused before it is scanned.
+    expect((await refused({ authorization: `Bearer${" ".repeat(65)}${padded}` }, exact)).message).toBe(
+      `token too large: more than ${limit} bytes`,
+    );
+    // A short token after many spaces is fine while the value stays within that bound.
+    expect((await call({ authorization: `Bearer${" ".repeat(200)}${token}` })).sub).toBe("ada");
   });
 
   it("passes the verifier's refusal on, with the realm in the challenge", async () => {

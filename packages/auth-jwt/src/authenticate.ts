@@ -74,6 +74,11 @@ export interface AuthenticateOptions {
 }
 
 const SCHEME = "bearer";
+/**
+ * The most spaces between `Bearer` and the token that a value of the largest accepted token may have:
+ * a value longer than `Bearer` + this + `maxTokenSize` is refused as too large without being scanned.
+ */
+const MAX_SPACES = 64;
 
 /**
  * Server middleware: reads `Bearer <token>` from the call's metadata (`authorization`: the HTTP header
@@ -84,6 +89,11 @@ const SCHEME = "bearer";
  * cannot be fetched, INTERNAL when a configured key or the verifier's clock cannot be used (see
  * {@link JwtVerifier.verify}); neither carries a challenge, and neither lets the call through, even
  * with `optional`.
+ * Any number of spaces may follow `Bearer`; only the token counts toward the verifier's `maxTokenSize`
+ * (a value longer than `Bearer` + 64 spaces + `maxTokenSize` is refused as too large unscanned). More
+ * than one value is refused (UNAUTHENTICATED, `invalid_request`) where the transport passes them all on
+ * (HTTP/1, `@svckit/grpc-h2`); over a grpc-js server Node's HTTP/2 keeps only the first `authorization`
+ * field, so only that one is seen.
  * Pass a shared {@link JwtVerifier} to reuse one key set across endpoints.
  *
  * @example
@@ -101,6 +111,9 @@ export function authenticate(
   const optional = options.optional === true;
   const realm = v.realm;
   const maxTokenSize = v.maxTokenSize;
+  const maxHeaderLength = SCHEME.length + MAX_SPACES + maxTokenSize;
+  const tooLarge = () =>
+    unauthenticated(`token too large: more than ${maxTokenSize} bytes`, realm, "invalid_token");
 
   /** The token, `undefined` when there is none; throws for one that cannot be a bearer token. */
   function bearerToken(ctx: Context): string | undefined {
@@ -114,15 +127,17 @@ export function authenticate(
       // RFC 6750 §3.1: another authentication scheme gets a challenge without an error code.
       throw unauthenticated(`${header} is not a bearer token`, realm, undefined);
     }
-    if (value.length - SCHEME.length - 1 > maxTokenSize) {
-      throw unauthenticated(`token too large: more than ${maxTokenSize} bytes`, realm, "invalid_token");
-    }
+    // Bounds the scan below: a value this long holds a token over the limit or a run of spaces no
+    // client sends; either way it is refused before it is scanned.
+    if (value.length > maxHeaderLength) throw tooLarge();
     let start = SCHEME.length;
     if (value.charCodeAt(start) !== 32) {
       if (start === value.length) return "";
       throw unauthenticated(`${header} is not a bearer token`, realm, undefined);
     }
     while (value.charCodeAt(start) === 32) start++;
+    // The token alone counts toward the limit, not the spaces before it (RFC 6750: `Bearer 1*SP token`).
+    if (value.length - start > maxTokenSize) throw tooLarge();
     return value.slice(start);
   }
 

@@ -77,6 +77,38 @@ describe("authorize", () => {
     expect(rejected.code).toBe(Code.INTERNAL);
   });
 
+  it("turns a policy's own AbortError or TimeoutError into INTERNAL, not CANCELLED or DEADLINE_EXCEEDED", async () => {
+    const timeout = new DOMException("The operation was aborted due to timeout", "TimeoutError");
+    const abort = new DOMException("This operation was aborted", "AbortError");
+    const named = Object.assign(new Error("aborted"), { name: "AbortError" });
+    for (const thrown of [timeout, abort, named]) {
+      const err = await serviceRejection(authorize(() => Promise.reject(thrown))(ok)(as({}), undefined));
+      expect({ code: err.code, message: err.message, cause: err.cause }).toEqual({
+        code: Code.INTERNAL,
+        message: "internal error",
+        cause: thrown,
+      });
+    }
+  });
+
+  it("answers the call's own abort reason when the call was cancelled or timed out during the policy", async () => {
+    const call = as({}).withCancel();
+    const policy: Policy<unknown> = () => {
+      call.cancel();
+      throw new DOMException("This operation was aborted", "AbortError");
+    };
+    const err = await serviceRejection(authorize(policy)(ok)(call.context, undefined));
+    expect(err.code).toBe(Code.CANCELLED);
+    expect(err).toBe(call.context.abortReason);
+
+    const late = as({}).withDeadline(Date.now() - 1);
+    const timedOut = await serviceRejection(
+      authorize(() => Promise.reject(new Error("fetch failed")))(ok)(late.context, undefined),
+    );
+    expect(timedOut.code).toBe(Code.DEADLINE_EXCEEDED);
+    late.release();
+  });
+
   it("passes a ServiceError the policy throws unchanged", async () => {
     const own = new ServiceError(Code.UNAVAILABLE, "policy engine unavailable");
     const err = await serviceRejection(

@@ -1,4 +1,4 @@
-import { type Context, type Endpoint, type GenericMiddleware, ServiceError } from "@svckit/endpoint";
+import { Code, type Context, type Endpoint, type GenericMiddleware, ServiceError } from "@svckit/endpoint";
 import { claimsKey } from "./authenticate.js";
 import { checkRealm, permissionDenied, unauthenticated } from "./errors.js";
 import type { JwtClaims } from "./verifier.js";
@@ -34,6 +34,18 @@ interface Refusal {
 const explanations = new WeakMap<Policy<never>, (claims: JwtClaims) => Refusal>();
 
 /**
+ * What a policy that threw answers: a ServiceError unchanged; the call's own abort reason when the
+ * call was cancelled or passed its deadline meanwhile (the policy most likely failed because of it);
+ * anything else INTERNAL with the thrown value as `cause`. Not `ServiceError.from`, which would turn
+ * the policy's own `AbortError` / `TimeoutError` into CANCELLED / DEADLINE_EXCEEDED.
+ */
+function policyFailure(err: unknown, ctx: Context): ServiceError {
+  if (err instanceof ServiceError) return ServiceError.from(err); // rebuilds another copy's lookalike
+  if (ctx.aborted && ctx.abortReason !== undefined) return ctx.abortReason;
+  return new ServiceError(Code.INTERNAL, undefined, { cause: err });
+}
+
+/**
  * Middleware that runs `policy` on the verified claims ({@link authenticate} must run first) and
  * refuses the call unless it returns `true`:
  *
@@ -42,7 +54,11 @@ const explanations = new WeakMap<Policy<never>, (claims: JwtClaims) => Refusal>(
  *   `Bearer error="insufficient_scope"` in the error's metadata;
  * - the policy throws: a ServiceError it throws passes unchanged (a policy may refuse with its own
  *   message or report UNAVAILABLE), anything else becomes INTERNAL with a generic message, the error
- *   kept as `cause` for logs. A broken policy is a server fault: never an allow, nor a misleading 403.
+ *   kept as `cause` for logs — also an `AbortError` or `TimeoutError` of the policy's own (an OPA fetch
+ *   with `AbortSignal.timeout`): the policy's time limit is not the caller's deadline. Only when the
+ *   call itself was cancelled or passed its deadline meanwhile is the answer its own CANCELLED or
+ *   DEADLINE_EXCEEDED (`ctx.abortReason`). A broken policy is a server fault: never an allow, nor a
+ *   misleading 403.
  *
  * @example
  * ```ts
@@ -66,7 +82,7 @@ export function authorize<Req>(policy: Policy<Req>, options: AuthorizeOptions = 
       try {
         allowed = await policy(claims, ctx, request as unknown as Req);
       } catch (err) {
-        throw ServiceError.from(err);
+        throw policyFailure(err, ctx);
       }
       if (allowed !== true) {
         const refusal = explain?.(claims);

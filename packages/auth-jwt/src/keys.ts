@@ -56,11 +56,15 @@ function isJwk(value: unknown): value is JWK {
   return typeof value === "object" && value !== null && typeof (value as { kty?: unknown }).kty === "string";
 }
 
-/** The bytes of a secret, refused when shorter than the weakest HMAC allows. */
+/**
+ * The bytes of a secret, refused when shorter than the weakest HMAC allows. A `Uint8Array` is copied:
+ * keys are imported lazily (per algorithm, on first use), so a caller that wipes or reuses its buffer
+ * after setup (`secret.fill(0)`) must not change the key the verifier or signer uses.
+ */
 export function secretBytes(secret: SecretInput, where: string): Uint8Array {
-  const bytes = typeof secret === "string" ? new TextEncoder().encode(secret) : secret;
-  if (!(bytes instanceof Uint8Array))
+  if (typeof secret !== "string" && !(secret instanceof Uint8Array))
     throw new TypeError(`${where}: secret must be a string or a Uint8Array`);
+  const bytes = typeof secret === "string" ? new TextEncoder().encode(secret) : new Uint8Array(secret);
   if (bytes.byteLength < 32) {
     throw new TypeError(
       `${where}: secret must be at least 32 bytes (256 bits) for HS256, got ${bytes.byteLength}`,

@@ -102,6 +102,15 @@ describe("createJwtSigner", () => {
     expect((await verifier.verify(await signer.sign({ sub: "ada" }))).claims.sub).toBe("ada");
   });
 
+  it("keeps its own copy of a Uint8Array secret: wiping the caller's buffer after setup changes nothing", async () => {
+    const bytes = new TextEncoder().encode(SECRET);
+    const signer = createJwtSigner({ secret: bytes, clock: fixedClock });
+    bytes.fill(0);
+    const token = await signer.sign({ sub: "ada" });
+    const verifier = createJwtVerifier({ secret: SECRET, clock: fixedClock });
+    expect((await verifier.verify(token)).claims.sub).toBe("ada");
+  });
+
   it("reuses the token without claims while more than half its lifetime is left", async () => {
     let now = NOW;
     const signer = createJwtSigner({ secret: SECRET, expiresIn: 60_000, clock: () => now });

@@ -1,4 +1,4 @@
-import { createSign, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createHmac, createSign, generateKeyPairSync, type KeyObject } from "node:crypto";
 import {
   createJwtSigner,
   createJwtVerifier,
@@ -26,7 +26,7 @@ import {
   validClaims,
 } from "./test-helpers.js";
 
-const hs = (extra: Record<string, unknown> = {}, secret = SECRET): string =>
+const hs = (extra: Record<string, unknown> = {}, secret: string | Uint8Array = SECRET): string =>
   craft({ alg: "HS256", typ: "JWT" }, validClaims(extra), secret);
 
 const pem = (key: KeyObject, type: "spki" | "pkcs1"): string => key.export({ type, format: "pem" }) as string;
@@ -176,6 +176,27 @@ describe("createJwtVerifier: valid tokens", () => {
     const { claims, header } = await verifier().verify(hs({ scope: "a b" }));
     expect(claims).toEqual(validClaims({ scope: "a b" }));
     expect(header).toEqual({ alg: "HS256", typ: "JWT" });
+  });
+
+  it("keeps its own copy of a Uint8Array secret: wiping the caller's buffer after setup changes nothing", async () => {
+    const bytes = new TextEncoder().encode(SECRET + SECRET); // 64 bytes: HS256 and HS512
+    const original = Uint8Array.from(bytes);
+    const zeros = new Uint8Array(bytes.byteLength);
+    const hs512 = (key: Uint8Array): string => {
+      const input = `${b64({ alg: "HS512" })}.${b64(validClaims())}`;
+      return `${input}.${createHmac("sha512", key).update(input).digest("base64url")}`;
+    };
+    const v = createJwtVerifier({ secret: bytes, clock: fixedClock, cache: false });
+    bytes.fill(0); // keys are imported on first use per algorithm, after this
+    expect((await v.verify(hs({}, original))).claims.sub).toBe("ada");
+    expect((await v.verify(hs512(original))).claims.sub).toBe("ada");
+    for (const forged of [hs({}, zeros), hs512(zeros)]) {
+      const err = await serviceRejection(v.verify(forged));
+      expect({ code: err.code, message: err.message }).toEqual({
+        code: Code.UNAUTHENTICATED,
+        message: "invalid signature",
+      });
+    }
   });
 
   type KeyCase = [string, () => PrivateKeyInput, (() => PublicKeyInput) | undefined];

@@ -177,6 +177,10 @@ describe("setLongTimeout", () => {
         new RangeError("setLongTimeout: ms must be a number, got NaN"),
       );
       expect(() => setLongTimeout(fn, "soon" as unknown as number)).toThrow(RangeError);
+      // setTimeout would convert these and fire: refused as well.
+      for (const value of [null, undefined, "5", true, [], 5n]) {
+        expect(() => setLongTimeout(fn, value as unknown as number)).toThrow(RangeError);
+      }
       expect(vi.getTimerCount()).toBe(0);
     });
 

@@ -120,12 +120,14 @@ export function setLongTimeout(callback: () => void, ms: number): LongTimeout;
 /** The same, calling `callback(arg)`: a shared function with an argument instead of a closure per timer. */
 export function setLongTimeout<T>(callback: (arg: T) => void, ms: number, arg: T): LongTimeout;
 export function setLongTimeout<T>(callback: (arg: T) => void, ms: number, arg?: T): LongTimeout {
+  if (typeof ms !== "number" || ms !== ms) {
+    throw new RangeError(`setLongTimeout: ms must be a number, got ${String(ms)}`);
+  }
   if (ms <= MAX_TIMER_MS) {
     // The native timer itself. No argument passed when there is none: Node then allocates no argument list.
     const timer = arg === undefined ? setTimeout(callback as () => void, ms) : setTimeout(callback, ms, arg);
     return timer as unknown as LongTimeout;
   }
-  if (!(ms > MAX_TIMER_MS)) throw new RangeError(`setLongTimeout: ms must be a number, got ${String(ms)}`);
   if (typeof callback !== "function") {
     throw new TypeError(`setLongTimeout: callback must be a function, got ${typeof callback}`);
   }

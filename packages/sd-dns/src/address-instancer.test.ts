@@ -30,12 +30,12 @@ function resolver(a: Answer, aaaa: Answer) {
   return {
     answers,
     calls,
-    resolve4: (name: string, options: { ttl: true }) => {
-      expect([name, options]).toEqual([HOST, { ttl: true }]);
+    resolve4: (name: string, options: { ttl: true; signal?: AbortSignal }) => {
+      expect([name, options]).toEqual([HOST, { ttl: true, signal: expect.any(AbortSignal) }]);
       return answer("a");
     },
-    resolve6: (name: string, options: { ttl: true }) => {
-      expect([name, options]).toEqual([HOST, { ttl: true }]);
+    resolve6: (name: string, options: { ttl: true; signal?: AbortSignal }) => {
+      expect([name, options]).toEqual([HOST, { ttl: true, signal: expect.any(AbortSignal) }]);
       return answer("aaaa");
     },
   };
@@ -142,6 +142,22 @@ describe("createDnsAddressInstancer", () => {
     expect((keep.current().error as ServiceError).code).toBe(Code.NOT_FOUND);
     expect(keep.current().error?.message).toMatch(
       new RegExp(`^dns: A/AAAA lookup of ${HOST} failed: query(A|Aaaa) ENOTFOUND`),
+    );
+    expect(empty.current()).toEqual({ instances: [] });
+  });
+
+  it("takes empty answers of both kinds from a custom resolver as NODATA, keeping the last set", async () => {
+    const dns = resolver([{ address: "10.0.0.5", ttl: 1 }], []);
+    const keep = instancer({ resolver: dns, interval: 1_000 });
+    const empty = instancer({ resolver: dns, interval: 1_000, notFound: "empty" });
+    await keep.ready();
+    await empty.ready();
+    dns.answers.a = [];
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(keep.current().instances).toEqual([{ address: "10.0.0.5:6379" }]);
+    expect((keep.current().error as ServiceError).code).toBe(Code.NOT_FOUND);
+    expect(keep.current().error?.message).toBe(
+      `dns: A/AAAA lookup of ${HOST} failed: the resolver answered with no records`,
     );
     expect(empty.current()).toEqual({ instances: [] });
   });

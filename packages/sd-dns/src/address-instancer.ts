@@ -2,6 +2,7 @@ import type { RecordWithTtl } from "node:dns";
 import { Code, ServiceError } from "@svckit/endpoint";
 import type { Instance } from "@svckit/sd";
 import {
+  cancelOnAbort,
   type DnsInstancer,
   type DnsInstancerOptions,
   DnsPoller,
@@ -14,10 +15,24 @@ import {
 
 const where = "createDnsAddressInstancer";
 
-/** What the A/AAAA instancer needs of a resolver; node's `dns.promises.Resolver` is one. */
+/**
+ * What the A/AAAA instancer needs of a resolver; node's `dns.promises.Resolver` is one.
+ *
+ * The instancer passes `{ ttl: true, signal }`; `signal` is aborted when the lookup runs past
+ * `timeout` or the instancer is closed, and a resolver should then reject soon, since the next lookup
+ * waits until this one settles.
+ *
+ * @example
+ * ```ts
+ * const resolver: AddressResolver = {
+ *   resolve4: async () => [{ address: "10.0.0.5", ttl: 30 }],
+ *   resolve6: async () => [],
+ * };
+ * ```
+ */
 export interface AddressResolver {
-  resolve4(name: string, options: { ttl: true }): Promise<RecordWithTtl[]>;
-  resolve6(name: string, options: { ttl: true }): Promise<RecordWithTtl[]>;
+  resolve4(name: string, options: { ttl: true; signal?: AbortSignal }): Promise<RecordWithTtl[]>;
+  resolve6(name: string, options: { ttl: true; signal?: AbortSignal }): Promise<RecordWithTtl[]>;
 }
 
 /** Options of {@link createDnsAddressInstancer}. */
@@ -34,7 +49,9 @@ export interface DnsAddressInstancerOptions extends DnsInstancerOptions {
  * the next lookup comes when the shortest record TTL runs out, but never sooner than `minInterval` nor
  * later than `interval`. With `family: 0` a name with only A (or only AAAA) records is fine; a
  * failure of either lookup other than "no records" fails the whole lookup, so the set does not shrink
- * on a transient error. Failures keep the last good set; see `notFound` for NXDOMAIN.
+ * on a transient error. Failures keep the last good set; see `notFound` for NXDOMAIN (an empty
+ * answer counts as NODATA). One lookup runs at a time; `close()` clears the (unref'd) timers and
+ * aborts the lookup in flight.
  *
  * Throws a TypeError / RangeError for bad options.
  *
@@ -61,7 +78,7 @@ export function createDnsAddressInstancer(
     throw new TypeError(`${where}: family must be 0, 4 or 6, got ${JSON.stringify(family)}`);
   }
   let resolver: AddressResolver;
-  let cancel: (() => void) | undefined;
+  let own: { cancel(): void } | undefined;
   if (options.resolver !== undefined) {
     if (options.servers !== undefined) throw new TypeError(`${where}: give servers or a resolver, not both`);
     const given = options.resolver;
@@ -73,16 +90,17 @@ export function createDnsAddressInstancer(
     }
     resolver = given;
   } else {
-    const own = defaultResolver(where, config.timeout, options.servers);
-    resolver = own;
-    cancel = () => own.cancel();
+    const made = defaultResolver(where, config.timeout, options.servers);
+    resolver = made;
+    own = made;
   }
   const kind = family === 4 ? "A" : family === 6 ? "AAAA" : "A/AAAA";
   const what = `${kind} lookup of ${host}`;
-  const lookup = async (): Promise<LookupResult> => {
+  const lookup = async (_tell: unknown, signal: AbortSignal): Promise<LookupResult> => {
+    if (own !== undefined) cancelOnAbort(signal, own);
     const lookups: Promise<RecordWithTtl[]>[] = [];
-    if (family !== 6) lookups.push(resolver.resolve4(host, { ttl: true }));
-    if (family !== 4) lookups.push(resolver.resolve6(host, { ttl: true }));
+    if (family !== 6) lookups.push(resolver.resolve4(host, { ttl: true, signal }));
+    if (family !== 4) lookups.push(resolver.resolve6(host, { ttl: true, signal }));
     const settled = await Promise.allSettled(lookups);
     const records: RecordWithTtl[] = [];
     let notFound: unknown;
@@ -97,8 +115,14 @@ export function createDnsAddressInstancer(
       if (error.code !== Code.NOT_FOUND) throw outcome.reason; // a transient failure fails the lookup
       notFound = outcome.reason;
     }
-    // Both kinds said "no such records": that is the answer (for `notFound` to judge).
-    if (records.length === 0 && notFound !== undefined) throw notFound;
+    // No records of either kind: that is the answer (for `notFound` to judge), also when a custom
+    // resolver says so with an empty list instead of ENODATA.
+    if (records.length === 0) {
+      throw (
+        notFound ??
+        new ServiceError(Code.NOT_FOUND, `dns: ${what} failed: the resolver answered with no records`)
+      );
+    }
     const instances: Instance[] = [];
     let ttl: number | undefined;
     for (const record of records) {
@@ -116,5 +140,5 @@ export function createDnsAddressInstancer(
     }
     return ttl === undefined ? { instances } : { instances, ttl };
   };
-  return new DnsPoller(what, lookup, config, cancel);
+  return new DnsPoller(what, lookup, config);
 }

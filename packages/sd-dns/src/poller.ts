@@ -100,56 +100,71 @@ export function lookupError(what: string, error: unknown): ServiceError {
 }
 
 /**
+ * One lookup: rejects with the resolver's error; reports records it skips to `tell`. `signal` is
+ * aborted when the lookup runs past `timeout` or the instancer is closed; the lookup should then
+ * stop (reject) soon, as the next one waits for it to settle.
+ */
+export type Lookup = (tell: (error: Error) => void, signal: AbortSignal) => Promise<LookupResult>;
+
+/**
  * The polling loop behind both DNS instancers: one lookup at a time, the next one after `interval`
  * (or the records' TTL, bounded by `minInterval` and `interval`), after a failure `minInterval`
- * doubling up to `interval`. Timers are unref'd and cleared on close.
+ * doubling up to `interval`. A lookup past `timeout` fails with DEADLINE_EXCEEDED and its signal is
+ * aborted; a new lookup starts only once it has settled. Timers are unref'd and cleared on close,
+ * which also aborts the lookup in flight.
  */
 export class DnsPoller extends BackendInstancer implements DnsInstancer {
   readonly #what: string;
-  readonly #lookup: (tell: (error: Error) => void) => Promise<LookupResult>;
+  readonly #lookup: Lookup;
   /** {@link BackendInstancer.tell}, bound once, for lookups to report what they skip. */
   readonly #tell = (error: Error): void => this.tell(error);
   readonly #config: PollerConfig;
-  readonly #cancel: (() => void) | undefined;
+  /** The timer of the next poll. */
   #timer: NodeJS.Timeout | undefined;
+  /** The `timeout` timer of the lookup in flight. */
+  #deadline: NodeJS.Timeout | undefined;
+  /** Aborts the lookup in flight (until its answer, error or timeout). */
+  #controller: AbortController | undefined;
+  /** Settles once the last lookup started has settled (it may outlive its timeout); cleared then. */
+  #unsettled: Promise<void> | undefined;
   #failures = 0;
 
   /**
    * @param what - what a lookup is, for messages: `SRV lookup of _http._tcp.users`.
-   * @param lookup - one lookup; rejects with the resolver's error; reports records it skips to `tell`.
-   * @param cancel - cancels the lookups in flight (only for a resolver the instancer owns).
+   * @param lookup - one lookup.
    */
-  constructor(
-    what: string,
-    lookup: (tell: (error: Error) => void) => Promise<LookupResult>,
-    config: PollerConfig,
-    cancel?: () => void,
-  ) {
+  constructor(what: string, lookup: Lookup, config: PollerConfig) {
     // Listener errors and bad instances go to onError: nothing breaks the poll loop.
     super(config.onError);
     this.#what = what;
     this.#lookup = lookup;
     this.#config = config;
-    this.#cancel = cancel;
     void this.#poll();
   }
 
   protected stop(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    clearTimeout(this.#timer);
     this.#timer = undefined;
-    try {
-      this.#cancel?.();
-    } catch {
-      // nothing in flight
-    }
+    clearTimeout(this.#deadline);
+    this.#deadline = undefined;
+    const controller = this.#controller;
+    this.#controller = undefined;
+    controller?.abort(
+      new ServiceError(Code.CANCELLED, `dns: ${this.#what} canceled: the instancer was closed`),
+    );
   }
 
   async #poll(): Promise<void> {
     this.#timer = undefined;
+    if (this.#unsettled !== undefined) {
+      // One lookup at a time: the last one outlived its timeout (and ignored its signal) so far.
+      await this.#unsettled;
+      if (this.cache.closed) return;
+    }
     const { interval, minInterval, notFound } = this.#config;
     let delay: number;
     try {
-      const result = await this.#withTimeout(this.#lookup(this.#tell));
+      const result = await this.#start();
       if (this.cache.closed) return;
       this.#failures = 0;
       this.cache.update(result.instances);
@@ -169,31 +184,75 @@ export class DnsPoller extends BackendInstancer implements DnsInstancer {
       }
     }
     this.settle();
+    // update() and fail() call the listeners at once; one of them may have closed the instancer.
+    if (this.cache.closed) return;
     this.#timer = setTimeout(() => void this.#poll(), delay);
     this.#timer.unref();
   }
 
-  #withTimeout(lookup: Promise<LookupResult>): Promise<LookupResult> {
+  /**
+   * Starts one lookup with a fresh signal and settles with its outcome, or rejects with the signal's
+   * reason once it is aborted (DEADLINE_EXCEEDED after `timeout`, CANCELLED on close).
+   */
+  #start(): Promise<LookupResult> {
     const { timeout } = this.#config;
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        try {
-          this.#cancel?.();
-        } catch {
-          // nothing to cancel
-        }
-        reject(
-          new ServiceError(
-            Code.DEADLINE_EXCEEDED,
-            `dns: ${this.#what} failed: no answer within ${timeout} ms`,
-          ),
-        );
-      }, timeout);
-      timer.unref();
+    const controller = new AbortController();
+    const { signal } = controller;
+    // Listening before the lookup does, so the abort reason wins over the lookup's own reaction.
+    const aborted = new Promise<never>((_resolve, reject) => {
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
     });
-    return Promise.race([lookup, expired]).finally(() => clearTimeout(timer));
+    const deadline = setTimeout(() => {
+      controller.abort(
+        new ServiceError(Code.DEADLINE_EXCEEDED, `dns: ${this.#what} failed: no answer within ${timeout} ms`),
+      );
+    }, timeout);
+    deadline.unref();
+    this.#deadline = deadline;
+    this.#controller = controller;
+    let lookup: Promise<LookupResult>;
+    try {
+      lookup = this.#lookup(this.#tell, signal);
+    } catch (error) {
+      lookup = Promise.reject(error);
+    }
+    const unsettled: Promise<void> = lookup.then(noop, noop).then(() => {
+      if (this.#unsettled === unsettled) this.#unsettled = undefined;
+    });
+    this.#unsettled = unsettled;
+    return Promise.race([lookup, aborted]).then(
+      (result) => {
+        this.#done(controller, deadline);
+        return result;
+      },
+      (error: unknown) => {
+        this.#done(controller, deadline);
+        throw signal.aborted ? signal.reason : error;
+      },
+    );
   }
+
+  /** Forgets the timer and controller of a lookup that has an outcome. */
+  #done(controller: AbortController, deadline: NodeJS.Timeout): void {
+    clearTimeout(deadline);
+    if (this.#deadline === deadline) this.#deadline = undefined;
+    if (this.#controller === controller) this.#controller = undefined;
+  }
+}
+
+/** Makes `resolver.cancel()` (node's Resolver: cancels its queries in flight) follow `signal`. */
+export function cancelOnAbort(signal: AbortSignal, resolver: { cancel(): void }): void {
+  signal.addEventListener(
+    "abort",
+    () => {
+      try {
+        resolver.cancel();
+      } catch {
+        // nothing in flight
+      }
+    },
+    { once: true },
+  );
 }
 
 /** The built-in resolver: node's `dns.promises.Resolver`, on `servers` if given. */

@@ -190,7 +190,7 @@ describe("createDnsSrvInstancer", () => {
     const errors: string[] = [];
     const dns = resolver([
       srv("ok", 1),
-      { name: "", port: 1, priority: 10, weight: 1 },
+      { name: 7 as unknown as string, port: 1, priority: 10, weight: 1 },
       { name: "badport", port: 70_000, priority: 10, weight: 1 },
       { name: "badweight", port: 1, priority: 10, weight: -1 },
     ]);
@@ -287,6 +287,190 @@ describe("createDnsSrvInstancer", () => {
     expect(() => createDnsSrvInstancer("", good)).toThrow(
       new TypeError('createDnsSrvInstancer: name must be a non-empty string, got ""'),
     );
+  });
+});
+
+describe("createDnsSrvInstancer (review regressions)", () => {
+  it.each([
+    ["an answer", [srv("a", 1)], (s: InstancerState) => s.instances.length > 0],
+    ["a failure", dnsError("ESERVFAIL"), (s: InstancerState) => s.error !== undefined],
+  ] satisfies [string, SrvRecord[] | Error, (s: InstancerState) => boolean][])(
+    "a subscriber that closes on %s stops polling: no lookup and no timer after close()",
+    async (_what, answer, when) => {
+      const dns = resolver(answer);
+      const watcher = instancer({ resolver: dns, interval: 1_000 });
+      watcher.subscribe((s) => {
+        if (when(s)) watcher.close();
+      });
+      await vi.advanceTimersByTimeAsync(0);
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect(dns.calls).toHaveLength(1);
+    },
+  );
+
+  it("keeps the last set with INVALID_ARGUMENT when every record of an answer is malformed", async () => {
+    const errors: string[] = [];
+    const dns = resolver([srv("a", 1)]);
+    const watcher = instancer({ resolver: dns, interval: 5_000, onError: (e) => errors.push(e.message) });
+    await watcher.ready();
+    dns.set([srv("a", 70_000), srv("b", 1, 10, -1)]);
+    await vi.advanceTimersByTimeAsync(5_000);
+    const state = watcher.current();
+    expect(state.instances).toEqual([{ address: "a:1", weight: 5 }]);
+    expect((state.error as ServiceError).code).toBe(Code.INVALID_ARGUMENT);
+    expect(state.error?.message).toBe(
+      `dns: SRV lookup of ${NAME} failed: every record of the answer is malformed (2 skipped)`,
+    );
+    expect(errors).toEqual([
+      `dns: SRV lookup of ${NAME}: skipping a record: target a has port 70000`,
+      `dns: SRV lookup of ${NAME}: skipping a record: target b has weight -1`,
+    ]);
+    // A failure: retried after minInterval (1 s), not the interval.
+    dns.set([srv("c", 3)]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(watcher.current()).toEqual({ instances: [{ address: "c:3", weight: 5 }] });
+  });
+
+  it("takes an empty answer from a custom resolver as NODATA: kept by default, emptied with notFound: empty", async () => {
+    const dns = resolver([srv("a", 1)]);
+    const keep = instancer({ resolver: dns, interval: 1_000 });
+    const empty = instancer({ resolver: dns, interval: 1_000, notFound: "empty" });
+    await keep.ready();
+    await empty.ready();
+    dns.set([]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(addresses(keep.current())).toEqual(["a:1"]);
+    expect((keep.current().error as ServiceError).code).toBe(Code.NOT_FOUND);
+    expect(keep.current().error?.message).toBe(
+      `dns: SRV lookup of ${NAME} failed: the resolver answered with no records`,
+    );
+    expect(empty.current()).toEqual({ instances: [] });
+  });
+
+  it('reads "." as node reports it (target "", port 0) as no instances, without an error', async () => {
+    const errors: string[] = [];
+    const dns = resolver([srv("a", 1)]);
+    const watcher = instancer({ resolver: dns, interval: 1_000, onError: (e) => errors.push(e.message) });
+    await watcher.ready();
+    dns.set([srv("", 0, 0, 0)]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(watcher.current()).toEqual({ instances: [] });
+    expect(errors).toEqual([]);
+  });
+
+  it("starts no lookup while the last one is still pending after its timeout, and aborts its signal", async () => {
+    const signals: (AbortSignal | undefined)[] = [];
+    const hanging = {
+      resolveSrv: (_name: string, options?: { signal?: AbortSignal }) => {
+        signals.push(options?.signal);
+        return new Promise<SrvRecord[]>(() => undefined);
+      },
+    };
+    const watcher = instancer({ resolver: hanging, interval: 1_000, minInterval: 100, timeout: 500 });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(signals).toHaveLength(1);
+    expect(signals[0]?.aborted).toBe(true);
+    expect(signals[0]?.reason).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
+    expect((watcher.current().error as ServiceError).code).toBe(Code.DEADLINE_EXCEEDED);
+  });
+
+  it("starts the next lookup once a late lookup settles, never two at a time", async () => {
+    let inFlight = 0;
+    let most = 0;
+    let calls = 0;
+    let finish: () => void = () => undefined;
+    const late = {
+      resolveSrv: async (): Promise<SrvRecord[]> => {
+        calls += 1;
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        try {
+          if (calls === 1) await new Promise<void>((resolve) => (finish = resolve)); // ignores the signal
+          return [srv(`a${calls}`, 1)];
+        } finally {
+          inFlight -= 1;
+        }
+      },
+    };
+    const watcher = instancer({ resolver: late, interval: 1_000, minInterval: 100, timeout: 500 });
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(calls).toBe(1);
+    finish(); // its answer comes too late to count; the next lookup starts at once
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toBe(2);
+    expect(addresses(watcher.current())).toEqual(["a2:1"]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(calls).toBe(3);
+    expect(most).toBe(1);
+  });
+
+  it("keeps polling after a timeout when the resolver honours the signal", async () => {
+    const calls: number[] = [];
+    const honest = {
+      resolveSrv: (_name: string, options?: { signal?: AbortSignal }) => {
+        calls.push(Date.now());
+        return new Promise<SrvRecord[]>((_resolve, reject) => {
+          options?.signal?.addEventListener("abort", () => reject(new Error("aborted")));
+        });
+      },
+    };
+    const start = Date.now();
+    instancer({ resolver: honest, interval: 1_000, minInterval: 100, timeout: 500 });
+    await vi.advanceTimersByTimeAsync(2_000);
+    // Timeouts at 500, 1100, 1800 ms; retries 100 and 200 ms after them.
+    expect(calls.map((t) => t - start)).toEqual([0, 600, 1_300]);
+  });
+
+  it("close() aborts the lookup in flight and clears its timeout timer at once", async () => {
+    let signal: AbortSignal | undefined;
+    const hanging = {
+      resolveSrv: (_name: string, options?: { signal?: AbortSignal }) => {
+        signal = options?.signal;
+        return new Promise<SrvRecord[]>(() => undefined);
+      },
+    };
+    const watcher = instancer({ resolver: hanging, timeout: 2_000 });
+    expect(vi.getTimerCount()).toBe(1);
+    watcher.close();
+    expect(vi.getTimerCount()).toBe(0);
+    expect(signal?.aborted).toBe(true);
+    expect(signal?.reason).toMatchObject({ code: Code.CANCELLED });
+    expect(await watcher.ready()).toEqual({ instances: [] });
+  });
+
+  it("brackets an IPv6-literal target", async () => {
+    const state = await instancer({
+      resolver: resolver([srv("fd00::5", 8080), srv("fd00::6.", 8080)]),
+    }).ready();
+    expect(addresses(state)).toEqual(["[fd00::5]:8080", "[fd00::6]:8080"]);
+  });
+
+  it("merges records for the same target and port (any case, trailing dot) by summing their weights", async () => {
+    const state = await instancer({
+      resolver: resolver([
+        srv("a.x", 80, 10, 1),
+        srv("b.x", 80, 10, 2),
+        srv("a.x.", 80, 10, 9),
+        srv("A.X", 80, 10, 1),
+        srv("a.x", 81, 10, 4),
+      ]),
+    }).ready();
+    expect(state).toEqual({
+      instances: [
+        { address: "a.x:80", weight: 11 },
+        { address: "b.x:80", weight: 2 },
+        { address: "a.x:81", weight: 4 },
+      ],
+    });
+  });
+
+  it("skips a target on port 0, telling onError", async () => {
+    const errors: string[] = [];
+    const dns = resolver([srv("a.x", 0), srv("b.x", 1)]);
+    const state = await instancer({ resolver: dns, onError: (e) => errors.push(e.message) }).ready();
+    expect(addresses(state)).toEqual(["b.x:1"]);
+    expect(errors).toEqual([`dns: SRV lookup of ${NAME}: skipping a record: target a.x has port 0`]);
   });
 });
 

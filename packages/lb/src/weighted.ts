@@ -11,7 +11,7 @@ const SMOOTH_WEIGHTED_LIMIT = 16;
  * The fewest instances that left whose places `weighted` remembers, so that one coming back takes up its
  * place again; it remembers as many as the set has entries when that is more.
  */
-const DEPARTED_MIN = 16;
+const DEPARTED_MIN = 1024;
 
 /**
  * The most picks an instance that comes back may be ahead of or behind the others' mean. Its place is
@@ -120,8 +120,8 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
   readonly source: EndpointSource<Req, Res>;
   readonly #table = new StateTable<Req, Res, WeightState>((entry) => this.#state(entry.instance.address));
   /**
-   * The instances that left, with their places, by address, the longest gone first (at most as many as
-   * the set has entries, and at least DEPARTED_MIN).
+   * The instances that left, with their places, by address, the longest gone first (at most twice as
+   * many as the set has entries, and at least DEPARTED_MIN).
    */
   readonly #departed = new Map<string, WeightState>();
   /** Next entry to look at when every candidate weighs 0. */
@@ -468,7 +468,7 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
    * EEVDF keeps a task's lag while it sleeps). Starting even every time, an instance that keeps coming
    * and going lost every tie to the instances already there (one there for a pick at a time was never
    * picked), or, above 16 instances, took every pick while there if it weighed more than they did.
-   * Keeps as many as the set has entries, at least DEPARTED_MIN, forgetting the longest gone first.
+   * Keeps twice as many as the set has entries, at least DEPARTED_MIN, forgetting the longest gone first.
    */
   #remember(previous: readonly WeightState[], wasFair: boolean, size: number): void {
     const departed = this.#departed;
@@ -483,7 +483,7 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
       departed.delete(state.address);
       departed.set(state.address, state);
     }
-    const limit = Math.max(size, DEPARTED_MIN);
+    const limit = Math.max(2 * size, DEPARTED_MIN);
     for (const address of departed.keys()) {
       if (departed.size <= limit) break;
       departed.delete(address);
@@ -537,7 +537,7 @@ class Weighted<Req, Res> implements Balancer<Req, Res> {
  * lag (how many picks they are ahead of or behind their share over the time they have been in the set),
  * less an equal part of what leavers took along and returners brought back. An instance that leaves and
  * comes back with the same weight takes up the lead or lag it left with (the places of as many departed
- * instances as the set has, at least 16, are remembered; the longest gone are forgotten first), so one
+ * instances as twice the set's size, at least 1,024, are remembered; the longest gone are forgotten first), so one
  * that keeps coming and going gets its share of the picks made while it is there, neither starved nor
  * favoured. New instances, ones whose weight changed and forgotten ones start even. So a set that keeps changing does not hand the
  * first instances every pick. Every sum(weights) picks from the start give each instance exactly its

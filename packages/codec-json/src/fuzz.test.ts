@@ -11,7 +11,7 @@ import { z } from "zod";
 const numRuns = 2000;
 const located = /^malformed JSON: [^\n]{1,80} at line \d+, column \d+$/;
 const knownMessage =
-  /^(empty body: expected a JSON value|body is not valid UTF-8: bad byte sequence at byte offset \d+|malformed JSON: [^\n]{1,80} at line \d+, column \d+)$/;
+  /^(empty body: expected a JSON value|body is not valid UTF-8: bad byte sequence at byte offset \d+|malformed JSON: [^\n]{1,80} at line \d+, column \d+|JSON nested too deeply \(more than \d+ levels\) at line \d+, column \d+)$/;
 
 /** The outcome of one decode: the value, or the ServiceError (anything else fails the property). */
 function outcome(fn: () => unknown): { value: unknown } | { error: ServiceError } {
@@ -23,12 +23,61 @@ function outcome(fn: () => unknown): { value: unknown } | { error: ServiceError 
   }
 }
 
-function expectOnlyInvalidArgument(fn: () => unknown): void {
+function expectOnlyInvalidArgument(fn: () => unknown): ServiceError | undefined {
   const result = outcome(fn);
-  if ("error" in result) {
-    expect(result.error.code).toBe(Code.INVALID_ARGUMENT);
-    expect(result.error.message).toMatch(knownMessage);
+  if (!("error" in result)) return undefined;
+  expect(result.error.code).toBe(Code.INVALID_ARGUMENT);
+  expect(result.error.message).toMatch(knownMessage);
+  return result.error;
+}
+
+/** The UTF-16 offset that a 1-based line and column name in `text` (\n, \r\n and \r end lines). */
+function offsetOf(text: string, line: number, column: number): number {
+  let lineStart = 0;
+  for (let l = 1; l < line; l++) {
+    const lf = text.indexOf("\n", lineStart);
+    const cr = text.indexOf("\r", lineStart);
+    const end = cr >= 0 && (lf < 0 || cr < lf) ? cr : lf;
+    expect(end, `line ${line} exists`).toBeGreaterThanOrEqual(0);
+    lineStart = end + (text.startsWith("\r\n", end) ? 2 : 1);
   }
+  const offset = lineStart + column - 1;
+  const lineEnd = text.slice(lineStart).search(/[\r\n]|$/) + lineStart;
+  expect(offset, "column lies within its line").toBeLessThanOrEqual(lineEnd);
+  return offset;
+}
+
+/**
+ * Checks that a "malformed JSON" message points into `text` (the text JSON.parse saw: without a
+ * leading BOM it retried without), and that the character it names is the one there.
+ */
+function expectLocatedIn(text: string, message: string): void {
+  const found = /^malformed JSON: (.+) at line (\d+), column (\d+)$/.exec(message);
+  if (found === null) return;
+  const parsed = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const offset = offsetOf(parsed, Number(found[2]), Number(found[3]));
+  expect(offset).toBeLessThanOrEqual(parsed.length);
+  const reason = found[1] ?? "";
+  if (reason === "unexpected end of input") expect(offset).toBe(parsed.length);
+  const named = /^unexpected character (?:'(.)'|U\+([0-9A-F]{4,6}))$/.exec(reason);
+  if (named !== null) {
+    const code = named[1] !== undefined ? named[1].charCodeAt(0) : Number.parseInt(named[2] ?? "", 16);
+    expect(parsed.codePointAt(offset)).toBe(code);
+  }
+}
+
+const lossy = new TextDecoder();
+const fatal = new TextDecoder("utf-8", { fatal: true });
+
+/** Checks a "not valid UTF-8" offset: the bytes before it decode cleanly, and a U+FFFD replaces what is there. */
+function expectUtf8OffsetIn(bytes: Uint8Array, message: string): void {
+  const found = /at byte offset (\d+)$/.exec(message);
+  if (found === null) return;
+  const offset = Number(found[1]);
+  expect(offset).toBeLessThan(bytes.length);
+  const before = fatal.decode(bytes.subarray(0, offset));
+  expect(lossy.decode(bytes).charAt(before.length)).toBe("\uFFFD");
+  expect(() => fatal.decode(bytes.subarray(0, offset + 4))).toThrow(TypeError);
 }
 
 /** JSON texts with a few characters inserted or removed somewhere: mostly almost-valid input. */
@@ -52,7 +101,10 @@ describe("fuzz: parseJson and createJsonDecoder", () => {
         }
         const result = outcome(() => parseJson(text));
         if (expected !== undefined) expect(result).toEqual(expected);
-        else expectOnlyInvalidArgument(() => parseJson(text));
+        else {
+          const error = expectOnlyInvalidArgument(() => parseJson(text));
+          if (error !== undefined) expectLocatedIn(text, error.message);
+        }
       }),
       { numRuns },
     );
@@ -66,8 +118,11 @@ describe("fuzz: parseJson and createJsonDecoder", () => {
     );
     fc.assert(
       fc.property(bytes, (input) => {
-        expectOnlyInvalidArgument(() => parseJson(input));
-        expectOnlyInvalidArgument(() => decode(input));
+        const error = expectOnlyInvalidArgument(() => parseJson(input));
+        expect(outcome(() => decode(input))).toEqual(outcome(() => parseJson(input)));
+        if (error === undefined) return;
+        expectUtf8OffsetIn(input, error.message);
+        if (error.message.startsWith("malformed JSON")) expectLocatedIn(fatal.decode(input), error.message);
       }),
       { numRuns },
     );
@@ -81,6 +136,7 @@ describe("fuzz: parseJson and createJsonDecoder", () => {
           expect(result.error.code).toBe(Code.INVALID_ARGUMENT);
           if (result.error.message !== "empty body: expected a JSON value") {
             expect(result.error.message).toMatch(located);
+            expectLocatedIn(text, result.error.message);
           }
         } else {
           expect(result.value).toEqual(JSON.parse(text.replace(/^\uFEFF/, "")));
@@ -143,18 +199,30 @@ describe("fuzz: encodeJson", () => {
     );
   });
 
-  it("anything at all encodes to JSON text or throws INTERNAL", () => {
+  it('anything at all encodes to JSON.stringify\'s text ("null" for none) or throws INTERNAL', () => {
     fc.assert(
       fc.property(
-        fc.anything({ withBigInt: true, withMap: true, withSet: true, withTypedArray: true }),
+        fc.oneof(
+          fc.anything({ withBigInt: true, withMap: true, withSet: true, withTypedArray: true }),
+          fc.constantFrom(undefined, () => 1, Symbol("s"), { toJSON: () => undefined }),
+        ),
         (value) => {
+          let expected: { value: string } | undefined;
+          try {
+            expected = { value: JSON.stringify(value) ?? "null" };
+          } catch {
+            expected = undefined;
+          }
           const result = outcome(() => encodeJson(value));
-          if ("error" in result) {
-            expect(result.error.code).toBe(Code.INTERNAL);
-            expect(result.error.message).toBe("response could not be encoded as JSON");
+          if (expected === undefined) {
+            expect("error" in result).toBe(true);
+            if ("error" in result) {
+              expect(result.error.code).toBe(Code.INTERNAL);
+              expect(result.error.message).toBe("response could not be encoded as JSON");
+            }
           } else {
-            expect(typeof result.value).toBe("string");
-            parseJson(result.value as string);
+            expect(result).toEqual(expected);
+            expect(() => parseJson(expected.value, { maxDepth: Number.POSITIVE_INFINITY })).not.toThrow();
           }
         },
       ),

@@ -14,6 +14,7 @@ export type { JsonEncoderOptions, JsonReplacer } from "./encode-json.js";
 export { createJsonEncoder, encodeJson } from "./encode-json.js";
 export type { JsonDecoderOptions } from "./json-decoder.js";
 export { createJsonDecoder } from "./json-decoder.js";
+export type { ParseJsonOptions } from "./parse-json.js";
 export { parseJson } from "./parse-json.js";
 export type { StandardSchemaV1 } from "./standard-schema.js";
 export { validate } from "./validate.js";

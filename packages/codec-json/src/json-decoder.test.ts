@@ -133,3 +133,40 @@ describe("createJsonDecoder", () => {
     expect(reads).toBe(1);
   });
 });
+
+describe("createJsonDecoder: maxDepth", () => {
+  const nested = (depth: number): string => `${"[".repeat(depth)}${"]".repeat(depth)}`;
+
+  it("refuses a body nested more than 1000 levels by default, with or without a schema", () => {
+    const message = "JSON nested too deeply (more than 1000 levels) at line 1, column 1001";
+    expect(thrown(() => createJsonDecoder()(nested(1001))).message).toBe(message);
+    const decode = createJsonDecoder({ schema: z.unknown() });
+    expect(decode(nested(1000))).toHaveLength(1);
+    const err = thrown(() => decode(new TextEncoder().encode(nested(1001))));
+    expect(err.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err.message).toBe(message);
+  });
+
+  it("takes its own maxDepth, checked once at setup", () => {
+    const shallow = createJsonDecoder({ maxDepth: 2 });
+    expect(shallow("[[1]]")).toEqual([[1]]);
+    expect(thrown(() => shallow('{"a":{"b":[]}}')).message).toBe(
+      "JSON nested too deeply (more than 2 levels) at line 1, column 11",
+    );
+    const schema = z.object({ a: z.array(z.array(z.number())) });
+    const withSchema = createJsonDecoder({ schema, maxDepth: 2 });
+    expect(thrown(() => withSchema('{"a":[[1]]}')).message).toBe(
+      "JSON nested too deeply (more than 2 levels) at line 1, column 7",
+    );
+    const unlimited = createJsonDecoder({ maxDepth: Number.POSITIVE_INFINITY });
+    expect(unlimited(nested(5000))).toHaveLength(1);
+    expect(() => createJsonDecoder({ maxDepth: 0 })).toThrow(
+      new TypeError("maxDepth must be a positive integer or Infinity, got 0"),
+    );
+  });
+
+  it("passes on a TypeError for a body that is not a string or bytes", () => {
+    const decode = createJsonDecoder({ schema: z.object({ a: z.number() }) });
+    expect(() => decode({ a: 1 } as unknown as string)).toThrow(TypeError);
+  });
+});

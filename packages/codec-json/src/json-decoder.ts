@@ -1,4 +1,4 @@
-import { parseJson } from "./parse-json.js";
+import { checkMaxDepth, parseJson, parseJsonWith } from "./parse-json.js";
 import type { StandardSchemaV1 } from "./standard-schema.js";
 import { validateWith } from "./validate.js";
 
@@ -16,6 +16,12 @@ export interface JsonDecoderOptions<T> {
    * schema's output. Without one the parsed value is returned as it is, and `T` is only an assertion.
    */
   schema?: StandardSchemaV1<unknown, T>;
+  /**
+   * The most arrays and objects a request may have nested inside each other; a deeper one is refused
+   * with INVALID_ARGUMENT `"JSON nested too deeply (more than N levels) at line L, column C"`.
+   * 1000 by default (see `parseJson`); `Infinity` turns the check off.
+   */
+  maxDepth?: number;
 }
 
 /**
@@ -29,8 +35,9 @@ export interface JsonDecoderOptions<T> {
  * described for {@link parseJson} and `validate`; `await` inside `try` covers both.
  *
  * @typeParam T - the decoded type, inferred from the schema.
- * @param options - an optional `schema`.
+ * @param options - an optional `schema` and `maxDepth`.
  * @returns a function `(input: string | Uint8Array) => T | Promise<T>`.
+ * @throws TypeError when `maxDepth` is not a positive integer or `Infinity`.
  *
  * @example
  * ```ts
@@ -43,9 +50,15 @@ export function createJsonDecoder<T = unknown>(
   options?: JsonDecoderOptions<T>,
 ): (input: string | Uint8Array) => T | Promise<T> {
   const schema = options?.schema;
-  if (schema === undefined) return parseJson as (input: string | Uint8Array) => T;
+  const maxDepth = checkMaxDepth(options?.maxDepth);
+  if (schema === undefined) {
+    if (options?.maxDepth === undefined) return parseJson as (input: string | Uint8Array) => T;
+    return function decodeJsonWithDepth(input: string | Uint8Array): T {
+      return parseJsonWith(input, maxDepth) as T;
+    };
+  }
   const props = schema["~standard"];
   return function decodeJson(input: string | Uint8Array): T | Promise<T> {
-    return validateWith(props, parseJson(input));
+    return validateWith(props, parseJsonWith(input, maxDepth));
   };
 }

@@ -1,6 +1,6 @@
 import { parseJson } from "@svckit/codec-json";
 import { Code, ServiceError } from "@svckit/endpoint";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 
@@ -54,16 +54,18 @@ describe("parseJson: valid input", () => {
     expect(parseJson("1e-400")).toBe(0);
   });
 
-  it("parses input nested 10,000 levels deep without crashing", () => {
+  it("parses input nested 10,000 levels deep without crashing when maxDepth allows it", () => {
     const depth = 10_000;
-    let value = parseJson(`${"[".repeat(depth)}${"]".repeat(depth)}`);
+    const noLimit = { maxDepth: Number.POSITIVE_INFINITY };
+    let value = parseJson(`${"[".repeat(depth)}${"]".repeat(depth)}`, noLimit);
     for (let i = 1; i < depth; i++) {
       expect(Array.isArray(value)).toBe(true);
       value = (value as unknown[])[0];
     }
     expect(value).toEqual([]);
     const objects = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
-    expect(typeof parseJson(objects)).toBe("object");
+    expect(typeof parseJson(objects, noLimit)).toBe("object");
+    expect(typeof parseJson(objects, { maxDepth: depth })).toBe("object");
   });
 
   it("does not pollute Object.prototype through __proto__ keys", () => {
@@ -188,5 +190,132 @@ describe("parseJson: invalid UTF-8", () => {
       `body is not valid UTF-8: bad byte sequence at byte offset ${offset}`,
     );
     expect(err.cause).toBeInstanceOf(TypeError);
+  });
+});
+
+describe("parseJson: nesting depth (maxDepth, 1000 by default)", () => {
+  const nested = (depth: number, open = "[", close = "]"): string =>
+    `${open.repeat(depth)}${close.repeat(depth)}`;
+
+  it("accepts 1000 levels and refuses 1001 by default, at the bracket that goes too deep", () => {
+    expect(() => parseJson(nested(1000))).not.toThrow();
+    expect(() => parseJson(utf8(nested(1000)))).not.toThrow();
+    const message = "JSON nested too deeply (more than 1000 levels) at line 1, column 1001";
+    expectInvalid(nested(1001), message);
+    expectInvalid(utf8(nested(1001)), message);
+    expectInvalid(`\uFEFF${nested(1001)}`, message);
+    expectInvalid(`${'{"a":'.repeat(1001)}1${"}".repeat(1001)}`, message.replace("1001", "5001"));
+  });
+
+  it("refuses the 800 KB body nested 400,000 levels deep that a service could not encode again", () => {
+    const depth = 400_000;
+    const body = `{"meta": ${nested(depth)}}`;
+    expect(body.length).toBeLessThan(1 << 20);
+    const err = expectInvalid(
+      utf8(body),
+      "JSON nested too deeply (more than 1000 levels) at line 1, column 1009",
+    );
+    expect(err.cause).toBeUndefined();
+  });
+
+  it("counts lines and columns to the bracket, and ignores brackets inside strings", () => {
+    const text = `{\n "s": "${"[{".repeat(3000)}\\"[",\n "a": ${nested(3, "[\n", "]")}\n}`;
+    expect(parseJson(text, { maxDepth: 4 })).toHaveProperty("a");
+    expect(() => parseJson(`{\n "s": "${"[".repeat(3000)}",\n "a": [\r\n[[[]]]]}`, { maxDepth: 4 })).toThrow(
+      "JSON nested too deeply (more than 4 levels) at line 4, column 3",
+    );
+  });
+
+  it("accepts a wide value with many brackets that is not deep (the check looks further than the count)", () => {
+    const wide = JSON.stringify(Array.from({ length: 3000 }, (_, i) => ({ i, tags: [[i]] })));
+    expect(parseJson(wide)).toHaveLength(3000);
+    // The deep part comes after thousands of shallow siblings, inside the outer array (level 1).
+    const late = `[${`{"a":[1]},`.repeat(3000)}${nested(1001)}]`;
+    const err = expectInvalid(
+      late,
+      `JSON nested too deeply (more than 1000 levels) at line 1, column ${1 + 30_000 + 1000}`,
+    );
+    expect(err.code).toBe(Code.INVALID_ARGUMENT);
+  });
+
+  it("takes maxDepth from the options: a positive integer or Infinity", () => {
+    expect(parseJson("[[1]]", { maxDepth: 2 })).toEqual([[1]]);
+    expect(() => parseJson("[[[1]]]", { maxDepth: 2 })).toThrow(
+      "JSON nested too deeply (more than 2 levels) at line 1, column 3",
+    );
+    expect(parseJson("1", { maxDepth: 1 })).toBe(1);
+    expect(parseJson(nested(20_000), { maxDepth: 50_000 })).toHaveLength(1);
+    expect(() => parseJson(nested(60_000), { maxDepth: 50_000 })).toThrow(
+      "JSON nested too deeply (more than 50000 levels) at line 1, column 50001",
+    );
+    for (const maxDepth of [0, -1, 1.5, Number.NaN, Number.NEGATIVE_INFINITY]) {
+      expect(() => parseJson("1", { maxDepth })).toThrow(
+        new TypeError(`maxDepth must be a positive integer or Infinity, got ${maxDepth}`),
+      );
+    }
+  });
+});
+
+describe("parseJson: input that is not a body", () => {
+  it.each([
+    [
+      "an already-parsed object",
+      { a: 1 },
+      "an object (a body that a middleware already parsed? pass the raw body, or validate() the value instead)",
+    ],
+    [
+      "an array",
+      [1],
+      "an array (a body that a middleware already parsed? pass the raw body, or validate() the value instead)",
+    ],
+    ["null", null, "null"],
+    ["undefined", undefined, "undefined"],
+    ["a number", 42, "a number"],
+    ["a Uint16Array", new Uint16Array(2), "a Uint16Array"],
+  ])("throws a TypeError for %s, not INVALID_ARGUMENT", (_, input, got) => {
+    expect(() => parseJson(input as unknown as string)).toThrow(
+      new TypeError(`parseJson expects the body as a string or a Uint8Array, got ${got}`),
+    );
+  });
+
+  it("accepts a Uint8Array from another realm", async () => {
+    const { runInNewContext } = await import("node:vm");
+    const foreign = runInNewContext("new Uint8Array([91, 49, 93])") as Uint8Array;
+    expect(foreign instanceof Uint8Array).toBe(false);
+    expect(parseJson(foreign)).toEqual([1]);
+  });
+});
+
+describe("parseJson: bytes too many to decode into one string", () => {
+  // Decoding more than ~512 MiB of UTF-8 fails in V8 because the string would be too long. Rather
+  // than allocate that much, the decoder is made to fail the way Node.js fails then.
+  function failDecode(error: Error): void {
+    vi.spyOn(TextDecoder.prototype, "decode").mockImplementationOnce(() => {
+      throw error;
+    });
+  }
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('is RESOURCE_EXHAUSTED "body too large to decode", not "not valid UTF-8"', () => {
+    const tooLong = Object.assign(new Error("Cannot create a string longer than 0x1fffffe8 characters"), {
+      code: "ERR_STRING_TOO_LONG",
+    });
+    failDecode(tooLong);
+    const err = thrown(() => parseJson(utf8("[1]")));
+    expect(err.code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(err.message).toBe(
+      "body too large to decode: 3 bytes of UTF-8 make a longer string than the JavaScript engine allows",
+    );
+    expect(err.cause).toBe(tooLong);
+    failDecode(new RangeError("Invalid string length"));
+    expect(thrown(() => parseJson(utf8("[1]"))).code).toBe(Code.RESOURCE_EXHAUSTED);
+  });
+
+  it("passes on a decoder failure it cannot explain", () => {
+    const odd = new Error("odd");
+    failDecode(odd);
+    expect(() => parseJson(utf8("[1]"))).toThrow(odd);
   });
 });

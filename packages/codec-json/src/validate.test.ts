@@ -178,7 +178,52 @@ describe("validate with any Standard Schema", () => {
     expect(err.message).toBe("invalid request: [Symbol(tag)].x[2]: m1");
     const fields = violations(err).map((f) => f.field);
     expect(fields.slice(0, 2)).toEqual(["[Symbol(tag)].x[2]", ""]);
-    expect(fields[2]).toBe(`["${"k".repeat(199)}…"]`);
+    expect(fields[2]).toBe(`["${"k".repeat(99)}…"]`);
+  });
+
+  it("lists at most 20 issues in fieldViolations and counts the rest in one last entry", () => {
+    // A 900 KB body of 300,000 "" items once made a 25 MB error; 5,000 items show the same.
+    const err = thrown(() =>
+      validate(
+        z.array(z.number()),
+        Array.from({ length: 5000 }, () => ""),
+      ),
+    );
+    expect(err.message).toBe("invalid request: [0]: Invalid input: expected number, received string");
+    const list = violations(err);
+    expect(list).toHaveLength(21);
+    expect(list[19]).toEqual({
+      field: "[19]",
+      description: "Invalid input: expected number, received string",
+    });
+    expect(list[20]).toEqual({ field: "…", description: "…and 4980 more issues" });
+    const exactly20 = failing(Array.from({ length: 20 }, (_, i) => ({ message: `m${i}`, path: [i] })));
+    expect(
+      violations(thrown(() => validate(exactly20, [])))
+        .map((f) => f.field)
+        .at(-1),
+    ).toBe("[19]");
+  });
+
+  it("keeps the error small for many long keys (z.record with 5,000 keys of ~190 characters)", () => {
+    const record: Record<string, string> = {};
+    for (let i = 0; i < 5000; i++) record[`${i}-${"k".repeat(185)}`] = "x";
+    const err = thrown(() => validate(z.record(z.string(), z.number()), record));
+    const list = violations(err);
+    expect(list).toHaveLength(21);
+    expect(list[0]?.field).toBe(`["0-${"k".repeat(97)}…"]`);
+    expect(list[20]?.description).toBe("…and 4980 more issues");
+    expect(JSON.stringify(err.details).length).toBeLessThan(21 * (300 + 200 + 40));
+  });
+
+  it("cuts a path longer than 300 characters, however many keys it has", () => {
+    const schema = failing([{ message: "m", path: Array.from({ length: 10_000 }, () => "abcdefghij") }]);
+    const err = thrown(() => validate(schema, {}));
+    const field = violations(err)[0]?.field ?? "";
+    expect(field).toHaveLength(300);
+    expect(field.startsWith("abcdefghij.abcdefghij.")).toBe(true);
+    expect(field.endsWith("…")).toBe(true);
+    expect(err.message).toBe(`invalid request: ${field}: m`);
   });
 
   it("runs the schema exactly once per call", () => {

@@ -1,8 +1,14 @@
 import { Code, type ErrorDetail, ServiceError } from "@svckit/endpoint";
 import type { StandardSchemaV1 } from "./standard-schema.js";
 
-/** Longest issue message or path key copied into an error; longer ones are cut and end with "…". */
+/** Longest issue message copied into an error; a longer one is cut and ends with "…". */
 const maxTextLength = 200;
+/** Longest key in a path; a longer one is cut and ends with "…". */
+const maxKeyLength = 100;
+/** Longest path (`field`); a longer one is cut and ends with "…". */
+const maxPathLength = 300;
+/** Most issues listed in `fieldViolations`; the rest are counted in one last entry. */
+const maxViolations = 20;
 const identifier = /^[A-Za-z_$][\w$]*$/;
 
 /**
@@ -18,11 +24,13 @@ const identifier = /^[A-Za-z_$][\w$]*$/;
  * - message `"invalid request: <path>: <message>"` for the first issue, e.g.
  *   `"invalid request: s: Invalid input: expected string, received number"`; paths look like
  *   `a.b[0]` or `items[2]["odd key"]`, and an issue about the value as a whole says `(root)`;
- * - one `details` entry `{ type: "google.rpc.BadRequest", value: { fieldViolations } }` listing every
- *   issue as `{ field, description }` (`field` is the path, `""` for the root).
+ * - one `details` entry `{ type: "google.rpc.BadRequest", value: { fieldViolations } }` listing the
+ *   first 20 issues as `{ field, description }` (`field` is the path, `""` for the root); when there
+ *   are more, a 21st entry `{ field: "…", description: "…and N more issues" }` counts the rest.
  *
- * Issue messages and path keys longer than 200 characters are shortened, so an error never carries a
- * large piece of the request. An exception thrown by the schema itself is not caught.
+ * Issue messages longer than 200 characters, path keys longer than 100 and paths longer than 300 are
+ * cut (ending with "…"), so an error never carries a large piece of the request, however many issues
+ * a big request has (a few KB at most). An exception thrown by the schema itself is not caught.
  *
  * @param schema - any object implementing Standard Schema v1.
  * @param value - the value to check, typically the output of `parseJson`.
@@ -86,8 +94,16 @@ function unwrapResult<T>(result: StandardSchemaV1.Result<T>): T {
 
 function invalidRequest(issues: ReadonlyArray<StandardSchemaV1.Issue>): ServiceError {
   const fieldViolations: { field: string; description: string }[] = [];
-  for (const issue of issues) {
-    fieldViolations.push({ field: formatPath(issue.path), description: shorten(String(issue.message)) });
+  const listed = Math.min(issues.length, maxViolations);
+  for (let i = 0; i < listed; i++) {
+    const issue = issues[i] as StandardSchemaV1.Issue;
+    fieldViolations.push({
+      field: formatPath(issue.path),
+      description: shorten(String(issue.message), maxTextLength),
+    });
+  }
+  if (issues.length > listed) {
+    fieldViolations.push({ field: "…", description: `…and ${issues.length - listed} more issues` });
   }
   const first = fieldViolations[0];
   const message =
@@ -103,19 +119,21 @@ function formatPath(path: StandardSchemaV1.Issue["path"]): string {
   if (!path) return "";
   let out = "";
   for (const segment of path) {
+    // A path may be as long as the value is deep: stop once it is too long to show whole.
+    if (out.length > maxPathLength) break;
     const key = typeof segment === "object" && segment !== null ? segment.key : segment;
     if (typeof key === "number") {
       out += `[${key}]`;
     } else if (typeof key === "symbol") {
-      out += `[${shorten(key.toString())}]`;
+      out += `[${shorten(key.toString(), maxKeyLength)}]`;
     } else {
-      const name = shorten(String(key));
+      const name = shorten(String(key), maxKeyLength);
       out += identifier.test(name) ? (out === "" ? name : `.${name}`) : `[${JSON.stringify(name)}]`;
     }
   }
-  return out;
+  return shorten(out, maxPathLength);
 }
 
-function shorten(text: string): string {
-  return text.length > maxTextLength ? `${text.slice(0, maxTextLength - 1)}…` : text;
+function shorten(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }

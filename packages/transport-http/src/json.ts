@@ -30,6 +30,11 @@ export interface JsonRequestDecoderOptions<T> {
    * cannot be told apart, and the bytes are gone.
    */
   contentTypes?: "json" | "any";
+  /**
+   * How deep arrays and objects may nest in a body this decoder parses (`parseJson`'s `maxDepth`):
+   * a deeper body is 400 INVALID_ARGUMENT. A positive integer or `Infinity`. Default 1000.
+   */
+  maxDepth?: number;
 }
 
 function isJsonContentType(header: string | undefined): boolean {
@@ -59,6 +64,9 @@ export function jsonRequestDecoder<T = unknown>(
 ): DecodeRequestFunc<T> {
   const schema = options.schema;
   const checkType = options.contentTypes !== "any";
+  const parseOptions = options.maxDepth === undefined ? undefined : { maxDepth: options.maxDepth };
+  // Checks maxDepth now (a TypeError at setup), not on the first request.
+  if (parseOptions !== undefined) parseJson("0", parseOptions);
   return function decodeJsonRequest(_ctx: Context, request: HttpRequest): T | Promise<T> {
     const type = request.headers["content-type"];
     if (checkType && !isJsonContentType(type)) {
@@ -70,7 +78,7 @@ export function jsonRequestDecoder<T = unknown>(
     }
     const parsed = request.parsedBody;
     let value: unknown;
-    if (parsed === undefined) value = parseJson(request.body);
+    if (parsed === undefined) value = parseJson(request.body, parseOptions);
     else if (checkType || isJsonContentType(type)) value = parsed;
     else {
       // A middleware parsed a body that did not say it is JSON: whether it made the JSON value of it

@@ -176,14 +176,29 @@ describe("a request nested deeper than its recursive schema can follow", () => {
     const server = await listen(
       createHttpHandler(async () => ({}), jsonRequestDecoder({ schema: tree }), encodeJsonResponse),
     );
-    // ~350 KB, inside the default body limit.
+    // ~350 KB, inside the default body limit: refused by the parser's depth limit already.
     const body = `${'{"c":['.repeat(50_000)}{}${"]}".repeat(50_000)}`;
     const res = await send(server.port, { headers: { "content-type": "application/json" }, body });
     expect(res.status).toBe(400);
     expect(res.json()).toEqual({
       code: "INVALID_ARGUMENT",
+      message: "JSON nested too deeply (more than 1000 levels) at line 1, column 3001",
+    });
+    // Without that limit, the schema's own recursion is caught instead.
+    const unlimited = await listen(
+      createHttpHandler(
+        async () => ({}),
+        jsonRequestDecoder({ schema: tree, maxDepth: Number.POSITIVE_INFINITY }),
+        encodeJsonResponse,
+      ),
+    );
+    const deep = await send(unlimited.port, { headers: { "content-type": "application/json" }, body });
+    expect(deep.status).toBe(400);
+    expect(deep.json()).toEqual({
+      code: "INVALID_ARGUMENT",
       message: "invalid request: nested too deeply to validate",
     });
+    expect(() => jsonRequestDecoder({ maxDepth: 0 })).toThrow(TypeError);
   });
 });
 

@@ -318,7 +318,11 @@ describe("delaying limiter", () => {
   it("waits out a window longer than setTimeout can arm (30 days) in steps, never with an oversized timer", async () => {
     const delays: number[] = [];
     const real = globalThis.setTimeout;
-    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((fn: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const spy = vi.spyOn(globalThis, "setTimeout").mockImplementation(((
+      fn: (...args: unknown[]) => void,
+      ms?: number,
+      ...args: unknown[]
+    ) => {
       delays.push(ms ?? 0);
       return real(fn, ms, ...args);
     }) as typeof setTimeout);

@@ -12,7 +12,7 @@ import {
   credentials as grpcCredentials,
   type StatusObject,
 } from "@grpc/grpc-js";
-import { Code, type Context, type Endpoint, onAbort, ServiceError } from "@svckit/endpoint";
+import { Code, type Context, type Endpoint, MAX_TIMER_MS, onAbort, ServiceError } from "@svckit/endpoint";
 import { toGrpcMetadata } from "./metadata.js";
 import type { GrpcMethod, GrpcService } from "./method.js";
 import { fromGrpcStatus } from "./status.js";
@@ -60,7 +60,27 @@ export interface GrpcClientOptions {
   channelOptions?: ClientOptions;
 }
 
+/**
+ * The endpoint a client creator returns, with `close()`: for an address `target` it closes the grpc-js
+ * `Client` the endpoint made (calls after it fail with UNAVAILABLE); for a `Client` you passed it does
+ * nothing (that client is yours to close). Hand it to service discovery as the factory's `close`.
+ *
+ * @example
+ * ```ts
+ * const factory: Factory = (instance) => {
+ *   const endpoint = createGrpcClient(instance.address, root.service("pb.Add"), "Sum", encode, decode);
+ *   return { endpoint, close: endpoint.close };
+ * };
+ * ```
+ */
+export type GrpcClientEndpoint<Req, Res> = Endpoint<Req, Res> & {
+  /** Closes the grpc-js `Client` made for an address target (once; later calls do nothing). */
+  readonly close: () => void;
+};
+
 const passThrough = (value: Buffer): Buffer => value;
+
+function doNothing(): void {}
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -72,15 +92,19 @@ function clientSetup(
   options: GrpcClientOptions,
 ): {
   client: Client;
+  close: () => void;
   before: readonly GrpcClientRequestFunc[];
   after: readonly GrpcClientResponseFunc[];
   finalizers: readonly GrpcClientFinalizerFunc[];
 } {
+  // A client made here is the endpoint's own: its close() closes it. A shared one is the caller's.
+  const client =
+    typeof target === "string"
+      ? new Client(target, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions)
+      : target;
   return {
-    client:
-      typeof target === "string"
-        ? new Client(target, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions)
-        : target,
+    client,
+    close: typeof target === "string" ? () => client.close() : doNothing,
     before: options.before ?? [],
     after: options.after ?? [],
     finalizers:
@@ -149,11 +173,30 @@ function startStream(
   return { ctx, metadata };
 }
 
-/** A call's deadline from its context's. */
+/**
+ * The farthest deadline sent to the server: a grpc-js server truncates `grpc-timeout` to a 32-bit
+ * millisecond count (`(value * unit) | 0`), so a longer one arrives as a deadline passed already (or a
+ * garbage one), and grpc-js's client rounds a timeout of 10^8 ms or more up to whole seconds.
+ */
+const MAX_SENT_TIMEOUT_MS = MAX_TIMER_MS - 1_000;
+
+/**
+ * A call's deadline from its context's. A deadline more than {@link MAX_SENT_TIMEOUT_MS} (about 24.8
+ * days) away is not sent: the call still ends at it, as the context's signal cancels it then.
+ */
 function callOptionsOf(ctx: Context): CallOptions {
   const callOptions: CallOptions = {};
-  if (ctx.deadline !== undefined) callOptions.deadline = ctx.deadline;
+  const deadline = ctx.deadline;
+  if (deadline !== undefined && deadline - Date.now() <= MAX_SENT_TIMEOUT_MS) callOptions.deadline = deadline;
   return callOptions;
+}
+
+/**
+ * What a grpc-js `make*Request` threw instead of starting the call: it throws "Channel has been shut
+ * down" once its `Client` (or channel) is closed.
+ */
+function notStarted(path: string, err: unknown): ServiceError {
+  return new ServiceError(Code.UNAVAILABLE, `channel closed: ${path} could not be started`, { cause: err });
 }
 
 /** What a call with one reply ended with. */
@@ -169,6 +212,7 @@ interface Reply {
  */
 function awaitReply<C extends ClientUnaryCall | ClientWritableStream<Buffer>>(
   ctx: Context,
+  path: string,
   start: (options: CallOptions, callback: (err: GrpcServiceError | null, value?: Buffer) => void) => C,
   started?: (call: C, fail: (error: unknown) => void) => void,
 ): Promise<Reply> {
@@ -176,10 +220,16 @@ function awaitReply<C extends ClientUnaryCall | ClientWritableStream<Buffer>>(
     let header = new GrpcMetadata();
     let reply: Buffer | undefined;
     let failure: ServiceError | undefined;
-    const grpcCall = start(callOptionsOf(ctx), (err, value) => {
-      if (err) failure ??= ctx.abortReason ?? fromGrpcStatus(err);
-      else reply = value;
-    });
+    let grpcCall: C;
+    try {
+      grpcCall = start(callOptionsOf(ctx), (err, value) => {
+        if (err) failure ??= ctx.abortReason ?? fromGrpcStatus(err);
+        else reply = value;
+      });
+    } catch (err) {
+      reject(notStarted(path, err));
+      return;
+    }
     grpcCall.on("metadata", (md: GrpcMetadata) => {
       header = md;
     });
@@ -308,7 +358,15 @@ async function* streamResponses<
   start: (options: CallOptions) => C,
   started?: (call: C, fail: (error: unknown) => void) => void,
 ): AsyncGenerator<Res, void, undefined> {
-  const grpcCall = start(callOptionsOf(ctx));
+  let grpcCall: C;
+  try {
+    grpcCall = start(callOptionsOf(ctx));
+  } catch (err) {
+    // The call never started: nothing to cancel or watch, the finalizers hear it once.
+    const error = notStarted(plan.method.path, err);
+    finished(plan.finalizers, plan.method.path, ctx, error);
+    throw error;
+  }
   let header = new GrpcMetadata();
   let status: StatusObject | undefined;
   let failure: ServiceError | undefined;
@@ -412,7 +470,7 @@ export function createGrpcClient<Req, Res, Msg, Out>(
   encode: EncodeGrpcRequestFunc<Req, Msg>,
   decode: DecodeGrpcResponseFunc<Out, Res>,
   options: GrpcClientOptions = {},
-): Endpoint<Req, Res> {
+): GrpcClientEndpoint<Req, Res> {
   const method = methodOf<Msg, Out>(
     "createGrpcClient",
     service,
@@ -420,28 +478,31 @@ export function createGrpcClient<Req, Res, Msg, Out>(
     [false, false],
     "is a streaming method; use createGrpcStreamClient, createGrpcClientStreamClient or createGrpcBidiClient",
   );
-  const { client, before, after, finalizers } = clientSetup(target, options);
+  const { client, close, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
 
   const plan: StreamPlan<Res, Out> = { method, decode, after, finalizers };
 
-  return function grpcClient(ctx: Context, request: Req): Promise<Res> {
-    return replyCall(ctx, plan, async (at) => {
-      const started = await startRequest(at, request, method, encode, before);
-      const reply = await awaitReply(started.ctx, (callOptions, callback) =>
-        client.makeUnaryRequest(
-          path,
-          passThrough,
-          passThrough,
-          started.bytes,
-          started.metadata,
-          callOptions,
-          callback,
-        ),
-      );
-      return [started.ctx, reply];
-    });
-  };
+  return Object.assign(
+    function grpcClient(ctx: Context, request: Req): Promise<Res> {
+      return replyCall(ctx, plan, async (at) => {
+        const started = await startRequest(at, request, method, encode, before);
+        const reply = await awaitReply(started.ctx, path, (callOptions, callback) =>
+          client.makeUnaryRequest(
+            path,
+            passThrough,
+            passThrough,
+            started.bytes,
+            started.metadata,
+            callOptions,
+            callback,
+          ),
+        );
+        return [started.ctx, reply];
+      });
+    },
+    { close },
+  );
 }
 
 /**
@@ -474,7 +535,7 @@ export function createGrpcStreamClient<Req, Res, Msg, Out>(
   encode: EncodeGrpcRequestFunc<Req, Msg>,
   decode: DecodeGrpcResponseFunc<Out, Res>,
   options: GrpcStreamClientOptions = {},
-): Endpoint<Req, AsyncIterable<Res>> {
+): GrpcClientEndpoint<Req, AsyncIterable<Res>> {
   const method = methodOf<Msg, Out>(
     "createGrpcStreamClient",
     service,
@@ -482,30 +543,33 @@ export function createGrpcStreamClient<Req, Res, Msg, Out>(
     [false, true],
     "is not a server-streaming method (unary: use createGrpcClient)",
   );
-  const { client, before, after, finalizers } = clientSetup(target, options);
+  const { client, close, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
 
   const plan: StreamPlan<Res, Out> = { method, decode, after, finalizers };
 
-  return async function grpcStreamClient(ctx: Context, request: Req): Promise<AsyncIterable<Res>> {
-    try {
-      const started = await startRequest(ctx, request, method, encode, before);
-      return streamResponses(started.ctx, plan, (callOptions) =>
-        client.makeServerStreamRequest(
-          path,
-          passThrough,
-          passThrough,
-          started.bytes,
-          started.metadata,
-          callOptions,
-        ),
-      );
-    } catch (err) {
-      const error = ServiceError.from(err);
-      finished(finalizers, path, ctx, error);
-      throw error;
-    }
-  };
+  return Object.assign(
+    async function grpcStreamClient(ctx: Context, request: Req): Promise<AsyncIterable<Res>> {
+      try {
+        const started = await startRequest(ctx, request, method, encode, before);
+        return streamResponses(started.ctx, plan, (callOptions) =>
+          client.makeServerStreamRequest(
+            path,
+            passThrough,
+            passThrough,
+            started.bytes,
+            started.metadata,
+            callOptions,
+          ),
+        );
+      } catch (err) {
+        const error = ServiceError.from(err);
+        finished(finalizers, path, ctx, error);
+        throw error;
+      }
+    },
+    { close },
+  );
 }
 
 /**
@@ -531,7 +595,7 @@ export function createGrpcClientStreamClient<Req, Res, Msg, Out>(
   encode: EncodeGrpcRequestFunc<Req, Msg>,
   decode: DecodeGrpcResponseFunc<Out, Res>,
   options: GrpcStreamClientOptions = {},
-): Endpoint<AsyncIterable<Req> | Iterable<Req>, Res> {
+): GrpcClientEndpoint<AsyncIterable<Req> | Iterable<Req>, Res> {
   const method = methodOf<Msg, Out>(
     "createGrpcClientStreamClient",
     service,
@@ -539,28 +603,32 @@ export function createGrpcClientStreamClient<Req, Res, Msg, Out>(
     [true, false],
     "is not a client-streaming method",
   );
-  const { client, before, after, finalizers } = clientSetup(target, options);
+  const { client, close, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
   const plan: StreamPlan<Res, Out> = { method, decode, after, finalizers };
-  return function grpcClientStream(ctx: Context, requests: AsyncIterable<Req> | Iterable<Req>): Promise<Res> {
-    return replyCall(ctx, plan, async (at) => {
-      const opened = startStream(at, before);
-      const reply = await awaitReply(
-        opened.ctx,
-        (callOptions, callback) =>
-          client.makeClientStreamRequest(
-            path,
-            passThrough,
-            passThrough,
-            opened.metadata,
-            callOptions,
-            callback,
-          ),
-        (call, fail) => pumpRequests(opened.ctx, requests, method, encode, call, fail),
-      );
-      return [opened.ctx, reply];
-    });
-  };
+  return Object.assign(
+    function grpcClientStream(ctx: Context, requests: AsyncIterable<Req> | Iterable<Req>): Promise<Res> {
+      return replyCall(ctx, plan, async (at) => {
+        const opened = startStream(at, before);
+        const reply = await awaitReply(
+          opened.ctx,
+          path,
+          (callOptions, callback) =>
+            client.makeClientStreamRequest(
+              path,
+              passThrough,
+              passThrough,
+              opened.metadata,
+              callOptions,
+              callback,
+            ),
+          (call, fail) => pumpRequests(opened.ctx, requests, method, encode, call, fail),
+        );
+        return [opened.ctx, reply];
+      });
+    },
+    { close },
+  );
 }
 
 /**
@@ -586,7 +654,7 @@ export function createGrpcBidiClient<Req, Res, Msg, Out>(
   encode: EncodeGrpcRequestFunc<Req, Msg>,
   decode: DecodeGrpcResponseFunc<Out, Res>,
   options: GrpcStreamClientOptions = {},
-): Endpoint<AsyncIterable<Req> | Iterable<Req>, AsyncIterable<Res>> {
+): GrpcClientEndpoint<AsyncIterable<Req> | Iterable<Req>, AsyncIterable<Res>> {
   const method = methodOf<Msg, Out>(
     "createGrpcBidiClient",
     service,
@@ -594,28 +662,31 @@ export function createGrpcBidiClient<Req, Res, Msg, Out>(
     [true, true],
     "is not a bidi-streaming method",
   );
-  const { client, before, after, finalizers } = clientSetup(target, options);
+  const { client, close, before, after, finalizers } = clientSetup(target, options);
   const path = method.path;
   const plan: StreamPlan<Res, Out> = { method, decode, after, finalizers };
-  return async function grpcBidi(
-    ctx: Context,
-    requests: AsyncIterable<Req> | Iterable<Req>,
-  ): Promise<AsyncIterable<Res>> {
-    try {
-      const opened = startStream(ctx, before);
-      return streamResponses(
-        opened.ctx,
-        plan,
-        (callOptions) =>
-          client.makeBidiStreamRequest(path, passThrough, passThrough, opened.metadata, callOptions),
-        (call, fail) => pumpRequests(opened.ctx, requests, method, encode, call, fail),
-      );
-    } catch (err) {
-      const error = ServiceError.from(err);
-      finished(finalizers, path, ctx, error);
-      throw error;
-    }
-  };
+  return Object.assign(
+    async function grpcBidi(
+      ctx: Context,
+      requests: AsyncIterable<Req> | Iterable<Req>,
+    ): Promise<AsyncIterable<Res>> {
+      try {
+        const opened = startStream(ctx, before);
+        return streamResponses(
+          opened.ctx,
+          plan,
+          (callOptions) =>
+            client.makeBidiStreamRequest(path, passThrough, passThrough, opened.metadata, callOptions),
+          (call, fail) => pumpRequests(opened.ctx, requests, method, encode, call, fail),
+        );
+      } catch (err) {
+        const error = ServiceError.from(err);
+        finished(finalizers, path, ctx, error);
+        throw error;
+      }
+    },
+    { close },
+  );
 }
 
 /** An iterable as an async one (an array of requests is fine too). */

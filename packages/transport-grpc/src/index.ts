@@ -14,6 +14,7 @@
 export type {
   DecodeGrpcResponseFunc,
   EncodeGrpcRequestFunc,
+  GrpcClientEndpoint,
   GrpcClientFinalizerFunc,
   GrpcClientFinalizerInfo,
   GrpcClientOptions,

@@ -63,16 +63,91 @@ const VALID_KEY = /^[0-9a-z_.-]+$/;
 /**
  * Copies svckit metadata into new grpc-js metadata. Keys that gRPC reserves (`grpc-*` and the HTTP/2
  * ones) or that are not valid gRPC keys are skipped rather than failing the call; `-bin` values are
- * base64-decoded.
+ * base64-decoded. A header node:http2 allows once (`retry-after`, `authorization`, ...) keeps its first
+ * value.
  */
 export function toGrpcMetadata(metadata: Metadata, into: GrpcMetadata = new GrpcMetadata()): GrpcMetadata {
   if (metadata.size === 0) return into;
   for (const [key, value] of metadata) {
     if (!VALID_KEY.test(key) || isReserved(key)) continue;
+    // node:http2 refuses a second value of these (the call would fail, or, for trailers sent after the
+    // messages, the process would crash): the first value is kept.
+    if (SINGLE_VALUE_HEADERS.has(key) && into.get(key).length > 0) continue;
     if (key.endsWith("-bin")) into.add(key, Buffer.from(value, "base64"));
     else if (isPrintable(value)) into.add(key, value);
   }
   return into;
+}
+
+/**
+ * The header names node:http2 allows only once in a header block: for a second value it throws
+ * `ERR_HTTP2_HEADER_SINGLE_VALUE` (Node's `kSingleValueHeaders` in lib/internal/http2/util.js, the same
+ * 34 names on Node 20 and 22, pseudo-headers left out). Most are not comma-separated lists in HTTP
+ * (`retry-after`, `authorization`, `date`, ...), so values are not joined: the first one is kept.
+ */
+const SINGLE_VALUE_HEADERS: ReadonlySet<string> = new Set([
+  "access-control-allow-credentials",
+  "access-control-max-age",
+  "access-control-request-method",
+  "age",
+  "authorization",
+  "content-encoding",
+  "content-language",
+  "content-length",
+  "content-location",
+  "content-md5",
+  "content-range",
+  "content-type",
+  "date",
+  "dnt",
+  "etag",
+  "expires",
+  "from",
+  "host",
+  "if-match",
+  "if-modified-since",
+  "if-none-match",
+  "if-range",
+  "if-unmodified-since",
+  "last-modified",
+  "location",
+  "max-forwards",
+  "proxy-authorization",
+  "range",
+  "referer",
+  "retry-after",
+  "tk",
+  "upgrade-insecure-requests",
+  "user-agent",
+  "x-content-type-options",
+]);
+
+/** HTTP/1's connection-specific headers, which node:http2 refuses (RFC 9113 §8.2.2). */
+const CONNECTION_HEADERS: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+]);
+
+/**
+ * Makes grpc-js metadata that an `after` function filled safe to send as HTTP/2 headers or trailers,
+ * in place: a header node:http2 allows once keeps its first value, a connection-specific header is
+ * dropped. grpc-js sends a streaming call's trailers from a `wantTrailers` listener, where node:http2's
+ * throw would be an uncaught exception.
+ */
+export function http2SafeMetadata(metadata: GrpcMetadata): GrpcMetadata {
+  const map = metadata.getMap();
+  for (const key in map) {
+    if (CONNECTION_HEADERS.has(key)) metadata.remove(key);
+    else if (SINGLE_VALUE_HEADERS.has(key)) {
+      const all = metadata.get(key);
+      if (all.length > 1) metadata.set(key, all[0] as GrpcValue);
+    }
+  }
+  return metadata;
 }
 
 /**
@@ -90,11 +165,7 @@ function isReserved(key: string): boolean {
     key === "connection" ||
     key === "host" ||
     key === "content-length" ||
-    key === "transfer-encoding" ||
-    key === "keep-alive" ||
-    key === "upgrade" ||
-    key === "proxy-connection" ||
-    key === "http2-settings"
+    CONNECTION_HEADERS.has(key)
   );
 }
 

@@ -19,9 +19,9 @@ import {
   type Endpoint,
   ServiceError,
 } from "@svckit/endpoint";
-import { GrpcMetadataView } from "./metadata.js";
+import { GrpcMetadataView, http2SafeMetadata } from "./metadata.js";
 import type { GrpcMethod, GrpcService } from "./method.js";
-import { toGrpcStatus } from "./status.js";
+import { toGrpcStatus, wellFormed } from "./status.js";
 
 /** Turns a decoded request message into the endpoint's request. */
 export type DecodeGrpcRequestFunc<Msg, Req> = (ctx: Context, message: Msg) => Req | Promise<Req>;
@@ -274,8 +274,8 @@ function responseMetadata(plan: Plan, ctx: Context, call: AnyCall): [Context, Gr
   const header = new GrpcMetadataClass();
   const trailer = new GrpcMetadataClass();
   for (const fn of plan.after) ctx = fn(ctx, header, trailer) ?? ctx;
-  if (Object.keys(header.getMap()).length > 0) call.sendMetadata(header);
-  return [ctx, trailer];
+  if (Object.keys(header.getMap()).length > 0) call.sendMetadata(http2SafeMetadata(header));
+  return [ctx, http2SafeMetadata(trailer)];
 }
 
 function fail(plan: Plan, ctx: Context, err: unknown): ServiceError {
@@ -418,7 +418,11 @@ function unaryFailed(
     callback(toGrpcStatus(error));
   } catch {
     // The engine refused the trailers (a header HTTP/2 does not allow): the status still goes, bare.
-    callback({ code: error.code, details: error.message });
+    try {
+      callback({ code: error.code, details: wellFormed(error.message) });
+    } catch {
+      // Refused again: nothing more can be sent; the call is still released and finalized.
+    }
   }
   handle.release();
   unaryFinish(plan, ctx, error);
@@ -526,11 +530,17 @@ async function sendStream(plan: Plan, ctx: Context, call: WritingCall, stream: u
 function streamFailed(plan: Plan, ctx: Context, call: AnyCall, err: unknown): ServiceError {
   const error = fail(plan, ctx, err);
   if (!call.cancelled) {
+    // After the first message grpc-js sends the trailers later, from a `wantTrailers` listener, where a
+    // throw is uncaught: toGrpcStatus leaves nothing node:http2 or grpc-js would refuse.
     try {
       call.emit("error", toGrpcStatus(error));
     } catch {
       // As unaryFailed: the trailers were refused, the status still goes without them.
-      call.emit("error", { code: error.code, details: error.message });
+      try {
+        call.emit("error", { code: error.code, details: wellFormed(error.message) });
+      } catch {
+        // Refused again: nothing more can be sent.
+      }
     }
   }
   return error;

@@ -123,7 +123,8 @@ export function decodeStatusDetails(
 }
 
 /**
- * A ServiceError as the status grpc-js sends: same code, the message as `details` (grpc-message),
+ * A ServiceError as the status grpc-js sends: same code, the message as `details` (grpc-message; a lone
+ * UTF-16 surrogate in it becomes U+FFFD, as grpc-js's `encodeURI` would throw on it),
  * the error's metadata as trailers, and its byte details in `grpc-status-details-bin`.
  */
 export function toGrpcStatus(error: ServiceError): Partial<StatusObject> {
@@ -134,7 +135,19 @@ export function toGrpcStatus(error: ServiceError): Partial<StatusObject> {
       Buffer.from(encodeStatusDetails(error.code, error.message, error.details)),
     );
   }
-  return { code: error.code, details: error.message, metadata };
+  return { code: error.code, details: wellFormed(error.message), metadata };
+}
+
+const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATES = /\p{Cs}/gu;
+
+/**
+ * `text` with each lone UTF-16 surrogate replaced by U+FFFD (what `String.prototype.toWellFormed` does,
+ * which the ES2023 lib does not type). grpc-js runs a status message through `encodeURI`, which throws
+ * a URIError on a lone surrogate, e.g. a message that cut an emoji in half with `slice`.
+ */
+export function wellFormed(text: string): string {
+  return LONE_SURROGATE.test(text) ? text.replace(LONE_SURROGATES, "\uFFFD") : text;
 }
 
 /** A status grpc-js reported (an error of a call) as a ServiceError with the same code, message and details. */

@@ -19,8 +19,10 @@ import { IncomingMetadata } from "./metadata.js";
 import {
   ACCEPT_ENCODING,
   acceptsEncoding,
+  CONNECTION_HEADERS,
   type MessageEncoding,
   percentEncode,
+  SINGLE_VALUE_HEADERS,
   Status,
   type StatusLike,
 } from "./protocol.js";
@@ -135,8 +137,24 @@ function onClose(this: CallStream): void {
   this[kCall]?.[kClosed]();
 }
 function onWantTrailers(this: CallStream): void {
-  const call = this[kCall];
-  this.sendTrailers(call?.[kTrailers] ?? OK_TRAILERS);
+  sendTrailers(this, this[kCall]?.[kTrailers] ?? OK_TRAILERS);
+}
+/**
+ * Sends a call's trailers from a `wantTrailers` listener, where a throw would be uncaught (the process
+ * would exit): should node:http2 refuse them anyway, the status goes without the metadata.
+ */
+function sendTrailers(stream: ServerHttp2Stream, trailers: OutgoingHttpHeaders): void {
+  try {
+    stream.sendTrailers(trailers);
+  } catch {
+    const bare: OutgoingHttpHeaders = { "grpc-status": trailers["grpc-status"] };
+    if (trailers["grpc-message"] !== undefined) bare["grpc-message"] = trailers["grpc-message"];
+    try {
+      stream.sendTrailers(bare);
+    } catch {
+      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
 }
 /**
  * `wantTrailers` of a call that reads a request stream: the status, then RST_STREAM(NO_ERROR) so a
@@ -144,7 +162,7 @@ function onWantTrailers(this: CallStream): void {
  * would go out before the trailers and drop them.
  */
 function onWantTrailersThenClose(this: CallStream): void {
-  this.sendTrailers(this[kCall]?.[kTrailers] ?? OK_TRAILERS);
+  sendTrailers(this, this[kCall]?.[kTrailers] ?? OK_TRAILERS);
   setImmediate(closeOpenStream, this);
 }
 function closeOpenStream(stream: ServerHttp2Stream): void {
@@ -154,11 +172,19 @@ function onDeadline(call: GrpcCall): void {
   call[kDeadline]();
 }
 
+/**
+ * Adds a handler's metadata to outgoing headers or trailers: the protocol's own keys are not replaced,
+ * connection-specific headers are dropped and a header node:http2 allows once keeps its first value
+ * (node:http2 would throw on either, from a `wantTrailers` listener where the throw is uncaught).
+ */
 function copyMetadata(into: OutgoingHttpHeaders, metadata: StatusLike["metadata"]): OutgoingHttpHeaders {
   if (metadata === null || metadata === undefined) return into;
   const extra = metadata.toHttp2Headers();
   for (const key in extra) {
-    if (!RESERVED.has(key) && !(key in into)) into[key] = extra[key] as string | string[];
+    if (RESERVED.has(key) || key in into || CONNECTION_HEADERS.has(key)) continue;
+    const value = extra[key] as string | string[];
+    // node:http2 throws on a second value of these: the first one is kept (most are not lists in HTTP).
+    into[key] = Array.isArray(value) && SINGLE_VALUE_HEADERS.has(key) ? (value[0] as string) : value;
   }
   return into;
 }
@@ -201,6 +227,8 @@ export class GrpcCall extends EventEmitter implements MessageSink {
   [kTrailers]: OutgoingHttpHeaders | undefined = undefined;
   readonly #stream: CallStream;
   readonly #headers: IncomingHttpHeaders;
+  /** The request headers as received, `[name, value, ...]` (the metadata's repeated single-value headers). */
+  readonly #rawHeaders: readonly string[] | undefined;
   readonly #handler: Handler;
   readonly #settings: CallSettings;
   readonly #deadline: number;
@@ -232,10 +260,12 @@ export class GrpcCall extends EventEmitter implements MessageSink {
     handler: Handler,
     settings: CallSettings,
     timeoutMs: number | undefined,
+    rawHeaders?: readonly string[],
   ) {
     super();
     this.#stream = stream;
     this.#headers = headers;
+    this.#rawHeaders = rawHeaders;
     this.#handler = handler;
     this.#settings = settings;
     this.#deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
@@ -264,7 +294,7 @@ export class GrpcCall extends EventEmitter implements MessageSink {
 
   /** The request metadata (grpc-js `Metadata`). */
   get metadata(): Metadata {
-    this.#metadata ??= new IncomingMetadata(this.#headers);
+    this.#metadata ??= new IncomingMetadata(this.#headers, this.#rawHeaders);
     return this.#metadata;
   }
 

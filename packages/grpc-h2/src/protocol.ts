@@ -96,6 +96,59 @@ export function percentEncode(message: string): string {
   return out;
 }
 
+/**
+ * The header names node:http2 allows only once in a header block: it throws
+ * `ERR_HTTP2_HEADER_SINGLE_VALUE` when sending a second value, and keeps only the first one it receives
+ * in the headers object (Node's `kSingleValueHeaders`, the same 34 names on Node 20 and 22,
+ * pseudo-headers left out).
+ */
+export const SINGLE_VALUE_HEADERS: ReadonlySet<string> = new Set([
+  "access-control-allow-credentials",
+  "access-control-max-age",
+  "access-control-request-method",
+  "age",
+  "authorization",
+  "content-encoding",
+  "content-language",
+  "content-length",
+  "content-location",
+  "content-md5",
+  "content-range",
+  "content-type",
+  "date",
+  "dnt",
+  "etag",
+  "expires",
+  "from",
+  "host",
+  "if-match",
+  "if-modified-since",
+  "if-none-match",
+  "if-range",
+  "if-unmodified-since",
+  "last-modified",
+  "location",
+  "max-forwards",
+  "proxy-authorization",
+  "range",
+  "referer",
+  "retry-after",
+  "tk",
+  "upgrade-insecure-requests",
+  "user-agent",
+  "x-content-type-options",
+]);
+
+/** HTTP/1's connection-specific headers, which node:http2 refuses to send (RFC 9113 §8.2.2). */
+export const CONNECTION_HEADERS: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+]);
+
 /** The message encodings this engine decodes (and may encode), in preference order. */
 export const SUPPORTED_ENCODINGS = ["identity", "gzip", "deflate"] as const;
 

@@ -410,7 +410,12 @@ class Server implements GrpcH2Server {
     if (this.#shutdown) session.close();
   };
 
-  readonly #onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
+  readonly #onStream = (
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    _flags: number,
+    rawHeaders: readonly string[],
+  ): void => {
     stream.on("error", ignore);
     const method = headers[":method"];
     if (method !== "POST") {
@@ -444,7 +449,7 @@ class Server implements GrpcH2Server {
         return;
       }
     }
-    new GrpcCall(stream, headers, handler, this.#settings, timeoutMs);
+    new GrpcCall(stream, headers, handler, this.#settings, timeoutMs, rawHeaders);
   };
 }
 

@@ -1,4 +1,4 @@
-import { background } from "@svckit/endpoint";
+import { background, Code, ServiceError } from "@svckit/endpoint";
 import {
   createEndpointer,
   createInstanceCache,
@@ -857,5 +857,219 @@ describe("createEndpointer (property)", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("createEndpointer with factory calls that never settle", () => {
+  /** A promise the test settles by hand. */
+  function deferred<T>() {
+    let resolve!: (value: T) => void;
+    let reject!: (error: unknown) => void;
+    const promise = new Promise<T>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    return { promise, resolve, reject };
+  }
+
+  it("close() resolves after closeTimeout (default 5 s) though a factory call hangs, aborting its signal", async () => {
+    vi.useFakeTimers();
+    const onError = vi.fn();
+    const signals = new Map<string, AbortSignal>();
+    const closed: string[] = [];
+    const hung = deferred<{ endpoint: () => Promise<string>; close: () => void }>();
+    const endpointer = createEndpointer(
+      createInstanceCache(["a:1", "b:2"]),
+      (instance, signal) => {
+        signals.set(instance.address, signal);
+        if (instance.address === "a:1") return hung.promise;
+        return {
+          endpoint: async () => "b",
+          close: () => {
+            closed.push(instance.address);
+          },
+        };
+      },
+      { onError },
+    );
+    let settled = false;
+    void endpointer.close().then(() => {
+      settled = true;
+    });
+    expect(closed).toEqual(["b:2"]);
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(settled).toBe(true);
+    const reason: unknown = signals.get("a:1")?.reason;
+    expect(reason).toBeInstanceOf(ServiceError);
+    expect((reason as ServiceError).code).toBe(Code.CANCELLED);
+    expect(signals.get("b:2")?.aborted).toBe(false);
+    expect(onError.mock.calls).toEqual([
+      [
+        new ServiceError(
+          Code.DEADLINE_EXCEEDED,
+          "createEndpointer: close() gave up after 5000 ms with 1 factory call(s) and 0 endpoint close(s) still running; what they make is closed when they settle",
+        ),
+        { during: "close" },
+      ],
+    ]);
+    expect(vi.getTimerCount()).toBe(0);
+    // The result that arrives after close() resolved is still closed.
+    hung.resolve({
+      endpoint: async () => "a",
+      close: () => {
+        closed.push("a:1");
+      },
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(closed).toEqual(["b:2", "a:1"]);
+    expect(endpointer.endpoints()).toEqual([]);
+    expect(onError).toHaveBeenCalledTimes(1);
+  });
+
+  it("close() honours a custom closeTimeout and does not report a factory that rejects after close()", async () => {
+    vi.useFakeTimers();
+    const onError = vi.fn();
+    const hung = deferred<never>();
+    const endpointer = createEndpointer(createStaticInstancer(["a:1"]), () => hung.promise, {
+      onError,
+      closeTimeout: 100,
+    });
+    let settled = false;
+    void endpointer.close().then(() => {
+      settled = true;
+    });
+    hung.reject(new Error("connect aborted"));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(settled).toBe(true);
+    expect(onError).not.toHaveBeenCalled();
+    expect(endpointer.error).toBeUndefined();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("gives up a factory call after factoryTimeout (default 10 s), reports DEADLINE_EXCEEDED, retries, and closes the late result", async () => {
+    vi.useFakeTimers();
+    vi.spyOn(Math, "random").mockReturnValue(0); // first retry after 50 ms
+    const onError = vi.fn();
+    const signals: AbortSignal[] = [];
+    const closed: string[] = [];
+    const first = deferred<{ endpoint: () => Promise<string>; close: () => void }>();
+    const endpointer = createEndpointer(
+      createInstanceCache(["a:1"]),
+      (_instance, signal) => {
+        signals.push(signal);
+        if (signals.length === 1) return first.promise;
+        return Promise.resolve({
+          endpoint: async () => "second",
+          close: () => {
+            closed.push("second");
+          },
+        });
+      },
+      { onError },
+    );
+    const seen: string[][] = [];
+    endpointer.subscribe((entries) => seen.push(addressesOf(entries)));
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(signals).toHaveLength(1);
+    expect(onError).not.toHaveBeenCalled();
+    expect(endpointer.error).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    const timeout = new ServiceError(
+      Code.DEADLINE_EXCEEDED,
+      "factory for instance a:1 did not settle within 10000 ms",
+    );
+    expect(onError.mock.calls).toEqual([[timeout, { during: "create", instance: { address: "a:1" } }]]);
+    expect(onError.mock.calls[0]?.[0]).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
+    expect(endpointer.error).toEqual(timeout);
+    expect(signals[0]?.aborted).toBe(true);
+    expect(signals[0]?.reason).toEqual(timeout);
+    await vi.advanceTimersByTimeAsync(49);
+    expect(signals).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(signals).toHaveLength(2);
+    expect(signals[1]?.aborted).toBe(false);
+    expect(await endpointer.endpoints()[0]?.endpoint(background, undefined)).toBe("second");
+    expect(seen).toEqual([[], ["a:1"]]);
+    expect(endpointer.error).toBeUndefined();
+    // The first call's result arrives late: closed at once, the entries stay as they are.
+    first.resolve({
+      endpoint: async () => "first",
+      close: () => {
+        closed.push("first");
+      },
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(closed).toEqual(["first"]);
+    expect(seen).toEqual([[], ["a:1"]]);
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(vi.getTimerCount()).toBe(0);
+    await endpointer.close();
+    expect(closed).toEqual(["first", "second"]);
+  });
+
+  it("retries a timed-out call of an instance that the instancer keeps listing (custom factoryTimeout)", async () => {
+    vi.useFakeTimers();
+    const cache = createInstanceCache(["a:1"]);
+    const calls: string[] = [];
+    const endpointer = createEndpointer(
+      cache,
+      (instance) => {
+        calls.push(instance.address);
+        return calls.length === 1 ? new Promise<never>(() => undefined) : { endpoint: async () => 1 };
+      },
+      { factoryTimeout: 1_000, factoryRetry: false },
+    );
+    cache.update(["a:1", "b:2"]); // the running call decides: no second call for a:1 yet
+    expect(calls).toEqual(["a:1", "b:2"]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(endpointer.error?.message).toBe("factory for instance a:1 did not settle within 1000 ms");
+    cache.update(["a:1", "b:2", "c:3"]);
+    expect(calls).toEqual(["a:1", "b:2", "a:1", "c:3"]);
+    expect(addressesOf(endpointer.endpoints())).toEqual(["a:1", "b:2", "c:3"]);
+    expect(endpointer.error).toBeUndefined();
+    // close() waits (within closeTimeout) for the given-up call too, to close what it may still make.
+    const done = endpointer.close();
+    await vi.advanceTimersByTimeAsync(5_000);
+    await done;
+  });
+
+  it("with factoryTimeout Infinity sets no deadline timer", async () => {
+    vi.useFakeTimers();
+    const endpointer = createEndpointer(
+      createStaticInstancer(["a:1"]),
+      () => new Promise<never>(() => undefined),
+      {
+        factoryTimeout: Number.POSITIVE_INFINITY,
+      },
+    );
+    expect(vi.getTimerCount()).toBe(0);
+    const done = endpointer.close();
+    await vi.advanceTimersByTimeAsync(5_000);
+    await done;
+  });
+
+  it.each([
+    [
+      { factoryTimeout: 0 },
+      "createEndpointer: factoryTimeout must be a number of ms > 0 and at most 2147483647, or Infinity, got 0",
+    ],
+    [
+      { factoryTimeout: 2 ** 31 },
+      "createEndpointer: factoryTimeout must be a number of ms > 0 and at most 2147483647, or Infinity, got 2147483648",
+    ],
+    [
+      { closeTimeout: -1 },
+      "createEndpointer: closeTimeout must be a number of ms >= 0 and at most 2147483647, or Infinity, got -1",
+    ],
+    [
+      { closeTimeout: Number.NaN },
+      "createEndpointer: closeTimeout must be a number of ms >= 0 and at most 2147483647, or Infinity, got NaN",
+    ],
+  ])("rejects %o", (options, message) => {
+    expect(() =>
+      createEndpointer(createStaticInstancer([]), () => ({ endpoint: async () => 1 }), options),
+    ).toThrow(new RangeError(message));
   });
 });

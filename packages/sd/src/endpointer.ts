@@ -1,4 +1,4 @@
-import { type Endpoint, MAX_TIMER_MS } from "@svckit/endpoint";
+import { Code, type Endpoint, MAX_TIMER_MS, ServiceError } from "@svckit/endpoint";
 import { Emitter } from "./emitter.js";
 import { type Instance, type Instancer, type InstancerState, sameInstance } from "./instance.js";
 
@@ -27,6 +27,11 @@ export interface FactoryResult<Req = unknown, Res = unknown> {
  * others; the endpointer tries again with backoff (see {@link EndpointerOptions.factoryRetry}) and at
  * the instancer's next change, for as long as the instance is listed.
  *
+ * `signal` aborts when the call is no longer wanted: it ran longer than
+ * {@link EndpointerOptions.factoryTimeout} (the reason is a `DEADLINE_EXCEEDED` {@link ServiceError}) or the
+ * endpointer was closed (`CANCELLED`). A factory that connects should stop then; what it still returns
+ * is closed at once.
+ *
  * @example
  * ```ts
  * const factory: Factory<SumRequest, SumResponse> = (instance) => ({
@@ -36,6 +41,7 @@ export interface FactoryResult<Req = unknown, Res = unknown> {
  */
 export type Factory<Req = unknown, Res = unknown> = (
   instance: Instance,
+  signal: AbortSignal,
 ) => FactoryResult<Req, Res> | PromiseLike<FactoryResult<Req, Res>>;
 
 /**
@@ -61,12 +67,13 @@ export interface FactoryRetryOptions {
 /** What an {@link EndpointerOptions.onError} call is about. */
 export interface EndpointerErrorInfo {
   /**
-   * `"create"`: the factory threw or rejected (or returned no endpoint function); `"close"`: an
-   * endpoint's close threw or rejected; `"listener"`: a listener threw on a change the endpointer made on
+   * `"create"`: the factory threw or rejected (or returned no endpoint function, or ran longer than
+   * `factoryTimeout`); `"close"`: an endpoint's close threw or rejected, or `close()` stopped waiting
+   * after `closeTimeout`; `"listener"`: a listener threw on a change the endpointer made on
    * its own (the invalidation timer, a factory retry, a factory that resolved later).
    */
   readonly during: "create" | "close" | "listener";
-  /** The instance concerned (absent for `"listener"`). */
+  /** The instance concerned (absent for `"listener"` and for a `"close"` that ran out of `closeTimeout`). */
   readonly instance?: Instance;
 }
 
@@ -85,6 +92,19 @@ export interface EndpointerOptions {
    * multiplier: 2 }`; `false` retries only on the instancer's next change.
    */
   factoryRetry?: FactoryRetryOptions | false;
+  /**
+   * How long, in ms, a factory call may run (> 0, at most `MAX_TIMER_MS`, or `Infinity` for no limit).
+   * When it runs out, the call's signal is aborted and it counts as failed with a `DEADLINE_EXCEEDED`
+   * {@link ServiceError} (reported, kept on `error`, retried with `factoryRetry`); what it returns later
+   * is closed. Default 10 000.
+   */
+  factoryTimeout?: number;
+  /**
+   * How long, in ms, `close()` waits for factory calls still running and for endpoint closes (≥ 0, at
+   * most `MAX_TIMER_MS`, or `Infinity` to wait for them all). After that it resolves anyway and tells
+   * `onError` (`"close"`); what a call returns later is still closed. Default 5 000.
+   */
+  closeTimeout?: number;
   /** Told of factory errors (each failed retry too), close errors and listener errors; none stops the endpointer. Default: ignore. */
   onError?: (error: unknown, info: EndpointerErrorInfo) => void;
 }
@@ -109,8 +129,10 @@ export interface Endpointer<Req = unknown, Res = unknown> {
   /**
    * Stops following the instancer (it does not close the instancer, which may be shared), cancels
    * pending factory retries, closes every endpoint and resolves once all their closes, and those
-   * still running from earlier removals, have settled. A factory call still running is waited for
-   * and what it made is closed. Calling it again returns the same promise.
+   * still running from earlier removals, have settled, or after `closeTimeout` (default 5 s). A
+   * factory call still running has its signal aborted and is waited for (within the same bound); what
+   * it makes, even later, is closed, and its failure is not reported. Calling it again returns the
+   * same promise.
    */
   close(): Promise<void>;
 }
@@ -128,6 +150,10 @@ interface Attempt {
   listed: boolean;
   /** Whether a factory call for the address is running (then no other starts). */
   running: boolean;
+  /** The running call's controller: a call whose controller is no longer this one was given up. */
+  controller: AbortController | undefined;
+  /** The running call's `factoryTimeout` timer. */
+  deadline: ReturnType<typeof setTimeout> | undefined;
   /** Failed calls in a row. */
   failures: number;
   /** The retry timer, while one is pending. */
@@ -141,6 +167,8 @@ interface ResolvedRetry {
 }
 
 const defaultRetry: ResolvedRetry = Object.freeze({ initial: 100, max: 30_000, multiplier: 2 });
+const defaultFactoryTimeout = 10_000;
+const defaultCloseTimeout = 5_000;
 
 const noEntries: readonly never[] = Object.freeze([]);
 
@@ -185,6 +213,26 @@ function resolveRetry(options: FactoryRetryOptions | false | undefined): Resolve
   return { initial, max, multiplier };
 }
 
+/**
+ * Checks a timeout option: a number of ms > 0 (`positive`) or >= 0, at most `MAX_TIMER_MS` (Node fires
+ * a longer timer after 1 ms), or `Infinity`, returned as `undefined` (no limit). Absent gives `fallback`.
+ */
+function resolveTimeout(
+  name: string,
+  value: unknown,
+  fallback: number,
+  positive: boolean,
+): number | undefined {
+  if (value === undefined) return fallback;
+  if (value === Number.POSITIVE_INFINITY) return undefined;
+  if (!(typeof value === "number" && (positive ? value > 0 : value >= 0) && value <= MAX_TIMER_MS)) {
+    throw new RangeError(
+      `createEndpointer: ${name} must be a number of ms ${positive ? ">" : ">="} 0 and at most ${MAX_TIMER_MS}, or Infinity, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
 /** The wait before the retry that follows the `failures`-th failure in a row: half jitter under the cap. */
 function retryDelay(failures: number, retry: ResolvedRetry): number {
   // multiplier^(failures-1) may overflow to Infinity; min() then gives the bound, never NaN (initial > 0).
@@ -196,6 +244,8 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
   readonly #factory: Factory<Req, Res>;
   readonly #invalidateTimeout: number | undefined;
   readonly #retry: ResolvedRetry | undefined;
+  readonly #factoryTimeout: number | undefined;
+  readonly #closeTimeout: number | undefined;
   readonly #onError: EndpointerOptions["onError"];
   readonly #cache = new Map<string, Cached<Req, Res>>();
   readonly #attempts = new Map<string, Attempt>();
@@ -227,6 +277,13 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
       );
     }
     this.#retry = resolveRetry(options?.factoryRetry);
+    this.#factoryTimeout = resolveTimeout(
+      "factoryTimeout",
+      options?.factoryTimeout,
+      defaultFactoryTimeout,
+      true,
+    );
+    this.#closeTimeout = resolveTimeout("closeTimeout", options?.closeTimeout, defaultCloseTimeout, false);
     this.#factory = factory;
     this.#invalidateTimeout = timeout === Number.POSITIVE_INFINITY ? undefined : timeout;
     this.#onError = options?.onError;
@@ -257,14 +314,45 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
     this.#clearTimer();
     this.#unsubscribe();
     this.#emitter.clear();
+    // A factory call still running is told to stop; what it makes when it settles is closed.
+    const cancelled = new ServiceError(Code.CANCELLED, "createEndpointer: the endpointer was closed");
+    for (const attempt of this.#attempts.values()) {
+      if (attempt.running) this.#giveUp(attempt, cancelled);
+    }
     this.#dropAll();
     this.#factoryErrors.clear();
-    // A factory call still running closes what it makes when it settles: wait for it, then for every close.
-    const creates = [...this.#pendingCreates];
-    this.#closed = Promise.all(creates)
-      .then(() => Promise.all([...this.#pendingCloses]))
-      .then(noop);
+    this.#closed = this.#settleClose();
     return this.#closed;
+  }
+
+  /** Waits for running factory calls, then for every close, at most `closeTimeout`. */
+  async #settleClose(): Promise<void> {
+    const creates = [...this.#pendingCreates];
+    if (creates.length === 0 && this.#pendingCloses.size === 0) return;
+    const all = Promise.all(creates).then(() => Promise.all([...this.#pendingCloses]));
+    const limit = this.#closeTimeout;
+    if (limit === undefined) {
+      await all;
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), limit);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!timedOut) return;
+    const calls = this.#pendingCreates.size;
+    const closes = this.#pendingCloses.size;
+    this.#report(
+      new ServiceError(
+        Code.DEADLINE_EXCEEDED,
+        `createEndpointer: close() gave up after ${limit} ms with ${calls} factory call(s) and ${closes} endpoint close(s) still running; what they make is closed when they settle`,
+      ),
+      { during: "close" },
+    );
   }
 
   #onState(state: InstancerState): void {
@@ -344,12 +432,20 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
       }
       let attempt = this.#attempts.get(address);
       if (attempt === undefined) {
-        attempt = { instance, listed: true, running: false, failures: 0, timer: undefined };
+        attempt = {
+          instance,
+          listed: true,
+          running: false,
+          controller: undefined,
+          deadline: undefined,
+          failures: 0,
+          timer: undefined,
+        };
         this.#attempts.set(address, attempt);
       } else {
         attempt.instance = instance;
         attempt.listed = true;
-        // One call per address at a time: the running one decides.
+        // One call per address at a time: the running one decides (within factoryTimeout).
         if (attempt.running) continue;
         // A change is a reason to try again now, without waiting for the backoff.
         this.#clearRetry(attempt);
@@ -395,37 +491,85 @@ class EndpointerImpl<Req, Res> implements Endpointer<Req, Res> {
 
   /**
    * Calls the factory for the attempt's address. Returns whether it made an endpoint synchronously
-   * (the caller then rebuilds the entries); a promise is followed and settles on its own.
+   * (the caller then rebuilds the entries); a promise is followed and settles on its own, or is given
+   * up after `factoryTimeout`.
    */
   #call(attempt: Attempt): boolean {
     const instance = attempt.instance;
+    const controller = new AbortController();
     attempt.running = true;
+    attempt.controller = controller;
     let result: FactoryResult<Req, Res> | PromiseLike<FactoryResult<Req, Res>>;
     try {
-      result = this.#factory(instance);
+      result = this.#factory(instance, controller.signal);
       if (isThenable(result)) {
         const settled = Promise.resolve(result).then(
-          (value) => this.#settledLater(attempt, instance, value, undefined),
-          (error: unknown) => this.#settledLater(attempt, instance, undefined, { error }),
+          (value) => this.#settledLater(attempt, controller, instance, value, undefined),
+          (error: unknown) => this.#settledLater(attempt, controller, instance, undefined, { error }),
         );
         const pending: Promise<void> = settled.then(() => {
           this.#pendingCreates.delete(pending);
         });
         this.#pendingCreates.add(pending);
+        if (this.#factoryTimeout !== undefined && attempt.controller === controller) {
+          const deadline = setTimeout(() => this.#onDeadline(attempt, controller), this.#factoryTimeout);
+          (deadline as { unref?: () => void }).unref?.();
+          attempt.deadline = deadline;
+        }
         return false;
       }
     } catch (error) {
+      attempt.controller = undefined;
       return this.#finish(attempt, instance, undefined, { error });
     }
+    attempt.controller = undefined;
     return this.#finish(attempt, instance, result, undefined);
+  }
+
+  /** A factory call ran out of `factoryTimeout`: it counts as failed and is retried; its late result is closed. */
+  #onDeadline(attempt: Attempt, controller: AbortController): void {
+    attempt.deadline = undefined;
+    if (attempt.controller !== controller || this.#closed !== undefined) return;
+    const instance = attempt.instance;
+    const error = new ServiceError(
+      Code.DEADLINE_EXCEEDED,
+      `factory for instance ${instance.address} did not settle within ${this.#factoryTimeout} ms`,
+    );
+    this.#giveUp(attempt, error);
+    if (this.#finish(attempt, instance, undefined, { error }) && this.#rebuild()) this.#emitOwnChange();
+  }
+
+  /** Detaches the running call from its attempt and aborts its signal with `reason`. */
+  #giveUp(attempt: Attempt, reason: ServiceError): void {
+    const controller = attempt.controller;
+    attempt.controller = undefined;
+    attempt.running = false;
+    if (attempt.deadline !== undefined) {
+      clearTimeout(attempt.deadline);
+      attempt.deadline = undefined;
+    }
+    controller?.abort(reason);
   }
 
   #settledLater(
     attempt: Attempt,
+    controller: AbortController,
     instance: Instance,
     result: FactoryResult<Req, Res> | undefined,
     failure: { error: unknown } | undefined,
   ): void {
+    if (attempt.controller !== controller) {
+      // Given up (timed out, or the endpointer closed): its failure was already counted or no longer
+      // matters; what it made is not wanted.
+      if (failure === undefined && typeof result?.close === "function")
+        this.#closeOne(result.close, instance);
+      return;
+    }
+    attempt.controller = undefined;
+    if (attempt.deadline !== undefined) {
+      clearTimeout(attempt.deadline);
+      attempt.deadline = undefined;
+    }
     if (this.#finish(attempt, instance, result, failure) && this.#rebuild()) this.#emitOwnChange();
   }
 

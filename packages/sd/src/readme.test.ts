@@ -68,6 +68,8 @@ describe("README", () => {
     const options: Record<keyof EndpointerOptions, true> = {
       invalidateTimeout: true,
       factoryRetry: true,
+      factoryTimeout: true,
+      closeTimeout: true,
       onError: true,
     };
     const rows = table(readme, "`createEndpointer` option").map(([name]) => name);

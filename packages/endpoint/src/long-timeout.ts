@@ -120,7 +120,7 @@ export function setLongTimeout(callback: () => void, ms: number): LongTimeout;
 /** The same, calling `callback(arg)`: a shared function with an argument instead of a closure per timer. */
 export function setLongTimeout<T>(callback: (arg: T) => void, ms: number, arg: T): LongTimeout;
 export function setLongTimeout<T>(callback: (arg: T) => void, ms: number, arg?: T): LongTimeout {
-  if (typeof ms !== "number" || ms !== ms) {
+  if (typeof ms !== "number" || Number.isNaN(ms)) {
     throw new RangeError(`setLongTimeout: ms must be a number, got ${String(ms)}`);
   }
   if (ms <= MAX_TIMER_MS) {

@@ -208,3 +208,39 @@ describe("deadlines past a grpc-js server's 32-bit grpc-timeout (regression: DEA
     }
   });
 });
+
+describe("outgoing metadata", () => {
+  it("fails a call whose metadata holds two values of a header HTTP/2 allows once, naming it (regression: one token was sent silently)", async () => {
+    const seen: (string | undefined)[] = [];
+    const handler = createGrpcHandler(
+      async (ctx, req: SumRequest): Promise<SumReply> => {
+        seen.push(ctx.metadata.get("authorization"));
+        return { v: req.a + req.b, err: "" };
+      },
+      (_ctx, msg: SumRequest) => msg,
+      (_ctx, res: SumReply) => res,
+    );
+    const { address } = await startServer((server) => bindService(server, add, { Sum: handler }));
+    const sum = createGrpcClient(address, add, "Sum", encodeSum, decodeSum);
+    try {
+      const err = await sum(
+        createContext({
+          timeout: 5_000,
+          outgoingMetadata: { authorization: ["Bearer user", "Bearer service"] },
+        }),
+        { a: 1, b: 2 },
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ServiceError);
+      expect([(err as ServiceError).code, (err as ServiceError).message]).toEqual([
+        Code.INVALID_ARGUMENT,
+        'outgoing metadata "authorization" has 2 values: HTTP/2 allows one',
+      ]);
+      expect(seen).toEqual([]);
+      const ok = createContext({ timeout: 5_000, outgoingMetadata: { authorization: "Bearer user" } });
+      expect(await sum(ok, { a: 1, b: 2 })).toBe(3);
+      expect(seen).toEqual(["Bearer user"]);
+    } finally {
+      sum.close();
+    }
+  });
+});

@@ -13,7 +13,7 @@ import {
   type StatusObject,
 } from "@grpc/grpc-js";
 import { Code, type Context, type Endpoint, MAX_TIMER_MS, onAbort, ServiceError } from "@svckit/endpoint";
-import { toGrpcMetadata } from "./metadata.js";
+import { outgoingGrpcMetadata } from "./metadata.js";
 import type { GrpcMethod, GrpcService } from "./method.js";
 import { fromGrpcStatus } from "./status.js";
 
@@ -146,7 +146,7 @@ async function startRequest<Req, Msg>(
 ): Promise<{ ctx: Context; bytes: Buffer; metadata: GrpcMetadata }> {
   ctx.throwIfAborted();
   const bytes = encodeRequestMessage(method, await encode(ctx, request));
-  const metadata = toGrpcMetadata(ctx.outgoingMetadata);
+  const metadata = outgoingGrpcMetadata(ctx.outgoingMetadata);
   for (const fn of before) ctx = fn(ctx, metadata) ?? ctx;
   return { ctx, bytes, metadata };
 }
@@ -168,7 +168,7 @@ function startStream(
   before: readonly GrpcClientRequestFunc[],
 ): { ctx: Context; metadata: GrpcMetadata } {
   ctx.throwIfAborted();
-  const metadata = toGrpcMetadata(ctx.outgoingMetadata);
+  const metadata = outgoingGrpcMetadata(ctx.outgoingMetadata);
   for (const fn of before) ctx = fn(ctx, metadata) ?? ctx;
   return { ctx, metadata };
 }

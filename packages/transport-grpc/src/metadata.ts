@@ -1,5 +1,5 @@
 import { Metadata as GrpcMetadata, type MetadataValue as GrpcValue } from "@grpc/grpc-js";
-import type { Metadata } from "@svckit/endpoint";
+import { Code, type Metadata, ServiceError } from "@svckit/endpoint";
 
 function text(value: GrpcValue): string {
   return typeof value === "string" ? value : value.toString("base64");
@@ -77,6 +77,26 @@ export function toGrpcMetadata(metadata: Metadata, into: GrpcMetadata = new Grpc
     else if (isPrintable(value)) into.add(key, value);
   }
   return into;
+}
+
+/**
+ * The outgoing metadata of a client call as grpc-js metadata ({@link toGrpcMetadata}); a header node:http2
+ * allows once given more than one value (two `authorization` tokens, say) fails the call with
+ * INVALID_ARGUMENT naming the key, rather than sending one of them silently.
+ */
+export function outgoingGrpcMetadata(metadata: Metadata): GrpcMetadata {
+  if (metadata.size === 0) return new GrpcMetadata();
+  for (const key of metadata.keys()) {
+    if (!SINGLE_VALUE_HEADERS.has(key)) continue;
+    const count = metadata.getAll(key).length;
+    if (count > 1) {
+      throw new ServiceError(
+        Code.INVALID_ARGUMENT,
+        `outgoing metadata "${key}" has ${count} values: HTTP/2 allows one`,
+      );
+    }
+  }
+  return toGrpcMetadata(metadata);
 }
 
 /**

@@ -15,6 +15,6 @@ export { createJsonEncoder, encodeJson } from "./encode-json.js";
 export type { JsonDecoderOptions } from "./json-decoder.js";
 export { createJsonDecoder } from "./json-decoder.js";
 export type { ParseJsonOptions } from "./parse-json.js";
-export { parseJson } from "./parse-json.js";
+export { checkJsonDepth, parseJson } from "./parse-json.js";
 export type { StandardSchemaV1 } from "./standard-schema.js";
 export { validate } from "./validate.js";

@@ -1,4 +1,4 @@
-import { parseJson } from "@svckit/codec-json";
+import { checkJsonDepth, parseJson } from "@svckit/codec-json";
 import { Code, ServiceError } from "@svckit/endpoint";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
@@ -271,11 +271,19 @@ describe("parseJson: input that is not a body", () => {
     ["null", null, "null"],
     ["undefined", undefined, "undefined"],
     ["a number", 42, "a number"],
-    ["a Uint16Array", new Uint16Array(2), "a Uint16Array"],
   ])("throws a TypeError for %s, not INVALID_ARGUMENT", (_, input, got) => {
     expect(() => parseJson(input as unknown as string)).toThrow(
       new TypeError(`parseJson expects the body as a string or a Uint8Array, got ${got}`),
     );
+  });
+
+  it("takes an ArrayBuffer, a DataView or another typed array as bytes, as TextDecoder does (regression: a TypeError)", () => {
+    const bytes = new TextEncoder().encode('xx{"a":[1]}');
+    const body = bytes.slice(2);
+    expect(parseJson(body.buffer as unknown as Uint8Array)).toEqual({ a: [1] });
+    expect(parseJson(new DataView(bytes.buffer, 2) as unknown as Uint8Array)).toEqual({ a: [1] });
+    expect(parseJson(new Int8Array(bytes.buffer, 2) as unknown as Uint8Array)).toEqual({ a: [1] });
+    expect(() => parseJson(new Int8Array(bytes.buffer, 0, 3) as unknown as Uint8Array)).toThrow(ServiceError);
   });
 
   it("accepts a Uint8Array from another realm", async () => {
@@ -317,5 +325,20 @@ describe("parseJson: bytes too many to decode into one string", () => {
     const odd = new Error("odd");
     failDecode(odd);
     expect(() => parseJson(utf8("[1]"))).toThrow(odd);
+  });
+});
+
+describe("checkJsonDepth: a value some framework parsed", () => {
+  it("refuses a value nested deeper than maxDepth (default 1000) with INVALID_ARGUMENT, and passes the rest", () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 1001; i++) deep = [deep];
+    expect(() => checkJsonDepth(deep)).toThrow(
+      new ServiceError(Code.INVALID_ARGUMENT, "JSON nested too deeply (more than 1000 levels)"),
+    );
+    expect(() => checkJsonDepth({ a: [[1]] }, 3)).not.toThrow();
+    expect(() => checkJsonDepth({ a: [[1]] }, 2)).toThrow("more than 2 levels");
+    expect(() => checkJsonDepth(deep, Number.POSITIVE_INFINITY)).not.toThrow();
+    expect(() => checkJsonDepth("text", 1)).not.toThrow();
+    expect(() => checkJsonDepth({}, 0)).toThrow(TypeError);
   });
 });

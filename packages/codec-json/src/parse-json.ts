@@ -112,8 +112,8 @@ export function parseJsonWith(input: string | Uint8Array, maxDepth: number): unk
         throw malformed(text, retryError);
       }
     }
-  } else if (input instanceof Uint8Array || isForeignUint8Array(input)) {
-    text = decodeUtf8(input);
+  } else if (input instanceof Uint8Array || isForeignUint8Array(input) || isOtherBytes(input)) {
+    text = decodeUtf8(asBytes(input));
     try {
       value = JSON.parse(text);
     } catch (error) {
@@ -136,6 +136,45 @@ export function parseJsonWith(input: string | Uint8Array, maxDepth: number): unk
 /** A `Uint8Array` from another realm (a `vm` context, a worker's transfer), which `instanceof` misses. */
 function isForeignUint8Array(input: unknown): input is Uint8Array {
   return ArrayBuffer.isView(input) && Object.prototype.toString.call(input) === "[object Uint8Array]";
+}
+
+/** An `ArrayBuffer` or a view other than `Uint8Array` (`DataView`, `Int8Array`, ...): bytes too. */
+function isOtherBytes(input: unknown): input is ArrayBuffer | ArrayBufferView {
+  return input instanceof ArrayBuffer || ArrayBuffer.isView(input);
+}
+
+function asBytes(input: Uint8Array | ArrayBuffer | ArrayBufferView): Uint8Array {
+  if (input instanceof Uint8Array) return input;
+  if (input instanceof ArrayBuffer) return new Uint8Array(input);
+  return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+}
+
+/**
+ * Checks that arrays and objects nest in an already parsed JSON `value` at most `maxDepth` levels (default
+ * 1000, as {@link parseJson}), for a body some framework parsed (`express.json()`), which `parseJson`
+ * never saw. It walks the value at most `maxDepth` levels down.
+ *
+ * @throws ServiceError INVALID_ARGUMENT `"JSON nested too deeply (more than N levels)"`.
+ * @throws TypeError when `maxDepth` is not a positive integer or `Infinity`.
+ *
+ * @example
+ * ```ts
+ * checkJsonDepth(req.body, 64); // throws ServiceError INVALID_ARGUMENT when deeper
+ * ```
+ */
+export function checkJsonDepth(value: unknown, maxDepth?: number): void {
+  const levels = checkMaxDepth(maxDepth);
+  if (levels === Number.POSITIVE_INFINITY || typeof value !== "object" || value === null) return;
+  let deep: boolean;
+  try {
+    deep = deeperThan(value, levels);
+  } catch (error) {
+    // A walk deeper than the stack allows is deeper than any limit that fits it.
+    if (!(error instanceof RangeError)) throw error;
+    deep = true;
+  }
+  if (deep)
+    throw new ServiceError(Code.INVALID_ARGUMENT, `JSON nested too deeply (more than ${levels} levels)`);
 }
 
 function notABody(input: unknown): TypeError {

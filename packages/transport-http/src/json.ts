@@ -1,4 +1,4 @@
-import { encodeJson, parseJson, type StandardSchemaV1, validate } from "@svckit/codec-json";
+import { checkJsonDepth, encodeJson, parseJson, type StandardSchemaV1, validate } from "@svckit/codec-json";
 import { Code, type Context, ServiceError } from "@svckit/endpoint";
 import {
   DEFAULT_RESPONSE_LIMIT,
@@ -79,8 +79,11 @@ export function jsonRequestDecoder<T = unknown>(
     const parsed = request.parsedBody;
     let value: unknown;
     if (parsed === undefined) value = parseJson(request.body, parseOptions);
-    else if (checkType || isJsonContentType(type)) value = parsed;
-    else {
+    else if (checkType || isJsonContentType(type)) {
+      // The framework's parser has no depth limit: the value is checked here as a body parsed here would be.
+      checkJsonDepth(parsed, options.maxDepth);
+      value = parsed;
+    } else {
       // A middleware parsed a body that did not say it is JSON: whether it made the JSON value of it
       // (express.json({ type: "*/*" })) or form fields (express.urlencoded()) cannot be told from the
       // result, and the bytes cannot be read again.
@@ -132,6 +135,12 @@ export interface JsonResponseDecoderOptions<T> {
    * a compressed body that inflates) cannot take the client's memory.
    */
   bodyLimit?: number;
+  /**
+   * How deep arrays and objects may nest in the response (`parseJson`'s `maxDepth`); a deeper one fails
+   * the call with INTERNAL. A positive integer or `Infinity` (default: no limit, the server is trusted
+   * as far as its body size).
+   */
+  maxDepth?: number;
 }
 
 /**
@@ -152,6 +161,8 @@ export function jsonResponseDecoder<T = unknown>(
   if (!(Number.isSafeInteger(limit) && limit >= 0)) {
     throw new RangeError(`jsonResponseDecoder: bodyLimit must be a whole number of bytes ≥ 0, got ${limit}`);
   }
+  const responseParse = { maxDepth: options.maxDepth ?? Number.POSITIVE_INFINITY };
+  parseJson("0", responseParse); // checks maxDepth now (a TypeError at setup)
   return async function decodeJsonResponse(ctx: Context, response: Response): Promise<T> {
     let bytes: Uint8Array | undefined;
     try {
@@ -164,7 +175,7 @@ export function jsonResponseDecoder<T = unknown>(
       throw new ServiceError(Code.RESOURCE_EXHAUSTED, `response body exceeds the limit of ${limit} bytes`);
     }
     try {
-      const value = parseJson(bytes);
+      const value = parseJson(bytes, responseParse);
       return schema === undefined ? (value as T) : await validate(schema, value);
     } catch (err) {
       const reason = err instanceof ServiceError ? err.message : "unreadable body";

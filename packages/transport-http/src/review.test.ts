@@ -11,6 +11,7 @@ import {
   jsonRequestDecoder,
   jsonResponseDecoder,
 } from "@svckit/transport-http";
+import express from "express";
 import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { closeServers, listen, send } from "./test-helpers.js";
@@ -199,6 +200,41 @@ describe("a request nested deeper than its recursive schema can follow", () => {
       message: "invalid request: nested too deeply to validate",
     });
     expect(() => jsonRequestDecoder({ maxDepth: 0 })).toThrow(TypeError);
+  });
+
+  it("checks the depth of a body express.json() parsed first too (regression: it went through, and an echo of it was a 500)", async () => {
+    const echo = async (_ctx: unknown, req: unknown) => ({ echo: req });
+    const app = express();
+    app.use(express.json());
+    app.post("/echo", createHttpHandler(echo, jsonRequestDecoder({ maxDepth: 10 }), encodeJsonResponse));
+    const { port } = await listen(app);
+    const post = (body: string) =>
+      send(port, { path: "/echo", headers: { "content-type": "application/json" }, body });
+    const ok = await post(`${"[".repeat(10)}${"]".repeat(10)}`);
+    expect(ok.status).toBe(200);
+    const res = await post(`${"[".repeat(11)}${"]".repeat(11)}`);
+    expect(res.status).toBe(400);
+    expect(res.json()).toEqual({
+      code: "INVALID_ARGUMENT",
+      message: "JSON nested too deeply (more than 10 levels)",
+    });
+  });
+
+  it("decodes a response of any depth unless told a maxDepth (regression: responses over 1000 levels failed INTERNAL)", async () => {
+    const deep = `${"[".repeat(1500)}${"]".repeat(1500)}`;
+    const value = await jsonResponseDecoder()(createContext(), new Response(deep));
+    expect(JSON.stringify(value)).toBe(deep);
+    const shallow = jsonResponseDecoder({ maxDepth: 100 });
+    let err: unknown;
+    try {
+      await shallow(createContext(), new Response(deep));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ServiceError);
+    expect((err as ServiceError).code).toBe(Code.INTERNAL);
+    expect((err as ServiceError).message).toContain("nested too deeply (more than 100 levels)");
+    expect(() => jsonResponseDecoder({ maxDepth: -1 })).toThrow(TypeError);
   });
 });
 

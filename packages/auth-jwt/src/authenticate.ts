@@ -129,7 +129,16 @@ export function authenticate(
     }
     // Bounds the scan below: a value this long holds a token over the limit or a run of spaces no
     // client sends; either way it is refused before it is scanned.
-    if (value.length > maxHeaderLength) throw tooLarge();
+    if (value.length > maxHeaderLength) {
+      // Over the limit or over MAX_SPACES: which one, tell from at most MAX_SPACES + 1 characters.
+      const most = SCHEME.length + MAX_SPACES;
+      let at = SCHEME.length;
+      while (at <= most && value.charCodeAt(at) === 32) at++;
+      if (at > most) {
+        throw unauthenticated(`more than ${MAX_SPACES} spaces after Bearer`, realm, "invalid_request");
+      }
+      throw tooLarge();
+    }
     let start = SCHEME.length;
     if (value.charCodeAt(start) !== 32) {
       if (start === value.length) return "";

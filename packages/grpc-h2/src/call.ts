@@ -949,7 +949,20 @@ export function sendTrailersOnly(
   };
   if (details !== "") headers["grpc-message"] = percentEncode(details);
   if (acceptEncoding) headers["grpc-accept-encoding"] = ACCEPT_ENCODING;
-  stream.respond(copyMetadata(headers, metadata), END_OPTIONS);
+  if (metadata === null || metadata === undefined) {
+    stream.respond(headers, END_OPTIONS);
+    return;
+  }
+  try {
+    stream.respond(copyMetadata({ ...headers }, metadata), END_OPTIONS);
+  } catch {
+    // node:http2 refused the metadata (a name it does not allow, say): the status still goes, without it.
+    try {
+      stream.respond(headers, END_OPTIONS);
+    } catch {
+      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
 }
 
 /**

@@ -43,6 +43,15 @@ function singleValueHeaders(raw: readonly string[]): Map<string, string[]> {
   return all;
 }
 
+const NONE_REPEATED: Map<string, string[]> = new Map();
+
+/** Whether the raw headers hold more fields than `headers` has names: some name came more than once. */
+function hasRepeatedNames(headers: IncomingHttpHeaders, raw: readonly string[]): boolean {
+  let names = 0;
+  for (const _ in headers) names++;
+  return raw.length / 2 > names;
+}
+
 function fill(repr: Repr, headers: IncomingHttpHeaders, raw: readonly string[] | undefined): void {
   let repeated: Map<string, string[]> | undefined;
   for (const key in headers) {
@@ -51,7 +60,11 @@ function fill(repr: Repr, headers: IncomingHttpHeaders, raw: readonly string[] |
     // node:http2 keeps only the first value of a single-value header (`authorization`, ...) in the
     // headers object: the raw headers have them all, so that a second `authorization` is seen.
     if (raw !== undefined && typeof value === "string" && SINGLE_VALUE_HEADERS.has(key)) {
-      repeated ??= singleValueHeaders(raw);
+      // Nothing to recover unless some name came more than once (fewer names than fields): counted once,
+      // so that the common request (grpc-js sends user-agent, most send one authorization) scans nothing.
+      if (repeated === undefined) {
+        repeated = hasRepeatedNames(headers, raw) ? singleValueHeaders(raw) : NONE_REPEATED;
+      }
       const values = repeated.get(key);
       if (values !== undefined && values.length > 1) value = values;
     }

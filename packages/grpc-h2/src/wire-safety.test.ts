@@ -100,6 +100,21 @@ describe("trailers with repeated values of a single-value header (regression: un
     expect(res.status.metadata.get("retry-after")).toEqual(["5"]);
   });
 
+  it("an error before any item whose metadata node:http2 refuses still sends its status, without the metadata (regression: no answer until the deadline)", async () => {
+    watchCrashes();
+    const client = await serve((call) => {
+      // Duck-typed metadata (as StatusLike allows) with a header name node:http2 refuses.
+      const metadata = { toHttp2Headers: () => ({ "x bad": "1", "x-ok": "yes" }) } as unknown as Metadata;
+      call.emit("error", { code: status.UNAVAILABLE, details: "busy", metadata });
+    });
+    const res = await collect(count(client, { count: 1 }, { deadline: Date.now() + 5_000 }));
+    await settled();
+    expect(crashes).toEqual([]);
+    expect(res.items).toEqual([]);
+    expect([res.status.code, res.status.details]).toEqual([status.UNAVAILABLE, "busy"]);
+    expect(res.status.metadata.get("x-ok")).toEqual([]);
+  });
+
   it("a status message with a lone UTF-16 surrogate goes as U+FFFD (no crash)", async () => {
     watchCrashes();
     const client = await serve((call) => {
